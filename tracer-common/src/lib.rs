@@ -1,0 +1,175 @@
+//! The kernel/user ABI of `tracer`, and nothing else.
+//!
+//! Every type here crosses the boundary between the eBPF programs (`tracer-ebpf`) and
+//! userspace (`tracer`), through a ring buffer, a map or a load-time global. The rules that
+//! keep both sides agreeing:
+//!
+//! - `#[repr(C)]`, `Copy`, integers only (no `bool`, `Option` or data-carrying enums), explicit
+//!   `_pad` fields so no byte is implicit padding, and a size assertion per type. The verifier
+//!   rejects programs that copy uninitialised padding into a ring buffer, and userspace
+//!   must be able to read any byte it is given.
+//! - Every ring-buffer record starts with [`EventHeader`]; its `kind` says which struct
+//!   follows and its `abi` says which revision of this file wrote it. Userspace checks the
+//!   record length against `size_of` of that struct before reading it.
+//! - Addresses and ports are kept in network byte order exactly as they were on the wire
+//!   (`u32`/`u16` holding big-endian bytes), so the kernel side copies without swapping and
+//!   userspace converts once, in one place.
+//!
+//! # Packet identity
+//!
+//! The kernel side does not decide which observations belong to the same packet; it
+//! copies, at every hop, the fields that userspace needs to decide it: the IPv4 5-tuple,
+//! the IP identification and total length, the TCP sequence/acknowledgement numbers and
+//! flags, the ICMP id/sequence, and — for VXLAN — both the inner and outer headers. The
+//! rule that stitches hops together lives in userspace (see `tracer`'s correlator docs).
+//! The network namespace of each observation is identified by its *netns cookie*
+//! (`bpf_get_netns_cookie` at TC hooks, `net->net_cookie` read through BTF offsets at
+//! tracepoints), which userspace maps to nodes and Pods.
+#![no_std]
+
+use core::mem::size_of;
+
+/// Revision of this ABI. Bump on any layout change; userspace refuses other revisions.
+pub const ABI_VERSION: u8 = 1;
+
+/// Where an event was observed. Numeric ranges leave room per family:
+/// TC hooks 1.., tracepoints 20.., probes used only by `tracer doctor` 60...
+pub mod kind {
+    pub const TC_INGRESS: u16 = 1;
+    pub const TC_EGRESS: u16 = 2;
+    pub const KFREE_SKB: u16 = 20;
+}
+
+/// Bits of [`PacketEvent::flags`].
+pub mod flags {
+    /// The packet is VXLAN-encapsulated: the 5-tuple fields describe the inner packet and
+    /// the `outer_*` fields and `vni` the outer one.
+    pub const ENCAPSULATED: u8 = 1 << 0;
+    /// The IPv4 header has the Don't Fragment bit set.
+    pub const DONT_FRAGMENT: u8 = 1 << 1;
+    /// The packet is an IPv4 fragment other than the first (no L4 header in it).
+    pub const LATER_FRAGMENT: u8 = 1 << 2;
+}
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Cookie of the network namespace the packet was in at this hop.
+    pub netns_cookie: u64,
+    /// One of [`kind`].
+    pub kind: u16,
+    /// [`ABI_VERSION`] of the program that wrote the record.
+    pub abi: u8,
+    pub _pad0: u8,
+    /// CPU the program ran on.
+    pub cpu: u32,
+}
+const _: () = assert!(size_of::<EventHeader>() == 24);
+
+/// One packet seen at one hop: the headers userspace needs to name and correlate it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketEvent {
+    pub header: EventHeader,
+    /// Interface the packet was on at this hop (in `header.netns_cookie`'s namespace).
+    pub ifindex: u32,
+    /// `skb->len` at this hop.
+    pub skb_len: u32,
+    /// Kernel drop reason (`enum skb_drop_reason`) for [`kind::KFREE_SKB`], else 0.
+    pub drop_reason: u32,
+    /// `skb->mark`.
+    pub mark: u32,
+    /// IPv4 source and destination, network byte order.
+    pub saddr: u32,
+    pub daddr: u32,
+    /// L4 ports, network byte order; 0 for ICMP.
+    pub sport: u16,
+    pub dport: u16,
+    /// IPv4 identification and total length, network byte order.
+    pub ip_id: u16,
+    pub ip_len: u16,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP).
+    pub ip_proto: u8,
+    pub ttl: u8,
+    /// Bits from [`flags`].
+    pub flags: u8,
+    pub tcp_flags: u8,
+    /// TCP sequence and acknowledgement numbers, network byte order.
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    /// ICMP type, code, and (echo) identifier and sequence, network byte order.
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub icmp_id: u16,
+    pub icmp_seq: u16,
+    pub _pad1: u16,
+    /// Outer IPv4 addresses and UDP ports of a VXLAN packet, network byte order.
+    pub outer_saddr: u32,
+    pub outer_daddr: u32,
+    pub outer_sport: u16,
+    pub outer_dport: u16,
+    /// VXLAN network identifier (host byte order), when [`flags::ENCAPSULATED`].
+    pub vni: u32,
+    pub _pad2: u32,
+}
+const _: () = assert!(size_of::<PacketEvent>() == 96);
+
+/// Load-time constants handed to the programs through `EbpfLoader::override_global`.
+pub mod globals {
+    /// Nonzero: emit every IPv4 packet; zero: only those whose source or destination is a
+    /// key of the `FILTER_ADDRS` map.
+    pub const TRACE_ALL: &str = "TRACE_ALL";
+    /// Kernel struct offsets read from the running kernel's BTF (see `tracer::btf`).
+    pub const SKB_HEAD: &str = "OFF_SKB_HEAD";
+    pub const SKB_NETWORK_HEADER: &str = "OFF_SKB_NETWORK_HEADER";
+    pub const SKB_TRANSPORT_HEADER: &str = "OFF_SKB_TRANSPORT_HEADER";
+    pub const SKB_LEN: &str = "OFF_SKB_LEN";
+    pub const SKB_MARK: &str = "OFF_SKB_MARK";
+    pub const SKB_DEV: &str = "OFF_SKB_DEV";
+    pub const DEV_IFINDEX: &str = "OFF_DEV_IFINDEX";
+    pub const DEV_ND_NET: &str = "OFF_DEV_ND_NET";
+    pub const NET_COOKIE: &str = "OFF_NET_COOKIE";
+}
+
+/// Map names, shared so both sides spell them the same.
+pub mod maps {
+    /// Ring buffer carrying [`super::PacketEvent`]s.
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU array of [`super::LossCounters`] at index 0.
+    pub const LOSS: &str = "LOSS";
+    /// Hash map: IPv4 address (network byte order) → 1, the addresses being followed.
+    pub const FILTER_ADDRS: &str = "FILTER_ADDRS";
+}
+
+/// Program names, as exported by `tracer-ebpf`.
+pub mod programs {
+    pub const TC_INGRESS: &str = "tc_ingress";
+    pub const TC_EGRESS: &str = "tc_egress";
+    pub const KFREE_SKB: &str = "kfree_skb";
+    /// Do-nothing programs that exist so `tracer doctor` can try loading each type.
+    pub const PROBE_RAW_TRACEPOINT: &str = "probe_raw_tracepoint";
+    pub const PROBE_KPROBE: &str = "probe_kprobe";
+    pub const PROBE_FENTRY: &str = "probe_fentry";
+}
+
+/// Events the kernel side could not hand over, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossCounters {
+    /// `bpf_ringbuf_reserve` failed: the ring buffer was full.
+    pub ringbuf_full: u64,
+    /// Headers could not be read (truncated or non-linear beyond what we parse).
+    pub parse_failed: u64,
+}
+const _: () = assert!(size_of::<LossCounters>() == 16);
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain old data: repr(C), integers only, no implicit padding (asserted above).
+    unsafe impl aya::Pod for super::PacketEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LossCounters {}
+}

@@ -1,0 +1,63 @@
+//! Maps, load-time globals, and the one way events leave the kernel.
+
+use aya_ebpf::{
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{ABI_VERSION, LossCounters, PacketEvent};
+
+/// 4 MiB: about 43,000 events in flight before userspace must catch up.
+#[map(name = "EVENTS")]
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+#[map(name = "LOSS")]
+static LOSS: PerCpuArray<LossCounters> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "FILTER_ADDRS")]
+static FILTER_ADDRS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
+
+#[unsafe(no_mangle)]
+static TRACE_ALL: u8 = 0;
+
+/// Reads a load-time constant; `read_volatile` stops the compiler from folding in the
+/// zero it was compiled with, since userspace patches the value before loading.
+#[inline(always)]
+pub fn global<T: Copy>(value: &T) -> T {
+    // SAFETY: `value` points at a static in .rodata.
+    unsafe { core::ptr::read_volatile(value) }
+}
+
+/// Whether a packet between these addresses is one we follow.
+#[inline(always)]
+pub fn wanted(saddr: u32, daddr: u32) -> bool {
+    if global(&TRACE_ALL) != 0 {
+        return true;
+    }
+    // SAFETY: the map values are plain u8 and never borrowed across calls.
+    unsafe { FILTER_ADDRS.get(saddr).is_some() || FILTER_ADDRS.get(daddr).is_some() }
+}
+
+/// Stamps the header and hands the event to userspace, counting it if the ring is full.
+#[inline(always)]
+pub fn submit(event: &mut PacketEvent, kind: u16, netns_cookie: u64) {
+    event.header.kind = kind;
+    event.header.abi = ABI_VERSION;
+    event.header.netns_cookie = netns_cookie;
+    // SAFETY: both helpers take no arguments and cannot fail.
+    unsafe {
+        event.header.ts_ns = bpf_ktime_get_ns();
+        event.header.cpu = bpf_get_smp_processor_id();
+    }
+    if EVENTS.output::<PacketEvent>(&*event, 0).is_err() {
+        count_loss(|c| c.ringbuf_full += 1);
+    }
+}
+
+#[inline(always)]
+pub fn count_loss(bump: impl FnOnce(&mut LossCounters)) {
+    if let Some(counters) = LOSS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, so no other program writes it concurrently.
+        bump(unsafe { &mut *counters });
+    }
+}

@@ -1,0 +1,58 @@
+//! TC classifiers for the ingress and egress of an interface (attached as TCX links where
+//! the kernel has them). They see Ethernet frames; they always return `TC_ACT_UNSPEC`.
+
+use aya_ebpf::{
+    bindings::TC_ACT_UNSPEC, helpers::generated::bpf_get_netns_cookie, macros::classifier,
+    programs::TcContext,
+};
+use tracer_common::{PacketEvent, kind};
+
+use crate::{
+    emit::{count_loss, submit, wanted},
+    packet::{PacketBytes, is_ipv4_frame, parse_ipv4},
+};
+
+struct TcBytes<'a>(&'a TcContext);
+
+impl PacketBytes for TcBytes<'_> {
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        self.0.load::<T>(offset).ok()
+    }
+}
+
+#[classifier]
+pub fn tc_ingress(ctx: TcContext) -> i32 {
+    observe(&ctx, kind::TC_INGRESS);
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn tc_egress(ctx: TcContext) -> i32 {
+    observe(&ctx, kind::TC_EGRESS);
+    TC_ACT_UNSPEC
+}
+
+#[inline(always)]
+fn observe(ctx: &TcContext, hook: u16) {
+    let bytes = TcBytes(ctx);
+    if !is_ipv4_frame(&bytes, 0) {
+        return;
+    }
+    let mut event = PacketEvent::default();
+    if parse_ipv4(&bytes, 14, &mut event).is_none() {
+        count_loss(|c| c.parse_failed += 1);
+        return;
+    }
+    if !wanted(event.saddr, event.daddr) {
+        return;
+    }
+    // SAFETY: reads of the context the kernel handed us.
+    let skb = unsafe { &*ctx.skb.skb };
+    event.ifindex = skb.ifindex;
+    event.skb_len = skb.len;
+    event.mark = skb.mark;
+    // SAFETY: the helper only reads the skb's namespace.
+    let cookie = unsafe { bpf_get_netns_cookie(ctx.skb.skb.cast()) };
+    submit(&mut event, hook, cookie);
+}

@@ -1,0 +1,420 @@
+//! `tracer doctor`: what this kernel and this process can do, found out by trying.
+//!
+//! Every program type is checked by loading (and where it matters attaching) a real
+//! program from the embedded object: TC classifiers are attached to `lo` of a throwaway
+//! network namespace (destroyed by the kernel when the probing thread ends), tracepoint
+//! programs to their tracepoints, and a packet sent inside that namespace must come back
+//! through the ring buffer. Nothing outside that namespace is touched, and every program is
+//! detached before `doctor` returns.
+
+use std::{net::UdpSocket, time::Duration};
+
+use aya::{
+    Ebpf,
+    programs::{FEntry, KProbe, RawTracePoint},
+};
+use serde::Serialize;
+use tracer_common::programs;
+
+use crate::{
+    btf::Btf,
+    caps,
+    ebpf::{self, LoadError, LoadOptions},
+    events::EventStream,
+    kernel_layout::KernelOffsets,
+    netns,
+    probes::{
+        kfree_skb,
+        tc::{self, AttachMode, Direction},
+    },
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Available,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CapabilityCheck {
+    pub name: &'static str,
+    pub present: bool,
+    pub needed_for: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub kernel: String,
+    pub checks: Vec<Check>,
+    pub capabilities: Vec<CapabilityCheck>,
+    /// Plain-language lines: what `follow` will and will not see here.
+    pub follow_sees: Vec<String>,
+    pub follow_misses: Vec<String>,
+    /// Whether `tracer follow` can work on this machine as this user.
+    pub follow_works: bool,
+}
+
+fn check(name: &'static str, result: Result<String, String>) -> Check {
+    match result {
+        Ok(detail) => Check {
+            name,
+            status: Status::Available,
+            detail,
+        },
+        Err(detail) => Check {
+            name,
+            status: Status::Unavailable,
+            detail,
+        },
+    }
+}
+
+/// One line for an error, with the verifier's last words when the kernel refused a program.
+fn explain(err: &LoadError) -> String {
+    // aya's errors often repeat their source in their own message: add only what is new.
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text = format!("{text}: {line}");
+        }
+        source = inner.source();
+    }
+    text
+}
+
+pub fn run() -> Report {
+    let kernel = kernel_release();
+    let mut checks = Vec::new();
+
+    let btf = Btf::vmlinux();
+    let offsets = btf.as_ref().map_err(ToString::to_string).and_then(|b| KernelOffsets::from_btf(b).map_err(|e| e.to_string()));
+    checks.push(check(
+        "btf",
+        offsets
+            .as_ref()
+            .map(|_| "/sys/kernel/btf/vmlinux readable; sk_buff, net_device and net offsets resolved".to_owned())
+            .map_err(Clone::clone),
+    ));
+
+    let object = ebpf::object().map(|_| ()).map_err(|e| e.to_string());
+    checks.push(check("ebpf_object", object.clone().map(|()| "embedded in this binary".to_owned())));
+
+    let aya_btf = aya::Btf::from_sys_fs().ok();
+    let options = LoadOptions {
+        trace_all: true,
+        offsets: offsets.as_ref().ok().copied(),
+    };
+    match ebpf::load(&options) {
+        Ok(_) => probe_programs(&options, aya_btf.as_ref(), &mut checks),
+        Err(err) => {
+            let detail = explain(&err);
+            for name in ["tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint", "kprobe", "fentry"] {
+                checks.push(check(name, Err(format!("not tried: {detail}"))));
+            }
+        }
+    }
+
+    let conntrack_kfunc = btf.as_ref().ok().is_some_and(|b| b.has_function("bpf_skb_ct_lookup"))
+        || module_btf_has_function("nf_conntrack", "bpf_skb_ct_lookup", btf.as_ref().ok());
+    checks.push(check(
+        "conntrack_kfuncs",
+        if conntrack_kfunc {
+            Ok("bpf_skb_ct_lookup is described in kernel BTF (present, not load-tested)".to_owned())
+        } else {
+            Err("bpf_skb_ct_lookup is not in kernel BTF (nf_conntrack not loaded or too old)".to_owned())
+        },
+    ));
+    if let Ok(b) = &btf {
+        for tp in ["fib_table_lookup", "netif_receive_skb", "net_dev_start_xmit", "kfree_skb"] {
+            let name = match tp {
+                "fib_table_lookup" => "tracepoint_fib_table_lookup",
+                "netif_receive_skb" => "tracepoint_netif_receive_skb",
+                "net_dev_start_xmit" => "tracepoint_net_dev_start_xmit",
+                _ => "tracepoint_kfree_skb",
+            };
+            checks.push(check(
+                name,
+                if b.has_tracepoint(tp) {
+                    Ok(format!("{tp} is a BTF tracepoint here"))
+                } else {
+                    Err(format!("no btf_trace_{tp} in kernel BTF"))
+                },
+            ));
+        }
+    }
+
+    let effective = caps::effective();
+    let capabilities = caps::FOLLOW_NEEDS
+        .iter()
+        .map(|c| CapabilityCheck {
+            name: c.name,
+            present: caps::has(effective, *c),
+            needed_for: c.needed_for,
+        })
+        .collect::<Vec<_>>();
+
+    summarise(kernel, checks, capabilities)
+}
+
+fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Vec<Check>) {
+    // TCX, with a packet through the ring buffer to prove delivery end to end.
+    let tcx = netns::run_in_fresh({
+        let options = *options;
+        move || -> Result<String, String> {
+            let mut ebpf = ebpf::load(&options).map_err(|e| explain(&e))?;
+            tc::attach(&mut ebpf, "lo", Direction::Egress, AttachMode::Tcx).map_err(|e| explain(&e))?;
+            let delivered = ring_buffer_roundtrip(&mut ebpf);
+            Ok(match delivered {
+                Ok(()) => "TC classifier attached as a TCX link; a test packet came back through the ring buffer".to_owned(),
+                Err(e) => format!("TC classifier attached as a TCX link, but the ring buffer test failed: {e}"),
+            })
+        }
+    })
+    .map_err(|e| format!("could not create a throwaway network namespace: {e}"))
+    .and_then(|r| r);
+    let ring_ok = tcx.as_ref().is_ok_and(|d| d.contains("came back"));
+    checks.push(check("tc_tcx", tcx));
+    checks.push(check(
+        "ring_buffer",
+        if ring_ok {
+            Ok("BPF_MAP_TYPE_RINGBUF created and delivered events".to_owned())
+        } else {
+            Err("no event came back through the ring buffer (see tc_tcx)".to_owned())
+        },
+    ));
+
+    let netlink = netns::run_in_fresh({
+        let options = *options;
+        move || -> Result<String, String> {
+            let mut ebpf = ebpf::load(&options).map_err(|e| explain(&e))?;
+            tc::attach(&mut ebpf, "lo", Direction::Ingress, AttachMode::Netlink).map_err(|e| explain(&e))?;
+            Ok("TC classifier attached under a clsact qdisc via netlink".to_owned())
+        }
+    })
+    .map_err(|e| format!("could not create a throwaway network namespace: {e}"))
+    .and_then(|r| r);
+    checks.push(check("tc_netlink", netlink));
+
+    checks.push(check("tp_btf", with_object(options, |ebpf| {
+        let btf = btf.ok_or("kernel BTF unavailable")?;
+        if options.offsets.is_none() {
+            return Err("struct offsets unavailable (see btf)".to_owned());
+        }
+        kfree_skb::attach(ebpf, btf).map_err(|e| explain(&e))?;
+        Ok("tp_btf program attached to kfree_skb".to_owned())
+    })));
+
+    checks.push(check("raw_tracepoint", with_object(options, |ebpf| {
+        let name = programs::PROBE_RAW_TRACEPOINT;
+        let program: &mut RawTracePoint = program(ebpf, name)?;
+        program.load().map_err(|e| explain(&LoadError::program(name)(e)))?;
+        program.attach("netif_receive_skb").map_err(|e| explain(&LoadError::program(name)(e)))?;
+        Ok("raw tracepoint program attached to netif_receive_skb".to_owned())
+    })));
+
+    checks.push(check("kprobe", with_object(options, |ebpf| {
+        let name = programs::PROBE_KPROBE;
+        let program: &mut KProbe = program(ebpf, name)?;
+        program.load().map_err(|e| explain(&LoadError::program(name)(e)))?;
+        program.attach("ip_rcv", 0).map_err(|e| explain(&LoadError::program(name)(e)))?;
+        Ok("kprobe attached to ip_rcv".to_owned())
+    })));
+
+    checks.push(check("fentry", with_object(options, |ebpf| {
+        let name = programs::PROBE_FENTRY;
+        let btf = btf.ok_or("kernel BTF unavailable")?;
+        let program: &mut FEntry = program(ebpf, name)?;
+        program.load("ip_rcv", btf).map_err(|e| explain(&LoadError::program(name)(e)))?;
+        program.attach().map_err(|e| explain(&LoadError::program(name)(e)))?;
+        Ok("fentry program attached to ip_rcv".to_owned())
+    })));
+}
+
+/// Loads a fresh copy of the object, runs one probe, and drops everything it attached.
+fn with_object(options: &LoadOptions, probe: impl FnOnce(&mut Ebpf) -> Result<String, String>) -> Result<String, String> {
+    let mut ebpf = ebpf::load(options).map_err(|e| explain(&e))?;
+    probe(&mut ebpf)
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf.program_mut(name).ok_or_else(|| LoadError::NoProgram(name).to_string())?;
+    program.try_into().map_err(|e| explain(&LoadError::program(name)(e)))
+}
+
+/// Sends one UDP datagram over `lo` in the current (throwaway) namespace and waits for the
+/// classifier's event.
+fn ring_buffer_roundtrip(ebpf: &mut Ebpf) -> Result<(), String> {
+    netns::set_link_up("lo").map_err(|e| format!("bringing lo up: {e}"))?;
+    let mut stream = EventStream::take(ebpf).map_err(|e| explain(&e))?;
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    socket.send_to(b"tracer doctor", "127.0.0.1:9").map_err(|e| e.to_string())?;
+    let mut events = Vec::new();
+    for _ in 0..20 {
+        if stream.wait(Duration::from_millis(100)).map_err(|e| e.to_string())? {
+            stream.drain_into(&mut events);
+        }
+        if events.iter().any(|e| u16::from_be(e.dport) == 9) {
+            return Ok(());
+        }
+    }
+    Err("no event within 2 s".to_owned())
+}
+
+fn module_btf_has_function(module: &str, function: &str, base: Option<&Btf>) -> bool {
+    let Some(base) = base else { return false };
+    let path = std::path::PathBuf::from(format!("/sys/kernel/btf/{module}"));
+    Btf::from_file(&path, Some(base)).is_ok_and(|b| b.has_function(function))
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn available(checks: &[Check], name: &str) -> bool {
+    checks.iter().any(|c| c.name == name && c.status == Status::Available)
+}
+
+/// Turns the raw checks into what they mean for `follow`.
+fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityCheck>) -> Report {
+    let mut sees = Vec::new();
+    let mut misses = Vec::new();
+    let tc = available(&checks, "tc_tcx") || available(&checks, "tc_netlink");
+    if available(&checks, "tc_tcx") {
+        sees.push("every hop at an interface: Pod egress, veth crossings, node uplinks, VXLAN devices, Pod delivery (TCX links, removed by the kernel if tracer dies)".to_owned());
+    } else if tc {
+        sees.push("every hop at an interface, through clsact qdiscs (no TCX here: a tracer killed with SIGKILL can leave filters behind)".to_owned());
+    } else {
+        misses.push("no hop at any interface: TC programs cannot be attached, so follow cannot work".to_owned());
+    }
+    if available(&checks, "tp_btf") {
+        sees.push("drops, with the kernel's drop reason (tp_btf kfree_skb)".to_owned());
+        if available(&checks, "tracepoint_fib_table_lookup") {
+            sees.push("routing decisions (fib_table_lookup tracepoint)".to_owned());
+        } else {
+            misses.push("routing decisions as they happen: the route is read from the node's tables instead".to_owned());
+        }
+    } else {
+        misses.push("drops and their reasons: a packet that vanishes shows as \"not observed\" after its last hop".to_owned());
+    }
+    if !available(&checks, "kprobe") && !available(&checks, "fentry") {
+        misses.push("inside-the-kernel detail of NAT and VXLAN functions (no kprobe/fentry here): DNAT, un-DNAT and encapsulation are still shown, inferred from the headers before and after each hop and named from the node's kube-proxy rules".to_owned());
+    }
+    if !available(&checks, "ring_buffer") {
+        misses.push("no events can reach userspace: the ring buffer test failed".to_owned());
+    }
+    let missing_caps: Vec<_> = capabilities.iter().filter(|c| !c.present).map(|c| c.name).collect();
+    if !missing_caps.is_empty() {
+        misses.push(format!("this process lacks {}: run tracer as root or grant them", missing_caps.join(", ")));
+    }
+    let follow_works = tc
+        && available(&checks, "ring_buffer")
+        && available(&checks, "btf")
+        && missing_caps.is_empty();
+    Report {
+        kernel,
+        checks,
+        capabilities,
+        follow_sees: sees,
+        follow_misses: misses,
+        follow_works,
+    }
+}
+
+/// The human form of the report.
+pub fn render_text(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "kernel {}", report.kernel);
+    let _ = writeln!(out, "\nprogram and kernel features (found by trying):");
+    for c in &report.checks {
+        let mark = match c.status {
+            Status::Available => "yes",
+            Status::Unavailable => "NO ",
+        };
+        let _ = writeln!(out, "  {mark}  {:<30} {}", c.name, c.detail);
+    }
+    let _ = writeln!(out, "\ncapabilities follow needs:");
+    for c in &report.capabilities {
+        let mark = if c.present { "yes" } else { "NO " };
+        let _ = writeln!(out, "  {mark}  {:<30} {}", c.name, c.needed_for);
+    }
+    let _ = writeln!(out, "\nfollow will see:");
+    for line in &report.follow_sees {
+        let _ = writeln!(out, "  + {line}");
+    }
+    if !report.follow_misses.is_empty() {
+        let _ = writeln!(out, "follow will not see:");
+        for line in &report.follow_misses {
+            let _ = writeln!(out, "  - {line}");
+        }
+    }
+    let verdict = if report.follow_works {
+        "tracer follow can work here."
+    } else {
+        "tracer follow cannot work here (see above)."
+    };
+    let _ = writeln!(out, "\n{verdict}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checks(available: &[&'static str]) -> Vec<Check> {
+        ["btf", "tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint", "kprobe", "fentry", "tracepoint_fib_table_lookup"]
+            .into_iter()
+            .map(|name| Check {
+                name,
+                status: if available.contains(&name) { Status::Available } else { Status::Unavailable },
+                detail: String::new(),
+            })
+            .collect()
+    }
+
+    fn all_caps() -> Vec<CapabilityCheck> {
+        caps::FOLLOW_NEEDS
+            .iter()
+            .map(|c| CapabilityCheck { name: c.name, present: true, needed_for: c.needed_for })
+            .collect()
+    }
+
+    #[test]
+    fn this_machines_profile_can_follow_and_says_what_kprobes_would_add() {
+        let report = summarise(
+            "6.18".into(),
+            checks(&["btf", "tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint", "tracepoint_fib_table_lookup"]),
+            all_caps(),
+        );
+        assert!(report.follow_works);
+        assert!(report.follow_misses.iter().any(|l| l.contains("no kprobe/fentry")));
+        assert!(report.follow_sees.iter().any(|l| l.contains("drop reason")));
+    }
+
+    #[test]
+    fn no_tc_or_missing_capability_means_follow_cannot_work() {
+        let report = summarise("6.18".into(), checks(&["btf", "ring_buffer", "tp_btf"]), all_caps());
+        assert!(!report.follow_works);
+        let mut caps = all_caps();
+        caps[0].present = false;
+        let report = summarise("6.18".into(), checks(&["btf", "tc_tcx", "ring_buffer"]), caps);
+        assert!(!report.follow_works);
+        assert!(report.follow_misses.iter().any(|l| l.contains("CAP_BPF")));
+        assert!(render_text(&report).contains("cannot work"));
+    }
+}

@@ -1,0 +1,93 @@
+//! The embedded eBPF object and how it is loaded.
+//!
+//! `build.rs` compiles `tracer-ebpf` and this module embeds the result, so the binary needs
+//! no files at run time. Loading patches the load-time globals (the trace-everything switch
+//! and the kernel struct offsets from BTF) before the verifier sees the programs.
+
+use aya::{Ebpf, EbpfLoader, maps::MapError, programs::ProgramError};
+use thiserror::Error;
+use tracer_common::globals;
+
+use crate::kernel_layout::KernelOffsets;
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(
+        "this tracer binary was built without its eBPF programs (the eBPF toolchain was \
+         missing at build time); run scripts/setup.sh and rebuild"
+    )]
+    NotBuilt,
+    #[error("loading the eBPF object failed: {0}")]
+    Object(#[from] aya::EbpfError),
+    #[error("the eBPF object has no program {0}")]
+    NoProgram(&'static str),
+    #[error("the eBPF object has no map {0}")]
+    NoMap(&'static str),
+    #[error("program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+}
+
+impl LoadError {
+    pub fn program(name: &'static str) -> impl FnOnce(ProgramError) -> Self {
+        move |source| Self::Program { name, source }
+    }
+
+    pub fn map(name: &'static str) -> impl FnOnce(MapError) -> Self {
+        move |source| Self::Map { name, source }
+    }
+
+    /// The kernel verifier's log, when the kernel refused a program.
+    pub fn verifier_log(&self) -> Option<String> {
+        match self {
+            Self::Program {
+                source: ProgramError::LoadError { verifier_log, .. },
+                ..
+            } => Some(verifier_log.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// The embedded object, or why there is none.
+pub fn object() -> Result<&'static [u8], LoadError> {
+    if OBJECT.is_empty() {
+        Err(LoadError::NotBuilt)
+    } else {
+        Ok(OBJECT)
+    }
+}
+
+/// What to patch into the programs before loading them.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Emit every IPv4 packet instead of only the followed addresses (tests and doctor).
+    pub trace_all: bool,
+    /// Needed by the tracepoint programs; without it they keep zero offsets and must not be
+    /// attached.
+    pub offsets: Option<KernelOffsets>,
+}
+
+/// Creates the maps and parses the programs; programs are loaded into the kernel
+/// one by one when attached, so a kernel that refuses one type still runs the rest.
+pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
+    let object = object()?;
+    let trace_all = u8::from(options.trace_all);
+    let mut loader = EbpfLoader::new();
+    loader.override_global(globals::TRACE_ALL, &trace_all, true);
+    if let Some(offsets) = &options.offsets {
+        offsets.apply(&mut loader);
+    }
+    Ok(loader.load(object)?)
+}

@@ -1,0 +1,52 @@
+//! The kernel struct offsets the tracepoint programs need, read from BTF at start-up and
+//! handed to the programs as load-time globals (see `tracer_common::globals`).
+
+use aya::EbpfLoader;
+use tracer_common::globals;
+
+use crate::btf::{Btf, BtfError};
+
+/// Byte offsets into `struct sk_buff`, `struct net_device` and `struct net`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub skb_head: u32,
+    pub skb_network_header: u32,
+    pub skb_len: u32,
+    pub skb_mark: u32,
+    pub skb_dev: u32,
+    pub dev_ifindex: u32,
+    pub dev_nd_net: u32,
+    pub net_cookie: u32,
+}
+
+impl KernelOffsets {
+    pub fn from_btf(btf: &Btf) -> Result<Self, BtfError> {
+        Ok(Self {
+            skb_head: btf.member_offset("sk_buff", &["head"])?,
+            skb_network_header: btf.member_offset("sk_buff", &["network_header"])?,
+            skb_len: btf.member_offset("sk_buff", &["len"])?,
+            skb_mark: btf.member_offset("sk_buff", &["mark"])?,
+            skb_dev: btf.member_offset("sk_buff", &["dev"])?,
+            dev_ifindex: btf.member_offset("net_device", &["ifindex"])?,
+            // possible_net_t wraps the pointer in a struct; with CONFIG_NET_NS=n it is empty.
+            dev_nd_net: btf.member_offset("net_device", &["nd_net", "net"])?,
+            net_cookie: btf.member_offset("net", &["net_cookie"])?,
+        })
+    }
+
+    /// Patches the offsets into the programs' globals before they are loaded.
+    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
+        for (name, value) in [
+            (globals::SKB_HEAD, &self.skb_head),
+            (globals::SKB_NETWORK_HEADER, &self.skb_network_header),
+            (globals::SKB_LEN, &self.skb_len),
+            (globals::SKB_MARK, &self.skb_mark),
+            (globals::SKB_DEV, &self.skb_dev),
+            (globals::DEV_IFINDEX, &self.dev_ifindex),
+            (globals::DEV_ND_NET, &self.dev_nd_net),
+            (globals::NET_COOKIE, &self.net_cookie),
+        ] {
+            loader.override_global(name, value, true);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+use std::{io::Write as _, process::ExitCode};
+
+use clap::{CommandFactory as _, Parser as _};
+use tracer::{
+    cli::{Cli, Command, DoctorOutput},
+    doctor, exit,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let status = match run(cli) {
+        Ok(status) => status,
+        Err(err) => {
+            // A closed pipe (`tracer … | head`) is not an error worth a message.
+            if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+                exit::SUCCESS
+            } else {
+                eprintln!("tracer: {err:#}");
+                exit::FAILURE
+            }
+        }
+    };
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Doctor(args) => {
+            let report = doctor::run();
+            let mut stdout = std::io::stdout().lock();
+            match args.output {
+                DoctorOutput::Text => stdout.write_all(doctor::render_text(&report).as_bytes())?,
+                DoctorOutput::Json => {
+                    serde_json::to_writer_pretty(&mut stdout, &report)?;
+                    writeln!(stdout)?;
+                }
+            }
+            Ok(if report.follow_works {
+                exit::SUCCESS
+            } else if report.capabilities.iter().any(|c| !c.present) {
+                exit::NO_PRIVILEGE
+            } else {
+                exit::KERNEL_UNSUPPORTED
+            })
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tracer", &mut std::io::stdout());
+            Ok(exit::SUCCESS)
+        }
+        Command::Follow(_) => not_implemented("follow", 4),
+        Command::Replay(_) => not_implemented("replay", 5),
+        Command::Export(_) => not_implemented("export", 5),
+        Command::Lab(_) => not_implemented("lab", 3),
+    }
+}
+
+fn not_implemented(what: &str, issue: u32) -> anyhow::Result<i32> {
+    eprintln!("tracer: `{what}` is not implemented yet (tracked in issue #{issue}); `tracer doctor` works today.");
+    Ok(exit::NOT_IMPLEMENTED)
+}

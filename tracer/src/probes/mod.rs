@@ -1,0 +1,5 @@
+//! Userspace halves of the kernel programs: one module per hook, mirroring
+//! `tracer-ebpf/src/`, each knowing how to load and attach its program.
+
+pub mod kfree_skb;
+pub mod tc;
