@@ -14,9 +14,14 @@ fn main() -> anyhow::Result<()> {
     let ebpf_dir = manifest_dir.join("../tracer-ebpf");
     let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path to tracer-ebpf")?;
 
-    let skip_requested = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let skip_requested =
+        env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
-    let missing = if skip_requested { None } else { missing_toolchain() };
+    let missing = if skip_requested {
+        None
+    } else {
+        missing_toolchain()
+    };
     if skip_requested || missing.is_some() {
         let why = missing.unwrap_or_else(|| "AYA_BUILD_SKIP=1".to_owned());
         println!(
@@ -39,9 +44,8 @@ fn main() -> anyhow::Result<()> {
 
 /// Says what is missing to build eBPF programs, if anything.
 fn missing_toolchain() -> Option<String> {
-    let on_path = env::var_os("PATH").is_some_and(|path| {
-        env::split_paths(&path).any(|dir| dir.join("bpf-linker").is_file())
-    });
+    let on_path = env::var_os("PATH")
+        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join("bpf-linker").is_file()));
     if !on_path {
         return Some("bpf-linker not found on PATH".to_owned());
     }

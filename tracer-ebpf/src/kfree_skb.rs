@@ -2,7 +2,9 @@
 //! layout and aya has no CO-RE for Rust programs, so the offsets come from the running
 //! kernel's BTF, patched in by userspace as load-time globals (`OFF_*`).
 
-use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
 use tracer_common::{PacketEvent, kind};
 
 use crate::{

@@ -65,11 +65,21 @@ struct Member {
 #[derive(Debug, Clone)]
 enum Type {
     /// STRUCT or UNION.
-    Composite { members: Vec<Member> },
-    Enum { name: String, values: Vec<(String, i64)> },
+    Composite {
+        members: Vec<Member>,
+    },
+    Enum {
+        name: String,
+        values: Vec<(String, i64)>,
+    },
     /// TYPEDEF and the modifiers: resolved through to the type they name.
-    Alias { name: String, target: u32 },
-    Func { name: String },
+    Alias {
+        name: String,
+        target: u32,
+    },
+    Func {
+        name: String,
+    },
     Other,
 }
 
@@ -109,7 +119,9 @@ impl Btf {
                 .ok_or(BtfError::Malformed("truncated header"))
         };
         if u16_at(0)? != BTF_MAGIC {
-            return Err(BtfError::Malformed("bad magic (only little-endian BTF is read)"));
+            return Err(BtfError::Malformed(
+                "bad magic (only little-endian BTF is read)",
+            ));
         }
         let hdr_len = u32_at(4)? as usize;
         let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
@@ -145,7 +157,11 @@ impl Btf {
                         let member_name = string_at(&strings, reader.u32()?);
                         let type_id = reader.u32()?;
                         let offset = reader.u32()?;
-                        let bit_offset = if kind_flag { offset & 0x00ff_ffff } else { offset };
+                        let bit_offset = if kind_flag {
+                            offset & 0x00ff_ffff
+                        } else {
+                            offset
+                        };
                         members.push(Member {
                             name: member_name,
                             type_id,
@@ -154,7 +170,8 @@ impl Btf {
                     }
                     if kind == btf_kind::STRUCT && !name.is_empty() {
                         // First definition wins; later ones are usually duplicates.
-                        let id = u32::try_from(types.len()).map_err(|_| BtfError::Malformed("too many types"))?;
+                        let id = u32::try_from(types.len())
+                            .map_err(|_| BtfError::Malformed("too many types"))?;
                         structs_by_name.entry(name.clone()).or_insert(id);
                     }
                     Type::Composite { members }
@@ -233,7 +250,8 @@ impl Btf {
                 strukt: strukt.to_owned(),
                 member: path[..=depth].join("."),
             };
-            let (found_bits, found_type) = self.find_member(type_id, member).ok_or_else(no_member)?;
+            let (found_bits, found_type) =
+                self.find_member(type_id, member).ok_or_else(no_member)?;
             bits += found_bits;
             type_id = found_type;
         }
@@ -349,7 +367,11 @@ mod tests {
             .unwrap()
         };
         let mut types = Vec::new();
-        let mut push = |words: &[u32]| words.iter().for_each(|w| types.extend_from_slice(&w.to_le_bytes()));
+        let mut push = |words: &[u32]| {
+            words
+                .iter()
+                .for_each(|w| types.extend_from_slice(&w.to_le_bytes()))
+        };
         // 1: int (4 bytes)
         push(&[off("int"), btf_kind::INT << 24, 4, 32]);
         // 2: anonymous struct { int c; } size 4
@@ -357,15 +379,39 @@ mod tests {
         // 3: anonymous union { int b; struct 2; } size 4
         push(&[0, (btf_kind::UNION << 24) | 2, 4, off("b"), 1, 0, 0, 2, 0]);
         // 4: struct outer { int a @0; union 3 @32 }
-        push(&[off("outer"), (btf_kind::STRUCT << 24) | 2, 8, off("a"), 1, 0, 0, 3, 32]);
+        push(&[
+            off("outer"),
+            (btf_kind::STRUCT << 24) | 2,
+            8,
+            off("a"),
+            1,
+            0,
+            0,
+            3,
+            32,
+        ]);
         // 5: enum e
-        push(&[off("e"), (btf_kind::ENUM << 24) | 2, 4, off("X"), 1, off("Y"), 7]);
+        push(&[
+            off("e"),
+            (btf_kind::ENUM << 24) | 2,
+            4,
+            off("X"),
+            1,
+            off("Y"),
+            7,
+        ]);
         // 6: func f
         push(&[off("f"), btf_kind::FUNC << 24, 0]);
         let mut blob = Vec::new();
         blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
-        for word in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for word in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             blob.extend_from_slice(&word.to_le_bytes());
         }
         blob.extend_from_slice(&types);
@@ -383,7 +429,10 @@ mod tests {
             btf.member_offset("outer", &["zz"]),
             Err(BtfError::NoMember { .. })
         ));
-        assert!(matches!(btf.member_offset("nope", &["a"]), Err(BtfError::NoStruct(_))));
+        assert!(matches!(
+            btf.member_offset("nope", &["a"]),
+            Err(BtfError::NoStruct(_))
+        ));
     }
 
     #[test]
@@ -415,6 +464,10 @@ mod tests {
         assert!(btf.member_offset("sk_buff", &["head"]).is_ok());
         assert!(btf.member_offset("net_device", &["ifindex"]).is_ok());
         let reasons = btf.enum_values("skb_drop_reason").unwrap();
-        assert!(reasons.iter().any(|(n, _)| n == "SKB_DROP_REASON_NO_SOCKET"));
+        assert!(
+            reasons
+                .iter()
+                .any(|(n, _)| n == "SKB_DROP_REASON_NO_SOCKET")
+        );
     }
 }

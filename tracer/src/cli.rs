@@ -160,7 +160,9 @@ pub enum DoctorOutput {
 /// `500ms`, `30s`, `5m`, `1h`, or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
@@ -170,7 +172,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{text}` (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}` (use ms, s, m or h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
 }
@@ -199,11 +205,25 @@ mod tests {
     #[test]
     fn follow_takes_pods_services_and_filters() {
         let cli = Cli::try_parse_from([
-            "tracer", "follow", "nettest", "svc/nginx-test", "-n", "default", "--port", "80", "--proto", "tcp",
-            "--count", "3", "-o", "json",
+            "tracer",
+            "follow",
+            "nettest",
+            "svc/nginx-test",
+            "-n",
+            "default",
+            "--port",
+            "80",
+            "--proto",
+            "tcp",
+            "--count",
+            "3",
+            "-o",
+            "json",
         ])
         .unwrap();
-        let Command::Follow(args) = cli.command else { panic!("not follow") };
+        let Command::Follow(args) = cli.command else {
+            panic!("not follow")
+        };
         assert_eq!(args.to, "svc/nginx-test");
         assert_eq!(args.port, Some(80));
         assert_eq!(args.output, Some(Output::Json));

@@ -97,17 +97,28 @@ pub fn run() -> Report {
     let mut checks = Vec::new();
 
     let btf = Btf::vmlinux();
-    let offsets = btf.as_ref().map_err(ToString::to_string).and_then(|b| KernelOffsets::from_btf(b).map_err(|e| e.to_string()));
+    let offsets = btf
+        .as_ref()
+        .map_err(ToString::to_string)
+        .and_then(|b| KernelOffsets::from_btf(b).map_err(|e| e.to_string()));
     checks.push(check(
         "btf",
         offsets
             .as_ref()
-            .map(|_| "/sys/kernel/btf/vmlinux readable; sk_buff, net_device and net offsets resolved".to_owned())
+            .map(|_| {
+                "/sys/kernel/btf/vmlinux readable; sk_buff, net_device and net offsets resolved"
+                    .to_owned()
+            })
             .map_err(Clone::clone),
     ));
 
     let object = ebpf::object().map(|_| ()).map_err(|e| e.to_string());
-    checks.push(check("ebpf_object", object.clone().map(|()| "embedded in this binary".to_owned())));
+    checks.push(check(
+        "ebpf_object",
+        object
+            .clone()
+            .map(|()| "embedded in this binary".to_owned()),
+    ));
 
     let aya_btf = aya::Btf::from_sys_fs().ok();
     let options = LoadOptions {
@@ -118,24 +129,46 @@ pub fn run() -> Report {
         Ok(_) => probe_programs(&options, aya_btf.as_ref(), &mut checks),
         Err(err) => {
             let detail = explain(&err);
-            for name in ["tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint", "kprobe", "fentry"] {
+            for name in [
+                "tc_tcx",
+                "tc_netlink",
+                "ring_buffer",
+                "tp_btf",
+                "raw_tracepoint",
+                "kprobe",
+                "fentry",
+            ] {
                 checks.push(check(name, Err(format!("not tried: {detail}"))));
             }
         }
     }
 
-    let conntrack_kfunc = btf.as_ref().ok().is_some_and(|b| b.has_function("bpf_skb_ct_lookup"))
+    let conntrack_kfunc = btf
+        .as_ref()
+        .ok()
+        .is_some_and(|b| b.has_function("bpf_skb_ct_lookup"))
         || module_btf_has_function("nf_conntrack", "bpf_skb_ct_lookup", btf.as_ref().ok());
     checks.push(check(
         "conntrack_kfuncs",
         if conntrack_kfunc {
-            Ok("bpf_skb_ct_lookup is described in kernel BTF (present, not load-tested)".to_owned())
+            Ok(
+                "bpf_skb_ct_lookup is described in kernel BTF (present, not load-tested)"
+                    .to_owned(),
+            )
         } else {
-            Err("bpf_skb_ct_lookup is not in kernel BTF (nf_conntrack not loaded or too old)".to_owned())
+            Err(
+                "bpf_skb_ct_lookup is not in kernel BTF (nf_conntrack not loaded or too old)"
+                    .to_owned(),
+            )
         },
     ));
     if let Ok(b) = &btf {
-        for tp in ["fib_table_lookup", "netif_receive_skb", "net_dev_start_xmit", "kfree_skb"] {
+        for tp in [
+            "fib_table_lookup",
+            "netif_receive_skb",
+            "net_dev_start_xmit",
+            "kfree_skb",
+        ] {
             let name = match tp {
                 "fib_table_lookup" => "tracepoint_fib_table_lookup",
                 "netif_receive_skb" => "tracepoint_netif_receive_skb",
@@ -197,7 +230,8 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
         let options = *options;
         move || -> Result<String, String> {
             let mut ebpf = ebpf::load(&options).map_err(|e| explain(&e))?;
-            tc::attach(&mut ebpf, "lo", Direction::Ingress, AttachMode::Netlink).map_err(|e| explain(&e))?;
+            tc::attach(&mut ebpf, "lo", Direction::Ingress, AttachMode::Netlink)
+                .map_err(|e| explain(&e))?;
             Ok("TC classifier attached under a clsact qdisc via netlink".to_owned())
         }
     })
@@ -205,43 +239,70 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
     .and_then(|r| r);
     checks.push(check("tc_netlink", netlink));
 
-    checks.push(check("tp_btf", with_object(options, |ebpf| {
-        let btf = btf.ok_or("kernel BTF unavailable")?;
-        if options.offsets.is_none() {
-            return Err("struct offsets unavailable (see btf)".to_owned());
-        }
-        kfree_skb::attach(ebpf, btf).map_err(|e| explain(&e))?;
-        Ok("tp_btf program attached to kfree_skb".to_owned())
-    })));
+    checks.push(check(
+        "tp_btf",
+        with_object(options, |ebpf| {
+            let btf = btf.ok_or("kernel BTF unavailable")?;
+            if options.offsets.is_none() {
+                return Err("struct offsets unavailable (see btf)".to_owned());
+            }
+            kfree_skb::attach(ebpf, btf).map_err(|e| explain(&e))?;
+            Ok("tp_btf program attached to kfree_skb".to_owned())
+        }),
+    ));
 
-    checks.push(check("raw_tracepoint", with_object(options, |ebpf| {
-        let name = programs::PROBE_RAW_TRACEPOINT;
-        let program: &mut RawTracePoint = program(ebpf, name)?;
-        program.load().map_err(|e| explain(&LoadError::program(name)(e)))?;
-        program.attach("netif_receive_skb").map_err(|e| explain(&LoadError::program(name)(e)))?;
-        Ok("raw tracepoint program attached to netif_receive_skb".to_owned())
-    })));
+    checks.push(check(
+        "raw_tracepoint",
+        with_object(options, |ebpf| {
+            let name = programs::PROBE_RAW_TRACEPOINT;
+            let program: &mut RawTracePoint = program(ebpf, name)?;
+            program
+                .load()
+                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            program
+                .attach("netif_receive_skb")
+                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            Ok("raw tracepoint program attached to netif_receive_skb".to_owned())
+        }),
+    ));
 
-    checks.push(check("kprobe", with_object(options, |ebpf| {
-        let name = programs::PROBE_KPROBE;
-        let program: &mut KProbe = program(ebpf, name)?;
-        program.load().map_err(|e| explain(&LoadError::program(name)(e)))?;
-        program.attach("ip_rcv", 0).map_err(|e| explain(&LoadError::program(name)(e)))?;
-        Ok("kprobe attached to ip_rcv".to_owned())
-    })));
+    checks.push(check(
+        "kprobe",
+        with_object(options, |ebpf| {
+            let name = programs::PROBE_KPROBE;
+            let program: &mut KProbe = program(ebpf, name)?;
+            program
+                .load()
+                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            program
+                .attach("ip_rcv", 0)
+                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            Ok("kprobe attached to ip_rcv".to_owned())
+        }),
+    ));
 
-    checks.push(check("fentry", with_object(options, |ebpf| {
-        let name = programs::PROBE_FENTRY;
-        let btf = btf.ok_or("kernel BTF unavailable")?;
-        let program: &mut FEntry = program(ebpf, name)?;
-        program.load("ip_rcv", btf).map_err(|e| explain(&LoadError::program(name)(e)))?;
-        program.attach().map_err(|e| explain(&LoadError::program(name)(e)))?;
-        Ok("fentry program attached to ip_rcv".to_owned())
-    })));
+    checks.push(check(
+        "fentry",
+        with_object(options, |ebpf| {
+            let name = programs::PROBE_FENTRY;
+            let btf = btf.ok_or("kernel BTF unavailable")?;
+            let program: &mut FEntry = program(ebpf, name)?;
+            program
+                .load("ip_rcv", btf)
+                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            program
+                .attach()
+                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            Ok("fentry program attached to ip_rcv".to_owned())
+        }),
+    ));
 }
 
 /// Loads a fresh copy of the object, runs one probe, and drops everything it attached.
-fn with_object(options: &LoadOptions, probe: impl FnOnce(&mut Ebpf) -> Result<String, String>) -> Result<String, String> {
+fn with_object(
+    options: &LoadOptions,
+    probe: impl FnOnce(&mut Ebpf) -> Result<String, String>,
+) -> Result<String, String> {
     let mut ebpf = ebpf::load(options).map_err(|e| explain(&e))?;
     probe(&mut ebpf)
 }
@@ -250,8 +311,12 @@ fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, S
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let program = ebpf.program_mut(name).ok_or_else(|| LoadError::NoProgram(name).to_string())?;
-    program.try_into().map_err(|e| explain(&LoadError::program(name)(e)))
+    let program = ebpf
+        .program_mut(name)
+        .ok_or_else(|| LoadError::NoProgram(name).to_string())?;
+    program
+        .try_into()
+        .map_err(|e| explain(&LoadError::program(name)(e)))
 }
 
 /// Sends one UDP datagram over `lo` in the current (throwaway) namespace and waits for the
@@ -260,10 +325,15 @@ fn ring_buffer_roundtrip(ebpf: &mut Ebpf) -> Result<(), String> {
     netns::set_link_up("lo").map_err(|e| format!("bringing lo up: {e}"))?;
     let mut stream = EventStream::take(ebpf).map_err(|e| explain(&e))?;
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    socket.send_to(b"tracer doctor", "127.0.0.1:9").map_err(|e| e.to_string())?;
+    socket
+        .send_to(b"tracer doctor", "127.0.0.1:9")
+        .map_err(|e| e.to_string())?;
     let mut events = Vec::new();
     for _ in 0..20 {
-        if stream.wait(Duration::from_millis(100)).map_err(|e| e.to_string())? {
+        if stream
+            .wait(Duration::from_millis(100))
+            .map_err(|e| e.to_string())?
+        {
             stream.drain_into(&mut events);
         }
         if events.iter().any(|e| u16::from_be(e.dport) == 9) {
@@ -286,7 +356,9 @@ fn kernel_release() -> String {
 }
 
 fn available(checks: &[Check], name: &str) -> bool {
-    checks.iter().any(|c| c.name == name && c.status == Status::Available)
+    checks
+        .iter()
+        .any(|c| c.name == name && c.status == Status::Available)
 }
 
 /// Turns the raw checks into what they mean for `follow`.
@@ -299,7 +371,10 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
     } else if tc {
         sees.push("every hop at an interface, through clsact qdiscs (no TCX here: a tracer killed with SIGKILL can leave filters behind)".to_owned());
     } else {
-        misses.push("no hop at any interface: TC programs cannot be attached, so follow cannot work".to_owned());
+        misses.push(
+            "no hop at any interface: TC programs cannot be attached, so follow cannot work"
+                .to_owned(),
+        );
     }
     if available(&checks, "tp_btf") {
         sees.push("drops, with the kernel's drop reason (tp_btf kfree_skb)".to_owned());
@@ -317,9 +392,16 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
     if !available(&checks, "ring_buffer") {
         misses.push("no events can reach userspace: the ring buffer test failed".to_owned());
     }
-    let missing_caps: Vec<_> = capabilities.iter().filter(|c| !c.present).map(|c| c.name).collect();
+    let missing_caps: Vec<_> = capabilities
+        .iter()
+        .filter(|c| !c.present)
+        .map(|c| c.name)
+        .collect();
     if !missing_caps.is_empty() {
-        misses.push(format!("this process lacks {}: run tracer as root or grant them", missing_caps.join(", ")));
+        misses.push(format!(
+            "this process lacks {}: run tracer as root or grant them",
+            missing_caps.join(", ")
+        ));
     }
     let follow_works = tc
         && available(&checks, "ring_buffer")
@@ -377,20 +459,38 @@ mod tests {
     use super::*;
 
     fn checks(available: &[&'static str]) -> Vec<Check> {
-        ["btf", "tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint", "kprobe", "fentry", "tracepoint_fib_table_lookup"]
-            .into_iter()
-            .map(|name| Check {
-                name,
-                status: if available.contains(&name) { Status::Available } else { Status::Unavailable },
-                detail: String::new(),
-            })
-            .collect()
+        [
+            "btf",
+            "tc_tcx",
+            "tc_netlink",
+            "ring_buffer",
+            "tp_btf",
+            "raw_tracepoint",
+            "kprobe",
+            "fentry",
+            "tracepoint_fib_table_lookup",
+        ]
+        .into_iter()
+        .map(|name| Check {
+            name,
+            status: if available.contains(&name) {
+                Status::Available
+            } else {
+                Status::Unavailable
+            },
+            detail: String::new(),
+        })
+        .collect()
     }
 
     fn all_caps() -> Vec<CapabilityCheck> {
         caps::FOLLOW_NEEDS
             .iter()
-            .map(|c| CapabilityCheck { name: c.name, present: true, needed_for: c.needed_for })
+            .map(|c| CapabilityCheck {
+                name: c.name,
+                present: true,
+                needed_for: c.needed_for,
+            })
             .collect()
     }
 
@@ -398,21 +498,42 @@ mod tests {
     fn this_machines_profile_can_follow_and_says_what_kprobes_would_add() {
         let report = summarise(
             "6.18".into(),
-            checks(&["btf", "tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint", "tracepoint_fib_table_lookup"]),
+            checks(&[
+                "btf",
+                "tc_tcx",
+                "tc_netlink",
+                "ring_buffer",
+                "tp_btf",
+                "raw_tracepoint",
+                "tracepoint_fib_table_lookup",
+            ]),
             all_caps(),
         );
         assert!(report.follow_works);
-        assert!(report.follow_misses.iter().any(|l| l.contains("no kprobe/fentry")));
+        assert!(
+            report
+                .follow_misses
+                .iter()
+                .any(|l| l.contains("no kprobe/fentry"))
+        );
         assert!(report.follow_sees.iter().any(|l| l.contains("drop reason")));
     }
 
     #[test]
     fn no_tc_or_missing_capability_means_follow_cannot_work() {
-        let report = summarise("6.18".into(), checks(&["btf", "ring_buffer", "tp_btf"]), all_caps());
+        let report = summarise(
+            "6.18".into(),
+            checks(&["btf", "ring_buffer", "tp_btf"]),
+            all_caps(),
+        );
         assert!(!report.follow_works);
         let mut caps = all_caps();
         caps[0].present = false;
-        let report = summarise("6.18".into(), checks(&["btf", "tc_tcx", "ring_buffer"]), caps);
+        let report = summarise(
+            "6.18".into(),
+            checks(&["btf", "tc_tcx", "ring_buffer"]),
+            caps,
+        );
         assert!(!report.follow_works);
         assert!(report.follow_misses.iter().any(|l| l.contains("CAP_BPF")));
         assert!(render_text(&report).contains("cannot work"));

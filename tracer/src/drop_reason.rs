@@ -36,7 +36,10 @@ impl DropReasons {
     /// Whether this value is the kernel's "not a drop" marker (`kfree_skb` calls that mean
     /// "freed, not consumed" carry NOT_SPECIFIED; `consume_skb` paths carry NOT_DROPPED_YET).
     pub fn is_unspecific(&self, reason: u32) -> bool {
-        matches!(self.names.get(&reason).map(String::as_str), Some("NOT_SPECIFIED" | "NOT_DROPPED_YET"))
+        matches!(
+            self.names.get(&reason).map(String::as_str),
+            Some("NOT_SPECIFIED" | "NOT_DROPPED_YET")
+        )
     }
 
     #[cfg(test)]

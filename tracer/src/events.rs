@@ -47,9 +47,14 @@ pub struct EventStream {
 
 impl EventStream {
     pub fn take(ebpf: &mut Ebpf) -> Result<Self, LoadError> {
-        let map = ebpf.take_map(maps::EVENTS).ok_or(LoadError::NoMap(maps::EVENTS))?;
+        let map = ebpf
+            .take_map(maps::EVENTS)
+            .ok_or(LoadError::NoMap(maps::EVENTS))?;
         let ring = RingBuf::try_from(map).map_err(LoadError::map(maps::EVENTS))?;
-        Ok(Self { ring, undecodable: 0 })
+        Ok(Self {
+            ring,
+            undecodable: 0,
+        })
     }
 
     /// Waits up to `timeout` for records to arrive; true if there may be some.
@@ -64,7 +69,11 @@ impl EventStream {
         match unsafe { libc::poll(&raw mut pollfd, 1, millis) } {
             -1 => {
                 let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(err) }
+                if err.kind() == io::ErrorKind::Interrupted {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
             }
             n => Ok(n > 0),
         }
@@ -84,12 +93,15 @@ impl EventStream {
 /// Sums the per-CPU loss counters.
 pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
     let map = ebpf.map(maps::LOSS).ok_or(LoadError::NoMap(maps::LOSS))?;
-    let array = PerCpuArray::<_, LossCounters>::try_from(map).map_err(LoadError::map(maps::LOSS))?;
+    let array =
+        PerCpuArray::<_, LossCounters>::try_from(map).map_err(LoadError::map(maps::LOSS))?;
     let per_cpu = array.get(&0, 0).map_err(LoadError::map(maps::LOSS))?;
-    Ok(per_cpu.iter().fold(LossCounters::default(), |sum, c| LossCounters {
-        ringbuf_full: sum.ringbuf_full + c.ringbuf_full,
-        parse_failed: sum.parse_failed + c.parse_failed,
-    }))
+    Ok(per_cpu
+        .iter()
+        .fold(LossCounters::default(), |sum, c| LossCounters {
+            ringbuf_full: sum.ringbuf_full + c.ringbuf_full,
+            parse_failed: sum.parse_failed + c.parse_failed,
+        }))
 }
 
 /// Adds addresses to the `FILTER_ADDRS` map: packets from or to them are emitted.
@@ -97,12 +109,14 @@ pub fn follow_addresses(ebpf: &mut Ebpf, addrs: &[std::net::Ipv4Addr]) -> Result
     let map = ebpf
         .map_mut(maps::FILTER_ADDRS)
         .ok_or(LoadError::NoMap(maps::FILTER_ADDRS))?;
-    let mut filter =
-        aya::maps::HashMap::<_, u32, u8>::try_from(map).map_err(LoadError::map(maps::FILTER_ADDRS))?;
+    let mut filter = aya::maps::HashMap::<_, u32, u8>::try_from(map)
+        .map_err(LoadError::map(maps::FILTER_ADDRS))?;
     for addr in addrs {
         // Network byte order, as the programs read it from the packet.
         let key = u32::from_ne_bytes(addr.octets());
-        filter.insert(key, 1, 0).map_err(LoadError::map(maps::FILTER_ADDRS))?;
+        filter
+            .insert(key, 1, 0)
+            .map_err(LoadError::map(maps::FILTER_ADDRS))?;
     }
     Ok(())
 }
@@ -116,7 +130,8 @@ mod tests {
     fn bytes_of(event: &PacketEvent) -> Vec<u8> {
         // SAFETY: PacketEvent is plain old data without padding.
         unsafe {
-            std::slice::from_raw_parts((&raw const *event).cast::<u8>(), size_of::<PacketEvent>()).to_vec()
+            std::slice::from_raw_parts((&raw const *event).cast::<u8>(), size_of::<PacketEvent>())
+                .to_vec()
         }
     }
 
@@ -142,6 +157,9 @@ mod tests {
         );
         let mut other_abi = event;
         other_abi.header.abi = ABI_VERSION + 1;
-        assert_eq!(decode(&bytes_of(&other_abi)), Err(DecodeError::Abi(ABI_VERSION + 1)));
+        assert_eq!(
+            decode(&bytes_of(&other_abi)),
+            Err(DecodeError::Abi(ABI_VERSION + 1))
+        );
     }
 }

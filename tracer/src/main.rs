@@ -12,7 +12,10 @@ fn main() -> ExitCode {
         Ok(status) => status,
         Err(err) => {
             // A closed pipe (`tracer … | head`) is not an error worth a message.
-            if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
                 exit::SUCCESS
             } else {
                 eprintln!("tracer: {err:#}");
@@ -55,6 +58,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn not_implemented(what: &str, issue: u32) -> anyhow::Result<i32> {
-    eprintln!("tracer: `{what}` is not implemented yet (tracked in issue #{issue}); `tracer doctor` works today.");
+    eprintln!(
+        "tracer: `{what}` is not implemented yet (tracked in issue #{issue}); `tracer doctor` works today."
+    );
     Ok(exit::NOT_IMPLEMENTED)
 }

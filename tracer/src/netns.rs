@@ -78,16 +78,6 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_current_namespace_has_a_cookie() {
-        let cookie = super::current_cookie().expect("SO_NETNS_COOKIE (Linux 5.14+)");
-        assert_ne!(cookie, 0);
-        assert_eq!(super::current_cookie().unwrap(), cookie);
-    }
-}
-
 /// Sets interface `name` up in the calling thread's namespace (used on `lo` of a fresh
 /// namespace, which starts down).
 pub fn set_link_up(name: &str) -> io::Result<()> {
@@ -98,7 +88,11 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         let mut req: libc::ifreq = std::mem::zeroed();
-        for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+        for (dst, src) in req
+            .ifr_name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
             *dst = src.cast_signed();
         }
         let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &raw mut req);
@@ -109,5 +103,15 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
         let err = io::Error::last_os_error();
         libc::close(fd);
         if rc != 0 { Err(err) } else { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_current_namespace_has_a_cookie() {
+        let cookie = super::current_cookie().expect("SO_NETNS_COOKIE (Linux 5.14+)");
+        assert_ne!(cookie, 0);
+        assert_eq!(super::current_cookie().unwrap(), cookie);
     }
 }

@@ -12,7 +12,9 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), LoadError> {
         .ok_or(LoadError::NoProgram(name))?
         .try_into()
         .map_err(LoadError::program(name))?;
-    program.load("kfree_skb", btf).map_err(LoadError::program(name))?;
+    program
+        .load("kfree_skb", btf)
+        .map_err(LoadError::program(name))?;
     program.attach().map_err(LoadError::program(name))?;
     Ok(())
 }

@@ -46,7 +46,10 @@ pub enum AttachMode {
     Netlink,
 }
 
-fn classifier<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier, LoadError> {
+fn classifier<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, LoadError> {
     let program: &mut SchedClassifier = ebpf
         .program_mut(name)
         .ok_or(LoadError::NoProgram(name))?

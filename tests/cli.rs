@@ -1,0 +1,88 @@
+//! The `tracer` binary as a user runs it: doctor's verdict on this machine, exit statuses,
+//! completions, and what an unprivileged user is told.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::require_root;
+
+fn tracer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args(args)
+        .output()
+        .expect("run tracer")
+}
+
+fn status_of(report: &serde_json::Value, check: &str) -> String {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == check)
+        .unwrap_or_else(|| panic!("doctor reports {check}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn doctor_finds_what_this_kernel_allows_by_trying() {
+    if !require_root() {
+        return;
+    }
+    let out = tracer(&["doctor", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor prints JSON");
+    assert_eq!(out.status.code(), Some(0), "follow can work here: {report:#}");
+    assert_eq!(report["follow_works"], true);
+    for check in ["btf", "ebpf_object", "tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint"] {
+        assert_eq!(status_of(&report, check), "available", "{check}: {report:#}");
+    }
+    // Ground truth for kprobes: the kprobe event source exists only where they are built in.
+    let kprobes_built_in = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let expected = if kprobes_built_in { "available" } else { "unavailable" };
+    assert_eq!(status_of(&report, "kprobe"), expected);
+    assert!(report["follow_sees"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("drop reason")));
+
+    let text = tracer(&["doctor"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("follow will see:") && text.contains("tracer follow can work here."), "{text}");
+}
+
+#[test]
+fn doctor_as_an_unprivileged_user_names_the_missing_capabilities() {
+    if !require_root() {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", env!("CARGO_BIN_EXE_tracer"), "doctor"])
+        .output()
+        .expect("setpriv");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "exit status 3 = missing privileges: {text}");
+    assert!(text.contains("NO   CAP_BPF"), "{text}");
+    assert!(text.contains("lacks CAP_BPF"), "{text}");
+}
+
+#[test]
+fn unimplemented_subcommands_say_so_and_fail() {
+    for args in [&["replay", "x.trace"][..], &["export", "x.trace", "--pcapng", "x.pcapng"]] {
+        let out = tracer(args);
+        assert_eq!(out.status.code(), Some(5), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    }
+}
+
+#[test]
+fn bad_usage_exits_2_with_help() {
+    let out = tracer(&["follow", "only-one-endpoint"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<TO>"));
+}
+
+#[test]
+fn completions_are_generated() {
+    let out = tracer(&["completions", "bash"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_tracer()"));
+}

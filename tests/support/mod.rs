@@ -1,0 +1,123 @@
+//! Helpers for privileged tests: a root check that says why it skips, command runners,
+//! and RAII guards that remove what a test created even when it fails.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{net::Ipv4Addr, path::PathBuf, process::Command};
+
+/// True when running as root. Otherwise prints why the test is skipped; under CI a
+/// privileged test that cannot run is a failure, not a skip.
+pub fn require_root() -> bool {
+    // SAFETY: trivial syscall.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "privileged test run without root under CI"
+    );
+    eprintln!("skipped: needs root (run the README's test command)");
+    false
+}
+
+/// Runs a command, panics with its output if it fails, returns stdout.
+pub fn run(argv: &[&str]) -> String {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two network namespaces joined by a veth pair, `10.250.<n>.1/24` ↔ `10.250.<n>.2/24`.
+/// Names carry the test's tag and the process id (`trt<pid><tag>a`), so they cannot
+/// collide with the lab or with a parallel run. Dropping it deletes both namespaces,
+/// which deletes the veth pair with them.
+pub struct NetnsPair {
+    pub netns_a: String,
+    pub netns_b: String,
+    pub if_a: String,
+    pub if_b: String,
+    pub addr_a: Ipv4Addr,
+    pub addr_b: Ipv4Addr,
+}
+
+impl NetnsPair {
+    pub fn create(tag: &str) -> Self {
+        let pid = std::process::id();
+        let subnet = u8::try_from(pid % 200).unwrap() + 20;
+        let pair = Self {
+            netns_a: format!("trt{pid}{tag}a"),
+            netns_b: format!("trt{pid}{tag}b"),
+            if_a: format!("trt{pid}{tag}a"),
+            if_b: format!("trt{pid}{tag}b"),
+            addr_a: Ipv4Addr::new(10, 250, subnet, 1),
+            addr_b: Ipv4Addr::new(10, 250, subnet, 2),
+        };
+        // Construct the guard before the first command, so a failure part-way cleans up.
+        run(&["ip", "netns", "add", &pair.netns_a]);
+        run(&["ip", "netns", "add", &pair.netns_b]);
+        run(&[
+            "ip",
+            "-n",
+            &pair.netns_a,
+            "link",
+            "add",
+            &pair.if_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.if_b,
+            "netns",
+            &pair.netns_b,
+        ]);
+        for (ns, iface, addr) in [
+            (&pair.netns_a, &pair.if_a, pair.addr_a),
+            (&pair.netns_b, &pair.if_b, pair.addr_b),
+        ] {
+            run(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                iface,
+            ]);
+            run(&["ip", "-n", ns, "link", "set", iface, "up"]);
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    pub fn netns_path_a(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.netns_a))
+    }
+
+    pub fn netns_path_b(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.netns_b))
+    }
+
+    /// Runs a command inside namespace A.
+    pub fn exec_a(&self, argv: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", &self.netns_a];
+        full.extend_from_slice(argv);
+        run(&full)
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for ns in [&self.netns_a, &self.netns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
