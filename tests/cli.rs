@@ -32,21 +32,51 @@ fn doctor_finds_what_this_kernel_allows_by_trying() {
         return;
     }
     let out = tracer(&["doctor", "--output", "json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor prints JSON");
-    assert_eq!(out.status.code(), Some(0), "follow can work here: {report:#}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("doctor prints JSON");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "follow can work here: {report:#}"
+    );
     assert_eq!(report["follow_works"], true);
-    for check in ["btf", "ebpf_object", "tc_tcx", "tc_netlink", "ring_buffer", "tp_btf", "raw_tracepoint"] {
-        assert_eq!(status_of(&report, check), "available", "{check}: {report:#}");
+    for check in [
+        "btf",
+        "ebpf_object",
+        "tc_tcx",
+        "tc_netlink",
+        "ring_buffer",
+        "tp_btf",
+        "raw_tracepoint",
+    ] {
+        assert_eq!(
+            status_of(&report, check),
+            "available",
+            "{check}: {report:#}"
+        );
     }
     // Ground truth for kprobes: the kprobe event source exists only where they are built in.
     let kprobes_built_in = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
-    let expected = if kprobes_built_in { "available" } else { "unavailable" };
+    let expected = if kprobes_built_in {
+        "available"
+    } else {
+        "unavailable"
+    };
     assert_eq!(status_of(&report, "kprobe"), expected);
-    assert!(report["follow_sees"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("drop reason")));
+    assert!(
+        report["follow_sees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("drop reason"))
+    );
 
     let text = tracer(&["doctor"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("follow will see:") && text.contains("tracer follow can work here."), "{text}");
+    assert!(
+        text.contains("follow will see:") && text.contains("tracer follow can work here."),
+        "{text}"
+    );
 }
 
 #[test]
@@ -55,18 +85,32 @@ fn doctor_as_an_unprivileged_user_names_the_missing_capabilities() {
         return;
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", env!("CARGO_BIN_EXE_tracer"), "doctor"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            env!("CARGO_BIN_EXE_tracer"),
+            "doctor",
+        ])
         .output()
         .expect("setpriv");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "exit status 3 = missing privileges: {text}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit status 3 = missing privileges: {text}"
+    );
     assert!(text.contains("NO   CAP_BPF"), "{text}");
     assert!(text.contains("lacks CAP_BPF"), "{text}");
 }
 
 #[test]
 fn unimplemented_subcommands_say_so_and_fail() {
-    for args in [&["replay", "x.trace"][..], &["export", "x.trace", "--pcapng", "x.pcapng"]] {
+    for args in [
+        &["replay", "x.trace"][..],
+        &["export", "x.trace", "--pcapng", "x.pcapng"],
+    ] {
         let out = tracer(args);
         assert_eq!(out.status.code(), Some(5), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
