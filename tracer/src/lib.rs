@@ -14,5 +14,6 @@ pub mod ebpf;
 pub mod events;
 pub mod exit;
 pub mod kernel_layout;
+pub mod lab;
 pub mod netns;
 pub mod probes;

@@ -1,0 +1,528 @@
+//! The lab's cluster, as data: the seed's three nodes, its Pods and Services, and the
+//! scenarios. Everything else in `lab` (namespaces, routes, kube-proxy rules, the
+//! Kubernetes API) is derived from this one description, so they cannot disagree.
+//!
+//! Values come from the seed (`shared/seed/`, summarised in DESIGN §5): node and Pod
+//! addresses, per-node /26 blocks, the `nginx-test` ClusterIP 10.109.60.89 and the `webapp`
+//! NodePort 32065. Where the seed is silent (the webapp Pods' addresses, Pod name suffixes,
+//! gpu1's address behind the router in `cross-subnet`) the values are chosen to look like a
+//! kubeadm + Calico cluster would.
+
+use std::{fmt, net::Ipv4Addr};
+
+/// A switchable state of the lab, each reproducing one field report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scenario {
+    Healthy,
+    WrongInterface,
+    Vxlan,
+    CrossSubnet,
+    MtuBlackhole,
+    NoEndpoints,
+}
+
+impl Scenario {
+    pub const ALL: [Self; 6] = [
+        Self::Healthy,
+        Self::WrongInterface,
+        Self::Vxlan,
+        Self::CrossSubnet,
+        Self::MtuBlackhole,
+        Self::NoEndpoints,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::WrongInterface => "wrong-interface",
+            Self::Vxlan => "vxlan",
+            Self::CrossSubnet => "cross-subnet",
+            Self::MtuBlackhole => "mtu-blackhole",
+            Self::NoEndpoints => "no-endpoints",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Healthy => {
+                "same subnet, direct routing between nodes (the seed's final state); everything answers"
+            }
+            Self::WrongInterface => {
+                "the seed's incident: Calico on cpu1 picked wlp3s0, so cpu1 has no routes to the other nodes' Pod blocks; cross-node Pod traffic to cpu1 dies"
+            }
+            Self::Vxlan => {
+                "VXLAN always: cross-node Pod traffic is encapsulated on enp2s0 (VNI 4096, UDP 4789, MTU 1450)"
+            }
+            Self::CrossSubnet => {
+                "gpu1 moved to 172.30.2.0/24 behind a router: direct routing cpu1<->cpu2, VXLAN only towards gpu1"
+            }
+            Self::MtuBlackhole => {
+                "VXLAN with Pod MTU 1500 above the tunnel's 1450 and ICMP frag-needed filtered: small requests work, large ones vanish"
+            }
+            Self::NoEndpoints => {
+                "nginx-test's Pods are not ready, so the Service has no endpoints and kube-proxy REJECTs"
+            }
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether cross-node Pod traffic between these two nodes is VXLAN-encapsulated.
+    pub fn encapsulates(self, from: &Node, to: &Node) -> bool {
+        match self {
+            Self::Vxlan | Self::MtuBlackhole => true,
+            Self::CrossSubnet => from.subnet != to.subnet,
+            Self::Healthy | Self::WrongInterface | Self::NoEndpoints => false,
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An IPv4 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    pub const fn new(addr: Ipv4Addr, prefix: u8) -> Self {
+        Self { addr, prefix }
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.addr) & mask
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+pub const POD_NETWORK: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(10, 244, 0, 0), 16);
+pub const SERVICE_NETWORK: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(10, 96, 0, 0), 12);
+/// The gateway every Calico Pod routes to; the host-side veth answers for it by proxy ARP.
+pub const POD_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+pub const UPLINK: &str = "enp2s0";
+pub const VXLAN_DEVICE: &str = "vxlan.calico";
+pub const VXLAN_VNI: u32 = 4096;
+pub const VXLAN_PORT: u16 = 4789;
+pub const VXLAN_MTU: u32 = 1450;
+/// Calico's route protocol number (`proto 80` in `ip route`).
+pub const CALICO_ROUTE_PROTO: u8 = 80;
+pub const KUBERNETES_VERSION: &str = "v1.31.13";
+
+/// A node of the lab cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: &'static str,
+    pub ip: Ipv4Addr,
+    /// The subnet of the node's uplink.
+    pub subnet: Ipv4Net,
+    /// Gateway towards the other subnet, when the lab has a router (`cross-subnet`).
+    pub router: Option<Ipv4Addr>,
+    /// The node's Calico IPAM block.
+    pub block: Ipv4Net,
+    pub control_plane: bool,
+    /// A second interface that exists but is down (cpu1's Wi-Fi in the seed).
+    pub down_interface: Option<&'static str>,
+}
+
+impl Node {
+    /// Address of `vxlan.calico` on this node: the first address of its block, as Calico
+    /// assigns the tunnel address.
+    pub fn vtep_ip(&self) -> Ipv4Addr {
+        self.block.addr
+    }
+
+    /// A stable, locally administered MAC for `vxlan.calico` (Calico derives it too).
+    pub fn vtep_mac(&self) -> String {
+        let [_, _, c, d] = self.ip.octets();
+        format!("66:4c:61:62:{c:02x}:{d:02x}")
+    }
+}
+
+/// Which HTTP content a Pod serves on port 80.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// nginx's default page.
+    Nginx,
+    /// The seed's ConfigMap page ("Welcome to Kubernetes!").
+    WebApp,
+    /// A client Pod with no server.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub namespace: &'static str,
+    pub name: String,
+    /// The `app` label (selector key), when the Pod belongs to a Deployment.
+    pub app: Option<&'static str>,
+    /// The owning Deployment and its ReplicaSet hash, when there is one.
+    pub deployment: Option<(&'static str, &'static str)>,
+    pub node: &'static str,
+    pub ip: Ipv4Addr,
+    pub image: &'static str,
+    pub server: Server,
+    pub ready: bool,
+    pub mtu: u32,
+}
+
+impl Pod {
+    /// The host-side veth name: `cali` + 11 hex digits of a hash of `namespace.name`, as
+    /// Calico names them.
+    pub fn host_veth(&self) -> String {
+        let digest = sha256(format!("{}.{}", self.namespace, self.name).as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("cali{}", &hex[..11])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterIp,
+    NodePort,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub namespace: &'static str,
+    pub name: &'static str,
+    pub kind: ServiceType,
+    pub cluster_ip: Ipv4Addr,
+    pub port: u16,
+    pub target_port: u16,
+    pub node_port: Option<u16>,
+    /// Selects Pods whose `app` label is this.
+    pub app: &'static str,
+}
+
+impl Service {
+    /// kube-proxy's `ServicePortName.String()`: `ns/name`, plus `:port-name` for named ports
+    /// (the lab's ports are unnamed, as `kubectl expose` makes them).
+    pub fn port_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// `KUBE-SVC-…`, computed as kube-proxy's `servicePortChainName`.
+    pub fn svc_chain(&self) -> String {
+        format!("KUBE-SVC-{}", port_proto_hash(&self.port_name(), "tcp"))
+    }
+
+    /// `KUBE-EXT-…` (external traffic: NodePort), as `serviceExternalChainName`.
+    pub fn ext_chain(&self) -> String {
+        format!("KUBE-EXT-{}", port_proto_hash(&self.port_name(), "tcp"))
+    }
+
+    /// `KUBE-SEP-…` for one endpoint (`ip:port`), as `servicePortEndpointChainName`.
+    pub fn sep_chain(&self, endpoint: Ipv4Addr) -> String {
+        let ep = format!("{endpoint}:{}", self.target_port);
+        format!(
+            "KUBE-SEP-{}",
+            port_proto_hash(&format!("{}tcp", self.port_name()), &ep)
+        )
+    }
+}
+
+/// kube-proxy's `portProtoHash`: base32(sha256(a + b)), first 16 characters.
+fn port_proto_hash(a: &str, b: &str) -> String {
+    let digest = sha256(format!("{a}{b}").as_bytes());
+    base32(&digest)[..16].to_owned()
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).into()
+}
+
+/// RFC 4648 base32 with padding, as Go's `base32.StdEncoding`.
+fn base32(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    for chunk in data.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let bits = buf.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        let symbols = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < symbols {
+                let index = (bits >> (35 - i * 5)) & 0x1f;
+                out.push(char::from(ALPHABET[usize::try_from(index).unwrap_or(0)]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The whole lab cluster in one scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub scenario: Scenario,
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    pub services: Vec<Service>,
+}
+
+const LAN: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(172, 30, 1, 0), 24);
+const REMOTE_LAN: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(172, 30, 2, 0), 24);
+/// The router's addresses on the two subnets (`cross-subnet` only).
+pub const ROUTER_LAN_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 1, 1);
+pub const ROUTER_REMOTE_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 2, 1);
+/// A machine on the LAN outside the cluster, for NodePort from outside.
+pub const OUTSIDE_CLIENT_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 1, 10);
+
+impl Cluster {
+    pub fn seed(scenario: Scenario) -> Self {
+        let cross_subnet = scenario == Scenario::CrossSubnet;
+        let router = cross_subnet.then_some(ROUTER_LAN_IP);
+        let nodes = vec![
+            Node {
+                name: "cpu1",
+                ip: Ipv4Addr::new(172, 30, 1, 43),
+                subnet: LAN,
+                router,
+                block: Ipv4Net::new(Ipv4Addr::new(10, 244, 184, 64), 26),
+                control_plane: true,
+                down_interface: Some("wlp3s0"),
+            },
+            Node {
+                name: "cpu2",
+                ip: Ipv4Addr::new(172, 30, 1, 80),
+                subnet: LAN,
+                router,
+                block: Ipv4Net::new(Ipv4Addr::new(10, 244, 102, 128), 26),
+                control_plane: false,
+                down_interface: None,
+            },
+            Node {
+                name: "gpu1",
+                ip: if cross_subnet {
+                    Ipv4Addr::new(172, 30, 2, 38)
+                } else {
+                    Ipv4Addr::new(172, 30, 1, 38)
+                },
+                subnet: if cross_subnet { REMOTE_LAN } else { LAN },
+                router: cross_subnet.then_some(ROUTER_REMOTE_IP),
+                block: Ipv4Net::new(Ipv4Addr::new(10, 244, 5, 192), 26),
+                control_plane: false,
+                down_interface: None,
+            },
+        ];
+        let mtu = if scenario == Scenario::MtuBlackhole {
+            1500
+        } else {
+            VXLAN_MTU
+        };
+        let nginx_ready = scenario != Scenario::NoEndpoints;
+        let pod = |name: String, app, deployment, node, ip: [u8; 4], image, server, ready| Pod {
+            namespace: "default",
+            name,
+            app,
+            deployment,
+            node,
+            ip: Ipv4Addr::from(ip),
+            image,
+            server,
+            ready,
+            mtu,
+        };
+        let nginx = Some(("nginx-test", "7d9c4b6f5"));
+        let webapp = Some(("webapp", "5b8f6d7c9"));
+        let pods = vec![
+            pod(
+                "nettest".into(),
+                None,
+                None,
+                "cpu2",
+                [10, 244, 102, 137],
+                "nicolaka/netshoot",
+                Server::None,
+                true,
+            ),
+            pod(
+                "nginx-test-7d9c4b6f5-x2k8p".into(),
+                Some("nginx-test"),
+                nginx,
+                "cpu2",
+                [10, 244, 102, 138],
+                "nginx:alpine",
+                Server::Nginx,
+                nginx_ready,
+            ),
+            pod(
+                "nginx-test-7d9c4b6f5-abcde".into(),
+                Some("nginx-test"),
+                nginx,
+                "cpu1",
+                [10, 244, 184, 84],
+                "nginx:alpine",
+                Server::Nginx,
+                nginx_ready,
+            ),
+            pod(
+                "nginx-test-7d9c4b6f5-q7w4n".into(),
+                Some("nginx-test"),
+                nginx,
+                "gpu1",
+                [10, 244, 5, 203],
+                "nginx:alpine",
+                Server::Nginx,
+                nginx_ready,
+            ),
+            pod(
+                "webapp-5b8f6d7c9-h4t2m".into(),
+                Some("webapp"),
+                webapp,
+                "cpu1",
+                [10, 244, 184, 85],
+                "nginx:alpine",
+                Server::WebApp,
+                true,
+            ),
+            pod(
+                "webapp-5b8f6d7c9-m9r3x".into(),
+                Some("webapp"),
+                webapp,
+                "gpu1",
+                [10, 244, 5, 204],
+                "nginx:alpine",
+                Server::WebApp,
+                true,
+            ),
+        ];
+        let services = vec![
+            Service {
+                namespace: "default",
+                name: "nginx-test",
+                kind: ServiceType::ClusterIp,
+                cluster_ip: Ipv4Addr::new(10, 109, 60, 89),
+                port: 80,
+                target_port: 80,
+                node_port: None,
+                app: "nginx-test",
+            },
+            Service {
+                namespace: "default",
+                name: "webapp",
+                kind: ServiceType::NodePort,
+                cluster_ip: Ipv4Addr::new(10, 103, 193, 83),
+                port: 80,
+                target_port: 80,
+                node_port: Some(32065),
+                app: "webapp",
+            },
+        ];
+        Self {
+            scenario,
+            nodes,
+            pods,
+            services,
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn pod(&self, name: &str) -> Option<&Pod> {
+        self.pods.iter().find(|p| p.name == name)
+    }
+
+    pub fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
+        self.pods.iter().filter(move |p| p.node == node)
+    }
+
+    /// The ready endpoints of a Service, sorted the way kube-proxy sorts them (by
+    /// `ip:port` string), which fixes the order of the `KUBE-SEP` rules.
+    pub fn endpoints(&self, service: &Service) -> Vec<&Pod> {
+        let mut pods: Vec<&Pod> = self
+            .pods
+            .iter()
+            .filter(|p| p.app == Some(service.app) && p.ready)
+            .collect();
+        pods.sort_by_key(|p| format!("{}:{}", p.ip, service.target_port));
+        pods
+    }
+
+    /// Whether `from` has routes to `to`'s Pod block (false only in the seed's incident,
+    /// where cpu1's Calico never installed them).
+    pub fn has_block_route(&self, from: &Node, _to: &Node) -> bool {
+        !(self.scenario == Scenario::WrongInterface && from.name == "cpu1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_names_are_the_seeds() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let nginx = &cluster.services[0];
+        assert_eq!(nginx.svc_chain(), "KUBE-SVC-W67AXLFK7VEUVN6G");
+        assert_eq!(
+            nginx.sep_chain(Ipv4Addr::new(10, 244, 102, 138)),
+            "KUBE-SEP-SOT6P6LQ532M4OEI"
+        );
+        assert_eq!(
+            nginx.sep_chain(Ipv4Addr::new(10, 244, 184, 84)),
+            "KUBE-SEP-3DGSCWRDZYIA2HSW"
+        );
+    }
+
+    #[test]
+    fn endpoints_are_in_kube_proxy_order_and_vanish_when_not_ready() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let ips: Vec<_> = cluster
+            .endpoints(&cluster.services[0])
+            .iter()
+            .map(|p| p.ip.to_string())
+            .collect();
+        assert_eq!(ips, ["10.244.102.138", "10.244.184.84", "10.244.5.203"]);
+        let cluster = Cluster::seed(Scenario::NoEndpoints);
+        assert!(cluster.endpoints(&cluster.services[0]).is_empty());
+        assert_eq!(cluster.endpoints(&cluster.services[1]).len(), 2);
+    }
+
+    #[test]
+    fn base32_matches_go() {
+        assert_eq!(base32(b"foobar"), "MZXW6YTBOI======");
+        assert_eq!(base32(b""), "");
+    }
+
+    #[test]
+    fn scenarios_round_trip_and_encapsulate_as_described() {
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::from_name(s.name()), Some(s));
+        }
+        let cluster = Cluster::seed(Scenario::CrossSubnet);
+        let (cpu1, cpu2, gpu1) = (&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]);
+        assert!(!Scenario::CrossSubnet.encapsulates(cpu1, cpu2));
+        assert!(Scenario::CrossSubnet.encapsulates(cpu1, gpu1));
+        assert!(POD_NETWORK.contains(cluster.pods[0].ip));
+        assert!(SERVICE_NETWORK.contains(cluster.services[0].cluster_ip));
+    }
+
+    #[test]
+    fn host_veths_are_calico_shaped_and_distinct() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let names: std::collections::HashSet<_> = cluster.pods.iter().map(Pod::host_veth).collect();
+        assert_eq!(names.len(), cluster.pods.len());
+        assert!(names.iter().all(|n| n.len() == 15 && n.starts_with("cali")));
+    }
+}
