@@ -137,12 +137,16 @@ pub enum LabCommand {
     Status,
     /// List the scenarios, one line each.
     Scenarios,
-    /// Run a command inside a lab Pod's network namespace, like `kubectl exec`.
+    /// Run a command inside a lab Pod's (or node's) network namespace, like `kubectl exec`.
     Exec {
+        /// A Pod name (or unique prefix) or a node name (cpu1, cpu2, gpu1).
         pod: String,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// The lab's background process (HTTP servers, Kubernetes API); started by `up`.
+    #[command(hide = true)]
+    Daemon,
 }
 
 #[derive(Debug, Args)]

@@ -11,3 +11,8 @@ pub const NO_PRIVILEGE: i32 = 3;
 pub const KERNEL_UNSUPPORTED: i32 = 4;
 /// The subcommand exists but is not implemented yet.
 pub const NOT_IMPLEMENTED: i32 = 5;
+
+/// An error that means "run this with more privileges"; `main` exits with [`NO_PRIVILEGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MissingPrivilege(pub String);

@@ -2,8 +2,8 @@ use std::{io::Write as _, process::ExitCode};
 
 use clap::{CommandFactory as _, Parser as _};
 use tracer::{
-    cli::{Cli, Command, DoctorOutput},
-    doctor, exit,
+    cli::{Cli, Command, DoctorOutput, LabCommand},
+    doctor, exit, lab,
 };
 
 fn main() -> ExitCode {
@@ -19,7 +19,11 @@ fn main() -> ExitCode {
                 exit::SUCCESS
             } else {
                 eprintln!("tracer: {err:#}");
-                exit::FAILURE
+                if err.downcast_ref::<exit::MissingPrivilege>().is_some() {
+                    exit::NO_PRIVILEGE
+                } else {
+                    exit::FAILURE
+                }
             }
         }
     };
@@ -53,8 +57,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Follow(_) => not_implemented("follow", 4),
         Command::Replay(_) => not_implemented("replay", 5),
         Command::Export(_) => not_implemented("export", 5),
-        Command::Lab(_) => not_implemented("lab", 3),
+        Command::Lab(args) => run_lab(args.command),
     }
+}
+
+fn run_lab(command: LabCommand) -> anyhow::Result<i32> {
+    match command {
+        LabCommand::Up { scenario } => lab::up(lab::parse_scenario(&scenario)?)?,
+        LabCommand::Down => lab::down()?,
+        LabCommand::Status => print!("{}", lab::status()?),
+        LabCommand::Scenarios => print!("{}", lab::scenarios()),
+        LabCommand::Exec { pod, command } => return lab::exec(&pod, &command),
+        LabCommand::Daemon => {
+            let state = lab::state::State::open(&lab::state::State::default_dir());
+            lab::daemon::run(&state)?;
+        }
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn not_implemented(what: &str, issue: u32) -> anyhow::Result<i32> {

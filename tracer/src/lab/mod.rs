@@ -1,5 +1,343 @@
 //! `tracer lab`: the seed's 3-node cluster rebuilt from network namespaces on this machine.
 //!
-//! `spec` describes the cluster as data; the other modules derive from it.
+//! `spec` describes the cluster as data; `plan` turns it into `ip`/`bridge` batches,
+//! sysctls and (via `kube_proxy`) iptables rules; `apply` runs them inside the lab's
+//! namespaces; `state` records what was created so `down` removes exactly that; `daemon`
+//! runs the Pods' HTTP servers (`web`) and the Kubernetes API (`api`).
+//!
+//! Safety rules: everything the lab creates lives in namespaces named `tracer-lab-…`, which
+//! `up` records before creating; `up` refuses to adopt a namespace of that name it did not
+//! record; `down` deletes only recorded ones. The host's own namespace is never modified.
 
+#[path = "api_stub.rs"]
+pub mod api;
+pub mod apply;
+pub mod daemon;
+pub mod kube_proxy;
+pub mod plan;
 pub mod spec;
+pub mod state;
+pub mod web;
+
+use std::{
+    fmt::Write as _,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use spec::{Cluster, Scenario};
+use state::State;
+
+/// Refuses early, with the reason, when the lab cannot be built here.
+fn preflight() -> anyhow::Result<()> {
+    // SAFETY: trivial syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(crate::exit::MissingPrivilege(
+            "the lab creates network namespaces and needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run it with sudo".to_owned(),
+        )
+        .into());
+    }
+    for tool in ["ip", "bridge", "iptables-restore"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+        if !found {
+            bail!(
+                "`{tool}` is missing: the lab needs iproute2 and iptables (run scripts/setup.sh, or apt-get install iproute2 iptables)"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_scenario(name: &str) -> anyhow::Result<Scenario> {
+    Scenario::from_name(name).with_context(|| {
+        let valid: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
+        format!(
+            "unknown scenario `{name}`; valid scenarios: {}",
+            valid.join(", ")
+        )
+    })
+}
+
+/// Builds the lab if needed and applies `scenario`; prints where the kubeconfig is.
+pub fn up(scenario: Scenario) -> anyhow::Result<()> {
+    preflight()?;
+    let started = Instant::now();
+    let state = State::open(&State::default_dir());
+    state
+        .ensure_dir()
+        .context("create the lab's state directory")?;
+    let cluster = Cluster::seed(scenario);
+    let wanted = plan::namespaces(&cluster);
+    let existing = apply::existing_namespaces();
+    let recorded = state.namespaces();
+
+    // Refuse to adopt anything of ours by name that we did not create.
+    let foreign: Vec<_> = wanted
+        .iter()
+        .filter(|n| existing.contains(n) && !recorded.contains(n))
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "network namespace(s) {} exist but were not created by `tracer lab`; refusing to touch them (remove them yourself if they are stale)",
+            foreign
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    let complete = state.is_built() && wanted.iter().all(|n| existing.contains(n));
+    if !complete {
+        // A crashed or partial `up`: start from nothing rather than patch an unknown state.
+        teardown_namespaces(&state)?;
+        state.record_namespaces(&wanted)?;
+        apply::create_namespaces(&wanted)?;
+        let (batches, sysctls) = plan::topology(&cluster);
+        for batch in &batches {
+            apply::batch(batch)?;
+        }
+        for sysctl in &sysctls {
+            apply::sysctl(sysctl)?;
+        }
+        state.mark_built()?;
+    }
+    let (batches, iptables) = plan::scenario(&cluster);
+    for batch in &batches {
+        apply::batch(batch)?;
+    }
+    for (netns, rules) in &iptables {
+        apply::iptables_restore(netns, rules)?;
+    }
+    state.set_scenario(scenario)?;
+    ensure_daemon(&state)?;
+    println!(
+        "lab up: scenario {scenario} ({}) in {:.1}s",
+        scenario.description(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("kubeconfig: {}", state.kubeconfig_path().display());
+    println!("try: tracer lab exec nettest -- curl -s 10.109.60.89");
+    Ok(())
+}
+
+fn ensure_daemon(state: &State) -> anyhow::Result<()> {
+    if state.daemon_pid().is_some() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(state.kubeconfig_path());
+    let log = std::fs::File::create(state.daemon_log_path())?;
+    let exe = std::env::current_exe().context("find the tracer binary")?;
+    let mut command = Command::new(exe);
+    command
+        .args(["lab", "daemon"])
+        .env("TRACER_LAB_STATE_DIR", state.dir())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own session: the daemon outlives `lab up` and the terminal it ran in.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = command.spawn().context("start the lab daemon")?;
+    state.set_daemon_pid(child.id())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state.kubeconfig_path().exists() {
+        if Instant::now() > deadline || state.daemon_pid().is_none() {
+            let log = std::fs::read_to_string(state.daemon_log_path()).unwrap_or_default();
+            bail!("the lab daemon did not start: {}", log.trim());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn teardown_namespaces(state: &State) -> anyhow::Result<()> {
+    let existing = apply::existing_namespaces();
+    for name in state.namespaces().iter().rev() {
+        if existing.contains(name) {
+            apply::delete_namespace(name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes every namespace, process and file the lab created.
+pub fn down() -> anyhow::Result<()> {
+    preflight()?;
+    let state = State::open(&State::default_dir());
+    if let Some(pid) = state.daemon_pid() {
+        // SAFETY: signalling a process verified to be our daemon.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    teardown_namespaces(&state)?;
+    state.remove().context("remove the lab's state directory")?;
+    println!("lab down: nothing of the lab is left");
+    Ok(())
+}
+
+pub fn scenarios() -> String {
+    let mut out = String::new();
+    for s in Scenario::ALL {
+        let _ = writeln!(out, "{:<16} {}", s.name(), s.description());
+    }
+    out
+}
+
+pub fn status() -> anyhow::Result<String> {
+    let state = State::open(&State::default_dir());
+    let Some(scenario) = state.scenario() else {
+        return Ok("lab is down (tracer lab up to start it)\n".to_owned());
+    };
+    let cluster = Cluster::seed(scenario);
+    let existing = apply::existing_namespaces();
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario   {scenario}: {}", scenario.description());
+    match state.daemon_pid() {
+        Some(pid) => {
+            let _ = writeln!(
+                out,
+                "daemon     running (pid {pid}), kubeconfig {}",
+                state.kubeconfig_path().display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "daemon     NOT running: Pods do not answer HTTP and the API is down (run tracer lab up)"
+            );
+        }
+    }
+    let _ = writeln!(out, "\nNODE   IP             POD BLOCK          NAMESPACE");
+    for node in &cluster.nodes {
+        let ns = plan::node_netns(node.name);
+        let mark = if existing.contains(&ns) {
+            ""
+        } else {
+            "  (missing)"
+        };
+        let _ = writeln!(
+            out,
+            "{:<6} {:<14} {:<18} {ns}{mark}",
+            node.name,
+            node.ip.to_string(),
+            node.block.to_string()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nPOD                          NODE   IP              HOST VETH        READY"
+    );
+    for pod in &cluster.pods {
+        let _ = writeln!(
+            out,
+            "{:<28} {:<6} {:<15} {:<16} {}",
+            pod.name,
+            pod.node,
+            pod.ip.to_string(),
+            pod.host_veth(),
+            if pod.ready { "yes" } else { "no" }
+        );
+    }
+    Ok(out)
+}
+
+/// Runs a command in a lab Pod's (or node's) namespace; returns its exit status.
+pub fn exec(target: &str, command: &[String]) -> anyhow::Result<i32> {
+    preflight()?;
+    let state = State::open(&State::default_dir());
+    let scenario = state
+        .scenario()
+        .context("the lab is down: run `tracer lab up` first")?;
+    let cluster = Cluster::seed(scenario);
+    let netns = resolve_exec_target(&cluster, target)?;
+    let status = Command::new("ip")
+        .args(["netns", "exec", &netns])
+        .args(command)
+        .status()
+        .with_context(|| format!("run {command:?} in {netns}"))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// A Pod name (or a unique prefix, like `kubectl exec deploy/…` users expect) or a node name.
+fn resolve_exec_target(cluster: &Cluster, target: &str) -> anyhow::Result<String> {
+    let target = target.strip_prefix("default/").unwrap_or(target);
+    if let Some(node) = cluster.node(target) {
+        return Ok(plan::node_netns(node.name));
+    }
+    if let Some(pod) = cluster.pod(target) {
+        return Ok(plan::pod_netns(&pod.name));
+    }
+    let matches: Vec<_> = cluster
+        .pods
+        .iter()
+        .filter(|p| p.name.starts_with(target))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(plan::pod_netns(&one.name)),
+        [] => {
+            let names: Vec<_> = cluster.pods.iter().map(|p| p.name.as_str()).collect();
+            bail!(
+                "no lab Pod or node `{target}` in namespace default; Pods: {}; nodes: cpu1, cpu2, gpu1",
+                names.join(", ")
+            )
+        }
+        many => bail!(
+            "`{target}` matches several Pods: {}",
+            many.iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_targets_resolve_by_name_prefix_or_node() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        assert_eq!(
+            resolve_exec_target(&cluster, "nettest").unwrap(),
+            "tracer-lab-pod-nettest"
+        );
+        assert_eq!(
+            resolve_exec_target(&cluster, "cpu1").unwrap(),
+            "tracer-lab-cpu1"
+        );
+        assert_eq!(
+            resolve_exec_target(&cluster, "webapp-5b8f6d7c9-h4").unwrap(),
+            "tracer-lab-pod-webapp-5b8f6d7c9-h4t2m"
+        );
+        let err = resolve_exec_target(&cluster, "nginx-test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("several Pods"), "{err}");
+        let err = resolve_exec_target(&cluster, "nope")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("namespace default"), "{err}");
+    }
+
+    #[test]
+    fn unknown_scenarios_list_the_valid_ones() {
+        let err = parse_scenario("sunny").unwrap_err().to_string();
+        assert!(err.contains(
+            "healthy, wrong-interface, vxlan, cross-subnet, mtu-blackhole, no-endpoints"
+        ));
+        assert!(scenarios().lines().count() == 6);
+    }
+}

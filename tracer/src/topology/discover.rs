@@ -1,0 +1,339 @@
+//! Finds every network namespace on the machine and reads each one with `ip -j` and
+//! `iptables-save`, run from a thread that has entered it (children inherit the thread's
+//! namespace), so unnamed namespaces (`/proc/PID/ns/net`, as container runtimes leave
+//! them) are read the same way as named ones.
+
+use std::{
+    collections::HashSet,
+    fs,
+    net::Ipv4Addr,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_json::Value;
+
+use super::netinfo::{Address, DnatRule, Link, NetnsInfo, Route, Vxlan};
+use crate::netns;
+
+/// Candidate namespace paths, one per distinct namespace: the host's, the named ones
+/// (`/run/netns`, optionally only those starting with `$TRACER_NETNS_PREFIX`), then those
+/// of running processes.
+pub fn namespace_paths() -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    let mut paths = Vec::new();
+    let mut consider = |path: PathBuf| {
+        if let Ok(meta) = fs::metadata(&path)
+            && seen.insert((meta.dev(), meta.ino()))
+        {
+            paths.push(path);
+        }
+    };
+    consider(PathBuf::from("/proc/1/ns/net"));
+    let only = std::env::var("TRACER_NETNS_PREFIX").ok();
+    if let Ok(dir) = fs::read_dir("/run/netns") {
+        let mut named: Vec<_> = dir
+            .filter_map(Result::ok)
+            .filter(|e| {
+                only.as_ref()
+                    .is_none_or(|p| e.file_name().to_string_lossy().starts_with(p.as_str()))
+            })
+            .map(|e| e.path())
+            .collect();
+        named.sort();
+        named.into_iter().for_each(&mut consider);
+    }
+    if only.is_none()
+        && let Ok(dir) = fs::read_dir("/proc")
+    {
+        for entry in dir.filter_map(Result::ok) {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+            {
+                consider(entry.path().join("ns/net"));
+            }
+        }
+    }
+    paths
+}
+
+/// Reads one namespace. `None` if it vanished or cannot be entered.
+pub fn read(path: &Path) -> Option<NetnsInfo> {
+    let inode = fs::metadata(path).ok()?.ino();
+    let owned = path.to_path_buf();
+    netns::run_in(path, move || {
+        let cookie = netns::current_cookie().ok()?;
+        let links = parse_links(&ip_json(&["-d", "link", "show"])?);
+        let addresses = parse_addresses(&ip_json(&["addr", "show"])?);
+        let routes = parse_routes(&ip_json(&["route", "show", "table", "main"])?);
+        let iptables = iptables_save();
+        let dnat_rules = parse_dnat_rules(&iptables);
+        Some(NetnsInfo {
+            cookie,
+            inode,
+            path: owned.display().to_string(),
+            links,
+            addresses,
+            routes,
+            dnat_rules,
+            iptables,
+        })
+    })
+    .ok()
+    .flatten()
+}
+
+fn ip_json(args: &[&str]) -> Option<Value> {
+    let out = Command::new("ip").arg("-j").args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn iptables_save() -> String {
+    let mut text = String::new();
+    for table in ["nat", "filter"] {
+        if let Ok(out) = Command::new("iptables-save").args(["-t", table]).output()
+            && out.status.success()
+        {
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    text
+}
+
+fn u32_of(value: &Value, key: &str) -> Option<u32> {
+    value.get(key)?.as_u64().and_then(|v| u32::try_from(v).ok())
+}
+
+fn str_of<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key)?.as_str()
+}
+
+pub fn parse_links(json: &Value) -> Vec<Link> {
+    let Some(items) = json.as_array() else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|l| {
+            let info = l.get("linkinfo");
+            let kind = info
+                .and_then(|i| str_of(i, "info_kind"))
+                .unwrap_or_default()
+                .to_owned();
+            let vxlan = (kind == "vxlan").then(|| {
+                let data = info.and_then(|i| i.get("info_data"));
+                Vxlan {
+                    vni: data.and_then(|d| u32_of(d, "id")).unwrap_or(0),
+                    local: data
+                        .and_then(|d| str_of(d, "local"))
+                        .and_then(|s| s.parse().ok()),
+                    port: data
+                        .and_then(|d| u32_of(d, "port"))
+                        .and_then(|p| u16::try_from(p).ok())
+                        .unwrap_or(4789),
+                    underlay: data.and_then(|d| str_of(d, "link")).map(str::to_owned),
+                }
+            });
+            Some(Link {
+                ifindex: u32_of(l, "ifindex")?,
+                name: str_of(l, "ifname")?.to_owned(),
+                mtu: u32_of(l, "mtu").unwrap_or(0),
+                kind,
+                peer_ifindex: u32_of(l, "link_index"),
+                up: l
+                    .get("flags")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| f.iter().any(|x| x == "UP")),
+                master: str_of(l, "master").map(str::to_owned),
+                vxlan,
+            })
+        })
+        .collect()
+}
+
+pub fn parse_addresses(json: &Value) -> Vec<Address> {
+    let Some(items) = json.as_array() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for link in items {
+        let Some(ifindex) = u32_of(link, "ifindex") else {
+            continue;
+        };
+        for info in link
+            .get("addr_info")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if str_of(info, "family") != Some("inet") {
+                continue;
+            }
+            if let (Some(ip), Some(prefix)) = (
+                str_of(info, "local").and_then(|s| s.parse::<Ipv4Addr>().ok()),
+                u32_of(info, "prefixlen").and_then(|p| u8::try_from(p).ok()),
+            ) {
+                out.push(Address {
+                    ifindex,
+                    ip,
+                    prefix,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub fn parse_routes(json: &Value) -> Vec<Route> {
+    let Some(items) = json.as_array() else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|r| {
+            let dst = str_of(r, "dst")?;
+            let (addr, prefix) = if dst == "default" {
+                (Ipv4Addr::UNSPECIFIED, 0)
+            } else if let Some((a, p)) = dst.split_once('/') {
+                (a.parse().ok()?, p.parse().ok()?)
+            } else {
+                (dst.parse().ok()?, 32)
+            };
+            Some(Route {
+                kind: str_of(r, "type").unwrap_or("unicast").to_owned(),
+                dst: addr,
+                prefix,
+                gateway: str_of(r, "gateway").and_then(|g| g.parse().ok()),
+                dev: str_of(r, "dev").map(str::to_owned),
+                protocol: str_of(r, "protocol").unwrap_or("boot").to_owned(),
+                table: str_of(r, "table").unwrap_or("main").to_owned(),
+                onlink: r
+                    .get("flags")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| f.iter().any(|x| x == "onlink")),
+            })
+        })
+        .collect()
+}
+
+/// kube-proxy's DNAT rules, each with the `KUBE-SVC-…` chain that jumps to it.
+pub fn parse_dnat_rules(iptables_save: &str) -> Vec<DnatRule> {
+    let mut jumps: Vec<(String, String)> = Vec::new(); // (svc chain, sep chain), in rule order
+    let mut rules = Vec::new();
+    for line in iptables_save.lines() {
+        let Some(rest) = line.strip_prefix("-A ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let Some(chain) = words.next() else { continue };
+        let tokens: Vec<&str> = rest.split_whitespace().collect();
+        let target = tokens
+            .iter()
+            .position(|t| *t == "-j")
+            .and_then(|i| tokens.get(i + 1));
+        if chain.starts_with("KUBE-SVC-")
+            && let Some(sep) = target.filter(|t| t.starts_with("KUBE-SEP-"))
+        {
+            jumps.push((chain.to_owned(), (*sep).to_owned()));
+        }
+        if target == Some(&"DNAT")
+            && let Some(to) = tokens
+                .iter()
+                .position(|t| *t == "--to-destination")
+                .and_then(|i| tokens.get(i + 1))
+            && let Some((ip, port)) = to.split_once(':')
+            && let (Ok(ip), Ok(port)) = (ip.parse(), port.parse())
+        {
+            rules.push(DnatRule {
+                sep_chain: chain.to_owned(),
+                svc_chain: None,
+                to: ip,
+                to_port: port,
+                comment: comment_of(rest),
+            });
+        }
+    }
+    for rule in &mut rules {
+        rule.svc_chain = jumps
+            .iter()
+            .find(|(_, sep)| *sep == rule.sep_chain)
+            .map(|(svc, _)| svc.clone());
+    }
+    rules
+}
+
+fn comment_of(rule: &str) -> String {
+    rule.split("--comment ")
+        .nth(1)
+        .map(|rest| {
+            if let Some(quoted) = rest.strip_prefix('"') {
+                quoted.split('"').next().unwrap_or_default().to_owned()
+            } else {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            }
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ip_json() {
+        let links: Value = serde_json::from_str(r#"[
+            {"ifindex":3,"ifname":"cali37b956d7204","flags":["BROADCAST","UP"],"mtu":1450,"link_index":2,"link_netnsid":1,"linkinfo":{"info_kind":"veth"}},
+            {"ifindex":5,"ifname":"vxlan.calico","flags":["UP"],"mtu":1450,"linkinfo":{"info_kind":"vxlan","info_data":{"id":4096,"local":"172.30.1.80","link":"enp2s0","port":4789}}}
+        ]"#).unwrap();
+        let links = parse_links(&links);
+        assert_eq!(links[0].peer_ifindex, Some(2));
+        assert!(links[0].up);
+        assert_eq!(links[1].vxlan.as_ref().unwrap().vni, 4096);
+        assert_eq!(
+            links[1].vxlan.as_ref().unwrap().local,
+            Some(Ipv4Addr::new(172, 30, 1, 80))
+        );
+
+        let routes: Value = serde_json::from_str(r#"[
+            {"dst":"10.244.5.192/26","gateway":"172.30.1.38","dev":"enp2s0","protocol":"80","flags":["onlink"]},
+            {"type":"blackhole","dst":"10.244.102.128/26","protocol":"80","flags":[]},
+            {"dst":"10.244.102.137","dev":"cali37b956d7204","scope":"link","flags":[]},
+            {"dst":"default","gateway":"172.30.1.1","dev":"enp2s0","flags":[]}
+        ]"#).unwrap();
+        let routes = parse_routes(&routes);
+        assert_eq!(
+            routes[0].describe(),
+            "10.244.5.192/26 via 172.30.1.38 dev enp2s0 proto 80 onlink"
+        );
+        assert_eq!(routes[1].describe(), "blackhole 10.244.102.128/26 proto 80");
+        assert_eq!(routes[2].prefix, 32);
+        assert_eq!(routes[3].describe(), "default via 172.30.1.1 dev enp2s0");
+    }
+
+    #[test]
+    fn finds_kube_proxy_dnat_rules_and_their_service_chain() {
+        let save = "*nat\n\
+            -A KUBE-SVC-W67AXLFK7VEUVN6G -m comment --comment \"default/nginx-test -> 10.244.102.138:80\" -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-SOT6P6LQ532M4OEI\n\
+            -A KUBE-SEP-SOT6P6LQ532M4OEI -p tcp -m comment --comment \"default/nginx-test\" -m tcp -j DNAT --to-destination 10.244.102.138:80\n\
+            COMMIT\n";
+        let rules = parse_dnat_rules(save);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].sep_chain, "KUBE-SEP-SOT6P6LQ532M4OEI");
+        assert_eq!(
+            rules[0].svc_chain.as_deref(),
+            Some("KUBE-SVC-W67AXLFK7VEUVN6G")
+        );
+        assert_eq!(rules[0].to, Ipv4Addr::new(10, 244, 102, 138));
+        assert_eq!(rules[0].comment, "default/nginx-test");
+    }
+}

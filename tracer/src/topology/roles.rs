@@ -1,0 +1,273 @@
+//! Which namespace is which node or Pod, and what each interface is to the path.
+
+use std::{collections::HashMap, net::Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+
+use super::netinfo::{Link, NetnsInfo};
+
+/// A Kubernetes Node as far as topology needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRef {
+    pub name: String,
+    pub ips: Vec<Ipv4Addr>,
+}
+
+/// A Pod as far as topology needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostRole {
+    Node { name: String },
+    Pod(PodHost),
+    Other,
+}
+
+/// A Pod's namespace and both ends of its veth pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodHost {
+    pub namespace: String,
+    pub name: String,
+    pub ip: Ipv4Addr,
+    /// The Pod's interface (`eth0`) and its index inside the Pod.
+    pub eth: String,
+    pub eth_ifindex: u32,
+    /// The node it is wired to, and the host-side veth there.
+    pub node: Option<String>,
+    pub node_cookie: Option<u64>,
+    pub host_veth: Option<String>,
+    pub host_ifindex: Option<u32>,
+}
+
+impl PodHost {
+    pub fn qualified(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What an interface is on the packet path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceRole<'a> {
+    /// A Pod's own interface, inside the Pod.
+    PodInterface(&'a PodHost),
+    /// The node-side end of a Pod's veth pair.
+    HostVeth(&'a PodHost),
+    /// The interface holding the node's address.
+    Uplink,
+    /// A VXLAN device.
+    Tunnel(&'a Link),
+    Other,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Topology {
+    pub hosts: Vec<Host>,
+    #[serde(skip)]
+    by_cookie: HashMap<u64, usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub info: NetnsInfo,
+    pub role: HostRole,
+}
+
+impl Topology {
+    pub fn build(namespaces: Vec<NetnsInfo>, nodes: &[NodeRef], pods: &[PodRef]) -> Self {
+        let mut hosts: Vec<Host> = namespaces
+            .into_iter()
+            .map(|info| {
+                let role = if let Some(node) = nodes
+                    .iter()
+                    .find(|n| n.ips.iter().any(|ip| info.has_address(*ip)))
+                {
+                    HostRole::Node {
+                        name: node.name.clone(),
+                    }
+                } else if let Some(pod) = pods.iter().find(|p| info.has_address(p.ip)) {
+                    let eth = info.link_with_address(pod.ip);
+                    HostRole::Pod(PodHost {
+                        namespace: pod.namespace.clone(),
+                        name: pod.name.clone(),
+                        ip: pod.ip,
+                        eth: eth.map(|l| l.name.clone()).unwrap_or_default(),
+                        eth_ifindex: eth.map_or(0, |l| l.ifindex),
+                        node: pod.node.clone(),
+                        node_cookie: None,
+                        host_veth: None,
+                        host_ifindex: None,
+                    })
+                } else {
+                    HostRole::Other
+                };
+                Host { info, role }
+            })
+            .collect();
+
+        // Pair each Pod's interface with its peer in a node namespace.
+        let node_hosts: Vec<(u64, String, Vec<Link>)> = hosts
+            .iter()
+            .filter_map(|h| match &h.role {
+                HostRole::Node { name } => {
+                    Some((h.info.cookie, name.clone(), h.info.links.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for host in &mut hosts {
+            let HostRole::Pod(pod) = &mut host.role else {
+                continue;
+            };
+            let Some(peer_index) = host.info.link(pod.eth_ifindex).and_then(|l| l.peer_ifindex)
+            else {
+                continue;
+            };
+            let candidates: Vec<_> = node_hosts
+                .iter()
+                .filter_map(|(cookie, name, links)| {
+                    links
+                        .iter()
+                        .find(|l| {
+                            l.ifindex == peer_index && l.peer_ifindex == Some(pod.eth_ifindex)
+                        })
+                        .map(|l| (*cookie, name, l))
+                })
+                .collect();
+            // Interface indexes repeat across namespaces: prefer the Pod's own node.
+            let chosen = candidates
+                .iter()
+                .find(|(_, name, _)| pod.node.as_deref() == Some(name.as_str()))
+                .or_else(|| (candidates.len() == 1).then(|| &candidates[0]));
+            if let Some((cookie, name, link)) = chosen {
+                pod.node = Some((*name).clone());
+                pod.node_cookie = Some(*cookie);
+                pod.host_veth = Some(link.name.clone());
+                pod.host_ifindex = Some(link.ifindex);
+            }
+        }
+        let mut topology = Self {
+            hosts,
+            by_cookie: HashMap::new(),
+        };
+        topology.reindex();
+        topology
+    }
+
+    /// Rebuilds the cookie index (after deserialising).
+    pub fn reindex(&mut self) {
+        self.by_cookie = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.info.cookie, i))
+            .collect();
+    }
+
+    pub fn host(&self, cookie: u64) -> Option<&Host> {
+        self.by_cookie.get(&cookie).map(|&i| &self.hosts[i])
+    }
+
+    /// The node a namespace belongs to: itself for a node, its node for a Pod.
+    pub fn node_name(&self, cookie: u64) -> Option<&str> {
+        match &self.host(cookie)?.role {
+            HostRole::Node { name } => Some(name),
+            HostRole::Pod(pod) => pod.node.as_deref(),
+            HostRole::Other => None,
+        }
+    }
+
+    pub fn node_host(&self, name: &str) -> Option<&Host> {
+        self.hosts
+            .iter()
+            .find(|h| matches!(&h.role, HostRole::Node { name: n } if n == name))
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodHost> {
+        self.hosts.iter().find_map(|h| match &h.role {
+            HostRole::Pod(p) if p.namespace == namespace && p.name == name => Some(p),
+            _ => None,
+        })
+    }
+
+    pub fn pod_by_ip(&self, ip: Ipv4Addr) -> Option<&PodHost> {
+        self.hosts.iter().find_map(|h| match &h.role {
+            HostRole::Pod(p) if p.ip == ip => Some(p),
+            _ => None,
+        })
+    }
+
+    /// The node whose namespace holds `ip` (a node address).
+    pub fn node_with_address(&self, ip: Ipv4Addr) -> Option<&str> {
+        self.hosts.iter().find_map(|h| match &h.role {
+            HostRole::Node { name } if h.info.has_address(ip) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn interface_role(&self, cookie: u64, ifindex: u32) -> InterfaceRole<'_> {
+        let Some(host) = self.host(cookie) else {
+            return InterfaceRole::Other;
+        };
+        match &host.role {
+            HostRole::Pod(pod) if pod.eth_ifindex == ifindex => InterfaceRole::PodInterface(pod),
+            HostRole::Node { .. } => {
+                if let Some(pod) = self.hosts.iter().find_map(|h| match &h.role {
+                    HostRole::Pod(p)
+                        if p.node_cookie == Some(cookie) && p.host_ifindex == Some(ifindex) =>
+                    {
+                        Some(p)
+                    }
+                    _ => None,
+                }) {
+                    return InterfaceRole::HostVeth(pod);
+                }
+                match host.info.link(ifindex) {
+                    Some(link) if link.kind == "vxlan" => InterfaceRole::Tunnel(link),
+                    Some(_)
+                        if host
+                            .info
+                            .addresses
+                            .iter()
+                            .any(|a| a.ifindex == ifindex && self.is_node_address(a.ip)) =>
+                    {
+                        InterfaceRole::Uplink
+                    }
+                    _ => InterfaceRole::Other,
+                }
+            }
+            _ => InterfaceRole::Other,
+        }
+    }
+
+    fn is_node_address(&self, ip: Ipv4Addr) -> bool {
+        self.node_with_address(ip).is_some()
+    }
+
+    /// The uplink of a node: the interface holding one of its addresses that is not a
+    /// tunnel or loopback.
+    pub fn uplinks(&self, node_cookie: u64) -> Vec<&Link> {
+        let Some(host) = self.host(node_cookie) else {
+            return Vec::new();
+        };
+        host.info
+            .addresses
+            .iter()
+            .filter_map(|a| host.info.link(a.ifindex))
+            .filter(|l| l.kind != "vxlan" && l.name != "lo" && l.kind != "dummy")
+            .collect()
+    }
+
+    /// `name@ifN` as `ip link` prints it: the interface and its peer's index.
+    pub fn at_if(link: &Link) -> String {
+        match link.peer_ifindex {
+            Some(peer) => format!("{}@if{peer}", link.name),
+            None => link.name.clone(),
+        }
+    }
+}
