@@ -9,7 +9,6 @@
 //! `up` records before creating; `up` refuses to adopt a namespace of that name it did not
 //! record; `down` deletes only recorded ones. The host's own namespace is never modified.
 
-#[path = "api_stub.rs"]
 pub mod api;
 pub mod apply;
 pub mod daemon;
