@@ -3,5 +3,7 @@
 //! gives the verdict.
 
 pub mod assemble;
+pub mod explain;
 pub mod identity;
+pub mod model;
 pub mod observation;

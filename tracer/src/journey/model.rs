@@ -1,0 +1,256 @@
+//! A journey as users see it: one packet's path, every hop named. This is what `--output
+//! json` prints (one object per line) and what the TUI draws; the schema is documented in
+//! `docs/json-schema.md` and versioned by [`SCHEMA_VERSION`]. Add fields freely; never
+//! rename or repurpose one without bumping the version.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journey {
+    pub schema: u32,
+    /// Unique within a run.
+    pub id: u64,
+    /// `request` (from FROM towards TO), `reply` (back towards FROM) or `related` (e.g. an
+    /// ICMP error a node generated about one of them).
+    pub direction: Direction,
+    /// `tcp`, `udp`, `icmp`.
+    pub protocol: String,
+    /// TCP flags (`SYN,ACK`), ICMP kind (`echo-request`), empty for UDP.
+    pub summary: String,
+    /// The packet as its sender emitted it (first observed hop).
+    pub original: Endpoints,
+    /// IPv4 total length.
+    pub length: u16,
+    pub from: Named,
+    pub to: Named,
+    /// CLOCK_MONOTONIC nanoseconds of the first hop, and wall-clock time in RFC 3339.
+    pub start_ns: u64,
+    pub started_at: String,
+    pub duration_ns: u64,
+    pub verdict: Verdict,
+    /// One line: where and why.
+    pub diagnosis: String,
+    pub drop: Option<DropInfo>,
+    pub hops: Vec<Hop>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Request,
+    Reply,
+    Related,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Delivered,
+    Dropped,
+    Incomplete,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Dropped => "dropped",
+            Self::Incomplete => "incomplete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    pub dst: Ipv4Addr,
+    pub dport: u16,
+}
+
+/// An address and the Kubernetes names that apply to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Named {
+    pub ip: Option<Ipv4Addr>,
+    /// `namespace/name`.
+    pub pod: Option<String>,
+    pub service: Option<String>,
+    pub node: Option<String>,
+}
+
+impl Named {
+    /// The most specific name: Pod, then Service, then node, then the address.
+    pub fn label(&self) -> String {
+        if let Some(pod) = &self.pod {
+            return pod.rsplit('/').next().unwrap_or(pod).to_owned();
+        }
+        if let Some(service) = &self.service {
+            return format!("svc/{}", service.rsplit('/').next().unwrap_or(service));
+        }
+        if let Some(node) = &self.node {
+            return format!("node/{node}");
+        }
+        self.ip.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HopKind {
+    /// The packet left the Pod (its `eth0`, inside the Pod).
+    PodEgress,
+    /// The packet crossed a veth pair (Pod ↔ node).
+    VethCrossing,
+    /// kube-proxy rewrote the destination to a Service endpoint.
+    ServiceDnat,
+    /// conntrack reversed a Service DNAT on a reply (source back to the Service address).
+    ReplyUndnat,
+    /// Source rewritten (kube-proxy masquerade).
+    Snat,
+    /// The kernel's route for the destination on this node.
+    RouteDecision,
+    /// Wrapped in VXLAN by a tunnel device.
+    Encapsulation,
+    /// Unwrapped by a tunnel device.
+    Decapsulation,
+    /// Left the node through its uplink.
+    NodeEgress,
+    /// Arrived on the node through its uplink.
+    NodeIngress,
+    /// Handed to the Pod (its `eth0`, inside the Pod).
+    PodDelivery,
+    /// Freed by the kernel with a drop reason.
+    Drop,
+    /// The node generated an ICMP error about this packet.
+    IcmpError,
+    /// An expected hop that no hook saw (hook missing, event lost, or the packet vanished
+    /// without a drop event). Never a drop.
+    NotObserved,
+    /// The packet left for a node that is not traced from here.
+    LeftTracedScope,
+}
+
+impl HopKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PodEgress => "pod egress",
+            Self::VethCrossing => "veth",
+            Self::ServiceDnat => "service DNAT",
+            Self::ReplyUndnat => "reply un-DNAT",
+            Self::Snat => "SNAT",
+            Self::RouteDecision => "route",
+            Self::Encapsulation => "VXLAN encap",
+            Self::Decapsulation => "VXLAN decap",
+            Self::NodeEgress => "node egress",
+            Self::NodeIngress => "node ingress",
+            Self::PodDelivery => "delivered",
+            Self::Drop => "DROP",
+            Self::IcmpError => "ICMP error",
+            Self::NotObserved => "not observed",
+            Self::LeftTracedScope => "left",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    /// Nanoseconds since the journey's first hop.
+    pub t_ns: u64,
+    pub node: Option<String>,
+    pub kind: HopKind,
+    /// False for hops tracer infers (NAT, route) or expected but missed (`not_observed`).
+    pub observed: bool,
+    pub interface: Option<String>,
+    pub ifindex: Option<u32>,
+    /// The other end of a veth pair, as `ip link` shows it from the other side (`eth0@if3`).
+    pub peer: Option<String>,
+    pub pod: Option<String>,
+    pub service: Option<String>,
+    /// The packet's addresses at this hop.
+    pub packet: Option<Endpoints>,
+    pub nat: Option<Nat>,
+    pub route: Option<RouteInfo>,
+    pub encap: Option<Encap>,
+    pub drop: Option<DropInfo>,
+    /// A short human explanation.
+    pub note: String,
+}
+
+impl Hop {
+    pub fn new(kind: HopKind, t_ns: u64, node: Option<String>) -> Self {
+        Self {
+            t_ns,
+            node,
+            kind,
+            observed: true,
+            interface: None,
+            ifindex: None,
+            peer: None,
+            pod: None,
+            service: None,
+            packet: None,
+            nat: None,
+            route: None,
+            encap: None,
+            drop: None,
+            note: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nat {
+    pub before: Endpoints,
+    pub after: Endpoints,
+    /// `namespace/name` of the Service whose rule did it.
+    pub service: Option<String>,
+    /// The endpoint Pod chosen, `namespace/name`.
+    pub endpoint_pod: Option<String>,
+    /// kube-proxy chains: `KUBE-SEP-…` (the DNAT) and `KUBE-SVC-…` (that chose it).
+    pub chain: Option<String>,
+    pub service_chain: Option<String>,
+    /// 1-based position of the endpoint among the Service's ready endpoints, and their count.
+    pub endpoint_index: Option<usize>,
+    pub endpoints_total: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    /// `10.244.184.64/26`; absent when no route matched.
+    pub prefix: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
+    pub dev: Option<String>,
+    pub table: String,
+    pub protocol: Option<String>,
+    /// `unicast`, `blackhole`, …, or `none`.
+    pub kind: String,
+    /// As `ip route` prints it.
+    pub text: String,
+    /// MTU of the output device.
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encap {
+    pub vni: u32,
+    pub outer_src: Option<Ipv4Addr>,
+    pub outer_dst: Option<Ipv4Addr>,
+    pub udp_port: u16,
+    pub device: String,
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropInfo {
+    /// The kernel's name for the reason (`NO_SOCKET`, `NETFILTER_DROP`, …), from BTF.
+    pub reason: String,
+    pub reason_code: u32,
+    /// One line in plain language.
+    pub hint: String,
+    pub node: Option<String>,
+    pub interface: Option<String>,
+}

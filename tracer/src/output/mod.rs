@@ -1,0 +1,16 @@
+//! Where journeys go: `text` for people, `json` for scripts (one journey per line). The
+//! TUI and the recorder are sinks too and consume the same [`Journey`] values.
+
+pub mod json;
+pub mod text;
+
+use std::io;
+
+use crate::journey::model::Journey;
+
+pub trait Sink {
+    fn journey(&mut self, journey: &Journey) -> io::Result<()>;
+    /// Called once at the end with a summary line for people (ignored by machine formats
+    /// on stdout; they print it to stderr).
+    fn finish(&mut self, summary: &str) -> io::Result<()>;
+}

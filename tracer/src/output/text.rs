@@ -1,0 +1,81 @@
+//! `--output text`: one compact block per journey — a header line, one line per hop
+//! (time offset, node, what happened, names), and the diagnosis.
+
+use std::io::{self, Write};
+
+use super::Sink;
+use crate::journey::{
+    explain::format_duration,
+    model::{Hop, Journey, Verdict},
+};
+
+pub struct TextSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+fn endpoint_label(name: &crate::journey::model::Named, port: u16) -> String {
+    let ip = name.ip.map(|i| i.to_string()).unwrap_or_default();
+    let addr = if port == 0 { ip } else { format!("{ip}:{port}") };
+    let label = name.label();
+    if label == name.ip.map(|i| i.to_string()).unwrap_or_default() {
+        addr
+    } else {
+        format!("{label} {addr}")
+    }
+}
+
+pub fn render(journey: &Journey) -> String {
+    let mut out = String::new();
+    let verdict = match journey.verdict {
+        Verdict::Delivered => "delivered",
+        Verdict::Dropped => "DROPPED",
+        Verdict::Incomplete => "incomplete",
+    };
+    out.push_str(&format!(
+        "#{} {} {} {} → {}  [{}] {} · {} hops · {}\n",
+        journey.id,
+        journey.protocol,
+        journey.summary,
+        endpoint_label(&journey.from, journey.original.sport),
+        endpoint_label(&journey.to, journey.original.dport),
+        format!("{:?}", journey.direction).to_lowercase(),
+        verdict,
+        journey.hops.iter().filter(|h| h.observed).count(),
+        format_duration(journey.duration_ns),
+    ));
+    for hop in &journey.hops {
+        out.push_str(&hop_line(hop));
+    }
+    out.push_str(&format!("  ⇒ {}\n", journey.diagnosis));
+    out
+}
+
+fn hop_line(hop: &Hop) -> String {
+    let mark = if hop.observed { ' ' } else { '~' };
+    format!(
+        "  {mark}{:>10}  {:<6} {:<13} {}\n",
+        format!("+{}", format_duration(hop.t_ns)),
+        hop.node.as_deref().unwrap_or("-"),
+        hop.kind.label(),
+        hop.note
+    )
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn journey(&mut self, journey: &Journey) -> io::Result<()> {
+        self.out.write_all(render(journey).as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
+    fn finish(&mut self, summary: &str) -> io::Result<()> {
+        writeln!(self.out, "{summary}")?;
+        self.out.flush()
+    }
+}
