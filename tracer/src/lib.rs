@@ -17,5 +17,6 @@ pub mod journey;
 pub mod kernel_layout;
 pub mod lab;
 pub mod netns;
+pub mod output;
 pub mod probes;
 pub mod topology;
