@@ -453,3 +453,39 @@ fn malformed_requests_get_errors_and_the_server_keeps_serving() {
     assert!(version.starts_with("HTTP/1.1 200"), "{version}");
     assert!(version.contains("\"gitVersion\":\"v1.31.13\""), "{version}");
 }
+
+#[test]
+fn stopping_ends_watches_and_slow_clients_promptly() {
+    let lab = Lab::start("stop");
+    let addr = lab.server.local_addr();
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.write_all(b"GET /api HT").expect("send half a request");
+    let mut watching = TcpStream::connect(addr).expect("connect");
+    watching
+        .set_read_timeout(Some(WATCH_TIMEOUT))
+        .expect("read timeout");
+    watching
+        .write_all(b"GET /api/v1/pods?watch=true HTTP/1.1\r\n\r\n")
+        .expect("send");
+    let mut head = [0u8; 15];
+    watching
+        .read_exact(&mut head)
+        .expect("watch response starts");
+    assert_eq!(&head, b"HTTP/1.1 200 OK");
+
+    let started = Instant::now();
+    drop(lab);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    let _ = watching.read_to_end(&mut rest);
+    assert!(
+        rest.ends_with(b"0\r\n\r\n"),
+        "the watch is terminated cleanly"
+    );
+    let mut end = Vec::new();
+    let _ = slow.read_to_end(&mut end);
+}

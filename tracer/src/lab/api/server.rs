@@ -1,10 +1,10 @@
 //! The listening side: a `TcpListener` on an accept thread, one thread per connection,
 //! keep-alive request loops, and shutdown.
 //!
-//! Every blocking call is bounded so that [`ApiServer`]'s drop can end everything: idle
-//! connections poll the stop flag between requests (read timeout [`POLL`]), a request
-//! head must arrive within [`REQUEST_TIMEOUT`], writes give up after [`WRITE_TIMEOUT`],
-//! and watches check the flag and their client between events. The accept loop is woken
+//! Every blocking call is bounded so that [`ApiServer`]'s drop can end everything: reads
+//! wake every [`POLL`] to check the stop flag (an idle connection closes after
+//! [`IDLE_TIMEOUT`], a request head must arrive within [`REQUEST_TIMEOUT`]), writes give
+//! up after [`WRITE_TIMEOUT`], and watches check the flag and their client between events. The accept loop is woken
 //! by a connection to itself, then joins every connection thread.
 
 use std::{
@@ -34,7 +34,7 @@ const POLL: Duration = Duration::from_millis(200);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a client may take to send a request once it started.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more are answered 503 and closed.
 const MAX_CONNECTIONS: usize = 256;
 
@@ -177,19 +177,32 @@ fn peer_open(stream: &TcpStream) -> bool {
     stream.set_nonblocking(false).is_ok() && open
 }
 
-/// Waits for the first byte of the next request. False when the connection should end.
-fn await_request(reader: &mut BufReader<TcpStream>, shared: &Shared) -> bool {
-    let idle_since = Instant::now();
-    loop {
-        match reader.fill_buf() {
-            Ok([]) => return false,
-            Ok(_) => return true,
-            Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => {
-                if shared.stopping() || idle_since.elapsed() > IDLE_TIMEOUT {
-                    return false;
+/// The socket's read side, read in [`POLL`] slices so that a wait for bytes (an idle
+/// keep-alive connection, a slow request head) ends when the server stops or the current
+/// deadline passes.
+struct Patient<'a> {
+    stream: TcpStream,
+    shared: &'a Shared,
+    deadline: Instant,
+}
+
+impl io::Read for Patient<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => {
+                    if self.shared.stopping() {
+                        return Err(io::Error::new(
+                            ErrorKind::ConnectionAborted,
+                            "server stopping",
+                        ));
+                    }
+                    if Instant::now() >= self.deadline {
+                        return Err(io::Error::new(ErrorKind::TimedOut, "client too slow"));
+                    }
                 }
+                other => return other,
             }
-            Err(_) => return false,
         }
     }
 }
@@ -197,33 +210,33 @@ fn await_request(reader: &mut BufReader<TcpStream>, shared: &Shared) -> bool {
 fn serve_connection(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    // The read timeout belongs to the socket, so it covers every clone.
+    if stream.set_read_timeout(Some(POLL)).is_err() {
+        return;
+    }
     let (Ok(read_half), Ok(probe)) = (stream.try_clone(), stream.try_clone()) else {
         return;
     };
-    let mut reader = BufReader::new(read_half);
+    let mut reader = BufReader::new(Patient {
+        stream: read_half,
+        shared,
+        deadline: Instant::now(),
+    });
     let mut writer = stream;
     loop {
-        // The read timeout belongs to the socket, so setting it on the writer covers the
-        // reader too.
-        if writer.set_read_timeout(Some(POLL)).is_err() || !await_request(&mut reader, shared) {
+        reader.get_mut().deadline = Instant::now() + IDLE_TIMEOUT;
+        // Wait for the next request's first byte; EOF or an error ends the connection.
+        if !matches!(reader.fill_buf(), Ok(bytes) if !bytes.is_empty()) {
             return;
         }
-        if writer.set_read_timeout(Some(REQUEST_TIMEOUT)).is_err() {
-            return;
-        }
+        reader.get_mut().deadline = Instant::now() + REQUEST_TIMEOUT;
         let request = match http::read_request(&mut reader) {
             Ok(request) => request,
             Err(HttpError::Closed | HttpError::Io(_)) => return,
             Err(e @ (HttpError::Malformed(_) | HttpError::TooLarge)) => {
-                let code = if matches!(e, HttpError::TooLarge) {
-                    413
-                } else {
-                    400
-                };
-                let reason = if code == 413 {
-                    "RequestEntityTooLarge"
-                } else {
-                    "BadRequest"
+                let (code, reason) = match e {
+                    HttpError::TooLarge => (413, "RequestEntityTooLarge"),
+                    _ => (400, "BadRequest"),
                 };
                 let reply =
                     render::status_response(&render::status(code, reason, &e.to_string(), None));
