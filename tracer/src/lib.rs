@@ -14,6 +14,7 @@ pub mod ebpf;
 pub mod events;
 pub mod exit;
 pub mod journey;
+pub mod k8s;
 pub mod kernel_layout;
 pub mod lab;
 pub mod netns;
