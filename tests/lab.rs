@@ -7,118 +7,16 @@ mod support;
 
 use std::{
     path::PathBuf,
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use support::{require_root, run};
-
-/// A lab of this test's own; `down` on drop.
-struct Lab {
-    prefix: String,
-}
-
-impl Lab {
-    fn up(scenario: &str) -> Self {
-        let lab = Self {
-            prefix: format!("tlt{}-", std::process::id()),
-        };
-        let out = lab.tracer(&["lab", "up", "--scenario", scenario]);
-        assert!(
-            out.status.success(),
-            "lab up --scenario {scenario}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        lab
-    }
-
-    fn tracer(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tracer"))
-            .args(args)
-            .env("TRACER_LAB_PREFIX", &self.prefix)
-            .output()
-            .expect("run tracer")
-    }
-
-    fn switch(&self, scenario: &str) {
-        let out = self.tracer(&["lab", "up", "--scenario", scenario]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ns(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    /// Runs a command in a lab namespace (`cpu1`, `pod-nettest`, `client`, …).
-    fn exec(&self, ns: &str, argv: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns(ns)])
-            .args(argv)
-            .output()
-            .expect("ip netns exec")
-    }
-
-    fn exec_ok(&self, ns: &str, argv: &[&str]) -> String {
-        let out = self.exec(ns, argv);
-        assert!(
-            out.status.success(),
-            "{argv:?} in {ns}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        PathBuf::from(format!("/run/{}state/kubeconfig", self.prefix))
-    }
-
-    fn kubectl(&self, args: &[&str]) -> String {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .output()
-            .expect("kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn ping(&self, from: &str, to: &str) -> bool {
-        self.exec(from, &["ping", "-c", "2", "-i", "0.2", "-W", "1", to])
-            .status
-            .success()
-    }
-
-    /// `curl` from a namespace; returns (exit code, headers + body).
-    fn curl(&self, from: &str, url: &str) -> (i32, String) {
-        let out = self.exec(from, &["curl", "-s", "-i", "-m", "3", url]);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.tracer(&["lab", "down"]);
-    }
-}
+use support::{lab::Lab, require_root, run};
 
 /// Counts VXLAN packets on a node's uplink while `traffic` runs.
 fn vxlan_packets_on(lab: &Lab, node: &str, traffic: impl FnOnce()) -> usize {
-    let mut tcpdump = Command::new("ip")
+    let tcpdump = Command::new("ip")
         .args([
             "netns",
             "exec",

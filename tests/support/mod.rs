@@ -3,6 +3,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod follow;
+pub mod lab;
+
 use std::{net::Ipv4Addr, path::PathBuf, process::Command};
 
 /// True when running as root. Otherwise prints why the test is skipped; under CI a

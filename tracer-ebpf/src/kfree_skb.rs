@@ -2,39 +2,14 @@
 //! layout and aya has no CO-RE for Rust programs, so the offsets come from the running
 //! kernel's BTF, patched in by userspace as load-time globals (`OFF_*`).
 
-use aya_ebpf::{
-    helpers::bpf_probe_read_kernel, macros::btf_tracepoint, programs::BtfTracePointContext,
-};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::{PacketEvent, kind};
 
 use crate::{
-    emit::{count_loss, global, submit, wanted},
+    emit::{global, submit, wanted},
+    kernel::{OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, device_of, kread},
     packet::{PacketBytes, parse_ipv4},
 };
-
-#[unsafe(no_mangle)]
-static OFF_SKB_HEAD: u32 = 0;
-#[unsafe(no_mangle)]
-static OFF_SKB_NETWORK_HEADER: u32 = 0;
-#[unsafe(no_mangle)]
-static OFF_SKB_LEN: u32 = 0;
-#[unsafe(no_mangle)]
-static OFF_SKB_MARK: u32 = 0;
-#[unsafe(no_mangle)]
-static OFF_SKB_DEV: u32 = 0;
-#[unsafe(no_mangle)]
-static OFF_DEV_IFINDEX: u32 = 0;
-#[unsafe(no_mangle)]
-static OFF_DEV_ND_NET: u32 = 0;
-#[unsafe(no_mangle)]
-static OFF_NET_COOKIE: u32 = 0;
-
-/// Reads kernel memory at `base + offset`.
-#[inline(always)]
-fn kread<T: Copy>(base: *const u8, offset: u32) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel faults safely on a bad address.
-    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize).cast::<T>()).ok() }
-}
 
 /// The packet starting at the skb's network header.
 struct KernelBytes(*const u8);
@@ -69,17 +44,8 @@ fn observe(skb: *const u8, reason: u32) -> Option<()> {
     event.drop_reason = reason;
     event.skb_len = kread(skb, global(&OFF_SKB_LEN)).unwrap_or(0);
     event.mark = kread(skb, global(&OFF_SKB_MARK)).unwrap_or(0);
-    let mut cookie = 0;
-    let dev: *const u8 = kread(skb, global(&OFF_SKB_DEV)).unwrap_or(core::ptr::null());
-    if !dev.is_null() {
-        event.ifindex = kread(dev, global(&OFF_DEV_IFINDEX)).unwrap_or(0);
-        let net: *const u8 = kread(dev, global(&OFF_DEV_ND_NET)).unwrap_or(core::ptr::null());
-        if net.is_null() {
-            count_loss(|c| c.parse_failed += 1);
-        } else {
-            cookie = kread(net, global(&OFF_NET_COOKIE)).unwrap_or(0);
-        }
-    }
+    let (ifindex, cookie) = device_of(skb);
+    event.ifindex = ifindex;
     submit(&mut event, kind::KFREE_SKB, cookie);
     Some(())
 }

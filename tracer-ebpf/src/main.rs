@@ -6,6 +6,7 @@
 #![no_main]
 
 mod emit;
+mod kernel;
 mod kfree_skb;
 mod packet;
 mod probes;

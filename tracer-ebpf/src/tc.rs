@@ -1,14 +1,12 @@
 //! TC classifiers for the ingress and egress of an interface (attached as TCX links where
 //! the kernel has them). They see Ethernet frames; they always return `TC_ACT_UNSPEC`.
 
-use aya_ebpf::{
-    bindings::TC_ACT_UNSPEC, helpers::generated::bpf_get_netns_cookie, macros::classifier,
-    programs::TcContext,
-};
+use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
 use tracer_common::{PacketEvent, kind};
 
 use crate::{
     emit::{count_loss, submit, wanted},
+    kernel::device_of,
     packet::{PacketBytes, is_ipv4_frame, parse_ipv4},
 };
 
@@ -52,7 +50,9 @@ fn observe(ctx: &TcContext, hook: u16) {
     event.ifindex = skb.ifindex;
     event.skb_len = skb.len;
     event.mark = skb.mark;
-    // SAFETY: the helper only reads the skb's namespace.
-    let cookie = unsafe { bpf_get_netns_cookie(ctx.skb.skb.cast()) };
+    // The namespace is that of the device the packet is on. `bpf_get_netns_cookie` would
+    // name the *socket's* namespace (or none for forwarded packets), so read the device's:
+    // at run time a TC program's context is the kernel's `struct sk_buff` itself.
+    let (_, cookie) = device_of(ctx.skb.skb as *const u8);
     submit(&mut event, hook, cookie);
 }

@@ -61,3 +61,19 @@ mod tests {
         assert_eq!(reasons.name(999), "reason 999");
     }
 }
+
+impl DropReasons {
+    /// Every (value, name) pair, for a recording.
+    pub fn to_pairs(&self) -> Vec<(u32, String)> {
+        let mut pairs: Vec<_> = self.names.iter().map(|(v, n)| (*v, n.clone())).collect();
+        pairs.sort_unstable();
+        pairs
+    }
+
+    /// The names a recording carries (the recording machine's kernel, not this one's).
+    pub fn from_recorded(pairs: Vec<(u32, String)>) -> Self {
+        Self {
+            names: pairs.into_iter().collect(),
+        }
+    }
+}

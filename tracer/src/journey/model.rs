@@ -111,6 +111,8 @@ pub enum HopKind {
     ReplyUndnat,
     /// Source rewritten (kube-proxy masquerade).
     Snat,
+    /// conntrack gave a reply its masqueraded destination back.
+    ReplyUnsnat,
     /// The kernel's route for the destination on this node.
     RouteDecision,
     /// Wrapped in VXLAN by a tunnel device.
@@ -142,6 +144,7 @@ impl HopKind {
             Self::ServiceDnat => "service DNAT",
             Self::ReplyUndnat => "reply un-DNAT",
             Self::Snat => "SNAT",
+            Self::ReplyUnsnat => "reply un-SNAT",
             Self::RouteDecision => "route",
             Self::Encapsulation => "VXLAN encap",
             Self::Decapsulation => "VXLAN decap",

@@ -21,7 +21,11 @@ impl<W: Write> TextSink<W> {
 
 fn endpoint_label(name: &crate::journey::model::Named, port: u16) -> String {
     let ip = name.ip.map(|i| i.to_string()).unwrap_or_default();
-    let addr = if port == 0 { ip } else { format!("{ip}:{port}") };
+    let addr = if port == 0 {
+        ip
+    } else {
+        format!("{ip}:{port}")
+    };
     let label = name.label();
     if label == name.ip.map(|i| i.to_string()).unwrap_or_default() {
         addr

@@ -1,0 +1,106 @@
+//! `tracer follow` as a child process against a test lab, read as JSON journeys.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::lab::Lab;
+
+pub struct Follow {
+    child: Child,
+    stdout: Option<std::process::ChildStdout>,
+    pub stderr: String,
+}
+
+impl Follow {
+    /// Starts `tracer follow FROM TO --output json` with the lab's kubeconfig and waits
+    /// until its programs are attached.
+    pub fn start(lab: &Lab, args: &[&str]) -> Self {
+        let kubeconfig = lab.kubeconfig();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tracer"))
+            .arg("follow")
+            .args(args)
+            .args(["--output", "json", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env("TRACER_NETNS_PREFIX", &lab.prefix)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tracer follow");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let _ = tx.send(std::mem::take(&mut line));
+            }
+        });
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !seen.contains("watching") {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => seen.push_str(&line),
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("tracer follow did not start: {seen}");
+                }
+            }
+        }
+        // Keep draining stderr so the child never blocks on it.
+        thread::spawn(move || while rx.recv().is_ok() {});
+        let stdout = child.stdout.take();
+        Self {
+            child,
+            stdout,
+            stderr: seen,
+        }
+    }
+
+    /// Lets in-flight packets settle, stops the tracer with Ctrl-C (SIGINT) and returns
+    /// every journey it printed.
+    pub fn stop(mut self) -> Vec<Value> {
+        thread::sleep(Duration::from_millis(800));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGINT) };
+        let mut text = String::new();
+        self.stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut text)
+            .expect("read journeys");
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "tracer follow exited with {status}");
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Hops of a journey with this kind.
+pub fn hops<'a>(journey: &'a Value, kind: &str) -> Vec<&'a Value> {
+    journey["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == kind)
+        .collect()
+}
+
+pub fn has_hop(journey: &Value, kind: &str) -> bool {
+    !hops(journey, kind).is_empty()
+}

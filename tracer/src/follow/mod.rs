@@ -1,0 +1,367 @@
+//! `tracer follow`: resolve → discover → load and attach → read, correlate, explain → sinks.
+//!
+//! The kernel side is one object: TC classifiers on every interface of the path (each
+//! followed Pod's `eth0` inside the Pod and its host-side veth, every traced node's uplink
+//! and tunnel devices), attached as TCX links from a thread that entered the interface's
+//! namespace, plus `tp_btf/kfree_skb` for drops. Events are read on this thread, grouped
+//! into packets by [`crate::journey::assemble`] and named by
+//! [`crate::journey::explain`]; nothing on that path calls the Kubernetes API (names come
+//! from the watch cache's latest snapshot).
+
+pub mod naming;
+pub mod plan;
+
+use std::{
+    collections::BTreeSet,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use aya::Ebpf;
+
+use crate::{
+    btf::Btf,
+    caps,
+    drop_reason::DropReasons,
+    ebpf::{self, LoadOptions},
+    events::{self, EventStream},
+    exit::MissingPrivilege,
+    journey::{
+        assemble::Assembler,
+        explain::{self, Context},
+        model::Journey,
+        observation::Observation,
+    },
+    k8s::{model::ClusterModel, source::ClusterHandle},
+    kernel_layout::KernelOffsets,
+    netns,
+    output::Sink,
+    probes::{
+        kfree_skb,
+        tc::{self, AttachMode, Direction},
+    },
+    topology::{
+        Topology, discover,
+        roles::{HostRole, NodeRef, PodRef},
+    },
+};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C and SIGTERM end the run cleanly (the journeys in flight are still printed).
+fn install_stop_handlers() {
+    let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+pub struct Limits {
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+}
+
+/// Builds the topology from every namespace the kernel has, named with the cluster model.
+pub fn discover_topology(model: &ClusterModel) -> Topology {
+    let nodes: Vec<NodeRef> = model
+        .nodes()
+        .map(|n| NodeRef {
+            name: n.name.clone(),
+            ips: n.internal_ips.clone(),
+        })
+        .collect();
+    let pods: Vec<PodRef> = model
+        .pods()
+        .filter_map(|p| {
+            let ip = p.ip?;
+            // Host-network Pods share their node's namespace; they are not Pod hosts.
+            let is_node_ip = nodes.iter().any(|n| n.ips.contains(&ip));
+            (!is_node_ip).then(|| PodRef {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                ip,
+                node: p.node.clone(),
+            })
+        })
+        .collect();
+    let namespaces = discover::namespace_paths()
+        .iter()
+        .filter_map(|path| discover::read(path))
+        .collect();
+    Topology::build(namespaces, &nodes, &pods)
+}
+
+/// One interface to attach both classifiers to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Attachment {
+    pub netns_path: String,
+    pub interface: String,
+    pub why: String,
+}
+
+/// Where to hook: the followed Pods' interfaces on both sides of their veth, and every
+/// traced node's uplinks and tunnel devices.
+pub fn attachments(topology: &Topology, filter: &[std::net::Ipv4Addr]) -> Vec<Attachment> {
+    let mut out = BTreeSet::new();
+    for host in &topology.hosts {
+        match &host.role {
+            HostRole::Node { name } => {
+                for link in topology.uplinks(host.info.cookie) {
+                    out.insert(Attachment {
+                        netns_path: host.info.path.clone(),
+                        interface: link.name.clone(),
+                        why: format!("uplink of {name}"),
+                    });
+                }
+                for link in host.info.links.iter().filter(|l| l.kind == "vxlan") {
+                    out.insert(Attachment {
+                        netns_path: host.info.path.clone(),
+                        interface: link.name.clone(),
+                        why: format!("tunnel device of {name}"),
+                    });
+                }
+            }
+            HostRole::Pod(pod) if filter.contains(&pod.ip) => {
+                out.insert(Attachment {
+                    netns_path: host.info.path.clone(),
+                    interface: pod.eth.clone(),
+                    why: format!("{} inside Pod {}", pod.eth, pod.qualified()),
+                });
+                if let (Some(cookie), Some(veth)) = (pod.node_cookie, &pod.host_veth)
+                    && let Some(node) = topology.host(cookie)
+                {
+                    out.insert(Attachment {
+                        netns_path: node.info.path.clone(),
+                        interface: veth.clone(),
+                        why: format!("host side of Pod {}", pod.qualified()),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+fn wall_offset_ns() -> i128 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    i128::try_from(wall).unwrap_or(0) - i128::from(monotonic_ns())
+}
+
+/// The kernel side of a run: programs loaded and attached, ring buffer open.
+pub struct Kernel {
+    ebpf: Ebpf,
+    pub stream: EventStream,
+    pub reasons: DropReasons,
+    pub attached: Vec<Attachment>,
+}
+
+impl Kernel {
+    pub fn attach(filter: &[std::net::Ipv4Addr], plan: &[Attachment]) -> anyhow::Result<Self> {
+        let missing = caps::missing(&caps::FOLLOW_NEEDS);
+        if !missing.is_empty() {
+            let names: Vec<_> = missing.iter().map(|c| c.name).collect();
+            return Err(MissingPrivilege(format!(
+                "follow needs {} (run it as root, e.g. with sudo); `tracer doctor` shows what this user can do",
+                names.join(", ")
+            ))
+            .into());
+        }
+        let btf = Btf::vmlinux().context("read kernel BTF")?;
+        let offsets = KernelOffsets::from_btf(&btf).context("kernel struct offsets")?;
+        let reasons = DropReasons::from_btf(&btf).unwrap_or_default();
+        let mut ebpf = ebpf::load(&LoadOptions {
+            trace_all: false,
+            offsets: Some(offsets),
+        })?;
+        events::follow_addresses(&mut ebpf, filter)?;
+        let aya_btf = aya::Btf::from_sys_fs().context("read kernel BTF")?;
+        if let Err(err) = kfree_skb::attach(&mut ebpf, &aya_btf) {
+            eprintln!("tracer: drops will not be seen ({err}); they show as \"not observed\"");
+        }
+        let mut attached = Vec::new();
+        for attachment in plan {
+            let path = std::path::PathBuf::from(&attachment.netns_path);
+            let interface = attachment.interface.clone();
+            let result = netns::run_in(&path, move || {
+                let mut result = Ok(());
+                for direction in [Direction::Ingress, Direction::Egress] {
+                    if let Err(e) = tc::attach(&mut ebpf, &interface, direction, AttachMode::Tcx) {
+                        result = Err(e);
+                    }
+                }
+                (ebpf, result)
+            })
+            .with_context(|| format!("enter {}", attachment.netns_path))?;
+            ebpf = result.0;
+            match result.1 {
+                Ok(()) => attached.push(attachment.clone()),
+                Err(e) => eprintln!(
+                    "tracer: not watching {} ({}): {e}",
+                    attachment.interface, attachment.why
+                ),
+            }
+        }
+        if attached.is_empty() {
+            bail!("no interface could be watched; see `tracer doctor`");
+        }
+        let stream = EventStream::take(&mut ebpf)?;
+        Ok(Self {
+            ebpf,
+            stream,
+            reasons,
+            attached,
+        })
+    }
+
+    pub fn loss(&self) -> tracer_common::LossCounters {
+        events::loss(&self.ebpf).unwrap_or_default()
+    }
+}
+
+/// Counts per verdict, for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub delivered: u64,
+    pub dropped: u64,
+    pub incomplete: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, journey: &Journey) {
+        match journey.verdict {
+            crate::journey::model::Verdict::Delivered => self.delivered += 1,
+            crate::journey::model::Verdict::Dropped => self.dropped += 1,
+            crate::journey::model::Verdict::Incomplete => self.incomplete += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.delivered + self.dropped + self.incomplete
+    }
+}
+
+/// Whether a journey passes the user's port/protocol filters.
+fn wanted(journey: &Journey, plan: &plan::FollowPlan) -> bool {
+    if let Some(protocol) = plan.protocol
+        && journey.protocol != protocol
+    {
+        return false;
+    }
+    if let Some(port) = plan.port {
+        let touches = |e: &crate::journey::model::Endpoints| e.sport == port || e.dport == port;
+        return touches(&journey.original)
+            || journey
+                .hops
+                .iter()
+                .filter_map(|h| h.packet.as_ref())
+                .any(touches);
+    }
+    true
+}
+
+/// Reads events until a limit, Ctrl-C or SIGTERM; returns the tally.
+pub fn run(
+    kernel: &mut Kernel,
+    cluster: &ClusterHandle,
+    topology: &Topology,
+    plan: &plan::FollowPlan,
+    limits: &Limits,
+    sink: &mut dyn Sink,
+) -> anyhow::Result<Tally> {
+    install_stop_handlers();
+    let started = Instant::now();
+    let offset = wall_offset_ns();
+    let mut assembler = Assembler::new();
+    let mut tally = Tally::default();
+    let mut events = Vec::new();
+    let reasons = kernel.reasons.clone();
+    let mut emit = |raws: Vec<crate::journey::assemble::RawJourney>,
+                    tally: &mut Tally|
+     -> anyhow::Result<bool> {
+        if raws.is_empty() {
+            return Ok(false);
+        }
+        let model = cluster.snapshot();
+        let names = naming::ModelNames(&model);
+        let ctx = Context {
+            topology,
+            cluster: &names,
+            reasons: &reasons,
+            followed: &plan.followed,
+            wall_offset_ns: offset,
+        };
+        for raw in raws {
+            let journey = explain::explain(&raw, &ctx);
+            if !wanted(&journey, plan) {
+                continue;
+            }
+            sink.journey(&journey)?;
+            tally.add(&journey);
+            if limits.count.is_some_and(|c| tally.total() >= c) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    loop {
+        if STOP.load(Ordering::Relaxed) || limits.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if kernel.stream.wait(Duration::from_millis(100))? {
+            kernel.stream.drain_into(&mut events);
+        }
+        let mut closed = Vec::new();
+        for event in events.drain(..) {
+            if let Some(obs) = Observation::from_event(&event) {
+                closed.extend(assembler.push(obs));
+            }
+        }
+        closed.extend(assembler.flush(monotonic_ns()));
+        if emit(closed, &mut tally)? {
+            return Ok(tally);
+        }
+    }
+    // Whatever is still in flight is shown as it stands.
+    emit(assembler.flush(u64::MAX), &mut tally)?;
+    Ok(tally)
+}
+
+/// What the user should know about visibility before the first packet: a followed Pod on a
+/// node that is not traced from here, or not found in any namespace.
+pub fn visibility_warnings(topology: &Topology, plan: &plan::FollowPlan) -> Vec<String> {
+    let mut notes = Vec::new();
+    for target in [&plan.from, &plan.to] {
+        if let crate::k8s::resolve::Target::Pod(pod) = target
+            && let Some(ip) = pod.ip
+            && topology.pod_by_ip(ip).is_none()
+        {
+            notes.push(format!(
+                "Pod {}/{} runs on node {}, which is not traced from here: only its packets that pass through this node are visible",
+                pod.namespace,
+                pod.name,
+                pod.node.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    notes
+}

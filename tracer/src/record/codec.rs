@@ -1,0 +1,209 @@
+//! The binary form of an [`Observation`] inside an observations record: fixed-width
+//! little-endian fields, plus the outer VXLAN header only when there is one. 68 bytes for
+//! a plain hop, 84 for an encapsulated one.
+
+use std::net::Ipv4Addr;
+
+use crate::journey::observation::{Hook, Observation, Outer, Tuple};
+
+const HAS_OUTER: u8 = 1;
+const DONT_FRAGMENT: u8 = 2;
+const LATER_FRAGMENT: u8 = 4;
+
+pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
+    let hook = match obs.hook {
+        Hook::Ingress => 0u8,
+        Hook::Egress => 1,
+        Hook::Drop => 2,
+    };
+    let flags = if obs.outer.is_some() { HAS_OUTER } else { 0 }
+        | if obs.dont_fragment { DONT_FRAGMENT } else { 0 }
+        | if obs.later_fragment {
+            LATER_FRAGMENT
+        } else {
+            0
+        };
+    out.extend_from_slice(&obs.ts_ns.to_le_bytes());
+    out.extend_from_slice(&obs.netns_cookie.to_le_bytes());
+    out.extend_from_slice(&obs.cpu.to_le_bytes());
+    out.extend_from_slice(&obs.ifindex.to_le_bytes());
+    out.extend_from_slice(&[hook, flags, obs.tuple.proto, obs.ttl]);
+    out.extend_from_slice(&obs.tuple.src.octets());
+    out.extend_from_slice(&obs.tuple.dst.octets());
+    out.extend_from_slice(&obs.tuple.sport.to_le_bytes());
+    out.extend_from_slice(&obs.tuple.dport.to_le_bytes());
+    out.extend_from_slice(&obs.ip_id.to_le_bytes());
+    out.extend_from_slice(&obs.ip_len.to_le_bytes());
+    out.extend_from_slice(&obs.tcp_seq.to_le_bytes());
+    out.extend_from_slice(&obs.tcp_ack.to_le_bytes());
+    out.extend_from_slice(&[obs.tcp_flags, obs.icmp_type, obs.icmp_code, 0]);
+    out.extend_from_slice(&obs.icmp_id.to_le_bytes());
+    out.extend_from_slice(&obs.icmp_seq.to_le_bytes());
+    out.extend_from_slice(&obs.drop_reason.to_le_bytes());
+    out.extend_from_slice(&obs.skb_len.to_le_bytes());
+    out.extend_from_slice(&obs.mark.to_le_bytes());
+    if let Some(outer) = obs.outer {
+        out.extend_from_slice(&outer.src.octets());
+        out.extend_from_slice(&outer.dst.octets());
+        out.extend_from_slice(&outer.sport.to_le_bytes());
+        out.extend_from_slice(&outer.dport.to_le_bytes());
+        out.extend_from_slice(&outer.vni.to_le_bytes());
+    }
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let bytes = self.data.get(self.pos..self.pos + N)?;
+        self.pos += N;
+        bytes.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take().map(u16::from_le_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+    fn ip(&mut self) -> Option<Ipv4Addr> {
+        self.take::<4>().map(Ipv4Addr::from)
+    }
+}
+
+/// Decodes every observation in a record's payload; `None` if it is malformed.
+pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
+    let mut c = Cursor { data, pos: 0 };
+    let mut out = Vec::with_capacity(data.len() / 68);
+    while c.pos < data.len() {
+        let ts_ns = c.u64()?;
+        let netns_cookie = c.u64()?;
+        let cpu = c.u32()?;
+        let ifindex = c.u32()?;
+        let hook = match c.u8()? {
+            0 => Hook::Ingress,
+            1 => Hook::Egress,
+            2 => Hook::Drop,
+            _ => return None,
+        };
+        let flags = c.u8()?;
+        let proto = c.u8()?;
+        let ttl = c.u8()?;
+        let tuple = Tuple {
+            proto,
+            src: c.ip()?,
+            dst: c.ip()?,
+            sport: c.u16()?,
+            dport: c.u16()?,
+        };
+        let ip_id = c.u16()?;
+        let ip_len = c.u16()?;
+        let tcp_seq = c.u32()?;
+        let tcp_ack = c.u32()?;
+        let [tcp_flags, icmp_type, icmp_code, _] = c.take::<4>()?;
+        let icmp_id = c.u16()?;
+        let icmp_seq = c.u16()?;
+        let drop_reason = c.u32()?;
+        let skb_len = c.u32()?;
+        let mark = c.u32()?;
+        let outer = if flags & HAS_OUTER != 0 {
+            Some(Outer {
+                src: c.ip()?,
+                dst: c.ip()?,
+                sport: c.u16()?,
+                dport: c.u16()?,
+                vni: c.u32()?,
+            })
+        } else {
+            None
+        };
+        out.push(Observation {
+            ts_ns,
+            cpu,
+            hook,
+            netns_cookie,
+            ifindex,
+            tuple,
+            ip_id,
+            ip_len,
+            ttl,
+            dont_fragment: flags & DONT_FRAGMENT != 0,
+            later_fragment: flags & LATER_FRAGMENT != 0,
+            tcp_seq,
+            tcp_ack,
+            tcp_flags,
+            icmp_type,
+            icmp_code,
+            icmp_id,
+            icmp_seq,
+            outer,
+            drop_reason,
+            skb_len,
+            mark,
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn sample(outer: bool) -> Observation {
+        Observation {
+            ts_ns: 123_456_789,
+            cpu: 1,
+            hook: Hook::Egress,
+            netns_cookie: 4242,
+            ifindex: 3,
+            tuple: Tuple {
+                proto: 6,
+                src: Ipv4Addr::new(10, 244, 102, 137),
+                dst: Ipv4Addr::new(10, 109, 60, 89),
+                sport: 41234,
+                dport: 80,
+            },
+            ip_id: 77,
+            ip_len: 60,
+            ttl: 64,
+            dont_fragment: true,
+            later_fragment: false,
+            tcp_seq: 1,
+            tcp_ack: 2,
+            tcp_flags: 0x12,
+            icmp_type: 0,
+            icmp_code: 0,
+            icmp_id: 0,
+            icmp_seq: 0,
+            outer: outer.then_some(Outer {
+                src: Ipv4Addr::new(172, 30, 1, 80),
+                dst: Ipv4Addr::new(172, 30, 1, 43),
+                sport: 5555,
+                dport: 4789,
+                vni: 4096,
+            }),
+            drop_reason: 0,
+            skb_len: 74,
+            mark: 0,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_is_compact() {
+        let mut buf = Vec::new();
+        encode(&sample(false), &mut buf);
+        assert_eq!(buf.len(), 68);
+        encode(&sample(true), &mut buf);
+        assert_eq!(buf.len(), 68 + 84);
+        assert_eq!(decode_all(&buf).unwrap(), vec![sample(false), sample(true)]);
+        assert!(decode_all(&buf[..100]).is_none());
+    }
+}

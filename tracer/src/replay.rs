@@ -1,0 +1,156 @@
+//! A recording as a source of journeys: the same assembler and explanation as a live
+//! `follow`, fed from the file, with the names the recording carries (its cluster
+//! objects, namespaces, routes and drop-reason names), so it needs no privileges, no
+//! cluster and not even the same kernel.
+
+use std::path::Path;
+
+use crate::{
+    drop_reason::DropReasons,
+    follow::naming::ModelNames,
+    journey::{
+        assemble::{Assembler, RawJourney},
+        explain::{self, Context, Followed},
+        model::Journey,
+    },
+    k8s::model::ClusterModel,
+    record::{
+        format::{Loss, Meta, Record},
+        reader::{Reader, RecordingError, Step},
+    },
+    topology::Topology,
+};
+
+/// How the replay ended.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub meta: Option<Meta>,
+    pub observations: u64,
+    pub journeys: u64,
+    pub loss: Loss,
+    /// The recording ended with its end record.
+    pub clean: bool,
+    /// Where and why the file stops early, if it does.
+    pub cut: Option<(u64, String)>,
+}
+
+impl Summary {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "{} journeys from {} observations; events lost in the kernel while recording: {}",
+            self.journeys, self.observations, self.loss.ringbuf_full
+        );
+        if let Some((offset, why)) = &self.cut {
+            text.push_str(&format!(
+                "\nrecording cut at byte {offset}: {why}; everything before it was replayed"
+            ));
+        } else if !self.clean {
+            text.push_str("\nrecording has no end record: the recorder was stopped abruptly (SIGKILL, crash or full disk); everything written was replayed");
+        }
+        text
+    }
+}
+
+/// Reads `path` and hands every journey to `each` in the order they complete.
+pub fn replay(
+    path: &Path,
+    mut each: impl FnMut(Journey) -> bool,
+) -> Result<Summary, RecordingError> {
+    let mut reader = Reader::open(path)?;
+    let mut summary = Summary::default();
+    let mut model = ClusterModel::default();
+    let mut topology = Topology::default();
+    let mut reasons = DropReasons::default();
+    let mut followed = Followed::default();
+    let mut assembler = Assembler::new();
+    let mut stop = false;
+
+    let mut emit = |raws: Vec<RawJourney>,
+                    model: &ClusterModel,
+                    topology: &Topology,
+                    reasons: &DropReasons,
+                    followed: &Followed,
+                    offset: i128,
+                    summary: &mut Summary|
+     -> bool {
+        let names = ModelNames(model);
+        let ctx = Context {
+            topology,
+            cluster: &names,
+            reasons,
+            followed,
+            wall_offset_ns: offset,
+        };
+        for raw in raws {
+            summary.journeys += 1;
+            if !each(explain::explain(&raw, &ctx)) {
+                return true;
+            }
+        }
+        false
+    };
+
+    loop {
+        let offset = summary.meta.as_ref().map_or(0, |m| m.wall_offset_ns);
+        match reader.next_step() {
+            Step::Record(record) => match record {
+                Record::Meta(meta) => {
+                    followed = Followed {
+                        from: meta.from_ips.clone(),
+                        to: meta.to_ips.clone(),
+                    };
+                    summary.meta = Some(*meta);
+                }
+                Record::Cluster(objects) => model = objects.model(),
+                Record::Topology(t) => topology = *t,
+                Record::DropReasons(pairs) => reasons = DropReasons::from_recorded(pairs),
+                Record::Observations(batch) => {
+                    let mut closed = Vec::new();
+                    let mut latest = 0;
+                    for obs in batch {
+                        summary.observations += 1;
+                        latest = latest.max(obs.ts_ns);
+                        closed.extend(assembler.push(obs));
+                    }
+                    closed.extend(assembler.flush(latest));
+                    if emit(
+                        closed,
+                        &model,
+                        &topology,
+                        &reasons,
+                        &followed,
+                        offset,
+                        &mut summary,
+                    ) {
+                        stop = true;
+                    }
+                }
+                Record::Loss(loss) => summary.loss = loss,
+                Record::End(_) | Record::Unknown(_) => {}
+            },
+            Step::End { clean } => {
+                summary.clean = clean;
+                break;
+            }
+            Step::Cut { offset, why } => {
+                summary.cut = Some((offset, why));
+                break;
+            }
+        }
+        if stop {
+            return Ok(summary);
+        }
+    }
+    let offset = summary.meta.as_ref().map_or(0, |m| m.wall_offset_ns);
+    emit(
+        assembler.flush(u64::MAX),
+        &model,
+        &topology,
+        &reasons,
+        &followed,
+        offset,
+        &mut summary,
+    );
+    Ok(summary)
+}
