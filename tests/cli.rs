@@ -106,15 +106,26 @@ fn doctor_as_an_unprivileged_user_names_the_missing_capabilities() {
 }
 
 #[test]
-fn unimplemented_subcommands_say_so_and_fail() {
+fn replay_and_export_refuse_what_is_not_a_recording() {
+    let dir = std::env::temp_dir().join(format!("tracer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bogus = dir.join("notes.txt");
+    std::fs::write(&bogus, "just some text, not a recording\n").unwrap();
+    let bogus = bogus.to_str().unwrap();
     for args in [
-        &["replay", "x.trace"][..],
-        &["export", "x.trace", "--pcapng", "x.pcapng"],
+        vec!["replay", bogus, "--output", "text"],
+        vec!["export", bogus, "--pcapng", "/dev/null"],
+        vec!["replay", "/nonexistent/x.trace", "--output", "json"],
     ] {
-        let out = tracer(args);
-        assert_eq!(out.status.code(), Some(5), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+        let out = tracer(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("is not a tracer recording") || stderr.contains("cannot read"),
+            "{args:?}: {stderr}"
+        );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

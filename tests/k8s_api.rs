@@ -234,3 +234,31 @@ fn nothing_listening_fails_start_with_the_url_and_the_offline_way() {
         "{err}"
     );
 }
+
+#[test]
+fn silent_api_times_out_naming_the_url() {
+    // Connections complete in the kernel's backlog but nothing ever answers.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let scratch = Scratch::new("silent", addr);
+    let source = ClusterSource::Api {
+        kubeconfig: Some(scratch.kubeconfig.clone()),
+        context: None,
+    };
+    let started = Instant::now();
+    let err = ClusterHandle::start(&source, Duration::from_millis(1500))
+        .expect_err("nothing answers")
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "start honours its timeout"
+    );
+    assert!(
+        err.starts_with(&format!(
+            "the Kubernetes API at http://{addr} did not send the cluster's objects within 1.5s."
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--cluster-file"), "{err}");
+    drop(listener);
+}

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   Start with `tracer doctor` to see what this kernel lets tracer observe, and \
                   `tracer lab up` for a built-in 3-node cluster to try it on.",
     after_help = "Exit status: 0 success; 1 error; 2 invalid usage; 3 missing privileges; \
-                  4 this kernel cannot support the command; 5 not implemented yet."
+                  4 this kernel cannot support the command."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -9,8 +9,6 @@ pub const USAGE: i32 = 2;
 pub const NO_PRIVILEGE: i32 = 3;
 /// This kernel cannot support the command (`doctor`: `follow` cannot work here).
 pub const KERNEL_UNSUPPORTED: i32 = 4;
-/// The subcommand exists but is not implemented yet.
-pub const NOT_IMPLEMENTED: i32 = 5;
 
 /// An error that means "run this with more privileges"; `main` exits with [`NO_PRIVILEGE`].
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ pub mod drop_reason;
 pub mod ebpf;
 pub mod events;
 pub mod exit;
+pub mod export;
 pub mod follow;
 pub mod journey;
 pub mod k8s;

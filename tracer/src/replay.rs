@@ -52,10 +52,16 @@ impl Summary {
     }
 }
 
-/// Reads `path` and hands every journey to `each` in the order they complete.
-pub fn replay(
+/// Reads `path` and hands every journey to `each` in the order they complete; `each`
+/// returns false to stop early.
+pub fn replay(path: &Path, mut each: impl FnMut(Journey) -> bool) -> Result<Summary, RecordingError> {
+    replay_raw(path, |_, journey| each(journey))
+}
+
+/// Like [`replay`], with each journey's raw observations (exports need every header field).
+pub fn replay_raw(
     path: &Path,
-    mut each: impl FnMut(Journey) -> bool,
+    mut each: impl FnMut(&RawJourney, Journey) -> bool,
 ) -> Result<Summary, RecordingError> {
     let mut reader = Reader::open(path)?;
     let mut summary = Summary::default();
@@ -84,7 +90,8 @@ pub fn replay(
         };
         for raw in raws {
             summary.journeys += 1;
-            if !each(explain::explain(&raw, &ctx)) {
+            let journey = explain::explain(&raw, &ctx);
+            if !each(&raw, journey) {
                 return true;
             }
         }

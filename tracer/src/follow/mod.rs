@@ -8,6 +8,7 @@
 //! [`crate::journey::explain`]; nothing on that path calls the Kubernetes API (names come
 //! from the watch cache's latest snapshot).
 
+pub mod command;
 pub mod naming;
 pub mod plan;
 
@@ -160,7 +161,7 @@ fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-fn wall_offset_ns() -> i128 {
+pub fn wall_offset_ns() -> i128 {
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -279,7 +280,8 @@ fn wanted(journey: &Journey, plan: &plan::FollowPlan) -> bool {
     true
 }
 
-/// Reads events until a limit, Ctrl-C or SIGTERM; returns the tally.
+/// Reads events until a limit, Ctrl-C or SIGTERM; returns the tally. Raw observations go
+/// to the recorder, if any, before they are correlated.
 pub fn run(
     kernel: &mut Kernel,
     cluster: &ClusterHandle,
@@ -287,6 +289,7 @@ pub fn run(
     plan: &plan::FollowPlan,
     limits: &Limits,
     sink: &mut dyn Sink,
+    mut recorder: Option<&mut crate::record::writer::Recorder>,
 ) -> anyhow::Result<Tally> {
     install_stop_handlers();
     let started = Instant::now();
@@ -323,6 +326,8 @@ pub fn run(
         }
         Ok(false)
     };
+    let mut recording_failed = false;
+    let mut last_loss_record = Instant::now();
     loop {
         if STOP.load(Ordering::Relaxed) || limits.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -330,11 +335,25 @@ pub fn run(
         if kernel.stream.wait(Duration::from_millis(100))? {
             kernel.stream.drain_into(&mut events);
         }
-        let mut closed = Vec::new();
-        for event in events.drain(..) {
-            if let Some(obs) = Observation::from_event(&event) {
-                closed.extend(assembler.push(obs));
+        let observations: Vec<Observation> = events.drain(..).filter_map(|e| Observation::from_event(&e)).collect();
+        if let Some(recorder) = recorder.as_deref_mut()
+            && !recording_failed
+        {
+            recorder.observations(observations.clone());
+            if last_loss_record.elapsed() >= Duration::from_secs(1) {
+                let loss = kernel.loss();
+                recorder.loss(loss.ringbuf_full, loss.parse_failed);
+                last_loss_record = Instant::now();
             }
+            if let Some(error) = recorder.error() {
+                // Tell the user at once; following goes on without the recording.
+                eprintln!("tracer: recording stopped: {error}; following continues without it");
+                recording_failed = true;
+            }
+        }
+        let mut closed = Vec::new();
+        for obs in observations {
+            closed.extend(assembler.push(obs));
         }
         closed.extend(assembler.flush(monotonic_ns()));
         if emit(closed, &mut tally)? {

@@ -191,8 +191,19 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         hops.push(hop);
     }
 
-    for obs in &raw.observations {
+    for (index, obs) in raw.observations.iter().enumerate() {
         let t = obs.ts_ns - t0;
+        // Freed after it was handed to the Pod: the receiving socket discarded it (closed
+        // with data queued, …). That is the application's business, not a path drop.
+        if obs.hook == Hook::Drop
+            && let Some(delivery) = hops.iter_mut().rev().find(|h| h.kind == HopKind::PodDelivery && h.observed)
+        {
+            delivery.note.push_str(&format!(
+                "; later discarded by the receiving socket ({})",
+                ctx.reasons.name(obs.drop_reason)
+            ));
+            continue;
+        }
         let node = ctx.node_of(obs);
         let role = ctx.topology.interface_role(obs.netns_cookie, obs.ifindex);
 
@@ -219,14 +230,21 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
             arrived = None;
         }
 
-        hops.push(observed_hop(obs, &role, t, node, ctx, raw));
+        let mut hop = observed_hop(obs, &role, t, node, ctx, raw);
+        hop.observation = Some(index);
+        hops.push(hop);
         if arrives_on_node(&role, obs.hook) && ctx.topology.node_name(obs.netns_cookie).is_some() {
             arrived = Some(obs.netns_cookie);
         }
         previous = Some(obs);
     }
 
-    let last = *raw.observations.last().expect("journeys are never empty");
+    let last = *raw
+        .observations
+        .iter()
+        .rev()
+        .find(|o| o.hook != Hook::Drop || !hops.iter().any(|h| h.kind == HopKind::PodDelivery && h.observed))
+        .expect("journeys are never empty");
     let (verdict, drop) = if let Some(drop_hop) = hops.iter().find(|h| h.kind == HopKind::Drop) {
         (Verdict::Dropped, drop_hop.drop.clone())
     } else if let Some(mut extra) = ending(&last, ctx) {

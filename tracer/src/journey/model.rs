@@ -181,6 +181,10 @@ pub struct Hop {
     pub drop: Option<DropInfo>,
     /// A short human explanation.
     pub note: String,
+    /// Which raw observation this hop is (observed hops only): lets exports reach the
+    /// packet's full headers. Not part of the JSON schema.
+    #[serde(skip)]
+    pub observation: Option<usize>,
 }
 
 impl Hop {
@@ -201,6 +205,7 @@ impl Hop {
             encap: None,
             drop: None,
             note: String::new(),
+            observation: None,
         }
     }
 }

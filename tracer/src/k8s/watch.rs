@@ -22,6 +22,9 @@
 //! stays published. Restarting from a relist (rather than resuming the old stream) gives
 //! recovery a definite signal, `InitDone`, and cannot miss deletions made while away.
 //!
+//! A connection that goes silent without closing (the API host vanished) is caught by the
+//! [`READ_WATCHDOG`] read timeout and handled like any other failure.
+//!
 //! The thread ends when the last [`super::ClusterHandle`] clone is dropped.
 
 use std::{
@@ -59,6 +62,12 @@ pub const DEBOUNCE: Duration = Duration::from_millis(50);
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// Longest wait between restarts.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The API server ends every watch after the watcher's `timeoutSeconds` (290 s); a
+/// connection silent for longer than this is dead (host gone without closing it), so a read
+/// that waits this long fails and the watch restarts. Only applies when the kubeconfig sets
+/// no read timeout of its own.
+pub const READ_WATCHDOG: Duration = Duration::from_secs(330);
 
 /// What the handle and the watch thread share.
 #[derive(Debug, Default)]
@@ -184,13 +193,16 @@ async fn run(
     shared: Arc<Shared>,
     boot: std_mpsc::Sender<Boot>,
 ) {
-    let (config, describe) = match kubeconfig::load(&origin, context.as_deref()).await {
+    let (mut config, describe) = match kubeconfig::load(&origin, context.as_deref()).await {
         Ok(loaded) => loaded,
         Err(e) => {
             let _ = boot.send(Boot::Failed(e));
             return;
         }
     };
+    if config.read_timeout.is_none() {
+        config.read_timeout = Some(READ_WATCHDOG);
+    }
     let url = kubeconfig::url_text(&config.cluster_url);
     let _ = boot.send(Boot::Configured {
         url: url.clone(),

@@ -1,6 +1,6 @@
 //! The binary form of an [`Observation`] inside an observations record: fixed-width
-//! little-endian fields, plus the outer VXLAN header only when there is one. 68 bytes for
-//! a plain hop, 84 for an encapsulated one.
+//! little-endian fields, plus the outer VXLAN header only when there is one. 72 bytes for
+//! a plain hop, 88 for an encapsulated one.
 
 use std::net::Ipv4Addr;
 
@@ -82,7 +82,7 @@ impl Cursor<'_> {
 /// Decodes every observation in a record's payload; `None` if it is malformed.
 pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
     let mut c = Cursor { data, pos: 0 };
-    let mut out = Vec::with_capacity(data.len() / 68);
+    let mut out = Vec::with_capacity(data.len() / 72);
     while c.pos < data.len() {
         let ts_ns = c.u64()?;
         let netns_cookie = c.u64()?;
@@ -200,9 +200,9 @@ mod tests {
     fn round_trips_and_is_compact() {
         let mut buf = Vec::new();
         encode(&sample(false), &mut buf);
-        assert_eq!(buf.len(), 68);
+        assert_eq!(buf.len(), 72);
         encode(&sample(true), &mut buf);
-        assert_eq!(buf.len(), 68 + 84);
+        assert_eq!(buf.len(), 72 + 88);
         assert_eq!(decode_all(&buf).unwrap(), vec![sample(false), sample(true)]);
         assert!(decode_all(&buf[..100]).is_none());
     }

@@ -1,0 +1,298 @@
+//! Recording, replay and export end to end: a lab session recorded by `tracer follow
+//! --record`, replayed without privileges into the same journeys, exported to pcapng and
+//! read by tshark; a recorder killed with SIGKILL and one that runs out of disk. Needs
+//! root (for the live part); serial.
+
+mod support;
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::PathBuf,
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+use support::{follow::Follow, lab::Lab, require_root};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tracer-rec-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn replay_json(path: &std::path::Path) -> (Vec<Value>, String, bool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args(["replay", "--output", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let journeys = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        journeys,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+fn key(j: &Value) -> String {
+    format!(
+        "{} {} {} {}",
+        j["summary"],
+        j["verdict"],
+        j["diagnosis"],
+        j["hops"].as_array().unwrap().len()
+    )
+}
+
+#[test]
+fn a_recorded_session_replays_identically_and_exports_to_pcapng() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let recording = scratch("session.trace");
+    let record_arg = recording.to_str().unwrap().to_owned();
+    let follow = Follow::start(
+        &lab,
+        &["nettest", "svc/nginx-test", "--record", &record_arg],
+    );
+    for _ in 0..5 {
+        assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
+    }
+    assert!(lab.ping("pod-nettest", "10.244.184.84"));
+    let live = follow.stop();
+    assert!(!live.is_empty());
+    assert_eq!(
+        std::fs::metadata(&recording).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Replay needs no privileges: run it as nobody on a copy nobody may read.
+    let copy = scratch("copy.trace");
+    std::fs::copy(&recording, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        copy.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let unprivileged = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            env!("CARGO_BIN_EXE_tracer"),
+            "replay",
+            "--output",
+            "json",
+        ])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        unprivileged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unprivileged.stderr)
+    );
+    let replayed: Vec<Value> = String::from_utf8_lossy(&unprivileged.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut live_keys: Vec<_> = live.iter().map(key).collect();
+    let mut replay_keys: Vec<_> = replayed.iter().map(key).collect();
+    live_keys.sort();
+    replay_keys.sort();
+    assert_eq!(
+        live_keys, replay_keys,
+        "replay prints the journeys follow printed"
+    );
+
+    // Export: one packet per observed hop, names in the comments, read by plain tshark.
+    let pcapng = scratch("session.pcapng");
+    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args([
+            "export",
+            record_arg.as_str(),
+            "--pcapng",
+            pcapng.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let observed_hops: usize = replayed
+        .iter()
+        .map(|j| {
+            j["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| h["observed"] == true)
+                .count()
+        })
+        .sum();
+    let tshark = Command::new("tshark")
+        .args([
+            "-r",
+            pcapng.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.comment",
+            "-e",
+            "frame.interface_name",
+        ])
+        .output()
+        .expect("tshark");
+    assert!(
+        tshark.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tshark.stderr)
+    );
+    let text = String::from_utf8_lossy(&tshark.stdout);
+    assert_eq!(
+        text.lines().count(),
+        observed_hops,
+        "packet count equals observed hop count"
+    );
+    assert!(
+        text.contains("default/nginx-test") && text.contains("default/nettest"),
+        "names in comments"
+    );
+    assert!(text.contains("KUBE-SEP-"), "kube-proxy chains in comments");
+    assert!(
+        text.contains("cpu2/enp2s0") && text.contains("cpu1/"),
+        "interfaces named by node: {text}"
+    );
+    let _ = std::fs::remove_dir_all(recording.parent().unwrap());
+}
+
+#[test]
+fn a_recorder_killed_with_sigkill_replays_every_complete_record() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let recording = scratch("killed.trace");
+    let mut ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("pod-nettest"),
+            "ping",
+            "-i",
+            "0.05",
+            "-c",
+            "200",
+            "10.244.184.84",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args([
+            "follow",
+            "nettest",
+            "nginx-test-7d9c4b6f5-abcde",
+            "--output",
+            "json",
+            "--record",
+        ])
+        .arg(&recording)
+        .arg("--kubeconfig")
+        .arg(lab.kubeconfig())
+        .env("TRACER_NETNS_PREFIX", &lab.prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(4));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let _ = ping.kill();
+    let _ = ping.wait();
+
+    let (journeys, stderr, ok) = replay_json(&recording);
+    assert!(ok, "{stderr}");
+    assert!(
+        journeys.len() >= 4,
+        "journeys recorded before the kill: {}",
+        journeys.len()
+    );
+    assert!(
+        stderr.contains("no end record") || stderr.contains("cut at byte"),
+        "the cut is reported: {stderr}"
+    );
+
+    // Tear the last record in half, as a crash mid-write would.
+    let bytes = std::fs::read(&recording).unwrap();
+    std::fs::write(&recording, &bytes[..bytes.len() - 7]).unwrap();
+    let (torn, stderr, ok) = replay_json(&recording);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("cut at byte"), "{stderr}");
+    assert!(
+        torn.len() + 12 >= journeys.len(),
+        "only the torn record is lost"
+    );
+    let _ = std::fs::remove_dir_all(recording.parent().unwrap());
+}
+
+#[test]
+fn a_full_disk_stops_the_recording_not_the_session() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let out_dir = scratch("fulldisk");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    // A private mount namespace with a 80 KiB tmpfs: nothing is mounted on the host.
+    let script = format!(
+        "set -e; mkdir -p /tmp/tracer-full; mount -t tmpfs -o size=80k tracer-full /tmp/tracer-full; \
+         {tracer} follow nettest nginx-test-7d9c4b6f5-abcde --output json --duration 6s --kubeconfig {kc} \
+           --record /tmp/tracer-full/r.trace > {out}/journeys.jsonl 2> {out}/stderr.txt; \
+         cp /tmp/tracer-full/r.trace {out}/r.trace",
+        tracer = env!("CARGO_BIN_EXE_tracer"),
+        kc = lab.kubeconfig().display(),
+        out = out_dir.display()
+    );
+    let mut session = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("TRACER_NETNS_PREFIX", &lab.prefix)
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(2));
+    // Enough traffic to fill 80 KiB of recording.
+    let _ = lab.exec(
+        "pod-nettest",
+        &["ping", "-i", "0.002", "-c", "1500", "-q", "10.244.184.84"],
+    );
+    assert!(session.wait().unwrap().success());
+    let stderr = std::fs::read_to_string(out_dir.join("stderr.txt")).unwrap();
+    assert!(
+        stderr.contains("recording stopped") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    let live = std::fs::read_to_string(out_dir.join("journeys.jsonl")).unwrap();
+    assert!(
+        live.lines().count() > 1000,
+        "following went on after the disk filled ({} journeys)",
+        live.lines().count()
+    );
+    let (replayed, stderr, ok) = replay_json(&out_dir.join("r.trace"));
+    assert!(ok, "{stderr}");
+    assert!(!replayed.is_empty());
+    assert!(
+        stderr.contains("no end record") || stderr.contains("cut at byte"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(out_dir.parent().unwrap());
+}

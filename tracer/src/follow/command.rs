@@ -1,0 +1,148 @@
+//! The `tracer follow` command: from arguments to a running session and its summary.
+
+use std::{io::IsTerminal as _, path::Path};
+
+use crate::{
+    cli::{FollowArgs, Output},
+    follow::{self, plan},
+    k8s::source::{ClusterHandle, ClusterSource},
+    output::{Sink, json::JsonSink, text::TextSink},
+    record::{format::Meta, writer::Recorder},
+    topology::Topology,
+};
+
+pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
+    let source = match &args.cluster_file {
+        Some(path) => ClusterSource::File(path.clone()),
+        None => ClusterSource::Api {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+        },
+    };
+    let cluster = ClusterHandle::start(&source, std::time::Duration::from_secs(10))?;
+    let model = cluster.snapshot();
+    let protocol = args.proto.map(|p| match p {
+        crate::cli::Protocol::Tcp => "tcp",
+        crate::cli::Protocol::Udp => "udp",
+        crate::cli::Protocol::Icmp => "icmp",
+    });
+    let plan = plan::plan(
+        &model,
+        &args.from,
+        &args.to,
+        &args.namespace,
+        args.port,
+        protocol,
+    )?;
+    let topology = follow::discover_topology(&model);
+    let attachments = follow::attachments(&topology, &plan.filter);
+    eprintln!(
+        "following {} → {}\n  names from {}",
+        plan::describe(&plan.from),
+        plan::describe(&plan.to),
+        cluster.describe()
+    );
+    for warning in follow::visibility_warnings(&topology, &plan) {
+        eprintln!("  note: {warning}");
+    }
+    let mut kernel = follow::Kernel::attach(&plan.filter, &attachments)?;
+    let nodes: std::collections::BTreeSet<_> = topology
+        .hosts
+        .iter()
+        .filter_map(|h| match &h.role {
+            crate::topology::HostRole::Node { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "  watching {} interfaces on {} ({}); Ctrl-C to stop",
+        kernel.attached.len(),
+        if nodes.is_empty() {
+            "this host".to_owned()
+        } else {
+            nodes.into_iter().collect::<Vec<_>>().join(", ")
+        },
+        if args.count.is_some() || args.duration.is_some() {
+            "until a limit"
+        } else {
+            "until stopped"
+        }
+    );
+    let output = args.output.unwrap_or(if std::io::stdout().is_terminal() {
+        Output::Tui
+    } else {
+        Output::Text
+    });
+    let stdout = std::io::stdout().lock();
+    let mut sink: Box<dyn Sink> = match output {
+        Output::Json => Box::new(JsonSink::new(stdout)),
+        // The TUI is being built (issue #5); a terminal gets the text view meanwhile.
+        Output::Text | Output::Tui => Box::new(TextSink::new(stdout)),
+    };
+    let limits = follow::Limits {
+        count: args.count,
+        duration: args.duration,
+    };
+    let mut recorder = match &args.record {
+        Some(path) => Some(start_recording(path, &plan, &cluster, &topology, &kernel)?),
+        None => None,
+    };
+    let tally = follow::run(
+        &mut kernel,
+        &cluster,
+        &topology,
+        &plan,
+        &limits,
+        sink.as_mut(),
+        recorder.as_mut(),
+    )?;
+    let loss = kernel.loss();
+    if let Some(mut recorder) = recorder {
+        recorder.loss(loss.ringbuf_full, loss.parse_failed);
+        if let Err(e) = recorder.finish() {
+            eprintln!("tracer: the recording is incomplete: {e}");
+        }
+    }
+    sink.finish(&format!(
+        "{} journeys: {} delivered, {} dropped, {} incomplete; events lost in the kernel: {} (ring buffer full), {} (unparsable){}",
+        tally.total(),
+        tally.delivered,
+        tally.dropped,
+        tally.incomplete,
+        loss.ringbuf_full,
+        loss.parse_failed,
+        if cluster.stale() { "; names may be stale: the Kubernetes API stopped answering" } else { "" }
+    ))?;
+    Ok(crate::exit::SUCCESS)
+}
+
+
+fn start_recording(
+    path: &Path,
+    plan: &plan::FollowPlan,
+    cluster: &ClusterHandle,
+    topology: &Topology,
+    kernel: &follow::Kernel,
+) -> anyhow::Result<Recorder> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let meta = Meta {
+        tracer_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_at: crate::journey::explain::rfc3339(i128::try_from(now).unwrap_or(0)),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default(),
+        command: std::env::args().collect(),
+        following: format!("{} → {}", plan::describe(&plan.from), plan::describe(&plan.to)),
+        names_from: cluster.describe(),
+        wall_offset_ns: follow::wall_offset_ns(),
+        from_ips: plan.followed.from.clone(),
+        to_ips: plan.followed.to.clone(),
+        snap_len: 0,
+    };
+    let recorder = Recorder::create(path, &meta, &cluster.objects(), topology, &kernel.reasons.to_pairs())
+        .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
+    eprintln!("  recording to {} (headers only, mode 0600)", path.display());
+    Ok(recorder)
+}
