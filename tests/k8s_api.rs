@@ -262,3 +262,27 @@ fn silent_api_times_out_naming_the_url() {
     assert!(err.contains("--cluster-file"), "{err}");
     drop(listener);
 }
+
+#[test]
+fn https_to_a_plain_http_server_fails_cleanly() {
+    // Exercises the rustls/ring stack: the handshake fails, start reports it, nothing panics.
+    let server = serve(Scenario::Healthy);
+    let dir = std::env::temp_dir().join(format!("tracer-k8s-api-{}-tls", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let kubeconfig = dir.join("kubeconfig");
+    let url = format!("https://{}", server.local_addr());
+    std::fs::write(&kubeconfig, api::kubeconfig(&url)).expect("write kubeconfig");
+    let source = ClusterSource::Api {
+        kubeconfig: Some(kubeconfig),
+        context: None,
+    };
+    let err = ClusterHandle::start(&source, START_TIMEOUT)
+        .expect_err("TLS to an HTTP server")
+        .to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        err.starts_with(&format!("cannot reach the Kubernetes API at {url}: ")),
+        "{err}"
+    );
+}

@@ -23,12 +23,19 @@ impl Follow {
     /// until its programs are attached.
     pub fn start(lab: &Lab, args: &[&str]) -> Self {
         let kubeconfig = lab.kubeconfig();
+        let mut full: Vec<&str> = args.to_vec();
+        let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
+        full.extend(["--kubeconfig", kubeconfig]);
+        Self::start_with(&lab.prefix, &full)
+    }
+
+    /// Starts `tracer follow ARGS --output json`, tracing only namespaces named `prefix…`.
+    pub fn start_with(prefix: &str, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tracer"))
             .arg("follow")
             .args(args)
-            .args(["--output", "json", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .env("TRACER_NETNS_PREFIX", &lab.prefix)
+            .args(["--output", "json"])
+            .env("TRACER_NETNS_PREFIX", prefix)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -7,7 +7,9 @@ use tracer_common::{PacketEvent, flags};
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
-const VXLAN_PORT: u16 = 4789;
+/// UDP ports VXLAN arrives on: IANA's 4789 (Calico, Cilium) and Linux's historical 8472
+/// (flannel's default).
+const VXLAN_PORTS: [u16; 2] = [4789, 8472];
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 
@@ -30,7 +32,7 @@ pub fn parse_ipv4(bytes: &impl PacketBytes, l3: usize, event: &mut PacketEvent) 
     let l4 = parse_ip_header(bytes, l3, event)?;
     if event.ip_proto == IPPROTO_UDP
         && event.flags & flags::LATER_FRAGMENT == 0
-        && u16::from_be(bytes.read::<u16>(l4 + 2)?) == VXLAN_PORT
+        && VXLAN_PORTS.contains(&u16::from_be(bytes.read::<u16>(l4 + 2)?))
     {
         let vxlan = l4 + 8;
         let vni_be: u32 = bytes.read(vxlan + 4)?;

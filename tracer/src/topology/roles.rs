@@ -249,17 +249,16 @@ impl Topology {
         self.node_with_address(ip).is_some()
     }
 
-    /// The uplink of a node: the interface holding one of its addresses that is not a
-    /// tunnel or loopback.
+    /// The uplinks of a node: the interfaces holding one of its Node addresses (not the
+    /// Pod gateway bridge or the tunnel device, which have addresses of their own).
     pub fn uplinks(&self, node_cookie: u64) -> Vec<&Link> {
-        let Some(host) = self.host(node_cookie) else {
-            return Vec::new();
-        };
+        let Some(host) = self.host(node_cookie) else { return Vec::new() };
         host.info
             .addresses
             .iter()
+            .filter(|a| self.is_node_address(a.ip))
             .filter_map(|a| host.info.link(a.ifindex))
-            .filter(|l| l.kind != "vxlan" && l.name != "lo" && l.kind != "dummy")
+            .filter(|l| l.kind != "vxlan" && l.name != "lo")
             .collect()
     }
 
