@@ -1,11 +1,37 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine (idempotent), builds tracer, and shows it working here.
-# Until `tracer lab` lands (issue #3) the best available demo is `tracer doctor`:
-# it loads and attaches every kernel program tracer uses, in a throwaway namespace, and
-# says what `follow` will and will not see on this kernel. Run as root.
+# Sets up a fresh machine (idempotent), builds tracer, and shows it on the built-in lab:
+# the seed's 3-node cluster in network namespaces. First a healthy Service request
+# (veth, kube-proxy DNAT, route, delivery, reply un-DNAT), recorded to a file; then the
+# seed's incident (wrong-interface: the reply dies on cpu1 for want of a route).
+# Run as root. KEEP_LAB=1 leaves the lab up afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --bin tracer
-echo
-./target/release/tracer doctor
+tracer=./target/release/tracer
+recording=${RECORDING:-/tmp/tracer-demo.trace}
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "what this kernel lets tracer see"
+$tracer doctor | tail -n 8
+
+say "the lab: the seed's cluster (cpu1, cpu2, gpu1), healthy"
+$tracer lab up --scenario healthy
+$tracer lab status
+
+say "follow nettest → svc/nginx-test while nettest fetches the page twice"
+( sleep 2; for _ in 1 2; do $tracer lab exec nettest -- curl -s -o /dev/null -m 3 http://10.109.60.89/; done ) &
+$tracer follow nettest svc/nginx-test --output text --proto tcp --duration 5s --record "$recording"
+wait
+
+say "the seed's incident: cpu1 has no route to the other nodes' Pod blocks"
+$tracer lab up --scenario wrong-interface
+( sleep 2; $tracer lab exec nettest -- ping -c 1 -W 1 10.244.184.84 >/dev/null || true ) &
+$tracer follow nettest nginx-test-7d9c4b6f5-abcde --output text --duration 4s
+wait
+
+if [ "${KEEP_LAB:-0}" != 1 ]; then
+  $tracer lab down
+fi
+say "replay the first session any time, without root: $tracer replay $recording"
