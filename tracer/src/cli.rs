@@ -91,6 +91,10 @@ pub struct FollowArgs {
     /// Kubeconfig context to use.
     #[arg(long)]
     pub context: Option<String>,
+    /// Also measure what each kernel program costs (BPF run-time statistics, enabled for
+    /// this run only) and print it with the summary.
+    #[arg(long)]
+    pub kernel_stats: bool,
     /// Name things from this file (`kubectl get pods,svc,endpointslices,nodes -A -o json`)
     /// instead of the Kubernetes API.
     #[arg(long, value_name = "FILE")]

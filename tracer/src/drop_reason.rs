@@ -50,18 +50,6 @@ impl DropReasons {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_values_are_shown_as_numbers() {
-        let reasons = DropReasons::from_pairs(&[(2, "NO_SOCKET")]);
-        assert_eq!(reasons.name(2), "NO_SOCKET");
-        assert_eq!(reasons.name(999), "reason 999");
-    }
-}
-
 impl DropReasons {
     /// Every (value, name) pair, for a recording.
     pub fn to_pairs(&self) -> Vec<(u32, String)> {
@@ -75,5 +63,17 @@ impl DropReasons {
         Self {
             names: pairs.into_iter().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_values_are_shown_as_numbers() {
+        let reasons = DropReasons::from_pairs(&[(2, "NO_SOCKET")]);
+        assert_eq!(reasons.name(2), "NO_SOCKET");
+        assert_eq!(reasons.name(999), "reason 999");
     }
 }

@@ -59,7 +59,11 @@ fn section_header(out: &mut impl Write, comment: &str) -> io::Result<()> {
     body.extend_from_slice(&0u16.to_le_bytes());
     body.extend_from_slice(&(-1i64).to_le_bytes());
     option(&mut body, 1, comment.as_bytes());
-    option(&mut body, 4, format!("tracer {}", env!("CARGO_PKG_VERSION")).as_bytes());
+    option(
+        &mut body,
+        4,
+        format!("tracer {}", env!("CARGO_PKG_VERSION")).as_bytes(),
+    );
     option(&mut body, 0, &[]);
     block(out, 0x0a0d_0d0a, &body)
 }
@@ -76,11 +80,22 @@ fn interface_block(out: &mut impl Write, name: &str, description: &str) -> io::R
     block(out, 1, &body)
 }
 
-fn packet_block(out: &mut impl Write, interface: u32, ts_ns: u64, data: &[u8], original_len: u32, comment: &str) -> io::Result<()> {
+fn packet_block(
+    out: &mut impl Write,
+    interface: u32,
+    ts_ns: u64,
+    data: &[u8],
+    original_len: u32,
+    comment: &str,
+) -> io::Result<()> {
     let mut body = Vec::new();
     body.extend_from_slice(&interface.to_le_bytes());
     body.extend_from_slice(&u32::try_from(ts_ns >> 32).unwrap_or(0).to_le_bytes());
-    body.extend_from_slice(&u32::try_from(ts_ns & 0xffff_ffff).unwrap_or(0).to_le_bytes());
+    body.extend_from_slice(
+        &u32::try_from(ts_ns & 0xffff_ffff)
+            .unwrap_or(0)
+            .to_le_bytes(),
+    );
     let captured = u32::try_from(data.len()).unwrap_or(u32::MAX);
     body.extend_from_slice(&captured.to_le_bytes());
     body.extend_from_slice(&original_len.max(captured).to_le_bytes());
@@ -108,7 +123,16 @@ fn ethernet(out: &mut Vec<u8>) {
 }
 
 #[allow(clippy::too_many_arguments, reason = "one field per IPv4 header field")]
-fn ipv4(out: &mut Vec<u8>, total_len: u16, id: u16, df: bool, ttl: u8, proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+fn ipv4(
+    out: &mut Vec<u8>,
+    total_len: u16,
+    id: u16,
+    df: bool,
+    ttl: u8,
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
     let mut header = [0u8; 20];
     header[0] = 0x45;
     header[2..4].copy_from_slice(&total_len.to_be_bytes());
@@ -173,7 +197,16 @@ pub fn synthesize(obs: &Observation) -> (Vec<u8>, u32) {
     let mut packet = Vec::with_capacity(inner.len() + 50);
     ethernet(&mut packet);
     let outer_ip_len = u16::try_from(20 + 8 + 8 + inner_len).unwrap_or(u16::MAX);
-    ipv4(&mut packet, outer_ip_len, 0, false, 64, 17, outer.src, outer.dst);
+    ipv4(
+        &mut packet,
+        outer_ip_len,
+        0,
+        false,
+        64,
+        17,
+        outer.src,
+        outer.dst,
+    );
     packet.extend_from_slice(&outer.sport.to_be_bytes());
     packet.extend_from_slice(&outer.dport.to_be_bytes());
     packet.extend_from_slice(&(outer_ip_len - 20).to_be_bytes());
@@ -196,11 +229,19 @@ fn comment(journey: &Journey, index: usize) -> String {
         journey.verdict.as_str(),
         journey.diagnosis
     )];
-    let inferred = journey.hops[..index].iter().rev().take_while(|h| !h.observed);
+    let inferred = journey.hops[..index]
+        .iter()
+        .rev()
+        .take_while(|h| !h.observed);
     let mut earlier: Vec<&Hop> = inferred.collect();
     earlier.reverse();
     for h in earlier {
-        lines.push(format!("  before: {} on {}: {}", h.kind.label(), h.node.as_deref().unwrap_or("?"), h.note));
+        lines.push(format!(
+            "  before: {} on {}: {}",
+            h.kind.label(),
+            h.node.as_deref().unwrap_or("?"),
+            h.note
+        ));
     }
     let mut names = Vec::new();
     if let Some(pod) = &hop.pod {
@@ -214,13 +255,20 @@ fn comment(journey: &Journey, index: usize) -> String {
         index + 1,
         hop.kind.label(),
         hop.node.as_deref().unwrap_or("?"),
-        if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) },
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        },
         hop.note
     ));
     if hop.kind == HopKind::Drop
         && let Some(drop) = &hop.drop
     {
-        lines.push(format!("drop reason {} ({}): {}", drop.reason, drop.reason_code, drop.hint));
+        lines.push(format!(
+            "drop reason {} ({}): {}",
+            drop.reason, drop.reason_code, drop.hint
+        ));
     }
     lines.join("\n")
 }
@@ -233,13 +281,24 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
     let mut packets: Vec<(u32, u64, Vec<u8>, u32, String)> = Vec::new();
     let summary = replay::replay_raw(recording, |raw, journey| {
         for (index, hop) in journey.hops.iter().enumerate() {
-            let Some(obs) = hop.observation.and_then(|i| raw.observations.get(i)) else { continue };
+            let Some(obs) = hop.observation.and_then(|i| raw.observations.get(i)) else {
+                continue;
+            };
             let node = hop.node.clone().unwrap_or_else(|| "host".to_owned());
-            let interface = hop.interface.clone().unwrap_or_else(|| format!("if{}", obs.ifindex));
+            let interface = hop
+                .interface
+                .clone()
+                .unwrap_or_else(|| format!("if{}", obs.ifindex));
             let next_id = u32::try_from(interfaces.len()).unwrap_or(u32::MAX);
             let description = match hop.kind {
                 HopKind::Drop => format!("kernel drops on {node}"),
-                _ => format!("{interface} on {node}{}", hop.pod.as_deref().map(|p| format!(" (Pod {p})")).unwrap_or_default()),
+                _ => format!(
+                    "{interface} on {node}{}",
+                    hop.pod
+                        .as_deref()
+                        .map(|p| format!(" (Pod {p})"))
+                        .unwrap_or_default()
+                ),
             };
             let (id, _) = interfaces
                 .entry((node.clone(), interface.clone()))
@@ -252,7 +311,8 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
     })?;
     let meta = summary.meta.clone();
     let wall_offset = meta.as_ref().map_or(0, |m| m.wall_offset_ns);
-    let file = File::create(out_path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out_path.display()))?;
+    let file = File::create(out_path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out_path.display()))?;
     let mut out = BufWriter::new(file);
     let section = format!(
         "tracer recording {}\nfollowing {}\nnames from {}\nevents lost in the kernel while recording: {} (ring buffer full), {} (unparsable)",
@@ -284,7 +344,16 @@ mod tests {
     #[test]
     fn ip_header_checksum_is_right() {
         let mut out = Vec::new();
-        ipv4(&mut out, 60, 1, true, 64, 6, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        ipv4(
+            &mut out,
+            60,
+            1,
+            true,
+            64,
+            6,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+        );
         // A header with its checksum in place sums to zero.
         assert_eq!(checksum(&out), 0);
     }

@@ -54,7 +54,10 @@ impl Summary {
 
 /// Reads `path` and hands every journey to `each` in the order they complete; `each`
 /// returns false to stop early.
-pub fn replay(path: &Path, mut each: impl FnMut(Journey) -> bool) -> Result<Summary, RecordingError> {
+pub fn replay(
+    path: &Path,
+    mut each: impl FnMut(Journey) -> bool,
+) -> Result<Summary, RecordingError> {
     replay_raw(path, |_, journey| each(journey))
 }
 

@@ -83,6 +83,11 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         count: args.count,
         duration: args.duration,
     };
+    let stats = if args.kernel_stats {
+        Some(follow::enable_kernel_stats()?)
+    } else {
+        None
+    };
     let mut recorder = match &args.record {
         Some(path) => Some(start_recording(path, &plan, &cluster, &topology, &kernel)?),
         None => None,
@@ -97,6 +102,11 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         recorder.as_mut(),
     )?;
     let loss = kernel.loss();
+    if stats.is_some() {
+        for (program, runs, ns) in kernel.program_costs() {
+            eprintln!("kernel cost: {program}: {ns} ns per run over {runs} runs");
+        }
+    }
     if let Some(mut recorder) = recorder {
         recorder.loss(loss.ringbuf_full, loss.parse_failed);
         if let Err(e) = recorder.finish() {
@@ -116,7 +126,6 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     Ok(crate::exit::SUCCESS)
 }
 
-
 fn start_recording(
     path: &Path,
     plan: &plan::FollowPlan,
@@ -134,15 +143,28 @@ fn start_recording(
             .map(|h| h.trim().to_owned())
             .unwrap_or_default(),
         command: std::env::args().collect(),
-        following: format!("{} → {}", plan::describe(&plan.from), plan::describe(&plan.to)),
+        following: format!(
+            "{} → {}",
+            plan::describe(&plan.from),
+            plan::describe(&plan.to)
+        ),
         names_from: cluster.describe(),
         wall_offset_ns: follow::wall_offset_ns(),
         from_ips: plan.followed.from.clone(),
         to_ips: plan.followed.to.clone(),
         snap_len: 0,
     };
-    let recorder = Recorder::create(path, &meta, &cluster.objects(), topology, &kernel.reasons.to_pairs())
-        .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
-    eprintln!("  recording to {} (headers only, mode 0600)", path.display());
+    let recorder = Recorder::create(
+        path,
+        &meta,
+        &cluster.objects(),
+        topology,
+        &kernel.reasons.to_pairs(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
+    eprintln!(
+        "  recording to {} (headers only, mode 0600)",
+        path.display()
+    );
     Ok(recorder)
 }

@@ -237,7 +237,28 @@ impl Kernel {
     pub fn loss(&self) -> tracer_common::LossCounters {
         events::loss(&self.ebpf).unwrap_or_default()
     }
+
+    /// Average run time per invocation of each loaded program, from the kernel's BPF
+    /// statistics (only counted while [`enable_kernel_stats`]' descriptor is open).
+    pub fn program_costs(&self) -> Vec<(String, u64, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let info = program.info().ok()?;
+                let runs = info.run_count();
+                let ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
+                (runs > 0).then(|| (name.to_owned(), runs, ns / runs))
+            })
+            .collect()
+    }
 }
+
+/// Turns on the kernel's BPF run-time accounting until the returned descriptor is dropped.
+pub fn enable_kernel_stats() -> anyhow::Result<std::os::fd::OwnedFd> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).context("enable BPF run-time statistics")
+}
+
+impl Kernel {}
 
 /// Counts per verdict, for the summary.
 #[derive(Debug, Default, Clone)]
@@ -335,7 +356,10 @@ pub fn run(
         if kernel.stream.wait(Duration::from_millis(100))? {
             kernel.stream.drain_into(&mut events);
         }
-        let observations: Vec<Observation> = events.drain(..).filter_map(|e| Observation::from_event(&e)).collect();
+        let observations: Vec<Observation> = events
+            .drain(..)
+            .filter_map(|e| Observation::from_event(&e))
+            .collect();
         if let Some(recorder) = recorder.as_deref_mut()
             && !recording_failed
         {

@@ -196,7 +196,10 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         // Freed after it was handed to the Pod: the receiving socket discarded it (closed
         // with data queued, …). That is the application's business, not a path drop.
         if obs.hook == Hook::Drop
-            && let Some(delivery) = hops.iter_mut().rev().find(|h| h.kind == HopKind::PodDelivery && h.observed)
+            && let Some(delivery) = hops
+                .iter_mut()
+                .rev()
+                .find(|h| h.kind == HopKind::PodDelivery && h.observed)
         {
             delivery.note.push_str(&format!(
                 "; later discarded by the receiving socket ({})",
@@ -243,7 +246,12 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         .observations
         .iter()
         .rev()
-        .find(|o| o.hook != Hook::Drop || !hops.iter().any(|h| h.kind == HopKind::PodDelivery && h.observed))
+        .find(|o| {
+            o.hook != Hook::Drop
+                || !hops
+                    .iter()
+                    .any(|h| h.kind == HopKind::PodDelivery && h.observed)
+        })
         .expect("journeys are never empty");
     let (verdict, drop) = if let Some(drop_hop) = hops.iter().find(|h| h.kind == HopKind::Drop) {
         (Verdict::Dropped, drop_hop.drop.clone())

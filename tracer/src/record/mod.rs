@@ -77,7 +77,14 @@ mod tests {
             to_ips: vec![Ipv4Addr::new(10, 244, 184, 84)],
             snap_len: 0,
         };
-        let mut recorder = Recorder::create(path, &meta, &ClusterObjects::default(), &Topology::default(), &[(2, "NO_SOCKET".into())]).unwrap();
+        let mut recorder = Recorder::create(
+            path,
+            &meta,
+            &ClusterObjects::default(),
+            &Topology::default(),
+            &[(2, "NO_SOCKET".into())],
+        )
+        .unwrap();
         for b in 0..batches {
             recorder.observations((0..10).map(|i| observation(b * 10 + i)).collect());
         }
@@ -105,7 +112,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let path = std::env::temp_dir().join(format!("tracer-rec-{}.trace", std::process::id()));
         sample_recording(&path, 5);
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (observations, end) = read_all(&path);
         assert_eq!(observations, 50);
         assert!(matches!(end, Step::End { clean: true }), "{end:?}");
@@ -116,7 +126,8 @@ mod tests {
     /// complete record before the damage and never panics or loops.
     #[test]
     fn damaged_recordings_replay_up_to_the_damage() {
-        let path = std::env::temp_dir().join(format!("tracer-rec-cut-{}.trace", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("tracer-rec-cut-{}.trace", std::process::id()));
         sample_recording(&path, 3);
         let bytes = std::fs::read(&path).unwrap();
         let damaged = path.with_extension("damaged");
@@ -124,16 +135,25 @@ mod tests {
         for len in (0..bytes.len()).step_by(7) {
             std::fs::write(&damaged, &bytes[..len]).unwrap();
             let (observations, end) = read_all(&damaged);
-            assert!(observations >= last_observations, "a longer prefix never yields fewer observations");
+            assert!(
+                observations >= last_observations,
+                "a longer prefix never yields fewer observations"
+            );
             last_observations = observations;
-            assert!(!matches!(end, Step::End { clean: true }), "a cut file is never reported clean");
+            assert!(
+                !matches!(end, Step::End { clean: true }),
+                "a cut file is never reported clean"
+            );
         }
         for at in (16..bytes.len()).step_by(13) {
             let mut corrupt = bytes.clone();
             corrupt[at] ^= 0x5a;
             std::fs::write(&damaged, &corrupt).unwrap();
             let (_, end) = read_all(&damaged);
-            assert!(matches!(end, Step::Cut { .. } | Step::End { clean: false }), "flip at {at}: {end:?}");
+            assert!(
+                matches!(end, Step::Cut { .. } | Step::End { clean: false }),
+                "flip at {at}: {end:?}"
+            );
         }
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(&damaged);

@@ -143,6 +143,12 @@ impl Recorder {
         }
     }
 
+    /// Queues observations, waiting for room: for offline writers (tools, benchmarks), never
+    /// for a live session.
+    pub fn observations_blocking(&mut self, batch: Vec<Observation>) -> bool {
+        self.queue.send(Message::Observations(batch)).is_ok()
+    }
+
     pub fn loss(&mut self, ringbuf_full: u64, parse_failed: u64) {
         let _ = self.queue.try_send(Message::Loss(Loss {
             ringbuf_full,

@@ -252,7 +252,9 @@ impl Topology {
     /// The uplinks of a node: the interfaces holding one of its Node addresses (not the
     /// Pod gateway bridge or the tunnel device, which have addresses of their own).
     pub fn uplinks(&self, node_cookie: u64) -> Vec<&Link> {
-        let Some(host) = self.host(node_cookie) else { return Vec::new() };
+        let Some(host) = self.host(node_cookie) else {
+            return Vec::new();
+        };
         host.info
             .addresses
             .iter()

@@ -1,0 +1,581 @@
+//! `cargo xtask bench`: every figure of docs/benchmarks.md, measured in one run.
+//!
+//! 1. Data-path tax: iperf3 between nettest (cpu2) and nginx-test-…-abcde (cpu1), TCP
+//!    throughput and UDP 64-byte packet rate, direct routing and VXLAN, with (a) nothing,
+//!    (b) `tracer follow` on an unrelated pair, (c) `tracer follow` on this flow recording to
+//!    a file, (d) `tcpdump` writing this flow to a file on both nodes.
+//! 2. Kernel cost per hop: BPF run-time statistics during a small-packet flood.
+//! 3. Userspace pipeline: decode + correlate + name + JSON, fed from a recording, per core.
+//! 4. Loss: the packet rate at which the first event is lost, and the loss at twice it.
+//! 5. Recording size per hop; replay of a 1,000,000-hop recording: first journey, end, memory.
+//! 6. Start-up (command to attached) and lab up time.
+
+use std::{
+    fmt::Write as _,
+    io::{BufRead as _, BufReader, Read as _},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use tracer::{
+    k8s::ClusterObjects,
+    record::{
+        format::Record,
+        reader::{Reader, Step},
+        writer::Recorder,
+    },
+    topology::Topology,
+};
+
+const CLIENT: &str = "nettest";
+const SERVER: &str = "nginx-test-7d9c4b6f5-abcde";
+const SERVER_IP: &str = "10.244.184.84";
+const UNRELATED: [&str; 2] = ["webapp-5b8f6d7c9-h4t2m", "webapp-5b8f6d7c9-m9r3x"];
+
+struct Bench {
+    tracer: PathBuf,
+    work: PathBuf,
+    reps: usize,
+    seconds: u32,
+    report: String,
+}
+
+fn sh(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("run {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Max resident set size of a finished child, via wait4.
+fn wait_rss(child: &mut Child) -> anyhow::Result<(std::process::ExitStatus, u64)> {
+    let pid = i32::try_from(child.id())?;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is valid; wait4 on our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    if rc < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    use std::os::unix::process::ExitStatusExt as _;
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+    ))
+}
+
+/// A running `tracer follow`, started and attached.
+struct Follow {
+    child: Child,
+    started: Duration,
+    stderr_rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Bench {
+    fn tracer(&self, args: &[&str]) -> anyhow::Result<String> {
+        sh(self.tracer.to_str().context("path")?, args)
+    }
+
+    fn exec(&self, pod: &str, argv: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec!["lab", "exec", pod, "--"];
+        args.extend_from_slice(argv);
+        self.tracer(&args)
+    }
+
+    fn follow(&self, args: &[&str]) -> anyhow::Result<Follow> {
+        let start = Instant::now();
+        let mut child = Command::new(&self.tracer)
+            .arg("follow")
+            .args(args)
+            .args(["--output", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains("watching") => break,
+                Ok(_) => {}
+                Err(_) => bail!("tracer follow did not start"),
+            }
+        }
+        Ok(Follow {
+            child,
+            started: start.elapsed(),
+            stderr_rx: rx,
+        })
+    }
+
+    fn stop(follow: Follow) -> anyhow::Result<Vec<String>> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(i32::try_from(follow.child.id())?, libc::SIGINT) };
+        let mut child = follow.child;
+        child.wait()?;
+        Ok(follow.stderr_rx.try_iter().collect())
+    }
+
+    fn iperf_tcp(&self) -> anyhow::Result<f64> {
+        let secs = self.seconds.to_string();
+        let json = self.exec(CLIENT, &["iperf3", "-c", SERVER_IP, "-t", &secs, "-J"])?;
+        let v: serde_json::Value = serde_json::from_str(&json)?;
+        Ok(v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            / 1e9)
+    }
+
+    /// UDP 64-byte datagrams at `rate` packets/s (0: as fast as possible); received pps.
+    fn iperf_udp(&self, rate: u64) -> anyhow::Result<f64> {
+        let secs = self.seconds.to_string();
+        let bandwidth = if rate == 0 {
+            "0".to_owned()
+        } else {
+            (rate * 64 * 8).to_string()
+        };
+        let json = self.exec(
+            CLIENT,
+            &[
+                "iperf3", "-c", SERVER_IP, "-u", "-l", "64", "-b", &bandwidth, "-t", &secs, "-J",
+            ],
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&json)?;
+        let sum = &v["end"]["sum"];
+        let packets =
+            sum["packets"].as_f64().unwrap_or(0.0) - sum["lost_packets"].as_f64().unwrap_or(0.0);
+        Ok(packets / f64::from(self.seconds))
+    }
+
+    fn measure(&self, mode: &str, what: &dyn Fn() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+        let mut values = Vec::new();
+        for rep in 0..self.reps {
+            let recording = self.work.join(format!("tax-{mode}-{rep}.trace"));
+            let recording = recording.to_str().context("path")?.to_owned();
+            let follow = match mode {
+                "follow-unrelated" => Some(self.follow(&[UNRELATED[0], UNRELATED[1]])?),
+                "follow-this" => Some(self.follow(&[CLIENT, SERVER, "--record", &recording])?),
+                _ => None,
+            };
+            let dumps = if mode == "tcpdump" {
+                ["cpu1", "cpu2"]
+                    .iter()
+                    .map(|node| {
+                        Command::new("ip")
+                            .args([
+                                "netns",
+                                "exec",
+                                &format!("tracer-lab-{node}"),
+                                "tcpdump",
+                                "-i",
+                                "enp2s0",
+                                "-s",
+                                "96",
+                                "-w",
+                            ])
+                            .arg(self.work.join(format!("tcpdump-{node}.pcap")))
+                            .args(["host", SERVER_IP])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .spawn()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
+            if !dumps.is_empty() {
+                thread::sleep(Duration::from_millis(500));
+            }
+            values.push(what()?);
+            for mut dump in dumps {
+                let _ = dump.kill();
+                let _ = dump.wait();
+            }
+            if let Some(follow) = follow {
+                Self::stop(follow)?;
+            }
+            let _ = std::fs::remove_file(&recording);
+        }
+        Ok(median(values))
+    }
+
+    fn data_path_tax(&mut self) -> anyhow::Result<()> {
+        let modes = ["none", "follow-unrelated", "follow-this", "tcpdump"];
+        writeln!(
+            self.report,
+            "\n## 1. Data-path tax (cross-node, nettest on cpu2 → {SERVER} on cpu1)\n"
+        )?;
+        writeln!(
+            self.report,
+            "Medians of {} runs of {} s each. Ratios are to (a) in the same scenario.\n",
+            self.reps, self.seconds
+        )?;
+        writeln!(
+            self.report,
+            "| scenario | test | (a) none | (b) follow, unrelated pair | (c) follow this flow + record | (d) tcpdump this flow, both nodes |"
+        )?;
+        writeln!(self.report, "|---|---|---|---|---|---|")?;
+        for scenario in ["healthy", "vxlan"] {
+            self.tracer(&["lab", "up", "--scenario", scenario])?;
+            self.exec(
+                SERVER,
+                &[
+                    "iperf3",
+                    "-s",
+                    "-D",
+                    "--pidfile",
+                    "/tmp/tracer-bench-iperf3.pid",
+                ],
+            )?;
+            thread::sleep(Duration::from_millis(300));
+            for (test, unit) in [("TCP throughput", "Gbit/s"), ("UDP 64 B rate", "kpps")] {
+                let mut results = Vec::new();
+                for mode in modes {
+                    let value = if test.starts_with("TCP") {
+                        self.measure(mode, &|| self.iperf_tcp())?
+                    } else {
+                        self.measure(mode, &|| self.iperf_udp(0).map(|p| p / 1000.0))?
+                    };
+                    eprintln!("bench: {scenario} {test} {mode}: {value:.2} {unit}");
+                    results.push(value);
+                }
+                let base = results[0];
+                let cells: Vec<String> = results
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        if i == 0 {
+                            format!("{v:.2} {unit}")
+                        } else {
+                            format!("{:.3} ({v:.2})", v / base)
+                        }
+                    })
+                    .collect();
+                writeln!(
+                    self.report,
+                    "| {scenario} | {test} | {} |",
+                    cells.join(" | ")
+                )?;
+            }
+            if let Ok(pid) = std::fs::read_to_string("/tmp/tracer-bench-iperf3.pid") {
+                let _ = sh("kill", &[pid.trim().trim_end_matches('\0')]);
+                let _ = std::fs::remove_file("/tmp/tracer-bench-iperf3.pid");
+            }
+        }
+        writeln!(
+            self.report,
+            "\nGoals: (b) ≥ 0.98 of (a); (c) ≥ 0.90 of (a) and better than (d)."
+        )?;
+        Ok(())
+    }
+
+    fn kernel_cost_and_loss(&mut self) -> anyhow::Result<()> {
+        self.tracer(&["lab", "up", "--scenario", "vxlan"])?;
+        self.exec(
+            SERVER,
+            &[
+                "iperf3",
+                "-s",
+                "-D",
+                "--pidfile",
+                "/tmp/tracer-bench-iperf3.pid",
+            ],
+        )?;
+        thread::sleep(Duration::from_millis(300));
+
+        writeln!(
+            self.report,
+            "\n## 2. Kernel cost per hop (VXLAN scenario, UDP 64 B flood)\n"
+        )?;
+        let follow = self.follow(&[CLIENT, SERVER, "--kernel-stats"])?;
+        let pps = self.iperf_udp(0)?;
+        let lines = Self::stop(follow)?;
+        writeln!(
+            self.report,
+            "Flood: {:.0} packets/s received. From the kernel's BPF run-time statistics:\n",
+            pps
+        )?;
+        writeln!(self.report, "| program | runs | ns per run |")?;
+        writeln!(self.report, "|---|---|---|")?;
+        for line in lines.iter().filter(|l| l.starts_with("kernel cost:")) {
+            // "kernel cost: tc_ingress: 42 ns per run over 123 runs"
+            let rest = line.trim_start_matches("kernel cost: ");
+            let (program, figures) = rest.split_once(": ").unwrap_or((rest, ""));
+            let ns = figures.split_whitespace().next().unwrap_or("?");
+            let runs = figures.split_whitespace().nth(5).unwrap_or("?");
+            writeln!(self.report, "| {program} | {runs} | {ns} |")?;
+        }
+        writeln!(
+            self.report,
+            "\nGoal: ≤ 50 ns per TC hop. The TC programs run on every packet of the hooked interfaces, followed or not (unfollowed packets cost a parse and one map lookup)."
+        )?;
+
+        writeln!(
+            self.report,
+            "\n## 4. Loss (VXLAN scenario, UDP 64 B at fixed rates, default settings)\n"
+        )?;
+        writeln!(
+            self.report,
+            "| offered rate (pps) | received (pps) | events lost (ring buffer full) |"
+        )?;
+        writeln!(self.report, "|---|---|---|")?;
+        let mut first_loss = None;
+        for rate in [10_000u64, 25_000, 50_000, 100_000, 200_000, 400_000] {
+            let follow = self.follow(&[CLIENT, SERVER])?;
+            let received = self.iperf_udp(rate)?;
+            let lines = Self::stop(follow)?;
+            let lost = lines
+                .iter()
+                .find_map(|l| l.split("events lost in the kernel: ").nth(1))
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            writeln!(self.report, "| {rate} | {received:.0} | {lost} |")?;
+            eprintln!("bench: loss at {rate} pps: {lost}");
+            if lost > 0 && first_loss.is_none() {
+                first_loss = Some(rate);
+            }
+        }
+        match first_loss {
+            Some(rate) => writeln!(
+                self.report,
+                "\nFirst loss at {rate} offered packets/s (each packet is 6–8 events: one per hook it crosses, request side only here since UDP has no reply); the table shows the loss at twice that rate where measured."
+            )?,
+            None => writeln!(self.report, "\nNo event was lost at any rate measured.")?,
+        }
+        if let Ok(pid) = std::fs::read_to_string("/tmp/tracer-bench-iperf3.pid") {
+            let _ = sh("kill", &[pid.trim().trim_end_matches('\0')]);
+        }
+        Ok(())
+    }
+
+    /// Records a short real session, then replicates its observations into a large
+    /// recording with the same context (shifted in time, new IP IDs per copy).
+    fn big_recording(&self, hops: usize) -> anyhow::Result<(PathBuf, usize)> {
+        self.tracer(&["lab", "up", "--scenario", "healthy"])?;
+        let seed = self.work.join("seed.trace");
+        let seed_arg = seed.to_str().context("path")?.to_owned();
+        let follow = self.follow(&["nettest", "svc/nginx-test", "--record", &seed_arg])?;
+        for _ in 0..10 {
+            self.exec(
+                CLIENT,
+                &["curl", "-s", "-o", "/dev/null", "http://10.109.60.89/"],
+            )?;
+        }
+        thread::sleep(Duration::from_millis(500));
+        Self::stop(follow)?;
+
+        let mut reader = Reader::open(&seed)?;
+        let (mut meta, mut cluster, mut topology, mut reasons, mut observations) =
+            (None, None, None, Vec::new(), Vec::new());
+        loop {
+            match reader.next_step() {
+                Step::Record(Record::Meta(m)) => meta = Some(*m),
+                Step::Record(Record::Cluster(c)) => cluster = Some(*c),
+                Step::Record(Record::Topology(t)) => topology = Some(*t),
+                Step::Record(Record::DropReasons(r)) => reasons = r,
+                Step::Record(Record::Observations(o)) => observations.extend(o),
+                Step::Record(_) => {}
+                Step::End { .. } | Step::Cut { .. } => break,
+            }
+        }
+        let (Some(meta), Some(cluster), Some(topology)) = (meta, cluster, topology) else {
+            bail!("the seed recording is incomplete");
+        };
+        let cluster: ClusterObjects = cluster;
+        let topology: Topology = topology;
+        if observations.is_empty() {
+            bail!("the seed recording has no observations");
+        }
+        let span = observations.iter().map(|o| o.ts_ns).max().unwrap_or(0) - observations[0].ts_ns
+            + 1_000_000;
+        let big = self.work.join("big.trace");
+        let mut recorder = Recorder::create(&big, &meta, &cluster, &topology, &reasons)?;
+        let mut written = 0;
+        let mut copy = 0u64;
+        while written < hops {
+            let batch: Vec<_> = observations
+                .iter()
+                .map(|o| {
+                    let mut o = *o;
+                    o.ts_ns += copy * span;
+                    o.ip_id = o
+                        .ip_id
+                        .wrapping_add(u16::try_from(copy % 65_521).unwrap_or(0));
+                    o
+                })
+                .collect();
+            written += batch.len();
+            if !recorder.observations_blocking(batch) {
+                bail!(
+                    "writing {}: {}",
+                    big.display(),
+                    recorder.error().unwrap_or_default()
+                );
+            }
+            copy += 1;
+        }
+        recorder.finish().map_err(anyhow::Error::msg)?;
+        Ok((big, written))
+    }
+
+    fn pipeline_and_replay(&mut self) -> anyhow::Result<()> {
+        let (big, hops) = self.big_recording(1_000_000)?;
+        let size = std::fs::metadata(&big)?.len();
+
+        // Time to the first journey and to the end; CPU time and memory.
+        let start = Instant::now();
+        let mut child = Command::new(&self.tracer)
+            .args(["replay", "--output", "json"])
+            .arg(&big)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut stdout = child.stdout.take().context("stdout")?;
+        let mut first = [0u8; 1];
+        stdout.read_exact(&mut first)?;
+        let first_at = start.elapsed();
+        let mut journeys = 0u64;
+        let mut buf = [0u8; 1 << 16];
+        loop {
+            let n = stdout.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            journeys += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        let (_, rss) = wait_rss(&mut child)?;
+        let total = start.elapsed();
+
+        writeln!(self.report, "\n## 3. Userspace pipeline\n")?;
+        writeln!(
+            self.report,
+            "`tracer replay big.trace --output json` (decode, correlate, name, JSON) over {hops} recorded hops ({journeys} journeys): {:.2} s wall, {:.0} hops/s on one core.\n\nGoal: ≥ 1,000,000 hops/s per core.",
+            total.as_secs_f64(),
+            hops as f64 / total.as_secs_f64()
+        )?;
+        writeln!(self.report, "\n## 5. Recording and replay\n")?;
+        writeln!(self.report, "| figure | value |")?;
+        writeln!(self.report, "|---|---|")?;
+        writeln!(
+            self.report,
+            "| recording size | {:.1} bytes per hop ({size} bytes for {hops} hops, including the session's context) |",
+            size as f64 / hops as f64
+        )?;
+        writeln!(
+            self.report,
+            "| replay: first journey out | {:.0} ms |",
+            first_at.as_secs_f64() * 1000.0
+        )?;
+        writeln!(
+            self.report,
+            "| replay: end of a {hops}-hop recording | {:.2} s |",
+            total.as_secs_f64()
+        )?;
+        writeln!(
+            self.report,
+            "| replay: peak memory (max RSS) | {:.1} MiB |",
+            rss as f64 / 1_048_576.0
+        )?;
+        Ok(())
+    }
+
+    fn startup(&mut self) -> anyhow::Result<()> {
+        let mut starts = Vec::new();
+        for _ in 0..self.reps {
+            let follow = self.follow(&[CLIENT, "svc/nginx-test"])?;
+            starts.push(follow.started.as_secs_f64());
+            Self::stop(follow)?;
+        }
+        let mut ups = Vec::new();
+        for _ in 0..self.reps {
+            self.tracer(&["lab", "down"])?;
+            let start = Instant::now();
+            self.tracer(&["lab", "up", "--scenario", "healthy"])?;
+            ups.push(start.elapsed().as_secs_f64());
+        }
+        writeln!(self.report, "\n## 6. Start-up\n")?;
+        writeln!(self.report, "| figure | median |")?;
+        writeln!(self.report, "|---|---|")?;
+        writeln!(
+            self.report,
+            "| `tracer follow nettest svc/nginx-test`: command to attached (resolve, discover 12 namespaces, load, attach 14 interfaces) | {:.2} s |",
+            median(starts)
+        )?;
+        writeln!(
+            self.report,
+            "| `tracer lab up` from nothing (12 namespaces, API, HTTP servers) | {:.2} s (goal < 5 s) |",
+            median(ups)
+        )?;
+        Ok(())
+    }
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    // SAFETY: trivial syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("cargo xtask bench builds the lab and loads eBPF programs: run it as root");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--bin", "tracer"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let work = std::env::temp_dir().join(format!("tracer-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let mut bench = Bench {
+        tracer: root.join("target/release/tracer").canonicalize()?,
+        work: work.clone(),
+        reps: if quick { 1 } else { 3 },
+        seconds: if quick { 2 } else { 4 },
+        report: String::new(),
+    };
+    let machine = format!(
+        "{} cores, kernel {}",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+    );
+    let result = (|| -> anyhow::Result<()> {
+        bench.data_path_tax()?;
+        bench.kernel_cost_and_loss()?;
+        bench.pipeline_and_replay()?;
+        bench.startup()?;
+        Ok(())
+    })();
+    let _ = bench.tracer(&["lab", "down"]);
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    let header = format!(
+        "# Benchmarks\n\nMeasured in one run with `sudo -E cargo xtask bench{}` on {machine}, against the built-in lab. Each section says what was measured; ratios compare runs of that same invocation.\n",
+        if quick { " --quick" } else { "" }
+    );
+    let out = root.join("docs/benchmarks.md");
+    std::fs::write(&out, header + &bench.report)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
