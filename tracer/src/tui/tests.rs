@@ -1,0 +1,252 @@
+//! Snapshot tests of the views: the fixture journeys fed into a `State`, drawn on ratatui's
+//! `TestBackend` at 80×24 and 120×40, compared with `snapshots/*.snap`. The snapshots are
+//! the product: review them with your eyes when they change (`cargo insta review`, or
+//! `INSTA_UPDATE=always cargo test` and `git diff`).
+
+use std::{path::PathBuf, time::Duration};
+
+use ratatui::{Terminal, backend::TestBackend, style::Color};
+
+use super::{
+    Header, Mode, UiEvent, fixtures,
+    state::{Action, State},
+    view::{self, Theme},
+};
+
+fn header(mode: Mode) -> Header {
+    match mode {
+        Mode::Live => Header {
+            following: "nettest (default, 10.244.102.137, cpu2) → svc/nginx-test (10.109.60.89, 3 endpoints)".into(),
+            mode,
+            recording: Some(PathBuf::from("nettest.trace")),
+            source: "Kubernetes API (kubeconfig /root/.kube/config)".into(),
+        },
+        Mode::Replay => Header {
+            following: "nettest (default, 10.244.102.137, cpu2) → svc/nginx-test (10.109.60.89, 3 endpoints)".into(),
+            mode,
+            recording: None,
+            source: "recording nettest.trace (cpu2, 2026-05-20 09:41 UTC)".into(),
+        },
+    }
+}
+
+fn state(mode: Mode) -> State {
+    let mut s = State::new(header(mode));
+    for j in fixtures::journeys() {
+        s.apply(UiEvent::Journey(Box::new(j)));
+    }
+    s.tick(Duration::from_secs(4));
+    s
+}
+
+fn select(s: &mut State, id: u64) {
+    s.handle(Action::Top);
+    while s.selected_journey().map(|j| j.id) != Some(id) {
+        let before = s.selection_index();
+        s.handle(Action::Down);
+        assert_ne!(
+            before,
+            s.selection_index(),
+            "journey {id} is not in the list"
+        );
+    }
+}
+
+fn open_at_hop(s: &mut State, id: u64, hop: usize) {
+    select(s, id);
+    s.handle(Action::Open);
+    for _ in 0..hop {
+        s.handle(Action::Down);
+    }
+}
+
+fn terminal(state: &State, w: u16, h: u16, theme: Theme) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+    t.draw(|f| view::render(f, state, theme)).expect("draw");
+    t
+}
+
+fn draw(state: &State, w: u16, h: u16) -> String {
+    terminal(state, w, h, Theme::plain()).backend().to_string()
+}
+
+#[test]
+fn live_list_80x24() {
+    let mut s = state(Mode::Live);
+    select(&mut s, 1);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn live_following_120x40() {
+    let s = state(Mode::Live);
+    insta::assert_snapshot!(draw(&s, 120, 40));
+}
+
+#[test]
+fn path_service_dnat_80x24() {
+    let mut s = state(Mode::Live);
+    open_at_hop(&mut s, 1, 2);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn path_drop_80x24() {
+    let mut s = state(Mode::Live);
+    open_at_hop(&mut s, 9, 3);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn path_route_120x40() {
+    let mut s = state(Mode::Live);
+    open_at_hop(&mut s, 1, 3);
+    insta::assert_snapshot!(draw(&s, 120, 40));
+}
+
+#[test]
+fn path_reply_undnat_120x40() {
+    let mut s = state(Mode::Live);
+    open_at_hop(&mut s, 2, 5);
+    insta::assert_snapshot!(draw(&s, 120, 40));
+}
+
+#[test]
+fn path_vxlan_120x40() {
+    let mut s = state(Mode::Live);
+    open_at_hop(&mut s, 12, 4);
+    insta::assert_snapshot!(draw(&s, 120, 40));
+}
+
+#[test]
+fn path_not_observed_120x40() {
+    let mut s = state(Mode::Live);
+    open_at_hop(&mut s, 13, 5);
+    insta::assert_snapshot!(draw(&s, 120, 40));
+}
+
+#[test]
+fn path_not_observed_80x24() {
+    let mut s = state(Mode::Live);
+    open_at_hop(&mut s, 13, 5);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn filter_prompt_80x24() {
+    let mut s = state(Mode::Live);
+    s.handle(Action::StartFilter);
+    for c in "drop".chars() {
+        s.handle(Action::FilterChar(c));
+    }
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn filter_matches_nothing_80x24() {
+    let mut s = state(Mode::Live);
+    s.handle(Action::StartFilter);
+    for c in "sctp".chars() {
+        s.handle(Action::FilterChar(c));
+    }
+    s.handle(Action::FilterAccept);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn paused_with_loss_and_notice_80x24() {
+    let mut s = state(Mode::Live);
+    select(&mut s, 11);
+    s.handle(Action::TogglePause);
+    s.apply(UiEvent::Journey(Box::new(fixtures::journey(15))));
+    s.apply(UiEvent::Journey(Box::new(fixtures::journey(16))));
+    s.apply(UiEvent::Loss {
+        ringbuf_full: 12,
+        parse_failed: 1,
+    });
+    s.apply(UiEvent::Notice(
+        "recording: disk full, recording stopped".into(),
+    ));
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn help_80x24() {
+    let mut s = state(Mode::Live);
+    s.apply(UiEvent::Notice(
+        "recording: disk full, recording stopped".into(),
+    ));
+    s.handle(Action::ToggleHelp);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn too_small_50x12() {
+    let s = state(Mode::Live);
+    insta::assert_snapshot!(draw(&s, 50, 12));
+}
+
+#[test]
+fn waiting_for_packets_80x24() {
+    let s = State::new(header(Mode::Live));
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn replay_playing_120x40() {
+    let mut s = State::new(header(Mode::Replay));
+    for j in fixtures::journeys() {
+        s.apply(UiEvent::Journey(Box::new(j)));
+    }
+    s.handle(Action::Faster);
+    s.tick(Duration::from_secs(3)); // 6 s of recording
+    insta::assert_snapshot!(draw(&s, 120, 40));
+}
+
+#[test]
+fn replay_stepping_80x24() {
+    let mut s = state(Mode::Replay);
+    select(&mut s, 1);
+    for _ in 0..4 {
+        s.handle(Action::StepHop);
+    }
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn replay_end_80x24() {
+    let mut s = state(Mode::Replay);
+    s.apply(UiEvent::SourceEnded);
+    s.handle(Action::JumpToEnd);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+#[test]
+fn drops_are_red_and_nothing_is_coloured_with_no_color() {
+    let mut s = state(Mode::Live);
+    select(&mut s, 9);
+    s.handle(Action::Open);
+    s.handle(Action::Bottom);
+    let colored = terminal(&s, 120, 40, Theme::colored());
+    let buffer = colored.backend().buffer();
+    let red = buffer
+        .content()
+        .iter()
+        .filter(|c| c.fg == Color::Red)
+        .count();
+    assert!(red > 20, "drop rows, the drop hop and its hint are red");
+
+    let plain = terminal(&s, 120, 40, Theme::plain());
+    let buffer = plain.backend().buffer();
+    assert!(
+        buffer
+            .content()
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        "NO_COLOR: no colour anywhere"
+    );
+    // The same symbols carry the meaning without colour.
+    let text = plain.backend().to_string();
+    assert!(text.contains("✗ DROP"));
+    assert!(text.contains("~ route"));
+}
