@@ -23,5 +23,21 @@ cargo clippy --all-targets -- -D warnings
 step "unit tests (no privileges needed)"
 cargo test --lib --bins
 
+# The host's own network state must come out of the whole suite exactly as it went in.
+host_state() {
+  { ip -o addr; ip route show table all; ip -o link | sed 's/ state [A-Z]*//'; iptables-save | grep -v '^#' | sed 's/\[[0-9:]*\]//'; tc qdisc show; ip netns list; } 2>/dev/null
+}
+before=$(mktemp); after=$(mktemp)
+trap 'rm -f "$before" "$after"' EXIT
+host_state > "$before"
+
 step "privileged end-to-end tests, one at a time"
 cargo test --test '*' -- --test-threads=1
+
+step "the host namespace is as it was"
+host_state > "$after"
+if ! diff -u "$before" "$after"; then
+  echo "[test] FAILED: the test suite changed the host's network state (diff above)" >&2
+  exit 1
+fi
+echo "host network state unchanged"

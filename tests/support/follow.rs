@@ -15,7 +15,8 @@ use super::lab::Lab;
 pub struct Follow {
     child: Child,
     stdout: Option<std::process::ChildStdout>,
-    pub stderr: String,
+    /// Everything the tracer printed on stderr so far.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Follow {
@@ -62,18 +63,29 @@ impl Follow {
             }
         }
         // Keep draining stderr so the child never blocks on it.
-        thread::spawn(move || while rx.recv().is_ok() {});
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(seen));
+        let sink = std::sync::Arc::clone(&stderr);
+        thread::spawn(move || {
+            while let Ok(line) = rx.recv() {
+                sink.lock().unwrap().push_str(&line);
+            }
+        });
         let stdout = child.stdout.take();
         Self {
             child,
             stdout,
-            stderr: seen,
+            stderr,
         }
     }
 
     /// Lets in-flight packets settle, stops the tracer with Ctrl-C (SIGINT) and returns
     /// every journey it printed.
-    pub fn stop(mut self) -> Vec<Value> {
+    pub fn stop(self) -> Vec<Value> {
+        self.stop_with_stderr().0
+    }
+
+    /// Like [`Follow::stop`], with what the tracer printed on stderr (its summary).
+    pub fn stop_with_stderr(mut self) -> (Vec<Value>, String) {
         thread::sleep(Duration::from_millis(800));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGINT) };
@@ -85,9 +97,13 @@ impl Follow {
             .expect("read journeys");
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "tracer follow exited with {status}");
-        text.lines()
+        let journeys = text
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
+            .collect();
+        thread::sleep(Duration::from_millis(100));
+        let stderr = self.stderr.lock().unwrap().clone();
+        (journeys, stderr)
     }
 }
 

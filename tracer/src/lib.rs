@@ -25,4 +25,3 @@ pub mod probes;
 pub mod record;
 pub mod replay;
 pub mod topology;
-pub mod tui;

@@ -4,6 +4,7 @@
 //! runs. Needs root (it builds the lab and loads eBPF programs).
 
 mod bench;
+mod fuzz;
 
 use anyhow::bail;
 
@@ -11,8 +12,9 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => bail!(
-            "usage: cargo xtask bench [--quick]\n  bench   measure the data-path tax, kernel cost per hop, pipeline rate, loss, recording size, replay and start-up; write docs/benchmarks.md"
+            "usage: cargo xtask bench [--quick] | fuzz [--seconds N]\n  bench   measure the data-path tax, kernel cost per hop, pipeline rate, loss, recording size, replay and start-up; write docs/benchmarks.md\n  fuzz    fuzz the recording reader (cargo-fuzz, nightly) from fuzz/corpus/reader"
         ),
     }
 }

@@ -12,6 +12,7 @@ use crate::{
 };
 
 pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
+    follow::install_stop_handlers();
     let source = match &args.cluster_file {
         Some(path) => ClusterSource::File(path.clone()),
         None => ClusterSource::Api {

@@ -50,13 +50,19 @@ use crate::{
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn request_stop(_signal: libc::c_int) {
+/// Asks a running [`run`] to finish (what Ctrl-C does); used by the TUI's quit key.
+pub fn request_stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn on_stop_signal(_signal: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
 /// Ctrl-C and SIGTERM end the run cleanly (the journeys in flight are still printed).
-fn install_stop_handlers() {
-    let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+/// Installed before anything is attached, so a signal during start-up also ends cleanly.
+pub fn install_stop_handlers() {
+    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, handler);
@@ -312,7 +318,6 @@ pub fn run(
     sink: &mut dyn Sink,
     mut recorder: Option<&mut crate::record::writer::Recorder>,
 ) -> anyhow::Result<Tally> {
-    install_stop_handlers();
     let started = Instant::now();
     let offset = wall_offset_ns();
     let mut assembler = Assembler::new();
