@@ -21,8 +21,8 @@ use crossterm::event::{self, Event};
 use super::{
     Header, UiEvent,
     input::map_key,
-    state::{Outcome, State},
-    terminal::TerminalGuard,
+    state::{DEFAULT_RETENTION, Outcome, State},
+    terminal::{self, TerminalGuard},
     view::{self, Theme},
 };
 
@@ -36,13 +36,28 @@ const DRAIN_BUDGET: Duration = Duration::from_millis(15);
 /// Runs the UI until the user quits (q / Ctrl-C). Restores the terminal on return, on
 /// error and on panic.
 pub fn run(header: Header, events: Receiver<UiEvent>) -> io::Result<()> {
+    run_with_retention(header, events, DEFAULT_RETENTION)
+}
+
+/// [`run`], keeping the newest `retention` journeys instead of [`DEFAULT_RETENTION`]
+/// (a journey takes about 8 KB).
+pub fn run_with_retention(
+    header: Header,
+    events: Receiver<UiEvent>,
+    retention: usize,
+) -> io::Result<()> {
     let theme = Theme::from_env();
-    let mut state = State::new(header);
+    let mut state = State::with_retention(header, retention);
     let mut guard = TerminalGuard::new()?;
     let started = Instant::now();
     let mut drawn: Option<(u64, Instant)> = None;
     let mut channel_open = true;
     loop {
+        if terminal::panicked() {
+            return Err(io::Error::other(
+                "a thread panicked; the terminal UI stopped",
+            ));
+        }
         if channel_open {
             channel_open = drain(&mut state, &events);
         }

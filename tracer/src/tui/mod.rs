@@ -29,11 +29,11 @@
 //!
 //! # Terminal
 //!
-//! [`terminal::TerminalGuard`] enters raw mode and the alternate screen through ratatui's
-//! `try_init` (which also installs a panic hook that restores the terminal) and restores it
-//! again when dropped, so `run` leaves the terminal usable on return, on error and on
-//! panic. `NO_COLOR` (non-empty) turns colours off; meaning stays in symbols (`✓ ✗ ? ~`) and
-//! bold/reverse.
+//! [`terminal::TerminalGuard`] enters raw mode and the alternate screen and restores them
+//! exactly once: when dropped (so `run` leaves the terminal usable on return and on
+//! error), or from a panic hook before the panic message is printed. `NO_COLOR`
+//! (non-empty) turns colours off; meaning stays in symbols (`✓ ✗ ? ~ ●`) and
+//! bold/dim/reverse.
 
 pub mod event_loop;
 #[cfg(test)]
@@ -47,7 +47,7 @@ pub mod view;
 
 use std::path::PathBuf;
 
-pub use event_loop::run;
+pub use event_loop::{run, run_with_retention};
 
 use crate::journey::model::Journey;
 

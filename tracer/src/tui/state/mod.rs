@@ -7,8 +7,11 @@
 //! - Shown: a journey is *revealed* when it arrives live while not paused, or when the
 //!   playback clock passes its start in a replay. The list shows the revealed journeys
 //!   that match the filter, in arrival order. Pausing a live session freezes the list
-//!   while ingest and counts go on; unpausing reveals what arrived meanwhile. Pausing a
-//!   replay stops its clock.
+//!   while ingest and counts go on: what arrives meanwhile waits in a queue of its own
+//!   (the newest fifth of `retention`), so the frozen list is not eaten away by
+//!   retention, and is shown on resume. Pausing a replay stops its clock and the reading.
+//!   Memory: a journey takes about 8 KB (its hops are most of it), so the default keeps
+//!   about 400 MB at most, 480 MB while paused.
 //! - Time: [`State::tick`] is given the time since the UI started; it runs the playback
 //!   clock and the rate meter. Tests pass any times they like.
 //! - Selection: a journey (by arrival number, stable while others come and go), a hop
@@ -122,8 +125,12 @@ pub struct State {
     hop: usize,
     /// Stepping through the selected journey: hops up to this one are shown.
     step: Option<usize>,
-    /// Paused since the journey with this arrival number.
-    paused: Option<Seq>,
+    /// Paused; how many journeys arrived since.
+    paused: Option<u64>,
+    /// Live and paused: what arrived meanwhile, newest `retention / 5` of it.
+    held: VecDeque<Box<Journey>>,
+    /// Journeys let go from `held` to stay within retention.
+    held_dropped: u64,
     /// Replay only.
     playback: Option<Playback>,
     /// Replay: arrived, not yet due, by (start, arrival).
@@ -159,6 +166,8 @@ impl State {
             hop: 0,
             step: None,
             paused: None,
+            held: VecDeque::new(),
+            held_dropped: 0,
             playback,
             pending: BinaryHeap::new(),
             counts: Counts::default(),
@@ -201,20 +210,23 @@ impl State {
     }
 
     fn ingest(&mut self, journey: Box<Journey>) {
-        let start = journey.start_ns;
-        let verdict = journey.verdict;
-        let (seq, evicted) = self.store.push(journey);
-        if let Some(evicted) = evicted {
-            self.forget(evicted.seq);
-        }
-        match &mut self.playback {
-            None => {
-                self.counts.add(verdict, 1);
-                self.rate.record(self.now, 1);
-                if self.paused.is_none() {
-                    self.reveal(seq);
+        if self.playback.is_none() {
+            self.counts.add(journey.verdict, 1);
+            self.rate.record(self.now, 1);
+            if let Some(arrived) = &mut self.paused {
+                *arrived += 1;
+                if self.held.len() >= (self.store.capacity() / 5).max(1) {
+                    self.held.pop_front();
+                    self.held_dropped += 1;
                 }
+                self.held.push_back(journey);
+                return;
             }
+        }
+        let start = journey.start_ns;
+        let seq = self.store_journey(journey);
+        match &mut self.playback {
+            None => self.reveal(seq),
             Some(playback) => {
                 playback.observe(start);
                 if playback.is_due(start) {
@@ -225,6 +237,14 @@ impl State {
             }
         }
         self.after_list_change();
+    }
+
+    fn store_journey(&mut self, journey: Box<Journey>) -> Seq {
+        let (seq, evicted) = self.store.push(journey);
+        if let Some(evicted) = evicted {
+            self.forget(evicted.seq);
+        }
+        seq
     }
 
     /// An evicted journey leaves the list (it is always the oldest).
@@ -540,24 +560,18 @@ impl State {
     }
 
     fn toggle_pause(&mut self) {
-        if self.paused.is_some() {
-            let since = self.paused.take().unwrap_or(0);
+        if self.paused.take().is_some() {
             if let Some(p) = &mut self.playback {
                 p.set_running(true);
             } else {
-                let seqs: Vec<Seq> = self
-                    .store
-                    .iter_from_mut(since)
-                    .filter(|e| !e.revealed)
-                    .map(|e| e.seq)
-                    .collect();
-                for seq in seqs {
+                while let Some(journey) = self.held.pop_front() {
+                    let seq = self.store_journey(journey);
                     self.reveal(seq);
                 }
                 self.after_list_change();
             }
         } else {
-            self.paused = Some(self.store.next_seq());
+            self.paused = Some(0);
             if let Some(p) = &mut self.playback {
                 p.set_running(false);
             }
@@ -631,7 +645,7 @@ impl State {
             && self.paused.is_none()
         {
             p.set_running(false);
-            self.paused = Some(self.store.next_seq());
+            self.paused = Some(0);
         }
         self.step = match self.step {
             None => Some(0),
@@ -706,9 +720,7 @@ impl State {
         match &self.playback {
             None if self.source_ended => Phase::End,
             None => match self.paused {
-                Some(since) => Phase::Paused {
-                    arrived: self.store.next_seq() - since,
-                },
+                Some(arrived) => Phase::Paused { arrived },
                 None => Phase::Live,
             },
             Some(_) if self.source_ended && self.pending.is_empty() => Phase::End,
@@ -749,17 +761,20 @@ impl State {
 
     /// How many journeys are kept, and how many older ones were let go.
     pub fn retention(&self) -> (usize, u64) {
-        (self.store.capacity(), self.store.discarded())
+        (
+            self.store.capacity(),
+            self.store.discarded() + self.held_dropped,
+        )
     }
 
     /// Journeys read from the source so far.
     pub fn arrived(&self) -> u64 {
-        self.store.arrived()
+        self.store.arrived() + self.held.len() as u64 + self.held_dropped
     }
 
-    /// Journeys held (within retention).
+    /// Journeys kept in memory (up to 1.2 × the retention while paused).
     pub fn held(&self) -> usize {
-        self.store.len()
+        self.store.len() + self.held.len()
     }
 
     pub fn status(&self) -> Option<&str> {
@@ -772,10 +787,12 @@ impl State {
     }
 
     /// Whether the loop should take more events from the channel now: always live; in a
-    /// replay only while little is read ahead of the clock (or when jumping to the end).
+    /// replay only while it plays and little is read ahead of the clock (or everything is
+    /// due after End).
     pub fn wants_more(&self) -> bool {
         match &self.playback {
             None => true,
+            Some(_) if self.paused.is_some() => false,
             Some(p) => p.at_end() || self.pending.len() < READ_AHEAD,
         }
     }

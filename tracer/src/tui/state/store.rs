@@ -75,12 +75,6 @@ impl Store {
         self.entries.iter_mut()
     }
 
-    /// Entries from `seq` on, in order.
-    pub fn iter_from_mut(&mut self, seq: Seq) -> impl Iterator<Item = &mut Entry> {
-        let skip = self.index(seq).unwrap_or(0);
-        self.entries.iter_mut().skip(skip)
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -95,11 +89,6 @@ impl Store {
 
     /// How many journeys arrived in total.
     pub fn arrived(&self) -> u64 {
-        self.next_seq
-    }
-
-    /// The number the next journey will get.
-    pub fn next_seq(&self) -> Seq {
         self.next_seq
     }
 

@@ -208,6 +208,27 @@ fn pause_freezes_the_list_while_ingest_goes_on() {
 }
 
 #[test]
+fn a_paused_list_is_not_eaten_away_by_retention() {
+    let mut s = State::with_retention(header(Mode::Live), 10);
+    let journeys = fixtures::journeys();
+    for j in &journeys[..10] {
+        s.apply(UiEvent::Journey(Box::new(j.clone())));
+    }
+    s.handle(Action::TogglePause);
+    for j in &journeys[10..] {
+        s.apply(UiEvent::Journey(Box::new(j.clone())));
+    }
+    assert_eq!(ids(&s), (1..=10).collect::<Vec<_>>(), "frozen as it was");
+    assert_eq!(s.phase(), Phase::Paused { arrived: 6 });
+    assert_eq!(s.held(), 12, "the list and the newest 2 that arrived");
+    assert_eq!(s.retention(), (10, 4));
+    s.handle(Action::TogglePause);
+    assert_eq!(ids(&s), vec![3, 4, 5, 6, 7, 8, 9, 10, 15, 16]);
+    assert_eq!(s.retention(), (10, 6));
+    assert_eq!(s.arrived(), 16);
+}
+
+#[test]
 fn the_playback_clock_shows_journeys_when_it_passes_them() {
     let mut s = replay();
     // The first journey shows at once; the rest wait for the clock.

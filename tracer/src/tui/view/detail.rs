@@ -42,7 +42,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
             Borders::TOP
         })
         .title(Span::styled(title, theme.title()))
-        .border_style(theme.muted());
+        .border_style(theme.rule());
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let w = usize::from(inner.width);

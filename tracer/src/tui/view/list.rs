@@ -102,7 +102,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
                 theme.title()
             },
         ))
-        .border_style(theme.muted());
+        .border_style(theme.rule());
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 {

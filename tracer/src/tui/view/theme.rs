@@ -42,6 +42,11 @@ impl Theme {
         self.fg(Color::DarkGray).add_modifier(Modifier::DIM)
     }
 
+    /// Pane borders: grey, no modifier (a dim border would dim the pane title too).
+    pub fn rule(self) -> Style {
+        self.fg(Color::DarkGray)
+    }
+
     pub fn label(self) -> Style {
         self.fg(Color::Cyan)
     }
