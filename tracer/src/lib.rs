@@ -25,3 +25,4 @@ pub mod probes;
 pub mod record;
 pub mod replay;
 pub mod topology;
+pub mod tui;

@@ -74,7 +74,8 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
 
     use tracer::{
         cli::Output,
-        output::{Sink, json::JsonSink, text::TextSink},
+        output::{Sink, json::JsonSink, text::TextSink, ui::UiSink},
+        tui,
     };
 
     let output = args.output.unwrap_or(if std::io::stdout().is_terminal() {
@@ -82,23 +83,43 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
     } else {
         Output::Text
     });
-    let stdout = std::io::stdout().lock();
-    let mut sink: Box<dyn Sink> = match output {
-        Output::Json => Box::new(JsonSink::new(stdout)),
-        Output::Text | Output::Tui => Box::new(TextSink::new(stdout)),
-    };
-    let mut failure = None;
-    let summary = tracer::replay::replay(&args.file, |journey| match sink.journey(&journey) {
-        Ok(()) => true,
-        Err(e) => {
-            failure = Some(e);
-            false
+    // Refuse a file that is not a recording before any screen is drawn.
+    tracer::record::reader::Reader::open(&args.file)?;
+    let run = |sink: &mut dyn Sink| -> anyhow::Result<()> {
+        let mut failure = None;
+        let summary = tracer::replay::replay(&args.file, |journey| match sink.journey(&journey) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e.into());
         }
-    })?;
-    if let Some(e) = failure {
-        return Err(e.into());
+        sink.finish(&summary.describe())?;
+        Ok(())
+    };
+    match output {
+        Output::Json => run(&mut JsonSink::new(std::io::stdout().lock()))?,
+        Output::Text => run(&mut TextSink::new(std::io::stdout().lock()))?,
+        Output::Tui => {
+            let header = tui::Header {
+                following: tracer::replay::following(&args.file).unwrap_or_default(),
+                mode: tui::Mode::Replay,
+                recording: None,
+                source: format!("recording {}", args.file.display()),
+            };
+            let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+            std::thread::scope(|scope| -> anyhow::Result<()> {
+                let reader = scope.spawn(move || run(&mut UiSink::replay(tx)));
+                tui::run(header, rx)?;
+                // The reader stops at its next send once the UI has gone.
+                let _ = reader.join();
+                Ok(())
+            })?;
+        }
     }
-    sink.finish(&summary.describe())?;
     Ok(exit::SUCCESS)
 }
 

@@ -164,3 +164,12 @@ pub fn replay_raw(
     );
     Ok(summary)
 }
+
+/// What a recording followed (its META record), for headers.
+pub fn following(path: &Path) -> Option<String> {
+    let mut reader = Reader::open(path).ok()?;
+    match reader.next_step() {
+        Step::Record(Record::Meta(meta)) => Some(meta.following),
+        _ => None,
+    }
+}

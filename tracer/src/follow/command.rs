@@ -6,9 +6,10 @@ use crate::{
     cli::{FollowArgs, Output},
     follow::{self, plan},
     k8s::source::{ClusterHandle, ClusterSource},
-    output::{Sink, json::JsonSink, text::TextSink},
+    output::{Sink, json::JsonSink, text::TextSink, ui::UiSink},
     record::{format::Meta, writer::Recorder},
     topology::Topology,
+    tui,
 };
 
 pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
@@ -74,12 +75,6 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     } else {
         Output::Text
     });
-    let stdout = std::io::stdout().lock();
-    let mut sink: Box<dyn Sink> = match output {
-        Output::Json => Box::new(JsonSink::new(stdout)),
-        // The TUI is being built (issue #5); a terminal gets the text view meanwhile.
-        Output::Text | Output::Tui => Box::new(TextSink::new(stdout)),
-    };
     let limits = follow::Limits {
         count: args.count,
         duration: args.duration,
@@ -93,37 +88,80 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         Some(path) => Some(start_recording(path, &plan, &cluster, &topology, &kernel)?),
         None => None,
     };
-    let tally = follow::run(
-        &mut kernel,
-        &cluster,
-        &topology,
-        &plan,
-        &limits,
-        sink.as_mut(),
-        recorder.as_mut(),
-    )?;
-    let loss = kernel.loss();
-    if stats.is_some() {
-        for (program, runs, ns) in kernel.program_costs() {
-            eprintln!("kernel cost: {program}: {ns} ns per run over {runs} runs");
+    let mut session = |sink: &mut dyn Sink| -> anyhow::Result<()> {
+        let tally = follow::run(
+            &mut kernel,
+            &cluster,
+            &topology,
+            &plan,
+            &limits,
+            sink,
+            recorder.as_mut(),
+        )?;
+        let loss = kernel.loss();
+        if stats.is_some() {
+            for (program, runs, ns) in kernel.program_costs() {
+                sink.notice(&format!(
+                    "kernel cost: {program}: {ns} ns per run over {runs} runs"
+                ));
+            }
+        }
+        if let Some(recorder) = recorder.take() {
+            let mut recorder = recorder;
+            recorder.loss(loss.ringbuf_full, loss.parse_failed);
+            if let Err(e) = recorder.finish() {
+                sink.notice(&format!("the recording is incomplete: {e}"));
+            }
+        }
+        sink.finish(&format!(
+            "{} journeys: {} delivered, {} dropped, {} incomplete; events lost in the kernel: {} (ring buffer full), {} (unparsable){}",
+            tally.total(),
+            tally.delivered,
+            tally.dropped,
+            tally.incomplete,
+            loss.ringbuf_full,
+            loss.parse_failed,
+            if cluster.stale() { "; names may be stale: the Kubernetes API stopped answering" } else { "" }
+        ))?;
+        Ok(())
+    };
+    match output {
+        Output::Json => session(&mut JsonSink::new(std::io::stdout().lock()))?,
+        Output::Text => session(&mut TextSink::new(std::io::stdout().lock()))?,
+        Output::Tui => {
+            let header = tui::Header {
+                following: format!(
+                    "{} → {}",
+                    plan::describe(&plan.from),
+                    plan::describe(&plan.to)
+                ),
+                mode: tui::Mode::Live,
+                recording: args.record.clone(),
+                source: cluster.describe(),
+            };
+            let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
+            // The session runs beside the UI; quitting the UI stops it like Ctrl-C.
+            std::thread::scope(|scope| -> anyhow::Result<()> {
+                let worker = scope.spawn(move || session(&mut UiSink::live(tx)));
+                let ui = tui::run(header, rx);
+                follow::request_stop();
+                let result = worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                ui?;
+                match result {
+                    // The UI closing first is how a TUI session normally ends.
+                    Err(e)
+                        if e.downcast_ref::<std::io::Error>()
+                            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+                    {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            })?;
         }
     }
-    if let Some(mut recorder) = recorder {
-        recorder.loss(loss.ringbuf_full, loss.parse_failed);
-        if let Err(e) = recorder.finish() {
-            eprintln!("tracer: the recording is incomplete: {e}");
-        }
-    }
-    sink.finish(&format!(
-        "{} journeys: {} delivered, {} dropped, {} incomplete; events lost in the kernel: {} (ring buffer full), {} (unparsable){}",
-        tally.total(),
-        tally.delivered,
-        tally.dropped,
-        tally.incomplete,
-        loss.ringbuf_full,
-        loss.parse_failed,
-        if cluster.stale() { "; names may be stale: the Kubernetes API stopped answering" } else { "" }
-    ))?;
     Ok(crate::exit::SUCCESS)
 }
 

@@ -319,41 +319,19 @@ pub fn run(
     mut recorder: Option<&mut crate::record::writer::Recorder>,
 ) -> anyhow::Result<Tally> {
     let started = Instant::now();
-    let offset = wall_offset_ns();
-    let mut assembler = Assembler::new();
-    let mut tally = Tally::default();
-    let mut events = Vec::new();
-    let reasons = kernel.reasons.clone();
-    let mut emit = |raws: Vec<crate::journey::assemble::RawJourney>,
-                    tally: &mut Tally|
-     -> anyhow::Result<bool> {
-        if raws.is_empty() {
-            return Ok(false);
-        }
-        let model = cluster.snapshot();
-        let names = naming::ModelNames(&model);
-        let ctx = Context {
-            topology,
-            cluster: &names,
-            reasons: &reasons,
-            followed: &plan.followed,
-            wall_offset_ns: offset,
-        };
-        for raw in raws {
-            let journey = explain::explain(&raw, &ctx);
-            if !wanted(&journey, plan) {
-                continue;
-            }
-            sink.journey(&journey)?;
-            tally.add(&journey);
-            if limits.count.is_some_and(|c| tally.total() >= c) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+    let mut output = Output {
+        cluster,
+        topology,
+        plan,
+        limits,
+        reasons: kernel.reasons.clone(),
+        wall_offset_ns: wall_offset_ns(),
+        tally: Tally::default(),
     };
+    let mut assembler = Assembler::new();
+    let mut events = Vec::new();
     let mut recording_failed = false;
-    let mut last_loss_record = Instant::now();
+    let mut last_loss_report = Instant::now();
     loop {
         if STOP.load(Ordering::Relaxed) || limits.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -365,33 +343,84 @@ pub fn run(
             .drain(..)
             .filter_map(|e| Observation::from_event(&e))
             .collect();
+        let report_loss = last_loss_report.elapsed() >= Duration::from_secs(1);
+        let loss = report_loss.then(|| kernel.loss());
         if let Some(recorder) = recorder.as_deref_mut()
             && !recording_failed
         {
             recorder.observations(observations.clone());
-            if last_loss_record.elapsed() >= Duration::from_secs(1) {
-                let loss = kernel.loss();
+            if let Some(loss) = loss {
                 recorder.loss(loss.ringbuf_full, loss.parse_failed);
-                last_loss_record = Instant::now();
             }
             if let Some(error) = recorder.error() {
                 // Tell the user at once; following goes on without the recording.
-                eprintln!("tracer: recording stopped: {error}; following continues without it");
+                sink.notice(&format!(
+                    "recording stopped: {error}; following continues without it"
+                ));
                 recording_failed = true;
             }
+        }
+        if let Some(loss) = loss {
+            sink.loss(loss.ringbuf_full, loss.parse_failed);
+            last_loss_report = Instant::now();
         }
         let mut closed = Vec::new();
         for obs in observations {
             closed.extend(assembler.push(obs));
         }
         closed.extend(assembler.flush(monotonic_ns()));
-        if emit(closed, &mut tally)? {
-            return Ok(tally);
+        if output.emit(closed, sink)? {
+            return Ok(output.tally);
         }
     }
     // Whatever is still in flight is shown as it stands.
-    emit(assembler.flush(u64::MAX), &mut tally)?;
-    Ok(tally)
+    output.emit(assembler.flush(u64::MAX), sink)?;
+    Ok(output.tally)
+}
+
+/// Explains finished packets and hands the wanted ones to the sink.
+struct Output<'a> {
+    cluster: &'a ClusterHandle,
+    topology: &'a Topology,
+    plan: &'a plan::FollowPlan,
+    limits: &'a Limits,
+    reasons: DropReasons,
+    wall_offset_ns: i128,
+    tally: Tally,
+}
+
+impl Output<'_> {
+    /// True once the journey limit is reached.
+    fn emit(
+        &mut self,
+        raws: Vec<crate::journey::assemble::RawJourney>,
+        sink: &mut dyn Sink,
+    ) -> anyhow::Result<bool> {
+        if raws.is_empty() {
+            return Ok(false);
+        }
+        let model = self.cluster.snapshot();
+        let names = naming::ModelNames(&model);
+        let ctx = Context {
+            topology: self.topology,
+            cluster: &names,
+            reasons: &self.reasons,
+            followed: &self.plan.followed,
+            wall_offset_ns: self.wall_offset_ns,
+        };
+        for raw in raws {
+            let journey = explain::explain(&raw, &ctx);
+            if !wanted(&journey, self.plan) {
+                continue;
+            }
+            sink.journey(&journey)?;
+            self.tally.add(&journey);
+            if self.limits.count.is_some_and(|c| self.tally.total() >= c) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// What the user should know about visibility before the first packet: a followed Pod on a

@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod text;
+pub mod ui;
 
 use std::io;
 
@@ -13,4 +14,12 @@ pub trait Sink {
     /// Called once at the end with a summary line for people (ignored by machine formats
     /// on stdout; they print it to stderr).
     fn finish(&mut self, summary: &str) -> io::Result<()>;
+
+    /// Running totals of events the kernel could not hand over.
+    fn loss(&mut self, _ringbuf_full: u64, _parse_failed: u64) {}
+
+    /// Something the user must see now (e.g. the recording stopped).
+    fn notice(&mut self, text: &str) {
+        eprintln!("tracer: {text}");
+    }
 }

@@ -1,0 +1,74 @@
+//! Journeys into the terminal UI: the sink side of the channel the UI drains each frame.
+
+use std::{
+    io,
+    sync::mpsc::{SyncSender, TrySendError},
+};
+
+use super::Sink;
+use crate::{journey::model::Journey, tui::UiEvent};
+
+pub struct UiSink {
+    tx: SyncSender<UiEvent>,
+    /// Replay waits for the UI (it reads ahead only so far); a live session never does.
+    wait_for_ui: bool,
+    /// Journeys a live session could not hand to a UI that fell behind.
+    pub dropped: u64,
+}
+
+impl UiSink {
+    pub fn live(tx: SyncSender<UiEvent>) -> Self {
+        Self {
+            tx,
+            wait_for_ui: false,
+            dropped: 0,
+        }
+    }
+
+    pub fn replay(tx: SyncSender<UiEvent>) -> Self {
+        Self {
+            tx,
+            wait_for_ui: true,
+            dropped: 0,
+        }
+    }
+
+    fn send(&mut self, event: UiEvent) -> io::Result<()> {
+        let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "the UI has closed");
+        if self.wait_for_ui {
+            return self.tx.send(event).map_err(|_| closed());
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.dropped += 1;
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(closed()),
+        }
+    }
+}
+
+impl Sink for UiSink {
+    fn journey(&mut self, journey: &Journey) -> io::Result<()> {
+        self.send(UiEvent::Journey(Box::new(journey.clone())))
+    }
+
+    fn finish(&mut self, summary: &str) -> io::Result<()> {
+        // The UI may already be gone (the user quit): nothing left to tell.
+        let _ = self.tx.send(UiEvent::Notice(summary.to_owned()));
+        let _ = self.tx.send(UiEvent::SourceEnded);
+        Ok(())
+    }
+
+    fn loss(&mut self, ringbuf_full: u64, parse_failed: u64) {
+        let _ = self.tx.try_send(UiEvent::Loss {
+            ringbuf_full,
+            parse_failed,
+        });
+    }
+
+    fn notice(&mut self, text: &str) {
+        let _ = self.tx.try_send(UiEvent::Notice(text.to_owned()));
+    }
+}
