@@ -718,9 +718,10 @@ impl State {
 
     pub fn phase(&self) -> Phase {
         match &self.playback {
-            None if self.source_ended => Phase::End,
+            // Paused first: what is held back shows on resume, even after the end.
             None => match self.paused {
                 Some(arrived) => Phase::Paused { arrived },
+                None if self.source_ended => Phase::End,
                 None => Phase::Live,
             },
             Some(_) if self.source_ended && self.pending.is_empty() => Phase::End,

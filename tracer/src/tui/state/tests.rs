@@ -205,6 +205,14 @@ fn pause_freezes_the_list_while_ingest_goes_on() {
     assert_eq!(s.phase(), Phase::Live);
     assert_eq!(ids(&s), (1..=10).collect::<Vec<_>>());
     assert_eq!(selected_id(&s), Some(10), "still following");
+    // The end of the source does not hide what waits behind a pause.
+    s.handle(Action::TogglePause);
+    s.apply(UiEvent::Journey(Box::new(journeys[10].clone())));
+    s.apply(UiEvent::SourceEnded);
+    assert_eq!(s.phase(), Phase::Paused { arrived: 1 });
+    s.handle(Action::TogglePause);
+    assert_eq!(s.phase(), Phase::End);
+    assert_eq!(ids(&s).len(), 11);
 }
 
 #[test]
