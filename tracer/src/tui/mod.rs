@@ -25,7 +25,9 @@
 //! the journeys' `start_ns` ([`state::playback`]); a journey is shown once the clock has
 //! passed its start, at 0.25× to 64× speed, with seeking and stepping. The recording is
 //! read ahead of the clock only so far ([`state::READ_AHEAD`]), which bounds memory for a
-//! large file and lets the first screen appear before the file is read to its end.
+//! large file and lets the first screen appear before the file is read to its end; give
+//! the reader a bounded `std::sync::mpsc::sync_channel` so that it waits meanwhile.
+//! Dropping the sender counts as [`UiEvent::SourceEnded`].
 //!
 //! # Terminal
 //!
