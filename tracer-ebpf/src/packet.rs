@@ -18,6 +18,11 @@ pub trait PacketBytes {
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
 }
 
+#[inline(always)]
+pub fn is_vxlan_port(port: u16) -> bool {
+    port == VXLAN_PORTS[0] || port == VXLAN_PORTS[1]
+}
+
 /// Whether the Ethernet frame at `offset` carries IPv4.
 #[inline(always)]
 pub fn is_ipv4_frame(bytes: &impl PacketBytes, offset: usize) -> bool {
@@ -32,7 +37,7 @@ pub fn parse_ipv4(bytes: &impl PacketBytes, l3: usize, event: &mut PacketEvent) 
     let l4 = parse_ip_header(bytes, l3, event)?;
     if event.ip_proto == IPPROTO_UDP
         && event.flags & flags::LATER_FRAGMENT == 0
-        && VXLAN_PORTS.contains(&u16::from_be(bytes.read::<u16>(l4 + 2)?))
+        && is_vxlan_port(u16::from_be(bytes.read::<u16>(l4 + 2)?))
     {
         let vxlan = l4 + 8;
         let vni_be: u32 = bytes.read(vxlan + 4)?;

@@ -31,8 +31,49 @@ pub fn tc_egress(ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
+/// Most packets on a hooked interface are not followed. Decide that from the linear
+/// headers with direct packet access (no helper calls): an IPv4 packet that is not VXLAN
+/// and whose addresses are not followed is rejected after two map lookups. Anything this
+/// cannot see (short linear data, VXLAN, options) goes to the full parse.
+#[inline(always)]
+fn not_followed(ctx: &TcContext) -> bool {
+    const IP: usize = 14;
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + IP + 20 > end {
+        return false;
+    }
+    let p = data as *const u8;
+    // SAFETY: bounds checked against data_end just above (the verifier checks it too).
+    let (ethertype, version_ihl, proto, saddr, daddr) = unsafe {
+        (
+            u16::from_be((p.add(12) as *const u16).read_unaligned()),
+            *p.add(IP),
+            *p.add(IP + 9),
+            (p.add(IP + 12) as *const u32).read_unaligned(),
+            (p.add(IP + 16) as *const u32).read_unaligned(),
+        )
+    };
+    if ethertype != 0x0800 || version_ihl != 0x45 {
+        return ethertype != 0x0800;
+    }
+    if proto == 17 {
+        if data + IP + 24 > end {
+            return false;
+        }
+        // SAFETY: bounds checked just above.
+        let dport = unsafe { u16::from_be((p.add(IP + 22) as *const u16).read_unaligned()) };
+        if crate::packet::is_vxlan_port(dport) {
+            return false;
+        }
+    }
+    !wanted(saddr, daddr)
+}
+
 #[inline(always)]
 fn observe(ctx: &TcContext, hook: u16) {
+    if not_followed(ctx) {
+        return;
+    }
     let bytes = TcBytes(ctx);
     if !is_ipv4_frame(&bytes, 0) {
         return;

@@ -256,12 +256,8 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
         with_object(options, |ebpf| {
             let name = programs::PROBE_RAW_TRACEPOINT;
             let program: &mut RawTracePoint = program(ebpf, name)?;
-            program
-                .load()
-                .map_err(|e| explain(&LoadError::program(name)(e)))?;
-            program
-                .attach("netif_receive_skb")
-                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            step(name, program.load())?;
+            step(name, program.attach("netif_receive_skb"))?;
             Ok("raw tracepoint program attached to netif_receive_skb".to_owned())
         }),
     ));
@@ -271,12 +267,8 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
         with_object(options, |ebpf| {
             let name = programs::PROBE_KPROBE;
             let program: &mut KProbe = program(ebpf, name)?;
-            program
-                .load()
-                .map_err(|e| explain(&LoadError::program(name)(e)))?;
-            program
-                .attach("ip_rcv", 0)
-                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            step(name, program.load())?;
+            step(name, program.attach("ip_rcv", 0))?;
             Ok("kprobe attached to ip_rcv".to_owned())
         }),
     ));
@@ -287,15 +279,19 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
             let name = programs::PROBE_FENTRY;
             let btf = btf.ok_or("kernel BTF unavailable")?;
             let program: &mut FEntry = program(ebpf, name)?;
-            program
-                .load("ip_rcv", btf)
-                .map_err(|e| explain(&LoadError::program(name)(e)))?;
-            program
-                .attach()
-                .map_err(|e| explain(&LoadError::program(name)(e)))?;
+            step(name, program.load("ip_rcv", btf))?;
+            step(name, program.attach())?;
             Ok("fentry program attached to ip_rcv".to_owned())
         }),
     ));
+}
+
+/// A program step's error in the report's words.
+fn step<T>(
+    name: &'static str,
+    result: Result<T, aya::programs::ProgramError>,
+) -> Result<T, String> {
+    result.map_err(|e| explain(&LoadError::program(name)(e)))
 }
 
 /// Loads a fresh copy of the object, runs one probe, and drops everything it attached.

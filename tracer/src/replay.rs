@@ -68,53 +68,22 @@ pub fn replay_raw(
 ) -> Result<Summary, RecordingError> {
     let mut reader = Reader::open(path)?;
     let mut summary = Summary::default();
-    let mut model = ClusterModel::default();
-    let mut topology = Topology::default();
-    let mut reasons = DropReasons::default();
-    let mut followed = Followed::default();
+    let mut names = Recorded::default();
     let mut assembler = Assembler::new();
-    let mut stop = false;
-
-    let mut emit = |raws: Vec<RawJourney>,
-                    model: &ClusterModel,
-                    topology: &Topology,
-                    reasons: &DropReasons,
-                    followed: &Followed,
-                    offset: i128,
-                    summary: &mut Summary|
-     -> bool {
-        let names = ModelNames(model);
-        let ctx = Context {
-            topology,
-            cluster: &names,
-            reasons,
-            followed,
-            wall_offset_ns: offset,
-        };
-        for raw in raws {
-            summary.journeys += 1;
-            let journey = explain::explain(&raw, &ctx);
-            if !each(&raw, journey) {
-                return true;
-            }
-        }
-        false
-    };
-
     loop {
-        let offset = summary.meta.as_ref().map_or(0, |m| m.wall_offset_ns);
         match reader.next_step() {
             Step::Record(record) => match record {
                 Record::Meta(meta) => {
-                    followed = Followed {
+                    names.followed = Followed {
                         from: meta.from_ips.clone(),
                         to: meta.to_ips.clone(),
                     };
+                    names.wall_offset_ns = meta.wall_offset_ns;
                     summary.meta = Some(*meta);
                 }
-                Record::Cluster(objects) => model = objects.model(),
-                Record::Topology(t) => topology = *t,
-                Record::DropReasons(pairs) => reasons = DropReasons::from_recorded(pairs),
+                Record::Cluster(objects) => names.model = objects.model(),
+                Record::Topology(topology) => names.topology = *topology,
+                Record::DropReasons(pairs) => names.reasons = DropReasons::from_recorded(pairs),
                 Record::Observations(batch) => {
                     let mut closed = Vec::new();
                     let mut latest = 0;
@@ -124,16 +93,8 @@ pub fn replay_raw(
                         closed.extend(assembler.push(obs));
                     }
                     closed.extend(assembler.flush(latest));
-                    if emit(
-                        closed,
-                        &model,
-                        &topology,
-                        &reasons,
-                        &followed,
-                        offset,
-                        &mut summary,
-                    ) {
-                        stop = true;
+                    if !names.explain(closed, &mut summary, &mut each) {
+                        return Ok(summary);
                     }
                 }
                 Record::Loss(loss) => summary.loss = loss,
@@ -148,21 +109,46 @@ pub fn replay_raw(
                 break;
             }
         }
-        if stop {
-            return Ok(summary);
-        }
     }
-    let offset = summary.meta.as_ref().map_or(0, |m| m.wall_offset_ns);
-    emit(
-        assembler.flush(u64::MAX),
-        &model,
-        &topology,
-        &reasons,
-        &followed,
-        offset,
-        &mut summary,
-    );
+    names.explain(assembler.flush(u64::MAX), &mut summary, &mut each);
     Ok(summary)
+}
+
+/// What the recording says about the world it was made in.
+#[derive(Default)]
+struct Recorded {
+    model: ClusterModel,
+    topology: Topology,
+    reasons: DropReasons,
+    followed: Followed,
+    wall_offset_ns: i128,
+}
+
+impl Recorded {
+    /// Explains finished packets; false once `each` asks to stop.
+    fn explain(
+        &self,
+        raws: Vec<RawJourney>,
+        summary: &mut Summary,
+        each: &mut impl FnMut(&RawJourney, Journey) -> bool,
+    ) -> bool {
+        let names = ModelNames(&self.model);
+        let ctx = Context {
+            topology: &self.topology,
+            cluster: &names,
+            reasons: &self.reasons,
+            followed: &self.followed,
+            wall_offset_ns: self.wall_offset_ns,
+        };
+        for raw in raws {
+            summary.journeys += 1;
+            let journey = explain::explain(&raw, &ctx);
+            if !each(&raw, journey) {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// What a recording followed (its META record), for headers.

@@ -316,9 +316,9 @@ impl Bench {
         )?;
         writeln!(self.report, "| program | runs | ns per run |")?;
         writeln!(self.report, "|---|---|---|")?;
-        for line in lines.iter().filter(|l| l.starts_with("kernel cost:")) {
+        for line in lines.iter().filter(|l| l.contains("kernel cost:")) {
             // "kernel cost: tc_ingress: 42 ns per run over 123 runs"
-            let rest = line.trim_start_matches("kernel cost: ");
+            let rest = line.split("kernel cost: ").nth(1).unwrap_or(line);
             let (program, figures) = rest.split_once(": ").unwrap_or((rest, ""));
             let ns = figures.split_whitespace().next().unwrap_or("?");
             let runs = figures.split_whitespace().nth(5).unwrap_or("?");
@@ -384,57 +384,8 @@ impl Bench {
         thread::sleep(Duration::from_millis(500));
         Self::stop(follow)?;
 
-        let mut reader = Reader::open(&seed)?;
-        let (mut meta, mut cluster, mut topology, mut reasons, mut observations) =
-            (None, None, None, Vec::new(), Vec::new());
-        loop {
-            match reader.next_step() {
-                Step::Record(Record::Meta(m)) => meta = Some(*m),
-                Step::Record(Record::Cluster(c)) => cluster = Some(*c),
-                Step::Record(Record::Topology(t)) => topology = Some(*t),
-                Step::Record(Record::DropReasons(r)) => reasons = r,
-                Step::Record(Record::Observations(o)) => observations.extend(o),
-                Step::Record(_) => {}
-                Step::End { .. } | Step::Cut { .. } => break,
-            }
-        }
-        let (Some(meta), Some(cluster), Some(topology)) = (meta, cluster, topology) else {
-            bail!("the seed recording is incomplete");
-        };
-        let cluster: ClusterObjects = cluster;
-        let topology: Topology = topology;
-        if observations.is_empty() {
-            bail!("the seed recording has no observations");
-        }
-        let span = observations.iter().map(|o| o.ts_ns).max().unwrap_or(0) - observations[0].ts_ns
-            + 1_000_000;
         let big = self.work.join("big.trace");
-        let mut recorder = Recorder::create(&big, &meta, &cluster, &topology, &reasons)?;
-        let mut written = 0;
-        let mut copy = 0u64;
-        while written < hops {
-            let batch: Vec<_> = observations
-                .iter()
-                .map(|o| {
-                    let mut o = *o;
-                    o.ts_ns += copy * span;
-                    o.ip_id = o
-                        .ip_id
-                        .wrapping_add(u16::try_from(copy % 65_521).unwrap_or(0));
-                    o
-                })
-                .collect();
-            written += batch.len();
-            if !recorder.observations_blocking(batch) {
-                bail!(
-                    "writing {}: {}",
-                    big.display(),
-                    recorder.error().unwrap_or_default()
-                );
-            }
-            copy += 1;
-        }
-        recorder.finish().map_err(anyhow::Error::msg)?;
+        let written = replicate(&seed, &big, hops)?;
         Ok((big, written))
     }
 
@@ -528,6 +479,62 @@ impl Bench {
         )?;
         Ok(())
     }
+}
+
+/// Writes `out`: the observations of the recording `seed`, copied again and again (shifted
+/// in time, new IP IDs per copy) until there are at least `hops`, with the seed's context.
+pub fn replicate(seed: &Path, out: &Path, hops: usize) -> anyhow::Result<usize> {
+    let mut reader = Reader::open(seed)?;
+    let (mut meta, mut cluster, mut topology, mut reasons, mut observations) =
+        (None, None, None, Vec::new(), Vec::new());
+    loop {
+        match reader.next_step() {
+            Step::Record(Record::Meta(m)) => meta = Some(*m),
+            Step::Record(Record::Cluster(c)) => cluster = Some(*c),
+            Step::Record(Record::Topology(t)) => topology = Some(*t),
+            Step::Record(Record::DropReasons(r)) => reasons = r,
+            Step::Record(Record::Observations(o)) => observations.extend(o),
+            Step::Record(_) => {}
+            Step::End { .. } | Step::Cut { .. } => break,
+        }
+    }
+    let (Some(meta), Some(cluster), Some(topology)) = (meta, cluster, topology) else {
+        bail!("the seed recording is incomplete");
+    };
+    let cluster: ClusterObjects = cluster;
+    let topology: Topology = topology;
+    if observations.is_empty() {
+        bail!("the seed recording has no observations");
+    }
+    let span =
+        observations.iter().map(|o| o.ts_ns).max().unwrap_or(0) - observations[0].ts_ns + 1_000_000;
+    let mut recorder = Recorder::create(out, &meta, &cluster, &topology, &reasons)?;
+    let mut written = 0;
+    let mut copy = 0u64;
+    while written < hops {
+        let batch: Vec<_> = observations
+            .iter()
+            .map(|o| {
+                let mut o = *o;
+                o.ts_ns += copy * span;
+                o.ip_id = o
+                    .ip_id
+                    .wrapping_add(u16::try_from(copy % 65_521).unwrap_or(0));
+                o
+            })
+            .collect();
+        written += batch.len();
+        if !recorder.observations_blocking(batch) {
+            bail!(
+                "writing {}: {}",
+                out.display(),
+                recorder.error().unwrap_or_default()
+            );
+        }
+        copy += 1;
+    }
+    recorder.finish().map_err(anyhow::Error::msg)?;
+    Ok(written)
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {

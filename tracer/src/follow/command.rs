@@ -12,6 +12,9 @@ use crate::{
     tui,
 };
 
+/// Journeys a live UI keeps (about 8 KB each: a long session stays under ~100 MB).
+const LIVE_RETENTION: usize = 10_000;
+
 pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     follow::install_stop_handlers();
     let source = match &args.cluster_file {
@@ -143,7 +146,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
             // The session runs beside the UI; quitting the UI stops it like Ctrl-C.
             std::thread::scope(|scope| -> anyhow::Result<()> {
                 let worker = scope.spawn(move || session(&mut UiSink::live(tx)));
-                let ui = tui::run(header, rx);
+                let ui = tui::event_loop::run_with_retention(header, rx, LIVE_RETENTION);
                 follow::request_stop();
                 let result = worker
                     .join()

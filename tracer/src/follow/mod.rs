@@ -416,9 +416,11 @@ impl Output<'_> {
             sink.journey(&journey)?;
             self.tally.add(&journey);
             if self.limits.count.is_some_and(|c| self.tally.total() >= c) {
+                sink.flush()?;
                 return Ok(true);
             }
         }
+        sink.flush()?;
         Ok(false)
     }
 }

@@ -71,21 +71,25 @@ fn endpoints(t: Tuple) -> Endpoints {
 }
 
 impl Context<'_> {
-    fn name(&self, ip: Ipv4Addr, port: u16, proto: u8) -> Named {
-        let (pod, pod_node) = self
-            .cluster
-            .pod_by_ip(ip)
-            .map_or((None, None), |(p, n)| (Some(p), n));
-        let node = pod_node.or_else(|| self.cluster.node_by_ip(ip));
-        let service = self
-            .cluster
+    /// The Service whose address this is: a ClusterIP:port, or a NodePort on a node's
+    /// address.
+    fn service_at(&self, ip: Ipv4Addr, port: u16, proto: u8) -> Option<ServiceRef> {
+        self.cluster
             .service_by_cluster_ip(ip, port, proto)
             .or_else(|| {
                 self.cluster
                     .node_by_ip(ip)
                     .and_then(|_| self.cluster.service_by_node_port(port, proto))
             })
-            .map(|s| s.name);
+    }
+
+    fn name(&self, ip: Ipv4Addr, port: u16, proto: u8) -> Named {
+        let (pod, pod_node) = self
+            .cluster
+            .pod_by_ip(ip)
+            .map_or((None, None), |(p, n)| (Some(p), n));
+        let node = pod_node.or_else(|| self.cluster.node_by_ip(ip));
+        let service = self.service_at(ip, port, proto).map(|s| s.name);
         Named {
             ip: Some(ip),
             pod,
@@ -567,14 +571,7 @@ fn nat_hops(
 ) -> Vec<Hop> {
     let (before, after) = (prev.tuple, obs.tuple);
     let mut hops = Vec::new();
-    let dnat_service = ctx
-        .cluster
-        .service_by_cluster_ip(before.dst, before.dport, before.proto)
-        .or_else(|| {
-            ctx.cluster
-                .node_by_ip(before.dst)
-                .and_then(|_| ctx.cluster.service_by_node_port(before.dport, before.proto))
-        });
+    let dnat_service = ctx.service_at(before.dst, before.dport, before.proto);
     if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_none() {
         // Not a Service address: conntrack giving a reply its masqueraded client back.
         let mut hop = Hop::new(HopKind::ReplyUnsnat, t, node.clone());
@@ -651,14 +648,7 @@ fn nat_hops(
         hops.push(hop);
     }
     if before.src != after.src || before.sport != after.sport {
-        let service = ctx
-            .cluster
-            .service_by_cluster_ip(after.src, after.sport, after.proto)
-            .or_else(|| {
-                ctx.cluster
-                    .node_by_ip(after.src)
-                    .and_then(|_| ctx.cluster.service_by_node_port(after.sport, after.proto))
-            });
+        let service = ctx.service_at(after.src, after.sport, after.proto);
         let undnat = service.is_some();
         let mut hop = Hop::new(
             if undnat {

@@ -15,6 +15,11 @@ pub trait Sink {
     /// on stdout; they print it to stderr).
     fn finish(&mut self, summary: &str) -> io::Result<()>;
 
+    /// Pushes buffered output out; called after each batch of journeys.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Running totals of events the kernel could not hand over.
     fn loss(&mut self, _ringbuf_full: u64, _parse_failed: u64) {}
 

@@ -1,7 +1,7 @@
 //! `--output text`: one compact block per journey — a header line, one line per hop
 //! (time offset, node, what happened, names), and the diagnosis.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
 use super::Sink;
 use crate::journey::{
@@ -9,13 +9,16 @@ use crate::journey::{
     model::{Hop, Journey, Verdict},
 };
 
+/// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
 pub struct TextSink<W: Write> {
-    out: W,
+    out: BufWriter<W>,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out: BufWriter::with_capacity(1 << 16, out),
+        }
     }
 }
 
@@ -74,7 +77,10 @@ fn hop_line(hop: &Hop) -> String {
 impl<W: Write> Sink for TextSink<W> {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
         self.out.write_all(render(journey).as_bytes())?;
-        self.out.write_all(b"\n")?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
