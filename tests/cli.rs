@@ -106,6 +106,72 @@ fn doctor_as_an_unprivileged_user_names_the_missing_capabilities() {
 }
 
 #[test]
+fn follow_as_an_unprivileged_user_names_the_missing_capabilities_at_once() {
+    if !require_root() {
+        return;
+    }
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/cluster-bridge.json"
+    );
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            env!("CARGO_BIN_EXE_tracer"),
+        ])
+        .args([
+            "follow",
+            "client",
+            "svc/web",
+            "--output",
+            "json",
+            "--cluster-file",
+            fixture,
+        ])
+        .output()
+        .expect("setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit status 3 = missing privileges: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    for cap in ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"] {
+        assert!(stderr.contains(cap), "{stderr}");
+    }
+}
+
+#[test]
+fn unknown_pods_name_the_namespace_and_close_matches() {
+    if !require_root() {
+        return;
+    }
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/cluster-bridge.json"
+    );
+    let out = tracer(&[
+        "follow",
+        "clinet",
+        "svc/web",
+        "--output",
+        "json",
+        "--cluster-file",
+        fixture,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"default\"") && stderr.contains("client"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn replay_and_export_refuse_what_is_not_a_recording() {
     let dir = std::env::temp_dir().join(format!("tracer-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{NetnsPair, require_root, run};
+use support::{ChildGuard, NetnsPair, require_root, run};
 use tracer::{
     btf::Btf,
     drop_reason::DropReasons,
@@ -233,16 +233,6 @@ fn helper_hold_tcx_link_until_killed() {
     let program = ebpf.program(tracer_common::programs::TC_INGRESS).unwrap();
     println!("attached program {}", program.info().unwrap().id());
     std::thread::sleep(Duration::from_secs(60));
-}
-
-/// Kills the child if the test fails before it does.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

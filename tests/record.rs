@@ -14,7 +14,7 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{follow::Follow, lab::Lab, require_root};
+use support::{ChildGuard, follow::Follow, lab::Lab, require_root};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tracer-rec-test-{}", std::process::id()));
@@ -198,26 +198,28 @@ fn a_recorder_killed_with_sigkill_replays_every_complete_record() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tracer"))
-        .args([
-            "follow",
-            "nettest",
-            "nginx-test-7d9c4b6f5-abcde",
-            "--output",
-            "json",
-            "--record",
-        ])
-        .arg(&recording)
-        .arg("--kubeconfig")
-        .arg(lab.kubeconfig())
-        .env("TRACER_NETNS_PREFIX", &lab.prefix)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_tracer"))
+            .args([
+                "follow",
+                "nettest",
+                "nginx-test-7d9c4b6f5-abcde",
+                "--output",
+                "json",
+                "--record",
+            ])
+            .arg(&recording)
+            .arg("--kubeconfig")
+            .arg(lab.kubeconfig())
+            .env("TRACER_NETNS_PREFIX", &lab.prefix)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     thread::sleep(Duration::from_secs(4));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     let _ = ping.kill();
     let _ = ping.wait();
 

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{NetnsPair, follow::Follow, lab::Lab, require_root, run};
+use support::{ChildGuard, NetnsPair, follow::Follow, lab::Lab, require_root, run};
 use tracer::{
     ebpf::{self, LoadOptions},
     events::{self, EventStream},
@@ -119,29 +119,31 @@ fn sigterm_and_sigkill_leave_no_program_link_or_qdisc_behind() {
     let links_before = tcx_links();
     let qdiscs_before = qdiscs(&lab);
     for signal in [libc::SIGTERM, libc::SIGKILL] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tracer"))
-            .args([
-                "follow",
-                "nettest",
-                "svc/nginx-test",
-                "--output",
-                "json",
-                "--kubeconfig",
-            ])
-            .arg(lab.kubeconfig())
-            .env("TRACER_NETNS_PREFIX", &lab.prefix)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_tracer"))
+                .args([
+                    "follow",
+                    "nettest",
+                    "svc/nginx-test",
+                    "--output",
+                    "json",
+                    "--kubeconfig",
+                ])
+                .arg(lab.kubeconfig())
+                .env("TRACER_NETNS_PREFIX", &lab.prefix)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         while tcx_links() < links_before + 10 {
             assert!(Instant::now() < deadline, "follow attached its links");
             thread::sleep(Duration::from_millis(100));
         }
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), signal) };
-        let status = child.wait().unwrap();
+        unsafe { libc::kill(i32::try_from(child.0.id()).unwrap(), signal) };
+        let status = child.0.wait().unwrap();
         if signal == libc::SIGTERM {
             assert!(status.success(), "SIGTERM ends follow cleanly: {status}");
         }

@@ -124,3 +124,13 @@ impl Drop for NetnsPair {
         }
     }
 }
+
+/// A child process killed (and reaped) when the guard is dropped, also when a test fails.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

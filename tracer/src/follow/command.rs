@@ -16,6 +16,7 @@ use crate::{
 const LIVE_RETENTION: usize = 10_000;
 
 pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
+    follow::check_privileges()?;
     follow::install_stop_handlers();
     let source = match &args.cluster_file {
         Some(path) => ClusterSource::File(path.clone()),

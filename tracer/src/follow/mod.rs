@@ -182,17 +182,22 @@ pub struct Kernel {
     pub attached: Vec<Attachment>,
 }
 
+/// Refuses at once, naming what is missing, when this process cannot follow.
+pub fn check_privileges() -> Result<(), MissingPrivilege> {
+    let missing = caps::missing(&caps::FOLLOW_NEEDS);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<_> = missing.iter().map(|c| c.name).collect();
+    Err(MissingPrivilege(format!(
+        "follow needs {} (run it as root, e.g. with sudo); `tracer doctor` shows what this user can do",
+        names.join(", ")
+    )))
+}
+
 impl Kernel {
     pub fn attach(filter: &[std::net::Ipv4Addr], plan: &[Attachment]) -> anyhow::Result<Self> {
-        let missing = caps::missing(&caps::FOLLOW_NEEDS);
-        if !missing.is_empty() {
-            let names: Vec<_> = missing.iter().map(|c| c.name).collect();
-            return Err(MissingPrivilege(format!(
-                "follow needs {} (run it as root, e.g. with sudo); `tracer doctor` shows what this user can do",
-                names.join(", ")
-            ))
-            .into());
-        }
+        check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
         let offsets = KernelOffsets::from_btf(&btf).context("kernel struct offsets")?;
         let reasons = DropReasons::from_btf(&btf).unwrap_or_default();
