@@ -22,9 +22,11 @@
 //! the IP identification and total length, the TCP sequence/acknowledgement numbers and
 //! flags, the ICMP id/sequence, and — for VXLAN — both the inner and outer headers. The
 //! rule that stitches hops together lives in userspace (see `tracer`'s correlator docs).
-//! The network namespace of each observation is identified by its *netns cookie*
-//! (`bpf_get_netns_cookie` at TC hooks, `net->net_cookie` read through BTF offsets at
-//! tracepoints), which userspace maps to nodes and Pods.
+//! The network namespace of each observation is identified by its *netns cookie*: the
+//! `net_cookie` of the namespace of the device the packet is on (`skb->dev->nd_net`, read
+//! through BTF offsets at every hook — `bpf_get_netns_cookie` would name the sending
+//! socket's namespace, or none for forwarded packets), which userspace maps to nodes and
+//! Pods.
 #![no_std]
 
 use core::mem::size_of;

@@ -1,9 +1,13 @@
 //! `tracer`: follow a Kubernetes Pod's packets hop by hop with eBPF.
 //!
-//! Layout: `cli` parses; `doctor` finds out what the kernel allows; `ebpf` holds the
-//! embedded object and loads it; `probes` attaches each kernel program; `events` reads what
-//! they emit; `btf`, `kernel_layout` and `drop_reason` read the running kernel's types;
-//! `netns` runs work inside other network namespaces; `caps` reads capabilities.
+//! Layout: `cli` parses; `follow` plans, attaches and runs a session; `k8s` names things
+//! (watch caches or a cluster file); `topology` reads namespaces, interfaces, routes and
+//! kube-proxy rules from the kernel; `journey` turns observations into named journeys
+//! (`identity` is the packet-identity rule); `output`, `tui`, `record`, `replay` and `export`
+//! are where journeys go; `lab` is the built-in cluster; `doctor` finds out what the kernel
+//! allows; `ebpf`, `probes` and `events` load, attach and read the kernel programs; `btf`,
+//! `kernel_layout` and `drop_reason` read the running kernel's types; `netns` runs work in
+//! other network namespaces; `caps` reads capabilities.
 
 pub mod btf;
 pub mod caps;
