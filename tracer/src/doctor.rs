@@ -372,13 +372,13 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
                 .to_owned(),
         );
     }
+    // Routes are looked up in each node's table at the hop where a packet leaves; the
+    // `fib_table_lookup` tracepoint (reported above) is not used yet.
+    sees.push(
+        "routing decisions: the route each packet took, from its node's routing table".to_owned(),
+    );
     if available(&checks, "tp_btf") {
         sees.push("drops, with the kernel's drop reason (tp_btf kfree_skb)".to_owned());
-        if available(&checks, "tracepoint_fib_table_lookup") {
-            sees.push("routing decisions (fib_table_lookup tracepoint)".to_owned());
-        } else {
-            misses.push("routing decisions as they happen: the route is read from the node's tables instead".to_owned());
-        }
     } else {
         misses.push("drops and their reasons: a packet that vanishes shows as \"not observed\" after its last hop".to_owned());
     }
