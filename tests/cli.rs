@@ -5,7 +5,7 @@ mod support;
 
 use std::process::{Command, Output};
 
-use support::require_root;
+use support::{require_root, tracer_as_nobody};
 
 fn tracer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tracer"))
@@ -84,17 +84,7 @@ fn doctor_as_an_unprivileged_user_names_the_missing_capabilities() {
     if !require_root() {
         return;
     }
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            env!("CARGO_BIN_EXE_tracer"),
-            "doctor",
-        ])
-        .output()
-        .expect("setpriv");
+    let out = tracer_as_nobody(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -114,25 +104,15 @@ fn follow_as_an_unprivileged_user_names_the_missing_capabilities_at_once() {
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/cluster-bridge.json"
     );
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            env!("CARGO_BIN_EXE_tracer"),
-        ])
-        .args([
-            "follow",
-            "client",
-            "svc/web",
-            "--output",
-            "json",
-            "--cluster-file",
-            fixture,
-        ])
-        .output()
-        .expect("setpriv");
+    let out = tracer_as_nobody(&[
+        "follow",
+        "client",
+        "svc/web",
+        "--output",
+        "json",
+        "--cluster-file",
+        fixture,
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),

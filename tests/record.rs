@@ -81,20 +81,12 @@ fn a_recorded_session_replays_identically_and_exports_to_pcapng() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let unprivileged = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            env!("CARGO_BIN_EXE_tracer"),
-            "replay",
-            "--output",
-            "json",
-        ])
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let unprivileged = support::tracer_as_nobody(&[
+        std::ffi::OsStr::new("replay"),
+        "--output".as_ref(),
+        "json".as_ref(),
+        copy.as_os_str(),
+    ]);
     assert!(
         unprivileged.status.success(),
         "{}",

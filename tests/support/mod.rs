@@ -134,3 +134,18 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// Runs the tracer binary as user `nobody` with no capabilities (`setpriv`).
+pub fn tracer_as_nobody<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_tracer"))
+        .args(args)
+        .output()
+        .expect("setpriv")
+}

@@ -47,17 +47,6 @@ impl LoadError {
     pub fn map(name: &'static str) -> impl FnOnce(MapError) -> Self {
         move |source| Self::Map { name, source }
     }
-
-    /// The kernel verifier's log, when the kernel refused a program.
-    pub fn verifier_log(&self) -> Option<String> {
-        match self {
-            Self::Program {
-                source: ProgramError::LoadError { verifier_log, .. },
-                ..
-            } => Some(verifier_log.to_string()),
-            _ => None,
-        }
-    }
 }
 
 /// The embedded object, or why there is none.

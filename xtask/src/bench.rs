@@ -57,6 +57,15 @@ fn sh(program: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+const IPERF_PIDFILE: &str = "/tmp/tracer-bench-iperf3.pid";
+
+fn stop_iperf_server() {
+    if let Ok(pid) = std::fs::read_to_string(IPERF_PIDFILE) {
+        let _ = sh("kill", &[pid.trim().trim_end_matches('\0')]);
+        let _ = std::fs::remove_file(IPERF_PIDFILE);
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -133,6 +142,13 @@ impl Bench {
         let mut child = follow.child;
         child.wait()?;
         Ok(follow.stderr_rx.try_iter().collect())
+    }
+
+    /// iperf3 in the server Pod, in the background.
+    fn start_iperf_server(&self) -> anyhow::Result<()> {
+        self.exec(SERVER, &["iperf3", "-s", "-D", "--pidfile", IPERF_PIDFILE])?;
+        thread::sleep(Duration::from_millis(300));
+        Ok(())
     }
 
     fn iperf_tcp(&self) -> anyhow::Result<f64> {
@@ -236,17 +252,7 @@ impl Bench {
         writeln!(self.report, "|---|---|---|---|---|---|")?;
         for scenario in ["healthy", "vxlan"] {
             self.tracer(&["lab", "up", "--scenario", scenario])?;
-            self.exec(
-                SERVER,
-                &[
-                    "iperf3",
-                    "-s",
-                    "-D",
-                    "--pidfile",
-                    "/tmp/tracer-bench-iperf3.pid",
-                ],
-            )?;
-            thread::sleep(Duration::from_millis(300));
+            self.start_iperf_server()?;
             for (test, unit) in [("TCP throughput", "Gbit/s"), ("UDP 64 B rate", "kpps")] {
                 let mut results = Vec::new();
                 for mode in modes {
@@ -276,10 +282,7 @@ impl Bench {
                     cells.join(" | ")
                 )?;
             }
-            if let Ok(pid) = std::fs::read_to_string("/tmp/tracer-bench-iperf3.pid") {
-                let _ = sh("kill", &[pid.trim().trim_end_matches('\0')]);
-                let _ = std::fs::remove_file("/tmp/tracer-bench-iperf3.pid");
-            }
+            stop_iperf_server();
         }
         writeln!(
             self.report,
@@ -290,17 +293,7 @@ impl Bench {
 
     fn kernel_cost_and_loss(&mut self) -> anyhow::Result<()> {
         self.tracer(&["lab", "up", "--scenario", "vxlan"])?;
-        self.exec(
-            SERVER,
-            &[
-                "iperf3",
-                "-s",
-                "-D",
-                "--pidfile",
-                "/tmp/tracer-bench-iperf3.pid",
-            ],
-        )?;
-        thread::sleep(Duration::from_millis(300));
+        self.start_iperf_server()?;
 
         writeln!(
             self.report,
@@ -366,9 +359,7 @@ impl Bench {
             )?,
             None => writeln!(self.report, "\nNo event was lost at any rate measured.")?,
         }
-        if let Ok(pid) = std::fs::read_to_string("/tmp/tracer-bench-iperf3.pid") {
-            let _ = sh("kill", &[pid.trim().trim_end_matches('\0')]);
-        }
+        stop_iperf_server();
         Ok(())
     }
 

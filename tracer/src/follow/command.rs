@@ -110,8 +110,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
                 ));
             }
         }
-        if let Some(recorder) = recorder.take() {
-            let mut recorder = recorder;
+        if let Some(mut recorder) = recorder.take() {
             recorder.loss(loss.ringbuf_full, loss.parse_failed);
             if let Err(e) = recorder.finish() {
                 sink.notice(&format!("the recording is incomplete: {e}"));

@@ -4,7 +4,7 @@
 //! reported once through [`Recorder::error`]; the session goes on.
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::OpenOptions,
     io::{self, BufWriter, Write},
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::Path,
@@ -170,9 +170,4 @@ impl Recorder {
         }
         self.error().map_or(Ok(()), Err)
     }
-}
-
-/// Opens a file read-only for the reader (here for symmetry with `create`).
-pub fn open(path: &Path) -> io::Result<File> {
-    File::open(path)
 }

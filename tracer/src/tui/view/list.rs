@@ -6,7 +6,7 @@ use ratatui::{
     Frame,
     layout::Rect,
     text::{Line, Span},
-    widgets::{Block, Borders, Paragraph},
+    widgets::Paragraph,
 };
 
 use super::{Theme, text};
@@ -92,17 +92,7 @@ impl Columns {
 pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
     let focused = state.focus() == Focus::List;
     let title = title(state);
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .title(Span::styled(
-            title,
-            if focused {
-                theme.focused_title()
-            } else {
-                theme.title()
-            },
-        ))
-        .border_style(theme.rule());
+    let block = super::pane(title, focused, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 {

@@ -20,6 +20,8 @@ pub mod too_small;
 use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
+    text::Span,
+    widgets::{Block, Borders},
 };
 pub use theme::Theme;
 
@@ -96,4 +98,17 @@ fn panes(body: Rect, focus: Focus) -> Panes {
         path: rest,
         detail: None,
     }
+}
+
+/// A pane's frame: a rule on top carrying its title, highlighted when it has the focus.
+fn pane(title: String, focused: bool, theme: Theme) -> Block<'static> {
+    let style = if focused {
+        theme.focused_title()
+    } else {
+        theme.title()
+    };
+    Block::new()
+        .borders(Borders::TOP)
+        .title(Span::styled(title, style))
+        .border_style(theme.rule())
 }

@@ -12,7 +12,7 @@ use ratatui::{
     layout::Rect,
     style::Style,
     text::{Line, Span},
-    widgets::{Block, Borders, Paragraph},
+    widgets::Paragraph,
 };
 
 use super::{Theme, text};
@@ -30,17 +30,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
     let focused = state.focus() == Focus::Path;
     let journey = state.selected_journey();
     let title = journey.map_or_else(|| " Path ".to_owned(), |j| title(j, state));
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .title(Span::styled(
-            title,
-            if focused {
-                theme.focused_title()
-            } else {
-                theme.title()
-            },
-        ))
-        .border_style(theme.rule());
+    let block = super::pane(title, focused, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(journey) = journey else {
