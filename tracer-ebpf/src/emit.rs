@@ -1,11 +1,12 @@
 //! Maps, load-time globals, and the one way events leave the kernel.
 
 use aya_ebpf::{
+    bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{ABI_VERSION, LossCounters, PacketEvent};
+use tracer_common::{ABI_VERSION, LossCounters, PacketEvent, follow_bits};
 
 /// 4 MiB: about 43,000 events in flight before userspace must catch up.
 #[map(name = "EVENTS")]
@@ -16,6 +17,9 @@ static LOSS: PerCpuArray<LossCounters> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "FILTER_ADDRS")]
 static FILTER_ADDRS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
+
+#[map(name = "FOLLOW_BITS")]
+static FOLLOW_BITS: Array<u64> = Array::with_max_entries(follow_bits::WORDS, 0);
 
 #[unsafe(no_mangle)]
 static TRACE_ALL: u8 = 0;
@@ -34,8 +38,16 @@ pub fn wanted(saddr: u32, daddr: u32) -> bool {
     if global(&TRACE_ALL) != 0 {
         return true;
     }
-    // SAFETY: the map values are plain u8 and never borrowed across calls.
-    unsafe { FILTER_ADDRS.get(saddr).is_some() || FILTER_ADDRS.get(daddr).is_some() }
+    (may_follow(saddr) || may_follow(daddr))
+        // SAFETY: the map values are plain u8 and never borrowed across calls.
+        && unsafe { FILTER_ADDRS.get(saddr).is_some() || FILTER_ADDRS.get(daddr).is_some() }
+}
+
+/// False when `addr` is certainly not followed: its bit in `FOLLOW_BITS` is clear.
+#[inline(always)]
+fn may_follow(addr: u32) -> bool {
+    let (word, bit) = follow_bits::slot(addr);
+    FOLLOW_BITS.get(word).is_some_and(|w| w & bit != 0)
 }
 
 /// Stamps the header and hands the event to userspace, counting it if the ring is full.
@@ -49,7 +61,12 @@ pub fn submit(event: &mut PacketEvent, kind: u16, netns_cookie: u64) {
         event.header.ts_ns = bpf_ktime_get_ns();
         event.header.cpu = bpf_get_smp_processor_id();
     }
-    if EVENTS.output::<PacketEvent>(&*event, 0).is_err() {
+    // Never wake userspace: it drains on a timer (`EVENTS_POLL_MS`). A wakeup is an
+    // interrupt and a context switch, dearer than the record itself at high rates.
+    if EVENTS
+        .output::<PacketEvent>(&*event, u64::from(BPF_RB_NO_WAKEUP))
+        .is_err()
+    {
         count_loss(|c| c.ringbuf_full += 1);
     }
 }

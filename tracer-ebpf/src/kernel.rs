@@ -3,7 +3,7 @@
 //! no CO-RE for Rust programs). Reads go through `bpf_probe_read_kernel`, which faults
 //! safely on a bad address.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
+use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::map, maps::PerCpuArray};
 
 use crate::emit::{count_loss, global};
 
@@ -40,10 +40,57 @@ pub fn device_of(skb: *const u8) -> (u32, u64) {
         return (0, 0);
     }
     let ifindex = kread(dev, global(&OFF_DEV_IFINDEX)).unwrap_or(0);
+    (ifindex, netns_cookie_of_dev(dev))
+}
+
+/// One remembered device: its address and its namespace's cookie.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct DeviceNetns {
+    dev: u64,
+    cookie: u64,
+}
+
+const DEVICE_CACHE_SLOTS: u32 = 64;
+
+/// Per-CPU, direct-mapped by interface index: the namespace of a device we have seen, so
+/// most hops cost one kernel read (`skb->dev`) instead of three. An entry is trusted only
+/// for the very device it was filled from (same address), and the TC programs run only on
+/// devices attached at start, which stay alive while attached.
+#[map(name = "DEVICE_NETNS")]
+static DEVICE_NETNS: PerCpuArray<DeviceNetns> =
+    PerCpuArray::with_max_entries(DEVICE_CACHE_SLOTS, 0);
+
+/// The cookie of the network namespace of `skb->dev`, for TC hooks, which know the
+/// interface index from their context. 0 when unknown.
+#[inline(always)]
+pub fn netns_cookie_of_skb(skb: *const u8, ifindex: u32) -> u64 {
+    let dev: *const u8 = kread(skb, global(&OFF_SKB_DEV)).unwrap_or(core::ptr::null());
+    if dev.is_null() {
+        return 0;
+    }
+    let Some(slot) = DEVICE_NETNS.get_ptr_mut(ifindex % DEVICE_CACHE_SLOTS) else {
+        return netns_cookie_of_dev(dev);
+    };
+    // SAFETY: a per-CPU slot: no other program touches it while this one runs.
+    let slot = unsafe { &mut *slot };
+    if slot.dev == dev as u64 && slot.cookie != 0 {
+        return slot.cookie;
+    }
+    let cookie = netns_cookie_of_dev(dev);
+    *slot = DeviceNetns {
+        dev: dev as u64,
+        cookie,
+    };
+    cookie
+}
+
+#[inline(always)]
+fn netns_cookie_of_dev(dev: *const u8) -> u64 {
     let net: *const u8 = kread(dev, global(&OFF_DEV_ND_NET)).unwrap_or(core::ptr::null());
     if net.is_null() {
         count_loss(|c| c.parse_failed += 1);
-        return (ifindex, 0);
+        return 0;
     }
-    (ifindex, kread(net, global(&OFF_NET_COOKIE)).unwrap_or(0))
+    kread(net, global(&OFF_NET_COOKIE)).unwrap_or(0)
 }

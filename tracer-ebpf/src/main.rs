@@ -8,6 +8,7 @@
 mod emit;
 mod kernel;
 mod kfree_skb;
+mod linear;
 mod packet;
 mod probes;
 mod tc;

@@ -57,7 +57,9 @@ impl EventStream {
         })
     }
 
-    /// Waits up to `timeout` for records to arrive; true if there may be some.
+    /// Waits up to `timeout` for records to be available; true if there may be some.
+    /// Records that arrive during the wait do not end it (the programs never wake us), so
+    /// this suits a one-off check; a session drains with [`Self::next_batch`].
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
         let mut pollfd = libc::pollfd {
             fd: self.ring.as_raw_fd(),
@@ -79,14 +81,27 @@ impl EventStream {
         }
     }
 
-    /// Drains every record available now into `out`.
-    pub fn drain_into(&mut self, out: &mut Vec<PacketEvent>) {
+    /// Drains every record available now into `out`; returns how many were read.
+    pub fn drain_into(&mut self, out: &mut Vec<PacketEvent>) -> usize {
+        let mut read = 0;
         while let Some(record) = self.ring.next() {
+            read += 1;
             match decode(&record) {
                 Ok(event) => out.push(event),
                 Err(_) => self.undecodable += 1,
             }
         }
+        read
+    }
+
+    /// Drains the ring into `out`, first sleeping when the last drain found it nearly
+    /// idle: the programs never wake us (see [`tracer_common::EVENTS_POLL_MS`]), so this
+    /// is how a quiet ring is watched without spinning.
+    pub fn next_batch(&mut self, last_read: usize, out: &mut Vec<PacketEvent>) -> usize {
+        if last_read < tracer_common::EVENTS_BUSY_BATCH {
+            std::thread::sleep(Duration::from_millis(tracer_common::EVENTS_POLL_MS));
+        }
+        self.drain_into(out)
     }
 }
 
@@ -104,19 +119,37 @@ pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
         }))
 }
 
-/// Adds addresses to the `FILTER_ADDRS` map: packets from or to them are emitted.
+/// Adds addresses to the `FILTER_ADDRS` map, and their bits to `FOLLOW_BITS`: packets
+/// from or to them are emitted.
 pub fn follow_addresses(ebpf: &mut Ebpf, addrs: &[std::net::Ipv4Addr]) -> Result<(), LoadError> {
+    // Network byte order, as the programs read it from the packet.
+    let keys: Vec<u32> = addrs
+        .iter()
+        .map(|a| u32::from_ne_bytes(a.octets()))
+        .collect();
     let map = ebpf
         .map_mut(maps::FILTER_ADDRS)
         .ok_or(LoadError::NoMap(maps::FILTER_ADDRS))?;
     let mut filter = aya::maps::HashMap::<_, u32, u8>::try_from(map)
         .map_err(LoadError::map(maps::FILTER_ADDRS))?;
-    for addr in addrs {
-        // Network byte order, as the programs read it from the packet.
-        let key = u32::from_ne_bytes(addr.octets());
+    for &key in &keys {
         filter
             .insert(key, 1, 0)
             .map_err(LoadError::map(maps::FILTER_ADDRS))?;
+    }
+    // Bits are set after the map entries, so a set bit always has its entry behind it.
+    let map = ebpf
+        .map_mut(maps::FOLLOW_BITS)
+        .ok_or(LoadError::NoMap(maps::FOLLOW_BITS))?;
+    let mut bits =
+        aya::maps::Array::<_, u64>::try_from(map).map_err(LoadError::map(maps::FOLLOW_BITS))?;
+    for &key in &keys {
+        let (word, bit) = tracer_common::follow_bits::slot(key);
+        let old = bits
+            .get(&word, 0)
+            .map_err(LoadError::map(maps::FOLLOW_BITS))?;
+        bits.set(word, old | bit, 0)
+            .map_err(LoadError::map(maps::FOLLOW_BITS))?;
     }
     Ok(())
 }
@@ -161,5 +194,20 @@ mod tests {
             decode(&bytes_of(&other_abi)),
             Err(DecodeError::Abi(ABI_VERSION + 1))
         );
+    }
+
+    #[test]
+    fn follow_bits_spread_pod_addresses() {
+        // A /20 of Pod addresses, as a Calico cluster hands them out.
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..4096u32 {
+            let addr = u32::from_ne_bytes([10, 244, (i >> 8) as u8 | 0xb0, i as u8]);
+            let (word, bit) = tracer_common::follow_bits::slot(addr);
+            assert!(word < tracer_common::follow_bits::WORDS);
+            assert_eq!(bit.count_ones(), 1);
+            seen.insert((word, bit));
+        }
+        // Near-random placement of 4096 keys in 65536 bits leaves ~97% distinct.
+        assert!(seen.len() > 3800, "only {} distinct bits", seen.len());
     }
 }

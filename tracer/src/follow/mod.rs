@@ -337,13 +337,12 @@ pub fn run(
     let mut events = Vec::new();
     let mut recording_failed = false;
     let mut last_loss_report = Instant::now();
+    let mut last_read = 0;
     loop {
         if STOP.load(Ordering::Relaxed) || limits.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        if kernel.stream.wait(Duration::from_millis(100))? {
-            kernel.stream.drain_into(&mut events);
-        }
+        last_read = kernel.stream.next_batch(last_read, &mut events);
         let observations: Vec<Observation> = events
             .drain(..)
             .filter_map(|e| Observation::from_event(&e))
