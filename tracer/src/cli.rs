@@ -49,6 +49,9 @@ pub enum Output {
     Text,
     /// One JSON object per line, per journey (schema in docs/json-schema.md).
     Json,
+    /// Only the closing summary. With `follow --record` (and no `--count`), a record-only
+    /// session: packets are correlated later, by `tracer replay` — the cheapest capture.
+    Summary,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,6 +150,16 @@ pub enum LabCommand {
         pod: String,
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Replace a Deployment's Pod as its ReplicaSet would: the old Pod (namespace, veth,
+    /// route, endpoint) goes, a new one with a new name comes up on the same node, with a
+    /// new address from the node's block; kube-proxy's rules and the API follow.
+    ReplacePod {
+        /// A Pod name (or unique prefix) of nginx-test or webapp.
+        pod: String,
+        /// Give the new Pod the old Pod's address (the old Pod goes first).
+        #[arg(long)]
+        reuse_ip: bool,
     },
     /// The lab's background process (HTTP servers, Kubernetes API); started by `up`.
     #[command(hide = true)]

@@ -284,11 +284,11 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
             let Some(obs) = hop.observation.and_then(|i| raw.observations.get(i)) else {
                 continue;
             };
-            let node = hop.node.clone().unwrap_or_else(|| "host".to_owned());
+            let node = hop.node.as_deref().unwrap_or("host").to_owned();
             let interface = hop
                 .interface
-                .clone()
-                .unwrap_or_else(|| format!("if{}", obs.ifindex));
+                .as_deref()
+                .map_or_else(|| format!("if{}", obs.ifindex), str::to_owned);
             let next_id = u32::try_from(interfaces.len()).unwrap_or(u32::MAX);
             let description = match hop.kind {
                 HopKind::Drop => format!("kernel drops on {node}"),

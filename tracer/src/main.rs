@@ -74,7 +74,7 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
 
     use tracer::{
         cli::Output,
-        output::{Sink, json::JsonSink, text::TextSink, ui::UiSink},
+        output::{Sink, SummarySink, json::JsonSink, text::TextSink, ui::UiSink},
         tui,
     };
 
@@ -103,6 +103,7 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
     match output {
         Output::Json => run(&mut JsonSink::new(std::io::stdout().lock()))?,
         Output::Text => run(&mut TextSink::new(std::io::stdout().lock()))?,
+        Output::Summary => run(&mut SummarySink)?,
         Output::Tui => {
             let header = tui::Header {
                 following: tracer::replay::following(&args.file).unwrap_or_default(),
@@ -130,6 +131,7 @@ fn run_lab(command: LabCommand) -> anyhow::Result<i32> {
         LabCommand::Status => print!("{}", lab::status()?),
         LabCommand::Scenarios => print!("{}", lab::scenarios()),
         LabCommand::Exec { pod, command } => return lab::exec(&pod, &command),
+        LabCommand::ReplacePod { pod, reuse_ip } => lab::replace_pod(&pod, reuse_ip)?,
         LabCommand::Daemon => {
             let state = lab::state::State::open(&lab::state::State::default_dir());
             lab::daemon::run(&state)?;

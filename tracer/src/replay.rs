@@ -11,6 +11,7 @@ use crate::{
     journey::{
         assemble::{Assembler, RawJourney},
         explain::{self, Context, Followed},
+        memo::Memo,
         model::Journey,
     },
     k8s::model::ClusterModel,
@@ -81,8 +82,14 @@ pub fn replay_raw(
                     names.wall_offset_ns = meta.wall_offset_ns;
                     summary.meta = Some(*meta);
                 }
-                Record::Cluster(objects) => names.model = objects.model(),
-                Record::Topology(topology) => names.topology = *topology,
+                Record::Cluster(objects) => {
+                    names.model = objects.model();
+                    names.memo.clear();
+                }
+                Record::Topology(topology) => {
+                    names.topology = *topology;
+                    names.memo.clear();
+                }
                 Record::DropReasons(pairs) => names.reasons = DropReasons::from_recorded(pairs),
                 Record::Observations(batch) => {
                     let mut closed = Vec::new();
@@ -122,6 +129,7 @@ struct Recorded {
     reasons: DropReasons,
     followed: Followed,
     wall_offset_ns: i128,
+    memo: Memo,
 }
 
 impl Recorded {
@@ -139,6 +147,7 @@ impl Recorded {
             reasons: &self.reasons,
             followed: &self.followed,
             wall_offset_ns: self.wall_offset_ns,
+            memo: &self.memo,
         };
         for raw in raws {
             summary.journeys += 1;

@@ -6,7 +6,7 @@ use crate::{
     cli::{FollowArgs, Output},
     follow::{self, plan},
     k8s::source::{ClusterHandle, ClusterSource},
-    output::{Sink, json::JsonSink, text::TextSink, ui::UiSink},
+    output::{Sink, SummarySink, json::JsonSink, text::TextSink, ui::UiSink},
     record::{format::Meta, writer::Recorder},
     topology::Topology,
     tui,
@@ -82,6 +82,8 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     let limits = follow::Limits {
         count: args.count,
         duration: args.duration,
+        // Nothing to show and no journey limit: correlating would be wasted work.
+        record_only: output == Output::Summary && args.count.is_none(),
     };
     let stats = if args.kernel_stats {
         Some(follow::enable_kernel_stats()?)
@@ -116,21 +118,36 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
                 sink.notice(&format!("the recording is incomplete: {e}"));
             }
         }
+        let journeys = if limits.record_only && args.record.is_some() {
+            format!(
+                "{} observations recorded (see the journeys with `tracer replay`)",
+                tally.observations
+            )
+        } else {
+            format!(
+                "{} journeys: {} delivered, {} dropped, {} incomplete",
+                tally.total(),
+                tally.delivered,
+                tally.dropped,
+                tally.incomplete
+            )
+        };
         sink.finish(&format!(
-            "{} journeys: {} delivered, {} dropped, {} incomplete; events lost in the kernel: {} (ring buffer full), {} (unparsable){}",
-            tally.total(),
-            tally.delivered,
-            tally.dropped,
-            tally.incomplete,
+            "{journeys}; events lost in the kernel: {} (ring buffer full), {} (unparsable){}",
             loss.ringbuf_full,
             loss.parse_failed,
-            if cluster.stale() { "; names may be stale: the Kubernetes API stopped answering" } else { "" }
+            if cluster.stale() {
+                "; names may be stale: the Kubernetes API stopped answering"
+            } else {
+                ""
+            }
         ))?;
         Ok(())
     };
     match output {
         Output::Json => session(&mut JsonSink::new(std::io::stdout().lock()))?,
         Output::Text => session(&mut TextSink::new(std::io::stdout().lock()))?,
+        Output::Summary => session(&mut SummarySink)?,
         Output::Tui => {
             let header = tui::Header {
                 following: format!(

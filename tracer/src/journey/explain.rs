@@ -12,11 +12,12 @@ use std::net::Ipv4Addr;
 
 use super::{
     assemble::RawJourney,
+    memo::{HopKey, Memo, NatKey},
     model::{
         Direction, DropInfo, Encap, Endpoints, Hop, HopKind, Journey, Named, Nat, RouteInfo,
-        SCHEMA_VERSION, Verdict,
+        SCHEMA_VERSION, Text, Verdict,
     },
-    observation::{Hook, Observation, Tuple},
+    observation::{Hook, Observation, Outer, Tuple},
 };
 use crate::{
     drop_reason::DropReasons,
@@ -57,6 +58,8 @@ pub struct Context<'a> {
     pub cluster: &'a dyn ClusterNames,
     pub reasons: &'a DropReasons,
     pub followed: &'a Followed,
+    /// Names, routes and hops already explained, shared across journeys.
+    pub memo: &'a Memo,
     /// Wall-clock nanoseconds minus CLOCK_MONOTONIC nanoseconds.
     pub wall_offset_ns: i128,
 }
@@ -84,33 +87,45 @@ impl Context<'_> {
     }
 
     fn name(&self, ip: Ipv4Addr, port: u16, proto: u8) -> Named {
-        let (pod, pod_node) = self
-            .cluster
-            .pod_by_ip(ip)
-            .map_or((None, None), |(p, n)| (Some(p), n));
-        let node = pod_node.or_else(|| self.cluster.node_by_ip(ip));
-        let service = self.service_at(ip, port, proto).map(|s| s.name);
-        Named {
-            ip: Some(ip),
-            pod,
-            service,
-            node,
-        }
+        self.memo.name((ip, port, proto), || {
+            let (pod, pod_node) = self
+                .cluster
+                .pod_by_ip(ip)
+                .map_or((None, None), |(p, n)| (Some(p), n));
+            let node = pod_node.or_else(|| self.cluster.node_by_ip(ip));
+            let service = self.service_at(ip, port, proto).map(|s| s.name);
+            Named {
+                ip: Some(ip),
+                pod: pod.map(Text::from),
+                service: service.map(Text::from),
+                node: node.map(Text::from),
+            }
+        })
     }
 
-    fn node_of(&self, obs: &Observation) -> Option<String> {
-        self.topology.node_name(obs.netns_cookie).map(str::to_owned)
+    fn node_of(&self, obs: &Observation) -> Option<Text> {
+        self.node_in(obs.netns_cookie)
     }
 
-    fn interface_name(&self, obs: &Observation) -> Option<String> {
+    fn node_in(&self, cookie: u64) -> Option<Text> {
+        self.memo
+            .node(cookie, || self.topology.node_name(cookie).map(Text::from))
+    }
+
+    fn interface_name(&self, obs: &Observation) -> Option<Text> {
         self.topology
             .host(obs.netns_cookie)?
             .info
             .link(obs.ifindex)
-            .map(|l| l.name.clone())
+            .map(|l| Text::from(l.name.as_str()))
     }
 
     fn route_on(&self, node_cookie: u64, dst: Ipv4Addr) -> RouteInfo {
+        self.memo
+            .route((node_cookie, dst), || self.look_up_route(node_cookie, dst))
+    }
+
+    fn look_up_route(&self, node_cookie: u64, dst: Ipv4Addr) -> RouteInfo {
         let Some(host) = self.topology.host(node_cookie) else {
             return RouteInfo {
                 prefix: None,
@@ -125,13 +140,13 @@ impl Context<'_> {
         };
         match host.info.route_to(dst) {
             Some(r) => RouteInfo {
-                prefix: Some(format!("{}/{}", r.dst, r.prefix)),
+                prefix: Some(format!("{}/{}", r.dst, r.prefix).into()),
                 gateway: r.gateway,
-                dev: r.dev.clone(),
-                table: r.table.clone(),
-                protocol: Some(r.protocol.clone()),
-                kind: r.kind.clone(),
-                text: r.describe(),
+                dev: r.dev.as_deref().map(Text::from),
+                table: r.table.as_str().into(),
+                protocol: Some(r.protocol.as_str().into()),
+                kind: r.kind.as_str().into(),
+                text: r.describe().into(),
                 mtu: r
                     .dev
                     .as_deref()
@@ -145,7 +160,7 @@ impl Context<'_> {
                 table: "main".into(),
                 protocol: None,
                 kind: "none".into(),
-                text: format!("no route to {dst}"),
+                text: format!("no route to {dst}").into(),
                 mtu: None,
             },
         }
@@ -186,12 +201,12 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         hop.packet = Some(endpoints(first.tuple));
         hop.note = format!(
             "{} generated ICMP {} from {} to {}",
-            ctx.node_of(&first)
-                .unwrap_or_else(|| "the kernel".to_owned()),
+            ctx.node_of(&first).as_deref().unwrap_or("the kernel"),
             first.summary(),
             first.tuple.src,
             first.tuple.dst
-        );
+        )
+        .into();
         hops.push(hop);
     }
 
@@ -205,10 +220,12 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
                 .rev()
                 .find(|h| h.kind == HopKind::PodDelivery && h.observed)
         {
-            delivery.note.push_str(&format!(
-                "; later discarded by the receiving socket ({})",
+            delivery.note = format!(
+                "{}; later discarded by the receiving socket ({})",
+                delivery.note,
                 ctx.reasons.name(obs.drop_reason)
-            ));
+            )
+            .into();
             continue;
         }
         let node = ctx.node_of(obs);
@@ -217,7 +234,7 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         if let Some(prev) = previous
             && prev.tuple != obs.tuple
         {
-            let where_ = ctx.topology.node_name(prev.netns_cookie).map(str::to_owned);
+            let where_ = ctx.node_in(prev.netns_cookie);
             hops.extend(nat_hops(prev, obs, t, where_, ctx));
         }
 
@@ -329,9 +346,46 @@ fn observed_hop(
     obs: &Observation,
     role: &InterfaceRole<'_>,
     t: u64,
-    node: Option<String>,
+    node: Option<Text>,
     ctx: &Context<'_>,
     raw: &RawJourney,
+) -> Hop {
+    // A tunnel device sees the inner packet; its outer header is seen on the uplink right
+    // after (or before) this hop.
+    let outer = match role {
+        InterfaceRole::Tunnel(_) => raw
+            .observations
+            .iter()
+            .filter(|o| o.netns_cookie == obs.netns_cookie && o.outer.is_some())
+            .min_by_key(|o| o.ts_ns.abs_diff(obs.ts_ns))
+            .and_then(|o| o.outer),
+        _ => obs.outer,
+    };
+    let mut hop = if obs.hook == Hook::Drop {
+        describe_hop(obs, role, node, ctx, outer)
+    } else {
+        let key = HopKey {
+            netns_cookie: obs.netns_cookie,
+            ifindex: obs.ifindex,
+            hook: obs.hook,
+            outer,
+        };
+        ctx.memo
+            .hop(key, || describe_hop(obs, role, node, ctx, outer))
+    };
+    hop.t_ns = t;
+    hop.packet = Some(endpoints(obs.tuple));
+    hop
+}
+
+/// An observed hop's presentation: everything but its time and packet, which is why it can
+/// be shared by every packet seen at the same place.
+fn describe_hop(
+    obs: &Observation,
+    role: &InterfaceRole<'_>,
+    node: Option<Text>,
+    ctx: &Context<'_>,
+    outer: Option<Outer>,
 ) -> Hop {
     let interface = ctx.interface_name(obs);
     let kind = match (role, obs.hook) {
@@ -344,16 +398,15 @@ fn observed_hop(
         (_, Hook::Egress) => HopKind::NodeEgress,
         (_, Hook::Ingress) => HopKind::NodeIngress,
     };
-    let mut hop = Hop::new(kind, t, node.clone());
+    let mut hop = Hop::new(kind, 0, node.clone());
     hop.interface.clone_from(&interface);
     hop.ifindex = Some(obs.ifindex);
-    hop.packet = Some(endpoints(obs.tuple));
     let iface = interface
-        .clone()
-        .unwrap_or_else(|| format!("if{}", obs.ifindex));
+        .as_deref()
+        .map_or_else(|| format!("if{}", obs.ifindex), str::to_owned);
     match role {
         InterfaceRole::PodInterface(pod) => {
-            hop.pod = Some(pod.qualified());
+            hop.pod = Some(pod.qualified().into());
             hop.peer = pod.host_veth.as_ref().map(|v| {
                 format!(
                     "{}@if{} on {}",
@@ -361,21 +414,26 @@ fn observed_hop(
                     pod.eth_ifindex,
                     pod.node.as_deref().unwrap_or("?")
                 )
+                .into()
             });
             hop.note = if obs.hook == Hook::Egress {
                 format!("{} sends via {iface}", pod.name)
             } else {
                 format!("delivered into {} ({iface})", pod.name)
-            };
+            }
+            .into();
         }
         InterfaceRole::HostVeth(pod) => {
-            hop.pod = Some(pod.qualified());
-            hop.peer = Some(format!(
-                "{}@if{} in {}",
-                pod.eth,
-                pod.host_ifindex.unwrap_or(0),
-                pod.name
-            ));
+            hop.pod = Some(pod.qualified().into());
+            hop.peer = Some(
+                format!(
+                    "{}@if{} in {}",
+                    pod.eth,
+                    pod.host_ifindex.unwrap_or(0),
+                    pod.name
+                )
+                .into(),
+            );
             let at_if = pod
                 .host_ifindex
                 .map_or(iface.clone(), |_| format!("{iface}@if{}", pod.eth_ifindex));
@@ -395,17 +453,11 @@ fn observed_hop(
                     node.as_deref().unwrap_or("the node"),
                     pod.name
                 )
-            };
+            }
+            .into();
         }
         InterfaceRole::Tunnel(link) => {
             let vxlan = link.vxlan.clone();
-            // The outer header is seen on the uplink right after (or before) this hop.
-            let outer = raw
-                .observations
-                .iter()
-                .filter(|o| o.netns_cookie == obs.netns_cookie && o.outer.is_some())
-                .min_by_key(|o| o.ts_ns.abs_diff(obs.ts_ns))
-                .and_then(|o| o.outer);
             hop.encap = Some(Encap {
                 vni: outer.map_or_else(|| vxlan.as_ref().map_or(0, |v| v.vni), |o| o.vni),
                 outer_src: outer
@@ -414,7 +466,7 @@ fn observed_hop(
                 outer_dst: outer.map(|o| o.dst),
                 udp_port: outer
                     .map_or_else(|| vxlan.as_ref().map_or(4789, |v| v.port), |o| o.dport),
-                device: link.name.clone(),
+                device: link.name.as_str().into(),
                 mtu: Some(link.mtu),
             });
             let e = hop.encap.as_ref().expect("just set");
@@ -433,16 +485,17 @@ fn observed_hop(
                 e.udp_port,
                 link.mtu
             )
-            .replacen("by VNI", &format!("by {} VNI", link.name), 1);
+            .replacen("by VNI", &format!("by {} VNI", link.name), 1)
+            .into();
         }
         _ => {
-            if let Some(outer) = obs.outer {
+            if let Some(outer) = outer {
                 hop.encap = Some(Encap {
                     vni: outer.vni,
                     outer_src: Some(outer.src),
                     outer_dst: Some(outer.dst),
                     udp_port: outer.dport,
-                    device: iface.clone(),
+                    device: iface.as_str().into(),
                     mtu: None,
                 });
             }
@@ -457,15 +510,16 @@ fn observed_hop(
                 ),
                 Hook::Drop => String::new(),
             };
-            hop.note = match obs.outer {
+            hop.note = match outer {
                 Some(o) => format!("{towards} (VXLAN {} → {}, VNI {})", o.src, o.dst, o.vni),
                 None => towards,
-            };
+            }
+            .into();
         }
     }
     if obs.hook == Hook::Drop {
-        let drop = drop_info(obs, node.clone(), interface, ctx);
-        hop.note = format!("dropped: {} — {}", drop.reason, drop.hint);
+        let drop = drop_info(obs, node, interface, ctx);
+        hop.note = format!("dropped: {} — {}", drop.reason, drop.hint).into();
         hop.drop = Some(drop);
     }
     hop
@@ -473,12 +527,12 @@ fn observed_hop(
 
 fn drop_info(
     obs: &Observation,
-    node: Option<String>,
-    interface: Option<String>,
+    node: Option<Text>,
+    interface: Option<Text>,
     ctx: &Context<'_>,
 ) -> DropInfo {
     let reason = ctx.reasons.name(obs.drop_reason);
-    let where_ = node.clone().unwrap_or_else(|| "this host".to_owned());
+    let where_ = node.as_deref().unwrap_or("this host").to_owned();
     let dst = obs.tuple.dst;
     let route = ctx.route_on(obs.netns_cookie, dst);
     let hint = match reason.as_str() {
@@ -502,10 +556,7 @@ fn drop_info(
             let mtu = route
                 .mtu
                 .map_or_else(|| "its MTU".to_owned(), |m| format!("MTU {m}"));
-            let dev = route
-                .dev
-                .clone()
-                .unwrap_or_else(|| "the output device".into());
+            let dev = route.dev.as_deref().unwrap_or("the output device");
             format!(
                 "packet of {} bytes does not fit {dev} ({mtu}) on {where_}{}",
                 obs.ip_len,
@@ -539,9 +590,9 @@ fn drop_info(
         _ => format!("the kernel dropped it ({reason})"),
     };
     DropInfo {
-        reason,
+        reason: reason.into(),
         reason_code: obs.drop_reason,
-        hint,
+        hint: hint.into(),
         node,
         interface,
     }
@@ -566,130 +617,164 @@ fn nat_hops(
     prev: &Observation,
     obs: &Observation,
     t: u64,
-    node: Option<String>,
+    node: Option<Text>,
     ctx: &Context<'_>,
 ) -> Vec<Hop> {
     let (before, after) = (prev.tuple, obs.tuple);
     let mut hops = Vec::new();
+    let nat = |service: Option<Text>| Nat {
+        before: endpoints(before),
+        after: endpoints(after),
+        service,
+        endpoint_pod: None,
+        chain: None,
+        service_chain: None,
+        endpoint_index: None,
+        endpoints_total: None,
+    };
     let dnat_service = ctx.service_at(before.dst, before.dport, before.proto);
     if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_none() {
         // Not a Service address: conntrack giving a reply its masqueraded client back.
         let mut hop = Hop::new(HopKind::ReplyUnsnat, t, node.clone());
         hop.observed = false;
         hop.packet = Some(endpoints(after));
-        hop.nat = Some(Nat {
-            before: endpoints(before),
-            after: endpoints(after),
-            service: None,
-            endpoint_pod: None,
-            chain: None,
-            service_chain: None,
-            endpoint_index: None,
-            endpoints_total: None,
-        });
+        hop.nat = Some(nat(None));
         hop.note = format!(
             "conntrack reverses the masquerade: destination {}:{} → {}:{}",
             before.dst, before.dport, after.dst, after.dport
-        );
+        )
+        .into();
         hops.push(hop);
     }
     if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_some() {
-        let service = dnat_service;
-        let host = ctx.topology.host(prev.netns_cookie);
-        let rule = host.and_then(|h| {
-            h.info.dnat_rules.iter().find(|r| {
-                r.to == after.dst
-                    && r.to_port == after.dport
-                    && service
-                        .as_ref()
-                        .is_none_or(|s| r.comment.starts_with(&s.name))
-            })
+        let key = NatKey {
+            kind: HopKind::ServiceDnat,
+            netns_cookie: prev.netns_cookie,
+            proto: before.proto,
+            service: (before.dst, before.dport),
+            endpoint: (after.dst, after.dport),
+        };
+        let mut hop = ctx.memo.nat(key, || {
+            service_dnat(prev, before, after, dnat_service, node.clone(), ctx)
         });
-        let position = service.as_ref().and_then(|s| {
-            ctx.cluster
-                .endpoint_position(&s.name, after.dst, after.dport)
-        });
-        let endpoint_pod = ctx.cluster.pod_by_ip(after.dst).map(|(p, _)| p);
-        let mut hop = Hop::new(HopKind::ServiceDnat, t, node.clone());
-        hop.observed = false;
-        hop.service = service.as_ref().map(|s| s.name.clone());
-        hop.pod.clone_from(&endpoint_pod);
+        hop.t_ns = t;
+        // The client is the one thing that differs between packets of a Service.
         hop.packet = Some(endpoints(Tuple {
             src: before.src,
             sport: before.sport,
             ..after
         }));
-        hop.nat = Some(Nat {
-            before: endpoints(before),
-            after: endpoints(after),
-            service: service.as_ref().map(|s| s.name.clone()),
-            endpoint_pod: endpoint_pod.clone(),
-            chain: rule.map(|r| r.sep_chain.clone()),
-            service_chain: rule.and_then(|r| r.svc_chain.clone()),
-            endpoint_index: position.map(|p| p.0),
-            endpoints_total: position.map(|p| p.1),
-        });
-        hop.note = format!(
-            "{} {}:{} → {} {}:{}{}{}",
-            service.as_ref().map_or("DNAT", |s| s.name.as_str()),
-            before.dst,
-            before.dport,
-            endpoint_pod
-                .as_deref()
-                .map_or("", |p| p.rsplit('/').next().unwrap_or(p)),
-            after.dst,
-            after.dport,
-            rule.map(|r| format!(", {}", r.sep_chain))
-                .unwrap_or_default(),
-            position
-                .map(|(i, n)| format!(", endpoint {i} of {n}"))
-                .unwrap_or_default(),
-        );
+        if let Some(nat) = &mut hop.nat {
+            nat.before = endpoints(before);
+            nat.after = endpoints(after);
+        }
         hops.push(hop);
     }
     if before.src != after.src || before.sport != after.sport {
         let service = ctx.service_at(after.src, after.sport, after.proto);
-        let undnat = service.is_some();
-        let mut hop = Hop::new(
-            if undnat {
-                HopKind::ReplyUndnat
-            } else {
-                HopKind::Snat
-            },
-            t,
-            node,
-        );
-        hop.observed = false;
-        hop.service = service.as_ref().map(|s| s.name.clone());
-        hop.packet = Some(endpoints(after));
-        hop.nat = Some(Nat {
-            before: endpoints(before),
-            after: endpoints(after),
-            service: hop.service.clone(),
-            endpoint_pod: None,
-            chain: None,
-            service_chain: None,
-            endpoint_index: None,
-            endpoints_total: None,
-        });
-        hop.note = if undnat {
-            format!(
-                "conntrack reverses the Service DNAT: source {}:{} → {}:{} ({})",
-                before.src,
-                before.sport,
-                after.src,
-                after.sport,
-                service.map(|s| s.name).unwrap_or_default()
-            )
+        if service.is_some() {
+            let key = NatKey {
+                kind: HopKind::ReplyUndnat,
+                netns_cookie: prev.netns_cookie,
+                proto: before.proto,
+                service: (after.src, after.sport),
+                endpoint: (before.src, before.sport),
+            };
+            let mut hop = ctx.memo.nat(key, || {
+                let name = service.map(|s| Text::from(s.name));
+                let mut hop = Hop::new(HopKind::ReplyUndnat, 0, node.clone());
+                hop.observed = false;
+                hop.service.clone_from(&name);
+                hop.nat = Some(nat(name.clone()));
+                hop.note = format!(
+                    "conntrack reverses the Service DNAT: source {}:{} → {}:{} ({})",
+                    before.src,
+                    before.sport,
+                    after.src,
+                    after.sport,
+                    name.as_deref().unwrap_or_default()
+                )
+                .into();
+                hop
+            });
+            hop.t_ns = t;
+            hop.packet = Some(endpoints(after));
+            hop.nat = Some(nat(hop.service.clone()));
+            hops.push(hop);
         } else {
-            format!(
+            let mut hop = Hop::new(HopKind::Snat, t, node);
+            hop.observed = false;
+            hop.packet = Some(endpoints(after));
+            hop.nat = Some(nat(None));
+            hop.note = format!(
                 "masquerade: source {}:{} → {}:{}",
                 before.src, before.sport, after.src, after.sport
             )
-        };
-        hops.push(hop);
+            .into();
+            hops.push(hop);
+        }
     }
     hops
+}
+
+/// A Service DNAT seen between two observations on a node: which Service, which endpoint
+/// (and its place among the Service's endpoints), and kube-proxy's chains for it.
+fn service_dnat(
+    prev: &Observation,
+    before: Tuple,
+    after: Tuple,
+    service: Option<ServiceRef>,
+    node: Option<Text>,
+    ctx: &Context<'_>,
+) -> Hop {
+    let host = ctx.topology.host(prev.netns_cookie);
+    let rule = host.and_then(|h| {
+        h.info.dnat_rules.iter().find(|r| {
+            r.to == after.dst
+                && r.to_port == after.dport
+                && service
+                    .as_ref()
+                    .is_none_or(|s| r.comment.starts_with(&s.name))
+        })
+    });
+    let position = service.as_ref().and_then(|s| {
+        ctx.cluster
+            .endpoint_position(&s.name, after.dst, after.dport)
+    });
+    let endpoint_pod = ctx.cluster.pod_by_ip(after.dst).map(|(p, _)| p);
+    let name = service.as_ref().map(|s| Text::from(s.name.as_str()));
+    let mut hop = Hop::new(HopKind::ServiceDnat, 0, node);
+    hop.observed = false;
+    hop.service.clone_from(&name);
+    hop.pod = endpoint_pod.as_deref().map(Text::from);
+    hop.nat = Some(Nat {
+        before: endpoints(before),
+        after: endpoints(after),
+        service: name,
+        endpoint_pod: hop.pod.clone(),
+        chain: rule.map(|r| Text::from(r.sep_chain.as_str())),
+        service_chain: rule.and_then(|r| r.svc_chain.as_deref().map(Text::from)),
+        endpoint_index: position.map(|p| p.0),
+        endpoints_total: position.map(|p| p.1),
+    });
+    hop.note = format!(
+        "{} {}:{} → {} {}:{}{}{}",
+        service.as_ref().map_or("DNAT", |s| s.name.as_str()),
+        before.dst,
+        before.dport,
+        endpoint_pod
+            .as_deref()
+            .map_or("", |p| p.rsplit('/').next().unwrap_or(p)),
+        after.dst,
+        after.dport,
+        rule.map(|r| format!(", {}", r.sep_chain))
+            .unwrap_or_default(),
+        position
+            .map(|(i, n)| format!(", endpoint {i} of {n}"))
+            .unwrap_or_default(),
+    )
+    .into();
+    hop
 }
 
 /// What comes after the last observation when nothing dropped the packet: its delivery, a
@@ -714,8 +799,9 @@ fn ending(last: &Observation, ctx: &Context<'_>) -> Option<Hop> {
             hop.observed = false;
             hop.note = format!(
                 "delivered locally to {}",
-                hop.node.clone().unwrap_or_default()
-            );
+                hop.node.as_deref().unwrap_or_default()
+            )
+            .into();
             Some(hop)
         }
         (InterfaceRole::Uplink | InterfaceRole::Other, Hook::Egress) => {
@@ -726,23 +812,25 @@ fn ending(last: &Observation, ctx: &Context<'_>) -> Option<Hop> {
             hop.observed = false;
             match ctx.topology.node_with_address(next_hop) {
                 Some(peer) => {
-                    hop.node = Some(peer.to_owned());
+                    hop.node = Some(peer.into());
                     hop.note =
-                        format!("expected to arrive on {peer} ({next_hop}); not observed there");
+                        format!("expected to arrive on {peer} ({next_hop}); not observed there")
+                            .into();
                 }
                 None => match ctx.cluster.node_by_ip(next_hop) {
                     Some(peer) => {
                         hop.kind = HopKind::LeftTracedScope;
-                        hop.node = Some(peer.clone());
                         hop.note = format!(
                             "left for node {peer} ({next_hop}); {peer} is not traced from here"
-                        );
+                        )
+                        .into();
+                        hop.node = Some(peer.into());
                     }
                     None => {
                         // Leaving the cluster (a client outside it, or the Internet).
                         hop.kind = HopKind::NodeEgress;
                         hop.node.clone_from(&node);
-                        hop.note = format!("left the cluster towards {next_hop}");
+                        hop.note = format!("left the cluster towards {next_hop}").into();
                     }
                 },
             }
@@ -751,11 +839,12 @@ fn ending(last: &Observation, ctx: &Context<'_>) -> Option<Hop> {
         (InterfaceRole::HostVeth(pod), Hook::Egress) => {
             let mut hop = Hop::new(HopKind::NotObserved, t, node);
             hop.observed = false;
-            hop.pod = Some(pod.qualified());
+            hop.pod = Some(pod.qualified().into());
             hop.note = format!(
                 "expected delivery into {} ({}); not observed",
                 pod.name, pod.eth
-            );
+            )
+            .into();
             Some(hop)
         }
         _ => {
@@ -769,7 +858,8 @@ fn ending(last: &Observation, ctx: &Context<'_>) -> Option<Hop> {
                     pod.node.as_deref().unwrap_or("the node")
                 ),
                 _ => format!("next hop after `{}` not observed", route.text),
-            };
+            }
+            .into();
             hop.route = Some(route);
             Some(hop)
         }
@@ -814,7 +904,7 @@ fn diagnose(journey: &Journey) -> String {
                     || journey.to.label(),
                     |p| p.rsplit('/').next().unwrap_or(&p).to_owned(),
                 ),
-                _ => last.map(|h| h.note.clone()).unwrap_or_default(),
+                _ => last.map(|h| h.note.to_string()).unwrap_or_default(),
             };
             format!("delivered to {target}{via}{tunnel} in {observed} observed hops, {took}")
         }
@@ -840,7 +930,7 @@ fn diagnose(journey: &Journey) -> String {
                 "incomplete: {}{via}",
                 missing.map_or_else(
                     || "the path ends without a delivery or a drop".to_owned(),
-                    |h| h.note.clone()
+                    |h| h.note.to_string()
                 )
             )
         }

@@ -5,5 +5,6 @@
 pub mod assemble;
 pub mod explain;
 pub mod identity;
+pub mod memo;
 pub mod model;
 pub mod observation;

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Names and notes: shared, not copied. Most hops of a flow repeat the same node,
+/// interface, Pod and note, so a journey holds references into a few strings
+/// ([`super::explain::Memo`] builds each once) — cheaper to build, clone and keep.
+pub type Text = std::sync::Arc<str>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journey {
     pub schema: u32,
@@ -77,9 +82,9 @@ pub struct Endpoints {
 pub struct Named {
     pub ip: Option<Ipv4Addr>,
     /// `namespace/name`.
-    pub pod: Option<String>,
-    pub service: Option<String>,
-    pub node: Option<String>,
+    pub pod: Option<Text>,
+    pub service: Option<Text>,
+    pub node: Option<Text>,
 }
 
 impl Named {
@@ -98,7 +103,7 @@ impl Named {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HopKind {
     /// The packet left the Pod (its `eth0`, inside the Pod).
@@ -163,16 +168,16 @@ impl HopKind {
 pub struct Hop {
     /// Nanoseconds since the journey's first hop.
     pub t_ns: u64,
-    pub node: Option<String>,
+    pub node: Option<Text>,
     pub kind: HopKind,
     /// False for hops tracer infers (NAT, route) or expected but missed (`not_observed`).
     pub observed: bool,
-    pub interface: Option<String>,
+    pub interface: Option<Text>,
     pub ifindex: Option<u32>,
     /// The other end of a veth pair, as `ip link` shows it from the other side (`eth0@if3`).
-    pub peer: Option<String>,
-    pub pod: Option<String>,
-    pub service: Option<String>,
+    pub peer: Option<Text>,
+    pub pod: Option<Text>,
+    pub service: Option<Text>,
     /// The packet's addresses at this hop.
     pub packet: Option<Endpoints>,
     pub nat: Option<Nat>,
@@ -180,7 +185,7 @@ pub struct Hop {
     pub encap: Option<Encap>,
     pub drop: Option<DropInfo>,
     /// A short human explanation.
-    pub note: String,
+    pub note: Text,
     /// Which raw observation this hop is (observed hops only): lets exports reach the
     /// packet's full headers. Not part of the JSON schema.
     #[serde(skip)]
@@ -188,7 +193,7 @@ pub struct Hop {
 }
 
 impl Hop {
-    pub fn new(kind: HopKind, t_ns: u64, node: Option<String>) -> Self {
+    pub fn new(kind: HopKind, t_ns: u64, node: Option<Text>) -> Self {
         Self {
             t_ns,
             node,
@@ -204,7 +209,7 @@ impl Hop {
             route: None,
             encap: None,
             drop: None,
-            note: String::new(),
+            note: Text::default(),
             observation: None,
         }
     }
@@ -215,12 +220,12 @@ pub struct Nat {
     pub before: Endpoints,
     pub after: Endpoints,
     /// `namespace/name` of the Service whose rule did it.
-    pub service: Option<String>,
+    pub service: Option<Text>,
     /// The endpoint Pod chosen, `namespace/name`.
-    pub endpoint_pod: Option<String>,
+    pub endpoint_pod: Option<Text>,
     /// kube-proxy chains: `KUBE-SEP-…` (the DNAT) and `KUBE-SVC-…` (that chose it).
-    pub chain: Option<String>,
-    pub service_chain: Option<String>,
+    pub chain: Option<Text>,
+    pub service_chain: Option<Text>,
     /// 1-based position of the endpoint among the Service's ready endpoints, and their count.
     pub endpoint_index: Option<usize>,
     pub endpoints_total: Option<usize>,
@@ -229,15 +234,15 @@ pub struct Nat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteInfo {
     /// `10.244.184.64/26`; absent when no route matched.
-    pub prefix: Option<String>,
+    pub prefix: Option<Text>,
     pub gateway: Option<Ipv4Addr>,
-    pub dev: Option<String>,
-    pub table: String,
-    pub protocol: Option<String>,
+    pub dev: Option<Text>,
+    pub table: Text,
+    pub protocol: Option<Text>,
     /// `unicast`, `blackhole`, …, or `none`.
-    pub kind: String,
+    pub kind: Text,
     /// As `ip route` prints it.
-    pub text: String,
+    pub text: Text,
     /// MTU of the output device.
     pub mtu: Option<u32>,
 }
@@ -248,17 +253,17 @@ pub struct Encap {
     pub outer_src: Option<Ipv4Addr>,
     pub outer_dst: Option<Ipv4Addr>,
     pub udp_port: u16,
-    pub device: String,
+    pub device: Text,
     pub mtu: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropInfo {
     /// The kernel's name for the reason (`NO_SOCKET`, `NETFILTER_DROP`, …), from BTF.
-    pub reason: String,
+    pub reason: Text,
     pub reason_code: u32,
     /// One line in plain language.
-    pub hint: String,
-    pub node: Option<String>,
-    pub interface: Option<String>,
+    pub hint: Text,
+    pub node: Option<Text>,
+    pub interface: Option<Text>,
 }

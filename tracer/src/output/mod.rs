@@ -1,5 +1,6 @@
-//! Where journeys go: `text` for people, `json` for scripts (one journey per line). The
-//! TUI and the recorder are sinks too and consume the same [`Journey`] values.
+//! Where journeys go: `text` for people, `json` for scripts (one journey per line),
+//! `summary` for just the closing line. The TUI is a sink too and consumes the same
+//! [`Journey`] values.
 
 pub mod json;
 pub mod text;
@@ -26,5 +27,20 @@ pub trait Sink {
     /// Something the user must see now (e.g. the recording stopped).
     fn notice(&mut self, text: &str) {
         eprintln!("tracer: {text}");
+    }
+}
+
+/// `--output summary`: journeys are counted by the caller, not shown; the closing line
+/// goes to stdout.
+pub struct SummarySink;
+
+impl Sink for SummarySink {
+    fn journey(&mut self, _journey: &Journey) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self, summary: &str) -> io::Result<()> {
+        println!("{summary}");
+        Ok(())
     }
 }

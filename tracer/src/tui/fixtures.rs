@@ -104,7 +104,7 @@ impl Pod {
     fn named(&self) -> Named {
         Named {
             ip: Some(ip(self.ip)),
-            pod: Some(self.qualified()),
+            pod: Some(self.qualified().into()),
             service: None,
             node: Some(self.node.into()),
         }
@@ -114,10 +114,10 @@ impl Pod {
         let mut h = Hop::new(HopKind::PodEgress, t, Some(self.node.into()));
         h.interface = Some("eth0".into());
         h.ifindex = Some(2);
-        h.peer = Some(format!("{}@if2 on {}", self.host_veth, self.node));
-        h.pod = Some(self.qualified());
+        h.peer = Some(format!("{}@if2 on {}", self.host_veth, self.node).into());
+        h.pod = Some(self.qualified().into());
         h.packet = Some(packet);
-        h.note = format!("{} sends via eth0", self.name);
+        h.note = format!("{} sends via eth0", self.name).into();
         h
     }
 
@@ -126,7 +126,8 @@ impl Pod {
         h.note = format!(
             "eth0@if{} → {}@if2: from Pod {} into {}",
             self.host_ifindex, self.host_veth, self.name, self.node
-        );
+        )
+        .into();
         h
     }
 
@@ -135,7 +136,8 @@ impl Pod {
         h.note = format!(
             "{}@if2 → eth0@if{}: from {} into Pod {}",
             self.host_veth, self.host_ifindex, self.node, self.name
-        );
+        )
+        .into();
         h
     }
 
@@ -143,8 +145,8 @@ impl Pod {
         let mut h = Hop::new(HopKind::VethCrossing, t, Some(self.node.into()));
         h.interface = Some(self.host_veth.into());
         h.ifindex = Some(self.host_ifindex);
-        h.peer = Some(format!("eth0@if{} in {}", self.host_ifindex, self.name));
-        h.pod = Some(self.qualified());
+        h.peer = Some(format!("eth0@if{} in {}", self.host_ifindex, self.name).into());
+        h.pod = Some(self.qualified().into());
         h.packet = Some(packet);
         h
     }
@@ -153,10 +155,10 @@ impl Pod {
         let mut h = Hop::new(HopKind::PodDelivery, t, Some(self.node.into()));
         h.interface = Some("eth0".into());
         h.ifindex = Some(2);
-        h.peer = Some(format!("{}@if2 on {}", self.host_veth, self.node));
-        h.pod = Some(self.qualified());
+        h.peer = Some(format!("{}@if2 on {}", self.host_veth, self.node).into());
+        h.pod = Some(self.qualified().into());
         h.packet = Some(packet);
-        h.note = format!("delivered into {} (eth0)", self.name);
+        h.note = format!("delivered into {} (eth0)", self.name).into();
         h
     }
 
@@ -167,13 +169,13 @@ impl Pod {
             self.node,
             packet,
             RouteInfo {
-                prefix: Some(format!("{}/32", self.ip)),
+                prefix: Some(format!("{}/32", self.ip).into()),
                 gateway: None,
                 dev: Some(self.host_veth.into()),
                 table: "main".into(),
                 protocol: Some("boot".into()),
                 kind: "unicast".into(),
-                text: format!("{} dev {} scope link", self.ip, self.host_veth),
+                text: format!("{} dev {} scope link", self.ip, self.host_veth).into(),
                 mtu: Some(1500),
             },
         )
@@ -202,7 +204,7 @@ fn direct_route(t: u64, node: &str, packet: Endpoints, block: &str, via: &str) -
             table: "main".into(),
             protocol: Some("80".into()),
             kind: "unicast".into(),
-            text: format!("{block} via {via} dev enp2s0 proto 80 onlink"),
+            text: format!("{block} via {via} dev enp2s0 proto 80 onlink").into(),
             mtu: Some(1500),
         },
     )
@@ -214,9 +216,9 @@ fn uplink(kind: HopKind, t: u64, node: &str, packet: Endpoints) -> Hop {
     h.ifindex = Some(2);
     h.packet = Some(packet);
     h.note = if kind == HopKind::NodeEgress {
-        format!("leaves {node} via enp2s0")
+        format!("leaves {node} via enp2s0").into()
     } else {
-        format!("arrives on {node} via enp2s0")
+        format!("arrives on {node} via enp2s0").into()
     };
     h
 }
@@ -229,13 +231,13 @@ fn dnat(t: u64, client: Endpoints, endpoint: &Pod, chain: &str, index: usize) ->
     let mut h = Hop::new(HopKind::ServiceDnat, t, Some("cpu2".into()));
     h.observed = false;
     h.service = Some(SERVICE.into());
-    h.pod = Some(endpoint.qualified());
+    h.pod = Some(endpoint.qualified().into());
     h.packet = Some(after);
     h.nat = Some(Nat {
         before: client,
         after,
         service: Some(SERVICE.into()),
-        endpoint_pod: Some(endpoint.qualified()),
+        endpoint_pod: Some(endpoint.qualified().into()),
         chain: Some(chain.into()),
         service_chain: Some(SVC_CHAIN.into()),
         endpoint_index: Some(index),
@@ -244,7 +246,8 @@ fn dnat(t: u64, client: Endpoints, endpoint: &Pod, chain: &str, index: usize) ->
     h.note = format!(
         "{SERVICE} {CLUSTER_IP}:80 → {} {}:80, {chain}, endpoint {index} of 3",
         endpoint.name, endpoint.ip
-    );
+    )
+    .into();
     h
 }
 
@@ -366,7 +369,8 @@ fn reply_from_cpu1(
     undnat.note = format!(
         "conntrack reverses the Service DNAT: source {}:80 → {CLUSTER_IP}:80 ({SERVICE})",
         NGINX_CPU1.ip
-    );
+    )
+    .into();
     let hops = vec![
         NGINX_CPU1.egress(0, raw),
         NGINX_CPU1.veth_out(3_600, raw),
@@ -441,7 +445,7 @@ fn ping_reply_dropped(id: u64, offset_ns: u64) -> Journey {
             table: "main".into(),
             protocol: None,
             kind: "none".into(),
-            text: format!("no route to {}", NETTEST.ip),
+            text: format!("no route to {}", NETTEST.ip).into(),
             mtu: None,
         },
     );
@@ -456,7 +460,7 @@ fn ping_reply_dropped(id: u64, offset_ns: u64) -> Journey {
     drop.interface = Some(NGINX_CPU1.host_veth.into());
     drop.ifindex = Some(NGINX_CPU1.host_ifindex);
     drop.packet = Some(p);
-    drop.note = format!("dropped: IP_INNOROUTES — {hint}");
+    drop.note = format!("dropped: IP_INNOROUTES — {hint}").into();
     drop.drop = Some(info);
     let hops = vec![
         NGINX_CPU1.egress(0, p),
@@ -539,7 +543,8 @@ fn tunnel(kind: HopKind, t: u64, node: &str, ifindex: u32, packet: Endpoints) ->
     } else {
         "decapsulated"
     };
-    h.note = format!("{verb} by vxlan.calico VNI 4096, outer {src} → {dst}, UDP 4789, MTU 1450");
+    h.note =
+        format!("{verb} by vxlan.calico VNI 4096, outer {src} → {dst}, UDP 4789, MTU 1450").into();
     h
 }
 
@@ -553,7 +558,7 @@ fn outer_uplink(kind: HopKind, t: u64, node: &str, packet: Endpoints) -> Hop {
         device: "enp2s0".into(),
         mtu: None,
     });
-    h.note = format!("{} (VXLAN 172.30.1.80 → 172.30.1.43, VNI 4096)", h.note);
+    h.note = format!("{} (VXLAN 172.30.1.80 → 172.30.1.43, VNI 4096)", h.note).into();
     h
 }
 

@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::journey::model::{Journey, Named};
+use crate::journey::model::{Journey, Named, Text};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -39,7 +39,7 @@ fn contains(haystack: &str, needle: &str) -> bool {
     n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
-fn some_contains(haystack: Option<&String>, needle: &str) -> bool {
+fn some_contains(haystack: Option<&Text>, needle: &str) -> bool {
     haystack.is_some_and(|h| contains(h, needle))
 }
 

@@ -72,8 +72,8 @@ enum Emphasis {
 
 type Field = (String, String, Emphasis);
 
-fn field(label: &str, value: impl Into<String>) -> Field {
-    (label.to_owned(), value.into(), Emphasis::Plain)
+fn field(label: &str, value: impl AsRef<str>) -> Field {
+    (label.to_owned(), value.as_ref().to_owned(), Emphasis::Plain)
 }
 
 fn push_field(
@@ -132,7 +132,7 @@ fn journey_fields(j: &Journey) -> Vec<Field> {
             format!("{} (reason {})", d.reason, d.reason_code),
             Emphasis::Drop,
         ));
-        f.push(("hint".to_owned(), d.hint.clone(), Emphasis::Drop));
+        f.push(("hint".to_owned(), d.hint.to_string(), Emphasis::Drop));
     }
     f.push(field("diagnosis", j.diagnosis.clone()));
     f.push(field("id", j.id.to_string()));
@@ -167,7 +167,7 @@ fn hop_fields(j: &Journey, i: usize, h: &Hop) -> Vec<Field> {
         "interface",
         h.interface.as_ref().map(|n| match h.ifindex {
             Some(ix) => format!("{n} (ifindex {ix})"),
-            None => n.clone(),
+            None => n.to_string(),
         }),
     );
     opt(&mut f, "peer", h.peer.clone());
@@ -181,7 +181,7 @@ fn hop_fields(j: &Journey, i: usize, h: &Hop) -> Vec<Field> {
     f
 }
 
-fn opt(f: &mut Vec<Field>, label: &str, v: Option<String>) {
+fn opt(f: &mut Vec<Field>, label: &str, v: Option<impl AsRef<str>>) {
     if let Some(v) = v {
         f.push(field(label, v));
     }
@@ -195,7 +195,7 @@ fn changed(f: &mut Vec<Field>, h: &Hop) {
             format!("{} (reason {})", d.reason, d.reason_code),
             Emphasis::Drop,
         ));
-        f.push(("hint".to_owned(), d.hint.clone(), Emphasis::Drop));
+        f.push(("hint".to_owned(), d.hint.to_string(), Emphasis::Drop));
     }
     if let Some(n) = &h.nat {
         f.push(field("before", text::tuple(&n.before)));
@@ -213,12 +213,12 @@ fn changed(f: &mut Vec<Field>, h: &Hop) {
         opt(f, "svc chain", n.service_chain.clone());
     }
     if let Some(r) = &h.route {
-        let style = if r.kind == "none" {
+        let style = if &*r.kind == "none" {
             Emphasis::Drop
         } else {
             Emphasis::Plain
         };
-        f.push(("route".to_owned(), r.text.clone(), style));
+        f.push(("route".to_owned(), r.text.to_string(), style));
         opt(f, "prefix", r.prefix.clone());
         opt(f, "gateway", r.gateway.map(|g| g.to_string()));
         opt(f, "dev", r.dev.clone());

@@ -131,7 +131,7 @@ fn class(hop: &Hop, theme: Theme) -> (&'static str, Style) {
     match hop.kind {
         HopKind::Drop => ("✗", theme.dropped()),
         HopKind::NotObserved => ("?", theme.not_observed()),
-        HopKind::RouteDecision if hop.route.as_ref().is_some_and(|r| r.kind == "none") => {
+        HopKind::RouteDecision if hop.route.as_ref().is_some_and(|r| &*r.kind == "none") => {
             ("~", theme.warning())
         }
         _ if !hop.observed => ("~", theme.inferred()),
@@ -262,7 +262,7 @@ pub fn describe(h: &Hop) -> (String, Vec<String>) {
         )),
         HopKind::Snat => Some("masquerade (source rewritten)".to_owned()),
         HopKind::ReplyUnsnat => Some("conntrack: destination back".to_owned()),
-        HopKind::RouteDecision => h.route.as_ref().map(|r| r.text.clone()),
+        HopKind::RouteDecision => h.route.as_ref().map(|r| r.text.to_string()),
         HopKind::Encapsulation | HopKind::Decapsulation => h
             .encap
             .as_ref()
@@ -280,7 +280,7 @@ pub fn describe(h: &Hop) -> (String, Vec<String>) {
         }
         HopKind::Drop => h.drop.as_ref().map(|d| match &d.interface {
             Some(i) => format!("{} at {i}", d.reason),
-            None => d.reason.clone(),
+            None => d.reason.to_string(),
         }),
         HopKind::NotObserved | HopKind::IcmpError | HopKind::LeftTracedScope => None,
     };
@@ -288,7 +288,7 @@ pub fn describe(h: &Hop) -> (String, Vec<String>) {
         if h.note.is_empty() {
             h.kind.label().to_owned()
         } else {
-            h.note.clone()
+            h.note.to_string()
         }
     });
     (what, changes(h))
@@ -313,7 +313,7 @@ fn changes(h: &Hop) -> Vec<String> {
         }
         let mut rule = Vec::new();
         if let Some(c) = &n.chain {
-            rule.push(c.clone());
+            rule.push(c.to_string());
         }
         if let (Some(i), Some(t)) = (n.endpoint_index, n.endpoints_total) {
             rule.push(format!("endpoint {i} of {t}"));
@@ -341,7 +341,7 @@ fn changes(h: &Hop) -> Vec<String> {
     if let Some(d) = &h.drop
         && !d.hint.is_empty()
     {
-        out.push(d.hint.clone());
+        out.push(d.hint.to_string());
     }
     out
 }

@@ -188,7 +188,7 @@ pub fn named_long(n: &Named) -> String {
         extra.push(format!("on {node}"));
     }
     let mut name = match (&n.pod, &n.service) {
-        (Some(pod), _) => pod.clone(),
+        (Some(pod), _) => pod.to_string(),
         (None, Some(svc)) => format!("svc/{svc}"),
         (None, None) => String::new(),
     };
