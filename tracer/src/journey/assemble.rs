@@ -2,7 +2,7 @@
 //! has gone quiet. Memory is bounded: past [`MAX_OPEN`] open packets the oldest is closed
 //! early, and counted.
 
-use std::collections::HashMap;
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 use super::{
     identity::{HOP_WINDOW_NS, Key, plausibly_same},
