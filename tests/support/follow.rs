@@ -14,7 +14,8 @@ use super::lab::Lab;
 
 pub struct Follow {
     child: Child,
-    stdout: Option<std::process::ChildStdout>,
+    /// Reads the journeys as they come (a full pipe would stall the tracer's event loop).
+    stdout: Option<thread::JoinHandle<String>>,
     /// Everything the tracer printed on stderr so far.
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -70,12 +71,35 @@ impl Follow {
                 sink.lock().unwrap().push_str(&line);
             }
         });
-        let stdout = child.stdout.take();
+        let stdout = child.stdout.take().map(|mut stdout| {
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stdout.read_to_string(&mut text);
+                text
+            })
+        });
         Self {
             child,
             stdout,
             stderr,
         }
+    }
+
+    /// Waits until the tracer has printed `needle` on stderr; false after `timeout`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stderr.lock().unwrap().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Everything the tracer printed on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Lets in-flight packets settle, stops the tracer with Ctrl-C (SIGINT) and returns
@@ -89,13 +113,13 @@ impl Follow {
         thread::sleep(Duration::from_millis(800));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGINT) };
-        let mut text = String::new();
-        self.stdout
+        let status = self.child.wait().expect("wait");
+        let text = self
+            .stdout
             .take()
             .expect("stdout")
-            .read_to_string(&mut text)
+            .join()
             .expect("read journeys");
-        let status = self.child.wait().expect("wait");
         assert!(status.success(), "tracer follow exited with {status}");
         let journeys = text
             .lines()

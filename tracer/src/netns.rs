@@ -23,6 +23,24 @@ pub fn run_in<T: Send + 'static>(
     }))
 }
 
+/// Like [`run_in`], for work that borrows from the caller (it runs on a scoped thread and is
+/// joined before this returns): e.g. attaching a program of an `Ebpf` the caller keeps.
+pub fn run_in_scoped<T: Send>(path: &Path, work: impl FnOnce() -> T + Send) -> io::Result<T> {
+    let ns = File::open(path)?;
+    thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                // SAFETY: plain syscall on an fd we own; affects only this thread.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(work())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Runs `work` on a thread inside a brand-new, empty network namespace (only `lo`), which
 /// the kernel destroys with everything in it when the thread ends.
 pub fn run_in_fresh<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
@@ -108,6 +126,24 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scoped_work_borrows_and_runs_in_the_namespace() {
+        assert!(super::run_in_scoped(std::path::Path::new("/nonexistent"), || ()).is_err());
+        // Entering a namespace, even one's own, takes CAP_SYS_ADMIN.
+        // SAFETY: trivial syscall.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let mut seen = Vec::new();
+        let here = super::current_cookie().unwrap();
+        let cookie = super::run_in_scoped(std::path::Path::new("/proc/self/ns/net"), || {
+            seen.push(1);
+            super::current_cookie().unwrap()
+        })
+        .unwrap();
+        assert_eq!((cookie, seen), (here, vec![1]));
+    }
+
     #[test]
     fn the_current_namespace_has_a_cookie() {
         let cookie = super::current_cookie().expect("SO_NETNS_COOKIE (Linux 5.14+)");

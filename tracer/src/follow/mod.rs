@@ -11,10 +11,14 @@
 pub mod command;
 pub mod naming;
 pub mod plan;
+pub mod rediscover;
 
 use std::{
     collections::BTreeSet,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -31,6 +35,7 @@ use crate::{
     journey::{
         assemble::Assembler,
         explain::{self, Context},
+        memo::Memo,
         model::Journey,
         observation::Observation,
     },
@@ -73,6 +78,10 @@ pub fn install_stop_handlers() {
 pub struct Limits {
     pub count: Option<u64>,
     pub duration: Option<Duration>,
+    /// Record raw observations and leave correlation to `tracer replay` (the
+    /// `--output summary --record` session, the cheapest way to capture a flood). Has no
+    /// effect without a recorder, or once the recording has failed.
+    pub record_only: bool,
 }
 
 /// Builds the topology from every namespace the kernel has, named with the cluster model.
@@ -277,6 +286,8 @@ pub struct Tally {
     pub delivered: u64,
     pub dropped: u64,
     pub incomplete: u64,
+    /// Observations read from the kernel (one per packet per hook).
+    pub observations: u64,
 }
 
 impl Tally {
@@ -324,14 +335,16 @@ pub fn run(
     mut recorder: Option<&mut crate::record::writer::Recorder>,
 ) -> anyhow::Result<Tally> {
     let started = Instant::now();
+    let live = rediscover::Rediscover::new(topology, plan, cluster, kernel);
     let mut output = Output {
         cluster,
-        topology,
+        topology: &live,
         plan,
         limits,
         reasons: kernel.reasons.clone(),
         wall_offset_ns: wall_offset_ns(),
         tally: Tally::default(),
+        memo: Memo::default(),
     };
     let mut assembler = Assembler::new();
     let mut events = Vec::new();
@@ -342,17 +355,25 @@ pub fn run(
         if STOP.load(Ordering::Relaxed) || limits.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
+        live.tick(kernel, sink);
         last_read = kernel.stream.next_batch(last_read, &mut events);
-        let observations: Vec<Observation> = events
+        let mut observations: Vec<Observation> = events
             .drain(..)
             .filter_map(|e| Observation::from_event(&e))
             .collect();
+        output.tally.observations += observations.len() as u64;
+        let record_only = limits.record_only && recorder.is_some() && !recording_failed;
         let report_loss = last_loss_report.elapsed() >= Duration::from_secs(1);
         let loss = report_loss.then(|| kernel.loss());
         if let Some(recorder) = recorder.as_deref_mut()
             && !recording_failed
         {
-            recorder.observations(observations.clone());
+            if record_only {
+                recorder.observations(observations);
+                observations = Vec::new();
+            } else {
+                recorder.observations(observations.clone());
+            }
             if let Some(loss) = loss {
                 recorder.loss(loss.ringbuf_full, loss.parse_failed);
             }
@@ -385,12 +406,13 @@ pub fn run(
 /// Explains finished packets and hands the wanted ones to the sink.
 struct Output<'a> {
     cluster: &'a ClusterHandle,
-    topology: &'a Topology,
+    topology: &'a rediscover::Rediscover,
     plan: &'a plan::FollowPlan,
     limits: &'a Limits,
     reasons: DropReasons,
     wall_offset_ns: i128,
     tally: Tally,
+    memo: Memo,
 }
 
 impl Output<'_> {
@@ -404,13 +426,20 @@ impl Output<'_> {
             return Ok(false);
         }
         let model = self.cluster.snapshot();
+        let topology = self.topology.current();
+        // A new model (the watch saw a change) or topology means new names.
+        self.memo.renew((
+            Arc::as_ptr(&model) as usize,
+            usize::try_from(self.topology.generation()).unwrap_or(usize::MAX),
+        ));
         let names = naming::ModelNames(&model);
         let ctx = Context {
-            topology: self.topology,
+            topology: &topology,
             cluster: &names,
             reasons: &self.reasons,
             followed: &self.plan.followed,
             wall_offset_ns: self.wall_offset_ns,
+            memo: &self.memo,
         };
         for raw in raws {
             let journey = explain::explain(&raw, &ctx);

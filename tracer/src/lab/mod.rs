@@ -5,6 +5,17 @@
 //! namespaces; `state` records what was created so `down` removes exactly that; `daemon`
 //! runs the Pods' HTTP servers (`web`) and the Kubernetes API (`api`).
 //!
+//! The cluster is the scenario's seed plus the Pod changes made since `up`
+//! ([`spec::PodChange`], kept in `state`). `replace-pod` ([`replace_pod`]) replaces one
+//! Deployment Pod the way its ReplicaSet does: a new name, a new veth, the same node, a new
+//! address from the node's block (or the old one with `--reuse-ip`). It reuses the scenario
+//! switch's machinery: the daemon picks the new cluster up from the state and the API emits
+//! the differences as watch events (DELETED, ADDED, Endpoints and EndpointSlice MODIFIED),
+//! and kube-proxy's rules are regenerated from the same cluster. The order keeps the
+//! Service answering: a new address comes up (namespace, veth, HTTP server, API, then
+//! iptables) before the old Pod leaves (iptables, API and server, then veth and namespace);
+//! with `--reuse-ip` the old Pod leaves first, since an address cannot be in two Pods.
+//!
 //! Safety rules: everything the lab creates lives in namespaces named `tracer-lab-…`, which
 //! `up` records before creating; `up` refuses to adopt a namespace of that name it did not
 //! record; `down` deletes only recorded ones. The host's own namespace is never modified.
@@ -67,7 +78,7 @@ pub fn up(scenario: Scenario) -> anyhow::Result<()> {
     state
         .ensure_dir()
         .context("create the lab's state directory")?;
-    let cluster = Cluster::seed(scenario);
+    let cluster = state.cluster_in(scenario);
     let wanted = plan::namespaces(&cluster);
     let existing = apply::existing_namespaces();
     let recorded = state.namespaces();
@@ -102,6 +113,13 @@ pub fn up(scenario: Scenario) -> anyhow::Result<()> {
             apply::sysctl(sysctl)?;
         }
         state.mark_built()?;
+    } else {
+        // Pods of an interrupted `replace-pod`, recorded but no longer wanted.
+        for name in recorded.iter().filter(|n| !wanted.contains(n)) {
+            if existing.contains(name) {
+                apply::delete_namespace(name)?;
+            }
+        }
     }
     let (batches, iptables) = plan::scenario(&cluster);
     for batch in &batches {
@@ -196,10 +214,10 @@ pub fn scenarios() -> String {
 
 pub fn status() -> anyhow::Result<String> {
     let state = State::open(&State::default_dir());
-    let Some(scenario) = state.scenario() else {
+    let Some(cluster) = state.cluster() else {
         return Ok("lab is down (tracer lab up to start it)\n".to_owned());
     };
-    let cluster = Cluster::seed(scenario);
+    let scenario = cluster.scenario;
     let existing = apply::existing_namespaces();
     let mut out = String::new();
     let _ = writeln!(out, "scenario   {scenario}: {}", scenario.description());
@@ -249,6 +267,12 @@ pub fn status() -> anyhow::Result<String> {
             if pod.ready { "yes" } else { "no" }
         );
     }
+    if !cluster.retired.is_empty() {
+        let _ = writeln!(out, "\nREPLACED (tracer lab replace-pod)");
+        for pod in &cluster.retired {
+            let _ = writeln!(out, "{:<28} {:<6} {}", pod.name, pod.node, pod.ip);
+        }
+    }
     Ok(out)
 }
 
@@ -256,10 +280,9 @@ pub fn status() -> anyhow::Result<String> {
 pub fn exec(target: &str, command: &[String]) -> anyhow::Result<i32> {
     preflight()?;
     let state = State::open(&State::default_dir());
-    let scenario = state
-        .scenario()
+    let cluster = state
+        .cluster()
         .context("the lab is down: run `tracer lab up` first")?;
-    let cluster = Cluster::seed(scenario);
     let netns = resolve_exec_target(&cluster, target)?;
     let status = Command::new("ip")
         .args(["netns", "exec", &netns])
@@ -275,8 +298,14 @@ fn resolve_exec_target(cluster: &Cluster, target: &str) -> anyhow::Result<String
     if let Some(node) = cluster.node(target) {
         return Ok(plan::node_netns(node.name));
     }
+    resolve_pod(cluster, target).map(|pod| plan::pod_netns(&pod.name))
+}
+
+/// A Pod by name or unique name prefix (`default/` allowed).
+fn resolve_pod<'a>(cluster: &'a Cluster, target: &str) -> anyhow::Result<&'a spec::Pod> {
+    let target = target.strip_prefix("default/").unwrap_or(target);
     if let Some(pod) = cluster.pod(target) {
-        return Ok(plan::pod_netns(&pod.name));
+        return Ok(pod);
     }
     let matches: Vec<_> = cluster
         .pods
@@ -284,7 +313,7 @@ fn resolve_exec_target(cluster: &Cluster, target: &str) -> anyhow::Result<String
         .filter(|p| p.name.starts_with(target))
         .collect();
     match matches.as_slice() {
-        [one] => Ok(plan::pod_netns(&one.name)),
+        [one] => Ok(one),
         [] => {
             let names: Vec<_> = cluster.pods.iter().map(|p| p.name.as_str()).collect();
             bail!(
@@ -300,6 +329,98 @@ fn resolve_exec_target(cluster: &Cluster, target: &str) -> anyhow::Result<String
                 .join(", ")
         ),
     }
+}
+
+/// `tracer lab replace-pod POD [--reuse-ip]`: replaces a Deployment's Pod as its ReplicaSet
+/// would (see the module doc for the order of steps); prints the new Pod.
+pub fn replace_pod(target: &str, reuse_ip: bool) -> anyhow::Result<()> {
+    preflight()?;
+    let started = Instant::now();
+    let state = State::open(&State::default_dir());
+    let cluster = state
+        .cluster()
+        .context("the lab is down: run `tracer lab up` first")?;
+    let old = resolve_pod(&cluster, target)?.name.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // Random-looking and never repeated: the time and this process seed the name.
+    let seed = format!("{old}/{}/{}", now.as_nanos(), std::process::id());
+    let rollout = cluster.rollout(&old, reuse_ip, &seed, now.as_secs())?;
+    let daemon = state.daemon_pid().is_some();
+    let mut cluster = cluster;
+    for change in &rollout.changes {
+        let next = cluster.clone().with_changes(std::slice::from_ref(change));
+        match change {
+            spec::PodChange::Add { .. } => {
+                let netns = plan::pod_netns(&rollout.new.name);
+                state.record_namespaces(std::slice::from_ref(&netns))?;
+                apply::create_namespaces(std::slice::from_ref(&netns))?;
+                let (node, sysctls, inside) = plan::add_pod(&rollout.new);
+                apply::batch(&node)?;
+                for sysctl in &sysctls {
+                    apply::sysctl(sysctl)?;
+                }
+                apply::batch(&inside)?;
+                // Serving (HTTP, API) before kube-proxy sends it traffic.
+                state.push_change(change)?;
+                wait_for_daemon(&state, daemon)?;
+                for (netns, rules) in plan::kube_proxy_rules(&next) {
+                    apply::iptables_restore(&netns, &rules)?;
+                }
+            }
+            spec::PodChange::Remove { .. } => {
+                // No new connections to it, then out of the API, then unwired.
+                for (netns, rules) in plan::kube_proxy_rules(&next) {
+                    apply::iptables_restore(&netns, &rules)?;
+                }
+                state.push_change(change)?;
+                wait_for_daemon(&state, daemon)?;
+                apply::batch(&plan::remove_pod(&rollout.old))?;
+                let netns = plan::pod_netns(&rollout.old.name);
+                if apply::existing_namespaces().contains(&netns) {
+                    apply::delete_namespace(&netns)?;
+                }
+            }
+        }
+        cluster = next;
+    }
+    println!(
+        "replaced {} ({}, {}) with {} ({}, {}) in {:.1}s",
+        rollout.old.name,
+        rollout.old.ip,
+        rollout.old.node,
+        rollout.new.name,
+        rollout.new.ip,
+        rollout.new.node,
+        started.elapsed().as_secs_f64()
+    );
+    if !daemon {
+        println!(
+            "note: the lab daemon is not running, so the API and the Pods' HTTP servers do not show this (run tracer lab up)"
+        );
+    }
+    Ok(())
+}
+
+/// Waits until the daemon serves every recorded change (API objects and HTTP servers).
+fn wait_for_daemon(state: &State, running: bool) -> anyhow::Result<()> {
+    if !running {
+        return Ok(());
+    }
+    let wanted = state.changes().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.applied().is_none_or(|n| n < wanted) {
+        if Instant::now() > deadline || state.daemon_pid().is_none() {
+            let log = std::fs::read_to_string(state.daemon_log_path()).unwrap_or_default();
+            bail!(
+                "the lab daemon did not pick up the change within 10 s: {}",
+                log.trim()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

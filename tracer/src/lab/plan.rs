@@ -18,7 +18,7 @@
 use super::{
     kube_proxy,
     spec::{
-        CALICO_ROUTE_PROTO, Cluster, Node, OUTSIDE_CLIENT_IP, POD_GATEWAY, ROUTER_LAN_IP,
+        CALICO_ROUTE_PROTO, Cluster, Node, OUTSIDE_CLIENT_IP, POD_GATEWAY, Pod, ROUTER_LAN_IP,
         ROUTER_REMOTE_IP, SERVICE_NETWORK, UPLINK, VXLAN_DEVICE, VXLAN_MTU, VXLAN_PORT, VXLAN_VNI,
     },
 };
@@ -183,31 +183,10 @@ pub fn topology(cluster: &Cluster) -> (Vec<Batch>, Vec<Sysctl>) {
             value: "1",
         });
         for pod in cluster.pods_on(node.name) {
-            let veth = pod.host_veth();
-            host.line(format!(
-                "link add {veth} type veth peer name eth0 netns {}",
-                pod_netns(&pod.name)
-            ))
-            .line(format!("link set {veth} address ee:ee:ee:ee:ee:ee up"))
-            .line(format!("route add {}/32 dev {veth} scope link", pod.ip));
-            for (key, value) in [
-                (format!("net/ipv4/conf/{veth}/proxy_arp"), "1"),
-                (format!("net/ipv4/neigh/{veth}/proxy_delay"), "0"),
-            ] {
-                sysctls.push(Sysctl {
-                    netns: ns.clone(),
-                    key,
-                    value,
-                });
-            }
-            let mut inside = Batch::new(&pod_netns(&pod.name), Tool::Ip);
-            inside
-                .line("link set lo up")
-                .line(format!("addr add {}/32 dev eth0", pod.ip))
-                .line("link set eth0 up")
-                .line(format!("route add {POD_GATEWAY} dev eth0 scope link"))
-                .line(format!("route add default via {POD_GATEWAY} dev eth0"));
-            batches.push(inside);
+            let wiring = wire_pod(pod);
+            host.lines.extend(wiring.node_lines);
+            sysctls.extend(wiring.sysctls);
+            batches.push(wiring.inside);
         }
         batches.push(host);
     }
@@ -215,6 +194,83 @@ pub fn topology(cluster: &Cluster) -> (Vec<Batch>, Vec<Sysctl>) {
     batches.insert(0, lan);
     batches.sort_by_key(|b| b.netns.starts_with(&pod_netns("")));
     (batches, sysctls)
+}
+
+/// One Pod's wiring, as a CNI plugin (Calico) sets it up: the node's lines (the veth pair,
+/// the host side up with Calico's MAC, the `/32` route to the Pod), proxy ARP on the host
+/// side, and the Pod's own batch (its address, the `169.254.1.1` gateway).
+struct PodWiring {
+    node_lines: Vec<String>,
+    sysctls: Vec<Sysctl>,
+    inside: Batch,
+}
+
+fn wire_pod(pod: &Pod) -> PodWiring {
+    let veth = pod.host_veth();
+    let node_lines = vec![
+        format!(
+            "link add {veth} type veth peer name eth0 netns {}",
+            pod_netns(&pod.name)
+        ),
+        format!("link set {veth} address ee:ee:ee:ee:ee:ee up"),
+        format!("route add {}/32 dev {veth} scope link", pod.ip),
+    ];
+    let sysctls = [
+        (format!("net/ipv4/conf/{veth}/proxy_arp"), "1"),
+        (format!("net/ipv4/neigh/{veth}/proxy_delay"), "0"),
+    ]
+    .into_iter()
+    .map(|(key, value)| Sysctl {
+        netns: node_netns(pod.node),
+        key,
+        value,
+    })
+    .collect();
+    let mut inside = Batch::new(&pod_netns(&pod.name), Tool::Ip);
+    inside
+        .line("link set lo up")
+        .line(format!("addr add {}/32 dev eth0", pod.ip))
+        .line("link set eth0 up")
+        .line(format!("route add {POD_GATEWAY} dev eth0 scope link"))
+        .line(format!("route add default via {POD_GATEWAY} dev eth0"));
+    PodWiring {
+        node_lines,
+        sysctls,
+        inside,
+    }
+}
+
+/// What bringing up one new Pod takes once its namespace exists (`lab replace-pod`): the
+/// node's batch (veth, route, and the MTU the scenario gives both ends), then the sysctls,
+/// then the Pod's batch, in that order. The same wiring as [`topology`] gives the seed's
+/// Pods.
+pub fn add_pod(pod: &Pod) -> (Batch, Vec<Sysctl>, Batch) {
+    let wiring = wire_pod(pod);
+    let mut node = Batch::new(&node_netns(pod.node), Tool::Ip);
+    node.lines = wiring.node_lines;
+    node.line(format!("link set {} mtu {}", pod.host_veth(), pod.mtu));
+    let mut inside = wiring.inside;
+    inside.line(format!("link set eth0 mtu {}", pod.mtu));
+    (node, wiring.sysctls, inside)
+}
+
+/// Unwires a Pod that is going away: deleting the host side of its veth pair deletes the
+/// pair and the Pod's route with it, even while something still holds the Pod's namespace
+/// open; the namespace itself is deleted after.
+pub fn remove_pod(pod: &Pod) -> Batch {
+    let mut node = Batch::new(&node_netns(pod.node), Tool::Ip);
+    node.line(format!("link del {}", pod.host_veth()));
+    node
+}
+
+/// `iptables-restore` input for every node: kube-proxy's rules for `cluster`, without the
+/// rest of a scenario switch (which briefly flushes the nodes' routes).
+pub fn kube_proxy_rules(cluster: &Cluster) -> Vec<(String, String)> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| (node_netns(n.name), kube_proxy::rules(cluster)))
+        .collect()
 }
 
 /// Batches that (re)apply `cluster.scenario`, and each node's iptables rules.
@@ -248,8 +304,8 @@ pub fn scenario(cluster: &Cluster) -> (Vec<Batch>, Vec<(String, String)>) {
         if !fdb.lines.is_empty() {
             batches.push(fdb);
         }
-        iptables.push((ns, kube_proxy::rules(cluster)));
     }
+    iptables.extend(kube_proxy_rules(cluster));
     for pod in &cluster.pods {
         let mut mtu = Batch::new(&pod_netns(&pod.name), Tool::Ip);
         mtu.line(format!("link set eth0 mtu {}", pod.mtu));
@@ -423,5 +479,81 @@ mod tests {
         assert!(node_pos < pod_pos);
         assert!(sysctls.iter().any(|s| s.key.ends_with("proxy_arp")));
         assert_eq!(namespaces(&cluster).len(), 3 + 3 + 6);
+    }
+    #[test]
+    fn a_replacement_pod_is_wired_like_the_seeds_and_unwired_by_its_veth() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let rollout = cluster
+            .rollout("nginx-test-7d9c4b6f5-abcde", false, "plan", 0)
+            .unwrap();
+        let new = &rollout.new;
+        let veth = new.host_veth();
+        let (node, sysctls, inside) = add_pod(new);
+        assert_eq!(node.netns, "tracer-lab-cpu1");
+        assert_eq!(
+            node.lines,
+            [
+                format!(
+                    "link add {veth} type veth peer name eth0 netns tracer-lab-pod-{}",
+                    new.name
+                ),
+                format!("link set {veth} address ee:ee:ee:ee:ee:ee up"),
+                format!("route add 10.244.184.65/32 dev {veth} scope link"),
+                format!("link set {veth} mtu 1450"),
+            ]
+        );
+        assert!(sysctls.iter().all(|s| s.netns == "tracer-lab-cpu1"));
+        assert!(
+            sysctls
+                .iter()
+                .any(|s| s.key == format!("net/ipv4/conf/{veth}/proxy_arp"))
+        );
+        assert_eq!(inside.netns, format!("tracer-lab-pod-{}", new.name));
+        assert!(
+            inside
+                .lines
+                .contains(&"addr add 10.244.184.65/32 dev eth0".to_owned())
+        );
+        assert!(
+            inside
+                .lines
+                .contains(&"route add default via 169.254.1.1 dev eth0".to_owned())
+        );
+        assert_eq!(inside.lines.last().unwrap(), "link set eth0 mtu 1450");
+
+        // The same wiring as a lab built with the Pod from the start.
+        let after = cluster.with_changes(&rollout.changes);
+        let (batches, _) = topology(&after);
+        let cpu1 = lines_of(&batches, "tracer-lab-cpu1");
+        assert!(cpu1.contains(&node.lines[0].as_str()));
+        assert!(!cpu1.iter().any(|l| l.contains(&rollout.old.host_veth())));
+        let names = namespaces(&after);
+        assert!(names.contains(&pod_netns(&new.name)));
+        assert!(!names.contains(&pod_netns(&rollout.old.name)));
+
+        let removal = remove_pod(&rollout.old);
+        assert_eq!(removal.netns, "tracer-lab-cpu1");
+        assert_eq!(
+            removal.lines,
+            [format!("link del {}", rollout.old.host_veth())]
+        );
+    }
+
+    #[test]
+    fn kube_proxy_rules_follow_the_replacement_on_every_node() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let rollout = cluster
+            .rollout("nginx-test-7d9c4b6f5-abcde", false, "plan", 0)
+            .unwrap();
+        let after = cluster.with_changes(&rollout.changes);
+        let rules = kube_proxy_rules(&after);
+        assert_eq!(rules.len(), 3);
+        let nginx = &after.services[0];
+        for (_, text) in &rules {
+            assert!(text.contains(&format!("-j DNAT --to-destination {}:80", rollout.new.ip)));
+            assert!(text.contains(&nginx.sep_chain(rollout.new.ip)));
+            assert!(!text.contains("10.244.184.84:80"));
+            assert!(!text.contains(&nginx.sep_chain(rollout.old.ip)));
+        }
     }
 }

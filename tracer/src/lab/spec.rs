@@ -179,6 +179,9 @@ pub struct Pod {
     pub server: Server,
     pub ready: bool,
     pub mtu: u32,
+    /// When the Pod was created (Unix seconds); `None` for the seed's Pods, which are as
+    /// old as the lab.
+    pub created: Option<u64>,
 }
 
 impl Pod {
@@ -276,6 +279,9 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
+    /// Pods removed by [`PodChange::Remove`], oldest first: their names and addresses are
+    /// not handed out again unless asked (`replace-pod --reuse-ip`).
+    pub retired: Vec<Pod>,
 }
 
 const LAN: Ipv4Net = Ipv4Net::new(Ipv4Addr::new(172, 30, 1, 0), 24);
@@ -340,6 +346,7 @@ impl Cluster {
             server,
             ready,
             mtu,
+            created: None,
         };
         let nginx = Some(("nginx-test", "7d9c4b6f5"));
         let webapp = Some(("webapp", "5b8f6d7c9"));
@@ -432,6 +439,7 @@ impl Cluster {
             nodes,
             pods,
             services,
+            retired: Vec::new(),
         }
     }
 
@@ -463,6 +471,209 @@ impl Cluster {
     /// where cpu1's Calico never installed them).
     pub fn has_block_route(&self, from: &Node, _to: &Node) -> bool {
         !(self.scenario == Scenario::WrongInterface && from.name == "cpu1")
+    }
+}
+
+/// A change to the lab's Pods made after `up` (by `tracer lab replace-pod`). The lab's state
+/// keeps these in order, and every command and the daemon apply them to the scenario's seed
+/// ([`Cluster::with_changes`]), so namespaces, kube-proxy rules and the API cannot disagree,
+/// and a scenario switch keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodChange {
+    /// A new Pod from the template of `like` (owner, labels, node, image, server,
+    /// readiness), with a name and address of its own, created at `created` (Unix seconds).
+    Add {
+        name: String,
+        like: String,
+        ip: Ipv4Addr,
+        created: u64,
+    },
+    /// The Pod is gone.
+    Remove { name: String },
+}
+
+impl PodChange {
+    /// One line of the state file: `add NAME like TEMPLATE ip IP created SECS` or
+    /// `remove NAME`.
+    pub fn to_line(&self) -> String {
+        match self {
+            Self::Add {
+                name,
+                like,
+                ip,
+                created,
+            } => format!("add {name} like {like} ip {ip} created {created}"),
+            Self::Remove { name } => format!("remove {name}"),
+        }
+    }
+
+    pub fn parse(line: &str) -> Option<Self> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["add", name, "like", like, "ip", ip, "created", created] => Some(Self::Add {
+                name: (*name).to_owned(),
+                like: (*like).to_owned(),
+                ip: ip.parse().ok()?,
+                created: created.parse().ok()?,
+            }),
+            ["remove", name] => Some(Self::Remove {
+                name: (*name).to_owned(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What replacing one Pod takes, as a Deployment's ReplicaSet does it: the Pod that goes,
+/// the one that comes, and the two changes in the order to make them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    pub old: Pod,
+    pub new: Pod,
+    /// A new address: the new Pod first, then the old one goes (no endpoint is ever
+    /// missing). The old address (`--reuse-ip`): the old Pod goes first, since one address
+    /// cannot be in two Pods at once.
+    pub changes: [PodChange; 2],
+}
+
+/// Why a Pod cannot be replaced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RolloutError {
+    #[error("no Pod `{0}` in the lab")]
+    NoPod(String),
+    #[error(
+        "Pod {0} belongs to no Deployment: deleted, nothing would replace it (replace a Pod of nginx-test or webapp)"
+    )]
+    Unowned(String),
+    #[error("node {node}'s Pod block {block} has no free address left")]
+    BlockFull { node: &'static str, block: Ipv4Net },
+}
+
+/// The alphabet of Kubernetes' random name suffixes (no vowels, no confusable digits).
+const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+impl Cluster {
+    /// This cluster with `changes` made, in order. A change that no longer applies (its Pod
+    /// is unknown) is skipped, so a damaged state file cannot stop the lab.
+    #[must_use]
+    pub fn with_changes(mut self, changes: &[PodChange]) -> Self {
+        for change in changes {
+            match change {
+                PodChange::Add {
+                    name,
+                    like,
+                    ip,
+                    created,
+                } => {
+                    let template = self
+                        .pods
+                        .iter()
+                        .chain(self.retired.iter().rev())
+                        .find(|p| p.name == *like)
+                        .cloned();
+                    let taken = self.pods.iter().any(|p| p.name == *name || p.ip == *ip);
+                    if let Some(template) = template
+                        && !taken
+                    {
+                        self.pods.push(Pod {
+                            name: name.clone(),
+                            ip: *ip,
+                            created: Some(*created),
+                            ..template
+                        });
+                    }
+                }
+                PodChange::Remove { name } => {
+                    if let Some(i) = self.pods.iter().position(|p| p.name == *name) {
+                        let pod = self.pods.remove(i);
+                        self.retired.push(pod);
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// Plans replacing Pod `old` on its node, as its ReplicaSet would after the Pod was
+    /// deleted: a new Pod named `<deployment>-<hash>-<5 characters>` (the characters derived
+    /// from `seed`, which the caller makes unique), with `old`'s address when `reuse_ip`,
+    /// otherwise the lowest address of the node's block that no Pod of this lab has held.
+    pub fn rollout(
+        &self,
+        old: &str,
+        reuse_ip: bool,
+        seed: &str,
+        now: u64,
+    ) -> Result<Rollout, RolloutError> {
+        let old = self
+            .pod(old)
+            .ok_or_else(|| RolloutError::NoPod(old.to_owned()))?
+            .clone();
+        let Some((deployment, hash)) = old.deployment else {
+            return Err(RolloutError::Unowned(old.name));
+        };
+        let known = |name: &str| {
+            self.pods
+                .iter()
+                .chain(&self.retired)
+                .any(|p| p.name == name)
+        };
+        let name = (0u32..)
+            .map(|attempt| {
+                let digest = sha256(format!("{seed}/{attempt}").as_bytes());
+                let suffix: String = digest
+                    .iter()
+                    .take(5)
+                    .map(|b| char::from(SUFFIX_ALPHABET[usize::from(*b) % SUFFIX_ALPHABET.len()]))
+                    .collect();
+                format!("{deployment}-{hash}-{suffix}")
+            })
+            .find(|name| !known(name))
+            .expect("an unused name among endless candidates");
+        let ip = match self.node(old.node) {
+            Some(_) if reuse_ip => old.ip,
+            Some(node) => self.fresh_ip(node)?,
+            None => return Err(RolloutError::NoPod(old.name)),
+        };
+        let new = Pod {
+            name: name.clone(),
+            ip,
+            created: Some(now),
+            ..old.clone()
+        };
+        let add = PodChange::Add {
+            name,
+            like: old.name.clone(),
+            ip,
+            created: now,
+        };
+        let remove = PodChange::Remove {
+            name: old.name.clone(),
+        };
+        let changes = if reuse_ip {
+            [remove, add]
+        } else {
+            [add, remove]
+        };
+        Ok(Rollout { old, new, changes })
+    }
+
+    /// The lowest address of `node`'s block (past the tunnel's, the block's first) that no
+    /// Pod holds or held.
+    fn fresh_ip(&self, node: &Node) -> Result<Ipv4Addr, RolloutError> {
+        let first = u32::from(node.block.addr);
+        let size = 1u32 << (32 - u32::from(node.block.prefix));
+        let used = |ip: Ipv4Addr| {
+            ip == node.vtep_ip() || self.pods.iter().chain(&self.retired).any(|p| p.ip == ip)
+        };
+        // Not the block's first (the tunnel's) nor its last address.
+        (first + 1..first + size - 1)
+            .map(Ipv4Addr::from)
+            .find(|ip| !used(*ip))
+            .ok_or(RolloutError::BlockFull {
+                node: node.name,
+                block: node.block,
+            })
     }
 }
 
@@ -524,5 +735,138 @@ mod tests {
         let names: std::collections::HashSet<_> = cluster.pods.iter().map(Pod::host_veth).collect();
         assert_eq!(names.len(), cluster.pods.len());
         assert!(names.iter().all(|n| n.len() == 15 && n.starts_with("cali")));
+    }
+    fn replace(cluster: Cluster, pod: &str, reuse_ip: bool, seed: &str) -> (Cluster, Rollout) {
+        let rollout = cluster.rollout(pod, reuse_ip, seed, 1_800_000_000).unwrap();
+        (cluster.with_changes(&rollout.changes), rollout)
+    }
+
+    fn nginx_endpoints(cluster: &Cluster) -> Vec<String> {
+        cluster
+            .endpoints(&cluster.services[0])
+            .iter()
+            .map(|p| format!("{} {}", p.name, p.ip))
+            .collect()
+    }
+
+    #[test]
+    fn a_rollout_with_a_new_address_adds_first_then_removes() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let (after, rollout) = replace(cluster, "nginx-test-7d9c4b6f5-abcde", false, "s1");
+        let new = &rollout.new;
+        assert!(
+            new.name.starts_with("nginx-test-7d9c4b6f5-"),
+            "{}",
+            new.name
+        );
+        let suffix = new.name.rsplit('-').next().unwrap();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)));
+        assert_ne!(new.name, rollout.old.name);
+        assert_eq!((new.node, new.deployment), ("cpu1", rollout.old.deployment));
+        // The lowest free address of cpu1's block past the tunnel's .64.
+        assert_eq!(new.ip, Ipv4Addr::new(10, 244, 184, 65));
+        assert!(matches!(rollout.changes[0], PodChange::Add { .. }));
+        assert!(matches!(rollout.changes[1], PodChange::Remove { .. }));
+        assert_eq!(new.created, Some(1_800_000_000));
+
+        assert!(after.pod("nginx-test-7d9c4b6f5-abcde").is_none());
+        assert_eq!(after.pod(&new.name), Some(new));
+        assert_eq!(after.pods.len(), 6);
+        assert_eq!(after.retired, std::slice::from_ref(&rollout.old));
+        assert_eq!(
+            nginx_endpoints(&after),
+            [
+                "nginx-test-7d9c4b6f5-x2k8p 10.244.102.138".to_owned(),
+                format!("{} 10.244.184.65", new.name),
+                "nginx-test-7d9c4b6f5-q7w4n 10.244.5.203".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rollout_reusing_the_address_removes_first_and_keeps_the_sep_chain() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let (after, rollout) = replace(cluster, "nginx-test-7d9c4b6f5-abcde", true, "s1");
+        assert_eq!(rollout.new.ip, Ipv4Addr::new(10, 244, 184, 84));
+        assert!(matches!(rollout.changes[0], PodChange::Remove { .. }));
+        assert!(matches!(rollout.changes[1], PodChange::Add { .. }));
+        assert_eq!(
+            after.pod(&rollout.new.name).map(|p| p.ip),
+            Some(rollout.new.ip)
+        );
+        assert!(after.pod(&rollout.old.name).is_none());
+        // kube-proxy names the endpoint chain after ip:port, so it stays.
+        assert_eq!(
+            after.services[0].sep_chain(rollout.new.ip),
+            "KUBE-SEP-3DGSCWRDZYIA2HSW"
+        );
+    }
+
+    #[test]
+    fn successive_rollouts_never_hand_out_a_retired_name_or_address() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let (once, first) = replace(cluster, "nginx-test-7d9c4b6f5-abcde", false, "same");
+        let (twice, second) = replace(once, &first.new.name, false, "same");
+        assert_ne!(second.new.name, first.new.name);
+        assert_ne!(second.new.name, first.old.name);
+        assert_eq!(second.new.ip, Ipv4Addr::new(10, 244, 184, 66));
+        let (thrice, third) = replace(twice, &second.new.name, true, "same");
+        assert_eq!(third.new.ip, second.new.ip);
+        assert_eq!(thrice.retired.len(), 3);
+        assert_eq!(thrice.pods.len(), 6);
+    }
+
+    #[test]
+    fn changes_survive_a_scenario_switch_and_their_state_lines() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let rollout = cluster
+            .rollout("nginx-test-7d9c4b6f5-q7w4n", false, "x", 7)
+            .unwrap();
+        let lines: Vec<String> = rollout.changes.iter().map(PodChange::to_line).collect();
+        let parsed: Vec<PodChange> = lines.iter().filter_map(|l| PodChange::parse(l)).collect();
+        assert_eq!(parsed, rollout.changes);
+        assert!(lines[0].starts_with("add nginx-test-7d9c4b6f5-"));
+        assert!(lines[0].ends_with("like nginx-test-7d9c4b6f5-q7w4n ip 10.244.5.193 created 7"));
+        assert_eq!(PodChange::parse("remove"), None);
+
+        // The same changes on another scenario: the new Pod takes that scenario's state.
+        let broken = Cluster::seed(Scenario::NoEndpoints).with_changes(&parsed);
+        let new = broken.pod(&rollout.new.name).unwrap();
+        assert!(!new.ready);
+        assert_eq!(new.node, "gpu1");
+        assert!(broken.endpoints(&broken.services[0]).is_empty());
+    }
+
+    #[test]
+    fn only_deployment_pods_are_replaced_and_stale_changes_are_skipped() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        assert_eq!(
+            cluster.rollout("nettest", false, "s", 0),
+            Err(RolloutError::Unowned("nettest".to_owned()))
+        );
+        assert_eq!(
+            cluster.rollout("nope", false, "s", 0),
+            Err(RolloutError::NoPod("nope".to_owned()))
+        );
+        let stale = [
+            PodChange::Remove {
+                name: "gone".into(),
+            },
+            PodChange::Add {
+                name: "x".into(),
+                like: "gone".into(),
+                ip: Ipv4Addr::new(10, 244, 184, 90),
+                created: 0,
+            },
+            // An address already held is never given twice.
+            PodChange::Add {
+                name: "y".into(),
+                like: "nettest".into(),
+                ip: Ipv4Addr::new(10, 244, 184, 84),
+                created: 0,
+            },
+        ];
+        assert_eq!(cluster.clone().with_changes(&stale), cluster);
     }
 }

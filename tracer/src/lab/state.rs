@@ -1,12 +1,18 @@
 //! What the lab has created, kept under `/run/tracer-lab/` so `down` removes exactly that,
 //! even after a crashed `up`: namespace names are recorded *before* they are created.
+//!
+//! It also holds what the cluster is now: the scenario, and the Pod changes made since
+//! `up` (`changes`, one [`PodChange`] a line), from which [`State::cluster`] derives the
+//! cluster every command and the daemon use. The daemon writes how many changes it has
+//! served (`applied`), so `replace-pod` can wait for the API and the HTTP servers before
+//! it moves traffic.
 
 use std::{
     fs, io,
     path::{Path, PathBuf},
 };
 
-use super::spec::Scenario;
+use super::spec::{Cluster, PodChange, Scenario};
 
 pub struct State {
     dir: PathBuf,
@@ -80,6 +86,49 @@ impl State {
         fs::rename(tmp, self.file("scenario"))
     }
 
+    /// The Pod changes made since `up`, in order.
+    pub fn changes(&self) -> Vec<PodChange> {
+        fs::read_to_string(self.file("changes"))
+            .map(|text| text.lines().filter_map(PodChange::parse).collect())
+            .unwrap_or_default()
+    }
+
+    /// Appends a change. Write-then-rename, like the scenario: the daemon polls this file.
+    pub fn push_change(&self, change: &PodChange) -> io::Result<()> {
+        let mut lines: Vec<String> = self.changes().iter().map(PodChange::to_line).collect();
+        lines.push(change.to_line());
+        let tmp = self.file("changes.tmp");
+        fs::write(&tmp, lines.join("\n") + "\n")?;
+        fs::rename(tmp, self.file("changes"))
+    }
+
+    /// The cluster as it is now: the scenario's seed with the changes made; `None` while
+    /// the lab is down.
+    pub fn cluster(&self) -> Option<Cluster> {
+        let scenario = self.scenario()?;
+        Some(self.cluster_in(scenario))
+    }
+
+    /// The cluster in `scenario` with the changes made (what `up --scenario` switches to).
+    pub fn cluster_in(&self, scenario: Scenario) -> Cluster {
+        Cluster::seed(scenario).with_changes(&self.changes())
+    }
+
+    /// How many changes the daemon serves (API objects and HTTP servers).
+    pub fn applied(&self) -> Option<usize> {
+        fs::read_to_string(self.file("applied"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn set_applied(&self, count: usize) -> io::Result<()> {
+        let tmp = self.file("applied.tmp");
+        fs::write(&tmp, count.to_string())?;
+        fs::rename(tmp, self.file("applied"))
+    }
+
     pub fn scenario_path(&self) -> PathBuf {
         self.file("scenario")
     }
@@ -134,6 +183,23 @@ mod tests {
         state.set_scenario(Scenario::Vxlan).unwrap();
         assert_eq!(state.scenario(), Some(Scenario::Vxlan));
         assert_eq!(state.daemon_pid(), None);
+
+        assert!(state.changes().is_empty());
+        let healthy = Cluster::seed(Scenario::Healthy);
+        let rollout = healthy
+            .rollout("nginx-test-7d9c4b6f5-abcde", false, "state", 0)
+            .unwrap();
+        for change in &rollout.changes {
+            state.push_change(change).unwrap();
+        }
+        assert_eq!(state.changes(), rollout.changes);
+        let now = state.cluster().unwrap();
+        assert_eq!(now.scenario, Scenario::Vxlan);
+        assert!(now.pod(&rollout.new.name).is_some());
+        assert!(now.pod(&rollout.old.name).is_none());
+        assert_eq!(state.applied(), None);
+        state.set_applied(2).unwrap();
+        assert_eq!(state.applied(), Some(2));
         state.remove().unwrap();
         assert!(!dir.exists());
     }

@@ -6,7 +6,12 @@
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     net::{TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
     path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::Duration,
 };
@@ -22,20 +27,47 @@ pub const WEBAPP_PAGE: &str = "\n<!DOCTYPE html>\n<html>\n<head>\n    <title>Kub
 /// Largest `/bytes/N` answered.
 const MAX_BYTES: usize = 16 * 1024 * 1024;
 
+/// A Pod's HTTP server; [`WebServer::stop`] closes its listener (a Pod going away).
+pub struct WebServer {
+    listener: TcpListener,
+    stopping: Arc<AtomicBool>,
+}
+
+impl WebServer {
+    /// Stops accepting: the accept loop wakes (a shut-down listening socket fails
+    /// `accept`) and drops the listener, so nothing of the Pod's namespace stays open but
+    /// connections being answered, which close within their timeout.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        // SAFETY: shutdown on a socket this value owns.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
 /// Binds port 80 inside the namespace at `netns_path` and serves on a background thread.
-pub fn serve_in(netns_path: &Path, pod: String, server: Server) -> std::io::Result<()> {
+pub fn serve_in(netns_path: &Path, pod: String, server: Server) -> std::io::Result<WebServer> {
     let listener = netns::run_in(netns_path, || TcpListener::bind("0.0.0.0:80"))??;
+    let accepting = listener.try_clone()?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&stopping);
     thread::Builder::new()
         .name(format!("http-{pod}"))
         .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let pod = pod.clone();
-                thread::spawn(move || {
-                    let _ = answer(stream, &pod, server);
-                });
+            loop {
+                match accepting.accept() {
+                    Ok((stream, _)) => {
+                        let pod = pod.clone();
+                        thread::spawn(move || {
+                            let _ = answer(stream, &pod, server);
+                        });
+                    }
+                    Err(_) if stop.load(Ordering::Relaxed) => return,
+                    // Out of descriptors and the like: back off rather than spin.
+                    Err(_) => thread::sleep(Duration::from_millis(50)),
+                }
             }
         })?;
-    Ok(())
+    Ok(WebServer { listener, stopping })
 }
 
 fn answer(mut stream: TcpStream, pod: &str, server: Server) -> std::io::Result<()> {

@@ -8,7 +8,7 @@
 
 use aya::{
     Ebpf,
-    programs::{LinkOrder, SchedClassifier, TcAttachType, tc},
+    programs::{LinkOrder, SchedClassifier, TcAttachType, tc, tc::SchedClassifierLinkId},
 };
 use tracer_common::programs;
 
@@ -90,4 +90,36 @@ pub fn attach(
         .attach_with_options(interface, direction.attach_type(), options)
         .map_err(LoadError::program(name))?;
     Ok(created_qdisc)
+}
+
+/// Attaches the classifier for `direction` to `interface` as a TCX link (in the calling
+/// thread's namespace) and returns the link's id, so that [`detach`] can remove this one
+/// link later (an interface that went away) while the others stay.
+pub fn attach_tcx(
+    ebpf: &mut Ebpf,
+    interface: &str,
+    direction: Direction,
+) -> Result<SchedClassifierLinkId, LoadError> {
+    let name = direction.program();
+    classifier(ebpf, name)?
+        .attach_with_options(
+            interface,
+            direction.attach_type(),
+            tc::TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map_err(LoadError::program(name))
+}
+
+/// Removes one link made by [`attach_tcx`]. A TCX link is ours alone: this closes it and
+/// touches no qdisc or filter. It works in any namespace and after the interface is gone
+/// (the kernel has then already unhooked it; this frees the link).
+pub fn detach(
+    ebpf: &mut Ebpf,
+    direction: Direction,
+    link: SchedClassifierLinkId,
+) -> Result<(), LoadError> {
+    let name = direction.program();
+    classifier(ebpf, name)?
+        .detach(link)
+        .map_err(LoadError::program(name))
 }

@@ -452,6 +452,15 @@ fn pod_condition(type_: &str, status: bool, host: &Host) -> core::PodCondition {
 }
 
 fn pod(p: &spec::Pod, cluster: &Cluster, host: &Host) -> core::Pod {
+    // A Pod made after `up` (`lab replace-pod`) carries its own creation time everywhere
+    // the seed's Pods carry the lab's start.
+    let created = p
+        .created
+        .and_then(|s| Timestamp::from_second(i64::try_from(s).ok()?).ok());
+    let host = &Host {
+        created: created.unwrap_or(host.created),
+        ..host.clone()
+    };
     let container = container_name(p);
     let ip = p.ip.to_string();
     let host_ip = cluster
@@ -942,5 +951,64 @@ mod tests {
             pretty_name("NAME=x\nPRETTY_NAME=\"Debian GNU/Linux 12\"\n").as_deref(),
             Some("Debian GNU/Linux 12")
         );
+    }
+    #[test]
+    fn a_replacement_pod_is_new_in_name_uid_and_time_and_its_endpoints_follow() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let rollout = cluster
+            .rollout(
+                "nginx-test-7d9c4b6f5-abcde",
+                false,
+                "objects",
+                1_800_000_000,
+            )
+            .unwrap();
+        let before = build(&cluster, &host());
+        let after = build(&cluster.with_changes(&rollout.changes), &host());
+        let Object::Pod(new) = find(&after, Kind::Pod, &rollout.new.name) else {
+            panic!("pod");
+        };
+        assert!(!after.iter().any(|o| o.name() == rollout.old.name));
+        let Object::Pod(old) = find(&before, Kind::Pod, &rollout.old.name) else {
+            panic!("pod");
+        };
+        assert_ne!(new.metadata.uid, old.metadata.uid);
+        assert_eq!(
+            new.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            Some(1_800_000_000)
+        );
+        assert_eq!(new.metadata.owner_references, old.metadata.owner_references);
+        assert_eq!(
+            new.metadata.generate_name.as_deref(),
+            Some("nginx-test-7d9c4b6f5-")
+        );
+        assert_eq!(
+            new.status.as_ref().and_then(|s| s.pod_ip.as_deref()),
+            Some("10.244.184.65")
+        );
+        let slice = slice_of(&after, "nginx-test");
+        let targets: Vec<_> = slice
+            .endpoints
+            .iter()
+            .map(|e| {
+                (
+                    e.addresses[0].clone(),
+                    e.target_ref.as_ref().and_then(|r| r.name.clone()),
+                )
+            })
+            .collect();
+        assert!(targets.contains(&("10.244.184.65".to_owned(), Some(rollout.new.name.clone()))));
+        assert_eq!(targets.len(), 3);
+        assert_eq!(
+            slice_name_of(&after, "nginx-test"),
+            slice_name_of(&before, "nginx-test")
+        );
+    }
+
+    fn slice_name_of(objects: &[Object], service: &str) -> Option<String> {
+        slice_of(objects, service).metadata.name
     }
 }

@@ -312,4 +312,36 @@ mod tests {
         assert_eq!(events.len(), 3);
         writer.join().expect("writer");
     }
+    #[test]
+    fn a_replaced_pod_is_deleted_and_its_successor_added_with_endpoints_modified() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let rollout = cluster
+            .rollout("nginx-test-7d9c4b6f5-abcde", true, "store", 0)
+            .unwrap();
+        let store = Store::new(objects::build(&cluster, &host()));
+        let start = store.version();
+        let after = cluster.with_changes(&rollout.changes);
+        assert_eq!(store.replace(objects::build(&after, &host())), 4);
+        let (_, pods) = store
+            .events_after(Kind::Pod, start, Duration::ZERO)
+            .expect("retained");
+        let mut seen: Vec<_> = pods
+            .iter()
+            .map(|e| (e.kind, e.object.name().to_owned()))
+            .collect();
+        seen.sort_by_key(|(_, name)| name.clone());
+        let mut expected = vec![
+            (EventType::Deleted, rollout.old.name.clone()),
+            (EventType::Added, rollout.new.name.clone()),
+        ];
+        expected.sort_by_key(|(_, name)| name.clone());
+        assert_eq!(seen, expected);
+        for kind in [Kind::Endpoints, Kind::EndpointSlice] {
+            let (_, events) = store
+                .events_after(kind, start, Duration::ZERO)
+                .expect("retained");
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].kind, EventType::Modified);
+        }
+    }
 }
