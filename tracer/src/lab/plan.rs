@@ -14,6 +14,10 @@
 //! A scenario (applied on every `up`, so `up` switches in place) sets the node addresses,
 //! Calico's routes (`proto 80`), VXLAN neighbours and FDB entries, MTUs and the iptables
 //! rules. Its cleanup batch runs with `-force`, since what it removes may not exist yet.
+//!
+//! A Pod replaced after `up` (`lab replace-pod`) is wired by [`add_pod`] exactly as
+//! [`topology`] wires the seed's Pods, unwired by [`remove_pod`], and kube-proxy's rules are
+//! rewritten alone ([`kube_proxy_rules`]), without the rest of a scenario switch.
 
 use super::{
     kube_proxy,

@@ -1,6 +1,8 @@
 //! The lab's cluster, as data: the seed's three nodes, its Pods and Services, and the
 //! scenarios. Everything else in `lab` (namespaces, routes, kube-proxy rules, the
-//! Kubernetes API) is derived from this one description, so they cannot disagree.
+//! Kubernetes API) is derived from this one description, so they cannot disagree. Pods
+//! replaced after `up` are [`PodChange`]s applied to the seed ([`Cluster::with_changes`]);
+//! [`Cluster::rollout`] plans one replacement.
 //!
 //! Values come from the seed (`shared/seed/`, summarised in DESIGN §5): node and Pod
 //! addresses, per-node /26 blocks, the `nginx-test` ClusterIP 10.109.60.89 and the `webapp`
