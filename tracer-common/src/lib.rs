@@ -14,6 +14,12 @@
 //! - Addresses and ports are kept in network byte order exactly as they were on the wire
 //!   (`u32`/`u16` holding big-endian bytes), so the kernel side copies without swapping and
 //!   userspace converts once, in one place.
+//! - Which packets are emitted is decided in the kernel from `FILTER_ADDRS`, with
+//!   `FOLLOW_BITS` (a Bloom filter of the same addresses, see [`follow_bits`]) in front so
+//!   that an unfollowed packet costs two inlined array reads, not two hash lookups.
+//! - The programs never wake the reader (`BPF_RB_NO_WAKEUP`); userspace drains the ring
+//!   buffer on a timer ([`EVENTS_POLL_MS`]). Records that do not fit are counted in `LOSS`,
+//!   never dropped silently.
 //!
 //! # Packet identity
 //!

@@ -32,10 +32,16 @@ pub fn global<T: Copy>(value: &T) -> T {
     unsafe { core::ptr::read_volatile(value) }
 }
 
+/// Whether every IPv4 packet is emitted (`TRACE_ALL`), regardless of addresses.
+#[inline(always)]
+pub fn trace_all() -> bool {
+    global(&TRACE_ALL) != 0
+}
+
 /// Whether a packet between these addresses is one we follow.
 #[inline(always)]
 pub fn wanted(saddr: u32, daddr: u32) -> bool {
-    if global(&TRACE_ALL) != 0 {
+    if trace_all() {
         return true;
     }
     (may_follow(saddr) || may_follow(daddr))
@@ -45,7 +51,7 @@ pub fn wanted(saddr: u32, daddr: u32) -> bool {
 
 /// False when `addr` is certainly not followed: its bit in `FOLLOW_BITS` is clear.
 #[inline(always)]
-fn may_follow(addr: u32) -> bool {
+pub fn may_follow(addr: u32) -> bool {
     let (word, bit) = follow_bits::slot(addr);
     FOLLOW_BITS.get(word).is_some_and(|w| w & bit != 0)
 }

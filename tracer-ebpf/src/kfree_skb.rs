@@ -6,9 +6,9 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::{PacketEvent, kind};
 
 use crate::{
-    emit::{global, submit, wanted},
+    emit::{global, may_follow, submit, trace_all, wanted},
     kernel::{OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, device_of, kread},
-    packet::{PacketBytes, parse_ipv4},
+    packet::{PacketBytes, is_vxlan_port, parse_ipv4},
 };
 
 /// The packet starting at the skb's network header.
@@ -19,6 +19,48 @@ impl PacketBytes for KernelBytes {
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
         kread(self.0, offset as u32)
     }
+}
+
+/// The first 28 bytes at the network header: an option-less IPv4 header and, for UDP, the
+/// UDP header.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Ipv4Udp {
+    version_ihl: u8,
+    _tos: u8,
+    _len: u16,
+    _id: u16,
+    _frag: u16,
+    _ttl: u8,
+    proto: u8,
+    _check: u16,
+    saddr: u32,
+    daddr: u32,
+    _sport: u16,
+    dport: u16,
+    _udp_rest: u32,
+}
+
+/// Most freed skbs are not packets we follow: tell from one read of the headers and the
+/// addresses' bits in `FOLLOW_BITS`, before the field-by-field parse. False means "parse
+/// it" (including anything this does not understand, such as VXLAN or IP options).
+#[inline(always)]
+fn certainly_unfollowed(l3: *const u8) -> bool {
+    let Some(h) = kread::<Ipv4Udp>(l3, 0) else {
+        // Fewer than 28 readable bytes: let the parser decide.
+        return false;
+    };
+    if h.version_ihl >> 4 != 4 {
+        // Not IPv4 at all (ARP, IPv6, an skb without a network header yet).
+        return true;
+    }
+    if trace_all() || h.version_ihl != 0x45 {
+        return false;
+    }
+    if h.proto == 17 && is_vxlan_port(u16::from_be(h.dport)) {
+        return false;
+    }
+    !may_follow(h.saddr) && !may_follow(h.daddr)
 }
 
 #[btf_tracepoint(function = "kfree_skb")]
@@ -33,7 +75,11 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
 fn observe(skb: *const u8, reason: u32) -> Option<()> {
     let head: *const u8 = kread(skb, global(&OFF_SKB_HEAD))?;
     let network_header: u16 = kread(skb, global(&OFF_SKB_NETWORK_HEADER))?;
-    let bytes = KernelBytes(head.wrapping_add(usize::from(network_header)));
+    let l3 = head.wrapping_add(usize::from(network_header));
+    if certainly_unfollowed(l3) {
+        return None;
+    }
+    let bytes = KernelBytes(l3);
     let mut event = PacketEvent::default();
     // Most freed skbs are not IPv4 at their network header (or not packets we follow);
     // those are not losses, so nothing is counted here.

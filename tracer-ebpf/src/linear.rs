@@ -11,7 +11,10 @@
 use aya_ebpf::programs::TcContext;
 use tracer_common::{PacketEvent, flags};
 
-use crate::{emit::wanted, packet::is_vxlan_port};
+use crate::{
+    emit::{may_follow, trace_all, wanted},
+    packet::is_vxlan_port,
+};
 
 pub enum Linear {
     /// Not IPv4, or not a packet we follow.
@@ -62,6 +65,56 @@ impl Frame {
     fn has(self, len: usize) -> bool {
         self.data + len <= self.end
     }
+}
+
+/// True when the packet is certainly not followed, decided from its addresses' bits in
+/// `FOLLOW_BITS` alone: the cheapest possible answer for the common case, given before any
+/// event is even zeroed. False means "parse it".
+#[inline(always)]
+pub fn certainly_unfollowed(ctx: &TcContext) -> bool {
+    let frame = Frame {
+        data: ctx.data(),
+        end: ctx.data_end(),
+    };
+    if !frame.has(L4 + 8) {
+        return false;
+    }
+    let data = frame.data;
+    // SAFETY: L4 + 8 bytes checked above.
+    let (ethertype, version_ihl, proto, dport) = unsafe {
+        (
+            get::<u16>(data, 12),
+            get::<u8>(data, IP),
+            get::<u8>(data, IP + 9),
+            u16::from_be(get::<u16>(data, L4 + 2)),
+        )
+    };
+    if ethertype != ETH_P_IP_BE {
+        return true;
+    }
+    if version_ihl != PLAIN_IPV4 {
+        return false;
+    }
+    // Constant offsets on each branch: a variable one would need the longer bounds check.
+    let (saddr, daddr) = if proto == IPPROTO_UDP && is_vxlan_port(dport) {
+        if !frame.has(INNER_L4) {
+            return false;
+        }
+        // SAFETY: INNER_L4 bytes checked above.
+        unsafe {
+            if get::<u16>(data, INNER_ETH + 12) != ETH_P_IP_BE {
+                return true;
+            }
+            (
+                get::<u32>(data, INNER_IP + 12),
+                get::<u32>(data, INNER_IP + 16),
+            )
+        }
+    } else {
+        // SAFETY: L4 + 8 bytes checked above.
+        unsafe { (get::<u32>(data, IP + 12), get::<u32>(data, IP + 16)) }
+    };
+    !trace_all() && !may_follow(saddr) && !may_follow(daddr)
 }
 
 #[inline(always)]

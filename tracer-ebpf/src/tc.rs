@@ -34,6 +34,9 @@ pub fn tc_egress(ctx: TcContext) -> i32 {
 
 #[inline(always)]
 fn observe(ctx: &TcContext, hook: u16) {
+    if linear::certainly_unfollowed(ctx) {
+        return;
+    }
     let mut event = PacketEvent::default();
     match linear::parse(ctx, &mut event) {
         Linear::Skip => return,
