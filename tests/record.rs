@@ -169,6 +169,69 @@ fn a_recorded_session_replays_identically_and_exports_to_pcapng() {
 }
 
 #[test]
+fn a_record_only_session_keeps_every_observation_for_replay() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let recording = scratch("record-only.trace");
+    let record_arg = recording.to_str().unwrap().to_owned();
+    let follow = Follow::start(
+        &lab,
+        &[
+            "nettest",
+            "svc/nginx-test",
+            "--record",
+            &record_arg,
+            "--output",
+            "summary",
+        ],
+    );
+    for _ in 0..5 {
+        assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
+    }
+    let (stdout, _) = follow.stop_raw();
+    // "N observations recorded (see the journeys with `tracer replay`); events lost …"
+    let recorded: usize = stdout
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in the summary: {stdout}"));
+    assert!(
+        stdout.contains("observations recorded") && stdout.contains("events lost in the kernel: 0"),
+        "{stdout}"
+    );
+
+    // Replay does the correlation the live session skipped: every observation is there,
+    // and five HTTP exchanges come out as delivered journeys through the Service.
+    let summary = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args(["replay", "--output", "summary"])
+        .arg(&recording)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&summary.stdout);
+    assert!(
+        summary.contains(&format!("from {recorded} observations")),
+        "replay reads every recorded observation: {summary} vs {recorded}"
+    );
+    let (journeys, _, ok) = replay_json(&recording);
+    assert!(ok);
+    let syns: Vec<_> = journeys
+        .iter()
+        .filter(|j| j["summary"] == "SYN" && j["direction"] == "request")
+        .collect();
+    assert_eq!(syns.len(), 5, "one SYN per request");
+    for syn in syns {
+        assert_eq!(syn["verdict"], "delivered", "{syn}");
+        assert!(
+            syn["hops"].to_string().contains("KUBE-SEP-"),
+            "the Service DNAT is explained at replay: {syn}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(recording.parent().unwrap());
+}
+
+#[test]
 fn a_recorder_killed_with_sigkill_replays_every_complete_record() {
     if !require_root() {
         return;

@@ -31,12 +31,18 @@ impl Follow {
         Self::start_with(&lab.prefix, &full)
     }
 
-    /// Starts `tracer follow ARGS --output json`, tracing only namespaces named `prefix…`.
+    /// Starts `tracer follow ARGS --output json` (unless ARGS choose an output), tracing
+    /// only namespaces named `prefix…`.
     pub fn start_with(prefix: &str, args: &[&str]) -> Self {
+        let json: &[&str] = if args.contains(&"--output") {
+            &[]
+        } else {
+            &["--output", "json"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_tracer"))
             .arg("follow")
             .args(args)
-            .args(["--output", "json"])
+            .args(json)
             .env("TRACER_NETNS_PREFIX", prefix)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -109,7 +115,17 @@ impl Follow {
     }
 
     /// Like [`Follow::stop`], with what the tracer printed on stderr (its summary).
-    pub fn stop_with_stderr(mut self) -> (Vec<Value>, String) {
+    pub fn stop_with_stderr(self) -> (Vec<Value>, String) {
+        let (text, stderr) = self.stop_raw();
+        let journeys = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        (journeys, stderr)
+    }
+
+    /// Stops the tracer as [`Follow::stop`] does; returns its stdout and stderr as text.
+    pub fn stop_raw(mut self) -> (String, String) {
         thread::sleep(Duration::from_millis(800));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGINT) };
@@ -121,13 +137,9 @@ impl Follow {
             .join()
             .expect("read journeys");
         assert!(status.success(), "tracer follow exited with {status}");
-        let journeys = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
         thread::sleep(Duration::from_millis(100));
         let stderr = self.stderr.lock().unwrap().clone();
-        (journeys, stderr)
+        (text, stderr)
     }
 }
 

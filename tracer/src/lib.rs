@@ -7,11 +7,12 @@
 //! are where journeys go; `lab` is the built-in cluster; `doctor` finds out what the kernel
 //! allows; `ebpf`, `probes` and `events` load, attach and read the kernel programs; `btf`,
 //! `kernel_layout` and `drop_reason` read the running kernel's types; `netns` runs work in
-//! other network namespaces; `caps` reads capabilities.
+//! other network namespaces; `caps` reads capabilities; `clock` is the kernel's clock.
 
 pub mod btf;
 pub mod caps;
 pub mod cli;
+pub mod clock;
 pub mod doctor;
 pub mod drop_reason;
 pub mod ebpf;

@@ -28,6 +28,7 @@ use aya::Ebpf;
 use crate::{
     btf::Btf,
     caps,
+    clock::monotonic_ns,
     drop_reason::DropReasons,
     ebpf::{self, LoadOptions},
     events::{self, EventStream},
@@ -164,16 +165,6 @@ pub fn attachments(topology: &Topology, filter: &[std::net::Ipv4Addr]) -> Vec<At
         }
     }
     out.into_iter().collect()
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 pub fn wall_offset_ns() -> i128 {
@@ -425,23 +416,26 @@ impl Output<'_> {
         if raws.is_empty() {
             return Ok(false);
         }
-        let model = self.cluster.snapshot();
         let topology = self.topology.current();
-        // A new model (the watch saw a change) or topology means new names.
-        self.memo.renew((
-            Arc::as_ptr(&model) as usize,
-            usize::try_from(self.topology.generation()).unwrap_or(usize::MAX),
-        ));
-        let names = naming::ModelNames(&model);
-        let ctx = Context {
-            topology: &topology,
-            cluster: &names,
-            reasons: &self.reasons,
-            followed: &self.plan.followed,
-            wall_offset_ns: self.wall_offset_ns,
-            memo: &self.memo,
-        };
         for raw in raws {
+            // Named by the cluster as it was when the packet started, not as it is now: a
+            // Pod replaced (its IP reused) in between must not rename the old one's packets.
+            let started = raw.observations.first().map_or(u64::MAX, |o| o.ts_ns);
+            let model = self.cluster.snapshot_at(started);
+            // A new model (the watch saw a change) or topology means new names.
+            self.memo.renew((
+                Arc::as_ptr(&model) as usize,
+                usize::try_from(self.topology.generation()).unwrap_or(usize::MAX),
+            ));
+            let names = naming::ModelNames(&model);
+            let ctx = Context {
+                topology: &topology,
+                cluster: &names,
+                reasons: &self.reasons,
+                followed: &self.plan.followed,
+                wall_offset_ns: self.wall_offset_ns,
+                memo: &self.memo,
+            };
             let journey = explain::explain(&raw, &ctx);
             if !wanted(&journey, self.plan) {
                 continue;

@@ -87,6 +87,15 @@ impl ClusterHandle {
         Arc::clone(&self.shared.model.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The model as it was at `ts_ns` (CLOCK_MONOTONIC, the clock of kernel events): names
+    /// for a packet seen then, even if a Pod was replaced since. The current model for
+    /// times later than the last change.
+    pub fn snapshot_at(&self, ts_ns: u64) -> Arc<ClusterModel> {
+        self.shared
+            .model_at(ts_ns)
+            .unwrap_or_else(|| self.snapshot())
+    }
+
     /// True while the watch is failing (e.g. the API server went away); the last good model
     /// stays in [`Self::snapshot`].
     pub fn stale(&self) -> bool {

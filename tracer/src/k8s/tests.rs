@@ -751,3 +751,47 @@ fn bridge_cluster_file_loads_through_the_handle() {
         m.nodes().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn packets_are_named_by_the_model_of_their_time() {
+    use super::{objects::ClusterObjects, watch::Shared};
+
+    let with = |name: &str| ClusterObjects {
+        pods: typed(vec![pod(
+            "default",
+            name,
+            Some("10.244.1.5"),
+            "cpu1",
+            "Running",
+            true,
+        )]),
+        ..ClusterObjects::default()
+    };
+    let named_at = |shared: &Shared, ts: u64| {
+        shared
+            .model_at(ts)
+            .unwrap()
+            .pod_by_ip(ip("10.244.1.5"))
+            .unwrap()
+            .name
+            .clone()
+    };
+    let shared = Shared::default();
+    assert!(shared.model_at(0).is_none(), "nothing published yet");
+    shared.publish(with("web-old"));
+    let before_reuse = crate::clock::monotonic_ns();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    // The IP is reused by a replacement Pod.
+    shared.publish(with("web-new"));
+    assert_eq!(named_at(&shared, before_reuse), "web-old");
+    assert_eq!(named_at(&shared, crate::clock::monotonic_ns()), "web-new");
+    assert_eq!(
+        named_at(&shared, 0),
+        "web-old",
+        "older than all: the oldest kept"
+    );
+    for i in 0..40 {
+        shared.publish(with(&format!("web-{i}")));
+    }
+    assert!(shared.history.lock().unwrap().len() <= 16, "bounded");
+}
