@@ -20,12 +20,14 @@ use std::{
 };
 
 use serde_json::Value;
+// CLOCK_MONOTONIC: the clock of a journey's `start_ns`.
 use support::{
     ChildGuard,
     follow::{Follow, hops},
     lab::Lab,
     require_root,
 };
+use tracer::clock::monotonic_ns;
 
 const SERVICE: &str = "http://10.109.60.89/";
 const CPU1_POD: &str = "nginx-test-7d9c4b6f5-abcde";
@@ -334,17 +336,6 @@ fn replace_pod_is_a_rollout_that_kubectl_curl_and_kube_proxy_see() {
     assert!(!std::path::Path::new(&format!("/run/{}state", lab.prefix)).exists());
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of a journey's `start_ns`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap()
-}
-
 fn curl_ok(lab: &Lab, url: &str) {
     let (code, page) = lab.curl("pod-nettest", url);
     assert_eq!(code, 0, "{url}: {page}");
@@ -416,7 +407,13 @@ fn follow_names_the_new_pod_after_a_rollout_and_after_ip_reuse() {
     let lab = Lab::up("healthy");
     let old_cpu1_veth = host_veth(&lab, CPU1_POD);
     let old_gpu1_veth = host_veth(&lab, GPU1_POD);
-    let follow = Follow::start(&lab, &["nettest", "svc/nginx-test"]);
+    let recording = std::env::temp_dir().join(format!("tracer-churn-{}.trace", std::process::id()));
+    let _ = std::fs::remove_file(&recording);
+    let record_arg = recording.to_str().unwrap().to_owned();
+    let follow = Follow::start(
+        &lab,
+        &["nettest", "svc/nginx-test", "--record", &record_arg],
+    );
     let began = monotonic_ns();
     for _ in 0..15 {
         curl_ok(&lab, SERVICE);
@@ -590,4 +587,36 @@ fn follow_names_the_new_pod_after_a_rollout_and_after_ip_reuse() {
     assert_eq!(number(" incomplete"), count("incomplete"), "{summary}");
     assert!(!summary.contains("stale"), "{summary}");
     assert!(!stderr.contains("not watching"), "{stderr}");
+
+    // The recording carries the new names and namespaces too: its replay names the
+    // replacement Pods and their veths, as the live run did.
+    let replay = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args(["replay", "--output", "json"])
+        .arg(&recording)
+        .output()
+        .expect("tracer replay");
+    let _ = std::fs::remove_file(&recording);
+    assert!(replay.status.success());
+    let replayed: Vec<Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (pod, veth) in [(&fresh.name, &fresh_veth), (&reused.name, &reused_veth)] {
+        let delivered: Vec<_> = syns(&started_in(&replayed, began, u64::MAX))
+            .into_iter()
+            .filter(|syn| delivered_to(syn).0 == format!("default/{pod}"))
+            .collect();
+        assert!(
+            delivered.len() >= 3,
+            "replay names {pod}: {}",
+            delivered.len()
+        );
+        assert!(
+            delivered
+                .iter()
+                .all(|syn| veth_into(syn, &format!("default/{pod}"))
+                    .is_some_and(|h| h["interface"] == veth.as_str())),
+            "replay names {veth}"
+        );
+    }
 }

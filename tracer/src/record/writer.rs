@@ -25,6 +25,8 @@ use crate::{journey::observation::Observation, k8s::ClusterObjects, topology::To
 
 enum Message {
     Observations(Vec<Observation>),
+    /// The cluster and namespaces changed (Pods replaced): CLUSTER and TOPOLOGY again.
+    Context(Box<ClusterObjects>, std::sync::Arc<Topology>),
     Loss(Loss),
     Finish,
 }
@@ -98,6 +100,10 @@ impl Recorder {
                                 written += batch.len() as u64;
                             }
                             Message::Loss(loss) => json_record(&mut out, kind::LOSS, &loss)?,
+                            Message::Context(cluster, topology) => {
+                                json_record(&mut out, kind::CLUSTER, &cluster)?;
+                                json_record(&mut out, kind::TOPOLOGY, &*topology)?;
+                            }
                             Message::Finish => {
                                 json_record(
                                     &mut out,
@@ -147,6 +153,15 @@ impl Recorder {
     /// for a live session.
     pub fn observations_blocking(&mut self, batch: Vec<Observation>) -> bool {
         self.queue.send(Message::Observations(batch)).is_ok()
+    }
+
+    /// Records the cluster and namespaces again after they changed; what follows in the
+    /// file is named by them. Waits for room in the queue (changes are rare, and names
+    /// matter more than a moment's delay).
+    pub fn context(&mut self, cluster: ClusterObjects, topology: std::sync::Arc<Topology>) {
+        let _ = self
+            .queue
+            .send(Message::Context(Box::new(cluster), topology));
     }
 
     pub fn loss(&mut self, ringbuf_full: u64, parse_failed: u64) {
