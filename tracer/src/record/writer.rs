@@ -26,7 +26,7 @@ use crate::{journey::observation::Observation, k8s::ClusterObjects, topology::To
 enum Message {
     Observations(Vec<Observation>),
     /// The cluster and namespaces changed (Pods replaced): CLUSTER and TOPOLOGY again.
-    Context(Box<ClusterObjects>, std::sync::Arc<Topology>),
+    Context(Box<ClusterObjects>, Arc<Topology>),
     Loss(Loss),
     Finish,
 }
@@ -158,7 +158,7 @@ impl Recorder {
     /// Records the cluster and namespaces again after they changed; what follows in the
     /// file is named by them. Waits for room in the queue (changes are rare, and names
     /// matter more than a moment's delay).
-    pub fn context(&mut self, cluster: ClusterObjects, topology: std::sync::Arc<Topology>) {
+    pub fn context(&mut self, cluster: ClusterObjects, topology: Arc<Topology>) {
         let _ = self
             .queue
             .send(Message::Context(Box::new(cluster), topology));
