@@ -56,6 +56,21 @@ pub fn may_follow(addr: u32) -> bool {
     FOLLOW_BITS.get(word).is_some_and(|w| w & bit != 0)
 }
 
+/// Sets every byte of `event` to zero with twelve 8-byte stores. `PacketEvent::default()`
+/// compiles to a call of a byte-at-a-time `memset` on this target (about 500 instructions
+/// per event); volatile stores keep LLVM from turning these back into that call.
+#[inline(always)]
+pub fn zero(event: &mut PacketEvent) {
+    const WORDS: usize = core::mem::size_of::<PacketEvent>() / 8;
+    const _: () = assert!(core::mem::size_of::<PacketEvent>() % 8 == 0);
+    let words = core::ptr::from_mut(event).cast::<u64>();
+    for i in 0..WORDS {
+        // SAFETY: in bounds (size asserted above); PacketEvent is 8-byte aligned and any
+        // bit pattern, zero included, is a valid value of it.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+}
+
 /// Stamps the header and hands the event to userspace, counting it if the ring is full.
 #[inline(always)]
 pub fn submit(event: &mut PacketEvent, kind: u16, netns_cookie: u64) {

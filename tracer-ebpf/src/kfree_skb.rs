@@ -2,11 +2,13 @@
 //! layout and aya has no CO-RE for Rust programs, so the offsets come from the running
 //! kernel's BTF, patched in by userspace as load-time globals (`OFF_*`).
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::{PacketEvent, kind};
 
 use crate::{
-    emit::{global, may_follow, submit, trace_all, wanted},
+    emit::{global, may_follow, submit, trace_all, wanted, zero},
     kernel::{OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, device_of, kread},
     packet::{PacketBytes, is_vxlan_port, parse_ipv4},
 };
@@ -80,10 +82,15 @@ fn observe(skb: *const u8, reason: u32) -> Option<()> {
         return None;
     }
     let bytes = KernelBytes(l3);
-    let mut event = PacketEvent::default();
+    let mut slot = MaybeUninit::<PacketEvent>::uninit();
+    // SAFETY: `zero` writes every byte before anything reads it.
+    let event = unsafe {
+        zero(&mut *slot.as_mut_ptr());
+        &mut *slot.as_mut_ptr()
+    };
     // Most freed skbs are not IPv4 at their network header (or not packets we follow);
     // those are not losses, so nothing is counted here.
-    parse_ipv4(&bytes, 0, &mut event)?;
+    parse_ipv4(&bytes, 0, event)?;
     if !wanted(event.saddr, event.daddr) {
         return None;
     }
@@ -92,6 +99,6 @@ fn observe(skb: *const u8, reason: u32) -> Option<()> {
     event.mark = kread(skb, global(&OFF_SKB_MARK)).unwrap_or(0);
     let (ifindex, cookie) = device_of(skb);
     event.ifindex = ifindex;
-    submit(&mut event, kind::KFREE_SKB, cookie);
+    submit(event, kind::KFREE_SKB, cookie);
     Some(())
 }

@@ -1,11 +1,13 @@
 //! TC classifiers for the ingress and egress of an interface (attached as TCX links where
 //! the kernel has them). They see Ethernet frames; they always return `TC_ACT_UNSPEC`.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
 use tracer_common::{PacketEvent, kind};
 
 use crate::{
-    emit::{count_loss, submit, wanted},
+    emit::{count_loss, submit, wanted, zero},
     kernel::netns_cookie_of_skb,
     linear::{self, Linear},
     packet::{PacketBytes, is_ipv4_frame, parse_ipv4},
@@ -37,17 +39,22 @@ fn observe(ctx: &TcContext, hook: u16) {
     if linear::certainly_unfollowed(ctx) {
         return;
     }
-    let mut event = PacketEvent::default();
-    match linear::parse(ctx, &mut event) {
+    let mut slot = MaybeUninit::<PacketEvent>::uninit();
+    // SAFETY: `zero` writes every byte before anything reads it.
+    let event = unsafe {
+        zero(&mut *slot.as_mut_ptr());
+        &mut *slot.as_mut_ptr()
+    };
+    match linear::parse(ctx, event) {
         Linear::Skip => return,
         Linear::Parsed => {}
         Linear::Unsure => {
-            event = PacketEvent::default();
+            zero(event);
             let bytes = TcBytes(ctx);
             if !is_ipv4_frame(&bytes, 0) {
                 return;
             }
-            if parse_ipv4(&bytes, 14, &mut event).is_none() {
+            if parse_ipv4(&bytes, 14, event).is_none() {
                 count_loss(|c| c.parse_failed += 1);
                 return;
             }
@@ -65,5 +72,5 @@ fn observe(ctx: &TcContext, hook: u16) {
     // name the *socket's* namespace (or none for forwarded packets), so read the device's:
     // at run time a TC program's context is the kernel's `struct sk_buff` itself.
     let cookie = netns_cookie_of_skb(ctx.skb.skb as *const u8, skb.ifindex);
-    submit(&mut event, hook, cookie);
+    submit(event, hook, cookie);
 }
