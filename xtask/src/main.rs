@@ -5,6 +5,7 @@
 
 mod bench;
 mod fuzz;
+mod soak;
 
 use anyhow::bail;
 
@@ -13,6 +14,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("synth") => match &args[1..] {
             [seed, out, hops] => {
                 let written = bench::replicate(seed.as_ref(), out.as_ref(), hops.parse()?)?;
@@ -22,7 +24,7 @@ fn main() -> anyhow::Result<()> {
             _ => bail!("usage: cargo xtask synth SEED.trace OUT.trace HOPS"),
         },
         _ => bail!(
-            "usage: cargo xtask bench [--quick] | fuzz [--seconds N] | synth SEED OUT HOPS\n  bench   measure the data-path tax, kernel cost per hop, pipeline rate, loss, recording size, replay and start-up; write docs/benchmarks.md\n  fuzz    fuzz the recording reader (cargo-fuzz, nightly) from fuzz/corpus/reader\n  synth   a large recording made of copies of a real one (for benchmarks)"
+            "usage: cargo xtask bench [--quick] | fuzz [--seconds N] | soak [--minutes N] | synth SEED OUT HOPS\n  bench   measure the data-path tax, kernel cost per hop, pipeline rate, loss, recording size, replay and start-up; write docs/benchmarks.md\n  fuzz    fuzz the recording reader (cargo-fuzz, nightly) from fuzz/corpus/reader\n  soak    a live follow in the terminal UI under steady traffic for N minutes (default 60): memory, CPU, clean exit; write docs/soak.md\n  synth   a large recording made of copies of a real one (for benchmarks)"
         ),
     }
 }
