@@ -601,8 +601,11 @@ fn follow_names_the_new_pod_after_a_rollout_and_after_ip_reuse() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    for (pod, veth) in [(&fresh.name, &fresh_veth), (&reused.name, &reused_veth)] {
-        let delivered: Vec<_> = syns(&started_in(&replayed, began, u64::MAX))
+    for (pod, veth, from, to) in [
+        (&fresh.name, &fresh_veth, first_ready, second_change),
+        (&reused.name, &reused_veth, second_ready, u64::MAX),
+    ] {
+        let delivered: Vec<_> = syns(&started_in(&replayed, from, to))
             .into_iter()
             .filter(|syn| delivered_to(syn).0 == format!("default/{pod}"))
             .collect();

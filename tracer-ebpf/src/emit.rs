@@ -61,8 +61,8 @@ pub fn may_follow(addr: u32) -> bool {
 /// per event); volatile stores keep LLVM from turning these back into that call.
 #[inline(always)]
 pub fn zero(event: &mut PacketEvent) {
-    const WORDS: usize = core::mem::size_of::<PacketEvent>() / 8;
-    const _: () = assert!(core::mem::size_of::<PacketEvent>() % 8 == 0);
+    const WORDS: usize = size_of::<PacketEvent>() / 8;
+    const _: () = assert!(size_of::<PacketEvent>() % 8 == 0);
     let words = core::ptr::from_mut(event).cast::<u64>();
     for i in 0..WORDS {
         // SAFETY: in bounds (size asserted above); PacketEvent is 8-byte aligned and any

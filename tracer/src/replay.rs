@@ -3,7 +3,7 @@
 //! objects, namespaces, routes and drop-reason names), so it needs no privileges, no
 //! cluster and not even the same kernel.
 
-use std::path::Path;
+use std::{collections::VecDeque, path::Path, sync::Arc};
 
 use crate::{
     drop_reason::DropReasons,
@@ -82,14 +82,10 @@ pub fn replay_raw(
                     names.wall_offset_ns = meta.wall_offset_ns;
                     summary.meta = Some(*meta);
                 }
-                Record::Cluster(objects) => {
-                    names.model = objects.model();
-                    names.memo.clear();
-                }
-                Record::Topology(topology) => {
-                    names.topology = *topology;
-                    names.memo.clear();
-                }
+                // Context written during the session (Pods replaced) holds for the packets
+                // recorded after it; earlier ones keep the names of their time.
+                Record::Cluster(objects) => names.models.push(names.seen_until, objects.model()),
+                Record::Topology(topology) => names.topologies.push(names.seen_until, *topology),
                 Record::DropReasons(pairs) => names.reasons = DropReasons::from_recorded(pairs),
                 Record::Observations(batch) => {
                     let mut closed = Vec::new();
@@ -99,6 +95,7 @@ pub fn replay_raw(
                         latest = latest.max(obs.ts_ns);
                         closed.extend(assembler.push(obs));
                     }
+                    names.seen_until = names.seen_until.max(latest);
                     closed.extend(assembler.flush(latest));
                     if !names.explain(closed, &mut summary, &mut each) {
                         return Ok(summary);
@@ -124,8 +121,10 @@ pub fn replay_raw(
 /// What the recording says about the world it was made in.
 #[derive(Default)]
 struct Recorded {
-    model: ClusterModel,
-    topology: Topology,
+    models: Timeline<ClusterModel>,
+    topologies: Timeline<Topology>,
+    /// The newest observation read so far: context read now holds from after it.
+    seen_until: u64,
     reasons: DropReasons,
     followed: Followed,
     wall_offset_ns: i128,
@@ -140,17 +139,22 @@ impl Recorded {
         summary: &mut Summary,
         each: &mut impl FnMut(&RawJourney, Journey) -> bool,
     ) -> bool {
-        let names = ModelNames(&self.model);
-        let ctx = Context {
-            topology: &self.topology,
-            cluster: &names,
-            reasons: &self.reasons,
-            followed: &self.followed,
-            wall_offset_ns: self.wall_offset_ns,
-            memo: &self.memo,
-        };
         for raw in raws {
             summary.journeys += 1;
+            // Named as at the packet's start, as a live session names it.
+            let started = raw.observations.first().map_or(u64::MAX, |o| o.ts_ns);
+            let (model_id, model) = self.models.at(started);
+            let (topology_id, topology) = self.topologies.at(started);
+            self.memo.renew((model_id, topology_id));
+            let names = ModelNames(&model);
+            let ctx = Context {
+                topology: &topology,
+                cluster: &names,
+                reasons: &self.reasons,
+                followed: &self.followed,
+                wall_offset_ns: self.wall_offset_ns,
+                memo: &self.memo,
+            };
             let journey = explain::explain(&raw, &ctx);
             if !each(&raw, journey) {
                 return false;
@@ -160,11 +164,87 @@ impl Recorded {
     }
 }
 
+/// Versions of something the recording states more than once (the cluster, the
+/// namespaces), each with the time from which it holds; the newest few are kept.
+struct Timeline<T> {
+    /// (holds from, serial number, value), oldest first.
+    entries: VecDeque<(u64, usize, Arc<T>)>,
+    pushed: usize,
+}
+
+impl<T> Default for Timeline<T> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            pushed: 0,
+        }
+    }
+}
+
+impl<T: Default> Timeline<T> {
+    const KEPT: usize = 16;
+
+    fn push(&mut self, since: u64, value: T) {
+        // What came first holds from the start: packets can predate the first record.
+        let since = if self.entries.is_empty() { 0 } else { since };
+        self.pushed += 1;
+        self.entries
+            .push_back((since, self.pushed, Arc::new(value)));
+        if self.entries.len() > Self::KEPT {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The version that held at `ts` (the oldest kept if `ts` predates them all), with its
+    /// serial number: a stamp that never repeats, unlike an address.
+    fn at(&self, ts: u64) -> (usize, Arc<T>) {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(since, _, _)| *since <= ts)
+            .or_else(|| self.entries.front())
+            .map_or_else(
+                || (0, Arc::new(T::default())),
+                |(_, serial, value)| (*serial, Arc::clone(value)),
+            )
+    }
+}
+
 /// What a recording followed (its META record), for headers.
 pub fn following(path: &Path) -> Option<String> {
     let mut reader = Reader::open(path).ok()?;
     match reader.next_step() {
         Step::Record(Record::Meta(meta)) => Some(meta.following),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timeline;
+
+    #[test]
+    fn a_timeline_answers_with_the_version_of_the_time() {
+        let mut names: Timeline<String> = Timeline::default();
+        assert_eq!(*names.at(5).1, "", "nothing recorded yet");
+        names.push(100, "first".into());
+        names.push(200, "second".into());
+        assert_eq!(*names.at(50).1, "first", "the first holds from the start");
+        assert_eq!(*names.at(150).1, "first");
+        assert_eq!(*names.at(200).1, "second");
+        assert_ne!(
+            names.at(150).0,
+            names.at(250).0,
+            "serials tell versions apart"
+        );
+        for i in 0..40 {
+            names.push(300 + i, format!("v{i}"));
+        }
+        assert_eq!(names.entries.len(), 16, "bounded");
+        assert_eq!(
+            *names.at(0).1,
+            "v24",
+            "older than all kept: the oldest kept"
+        );
     }
 }

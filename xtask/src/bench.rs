@@ -704,22 +704,11 @@ pub fn replicate(seed: &Path, out: &Path, hops: usize) -> anyhow::Result<usize> 
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    // SAFETY: trivial syscall.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("cargo xtask bench builds the lab and loads eBPF programs: run it as root");
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--bin", "tracer"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build --release failed");
-    }
+    let (root, tracer) = crate::root_and_release_tracer("bench")?;
     let work = std::env::temp_dir().join(format!("tracer-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut bench = Bench {
-        tracer: root.join("target/release/tracer").canonicalize()?,
+        tracer,
         work: work.clone(),
         reps: if quick { 1 } else { 5 },
         seconds: if quick { 2 } else { 3 },

@@ -7,7 +7,31 @@ mod bench;
 mod fuzz;
 mod soak;
 
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
 use anyhow::bail;
+
+/// Checks that we run as root (`task` builds a lab and loads eBPF programs), builds the
+/// release `tracer` and returns the workspace root and the binary's path.
+fn root_and_release_tracer(task: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    // SAFETY: trivial syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("cargo xtask {task} builds a lab and loads eBPF programs: run it as root");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--bin", "tracer"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let tracer = root.join("target/release/tracer").canonicalize()?;
+    Ok((root, tracer))
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

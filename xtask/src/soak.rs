@@ -1112,19 +1112,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if minutes == 0 {
         bail!("--minutes must be at least 1");
     }
-    // SAFETY: trivial syscall.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("cargo xtask soak builds a lab and loads eBPF programs: run it as root");
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--bin", "tracer"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build --release failed");
-    }
-    let tracer = root.join("target/release/tracer").canonicalize()?;
+    let (root, tracer) = crate::root_and_release_tracer("soak")?;
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic.
         unsafe {
