@@ -342,7 +342,7 @@ pub fn run(
     let mut recording_failed = false;
     let mut last_loss_report = Instant::now();
     let mut last_read = 0;
-    let mut recorded = (live.generation(), live.current(), Instant::now());
+    let mut recorded = live.generation();
     loop {
         if STOP.load(Ordering::Relaxed) || limits.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -360,17 +360,13 @@ pub fn run(
         if let Some(recorder) = recorder.as_deref_mut()
             && !recording_failed
         {
-            // Pods came or went: the recording gets the new names and namespaces too, before
-            // the packets that need them, so a replay names the replacements. New namespaces
-            // are written at once; a change of the cluster alone at most once a second (a
-            // busy cluster changes often, and each copy is the whole cluster).
-            let topology = live.current();
-            if live.generation() != recorded.0
-                && (!Arc::ptr_eq(&topology, &recorded.1)
-                    || recorded.2.elapsed() >= Duration::from_secs(1))
-            {
-                recorder.context(cluster.objects(), Arc::clone(&topology));
-                recorded = (live.generation(), topology, Instant::now());
+            // Pods came or went: the recording gets the new names and namespaces at once,
+            // before the packets that need them, so a replay names the replacements as live
+            // did. (The watch publishes at most every 50 ms; on a large cluster that changes
+            // often this costs a copy of its trimmed objects per change.)
+            if live.generation() != recorded {
+                recorder.context(cluster.objects(), live.current());
+                recorded = live.generation();
             }
             if record_only {
                 recorder.observations(observations);
