@@ -271,3 +271,32 @@ fn nodeport_from_outside_and_same_node_pod_to_pod() {
         );
     }
 }
+
+#[test]
+fn drops_in_another_network_with_the_same_addresses_are_not_reported() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    // Another cluster on the same machine, with the very same Pod addresses.
+    let other = Lab::up_named("b", "healthy");
+    let follow = Follow::start(&lab, &["nettest", "svc/nginx-test"]);
+    // In the other lab, datagrams from nettest to a port nobody listens on: NO_SOCKET
+    // drops in that lab's nginx Pod, addressed exactly like the followed flow.
+    for _ in 0..20 {
+        other.exec_ok(
+            "pod-nettest",
+            &["bash", "-c", "echo x > /dev/udp/10.244.184.84/9"],
+        );
+    }
+    assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
+    let journeys = follow.stop();
+    assert!(!journeys.is_empty());
+    // The other lab's datagrams died in a namespace this follow does not trace: not shown.
+    // (Drops whose device the kernel no longer knows — a socket purging its queue — cannot
+    // be placed in a namespace and are still shown.)
+    for journey in &journeys {
+        assert_ne!(journey["protocol"], "udp", "{journey:#}");
+        assert_ne!(journey["drop"]["reason"], "NO_SOCKET", "{journey:#}");
+    }
+}

@@ -12,8 +12,13 @@ pub struct Lab {
 
 impl Lab {
     pub fn up(scenario: &str) -> Self {
+        Self::up_named("", scenario)
+    }
+
+    /// A second lab beside [`Lab::up`]'s, told apart by `tag` in its prefix (`tlt<pid><tag>-`).
+    pub fn up_named(tag: &str, scenario: &str) -> Self {
         let lab = Self {
-            prefix: format!("tlt{}-", std::process::id()),
+            prefix: format!("tlt{}{tag}-", std::process::id()),
         };
         let out = lab.tracer(&["lab", "up", "--scenario", scenario]);
         assert!(

@@ -38,7 +38,7 @@ use crate::{
         explain::{self, Context},
         memo::Memo,
         model::Journey,
-        observation::Observation,
+        observation::{Hook, Observation},
     },
     k8s::{model::ClusterModel, source::ClusterHandle},
     kernel_layout::KernelOffsets,
@@ -349,9 +349,18 @@ pub fn run(
         }
         live.tick(kernel, sink);
         last_read = kernel.stream.next_batch(last_read, &mut events);
+        let in_scope = live.current();
         let mut observations: Vec<Observation> = events
             .drain(..)
             .filter_map(|e| Observation::from_event(&e))
+            // The drop tracepoint sees every namespace on the machine: keep drops in the
+            // traced ones (and those whose device is unknown), not another network's packets
+            // that happen to carry the same addresses.
+            .filter(|o| {
+                o.hook != Hook::Drop
+                    || o.netns_cookie == 0
+                    || in_scope.host(o.netns_cookie).is_some()
+            })
             .collect();
         output.tally.observations += observations.len() as u64;
         let record_only = limits.record_only && recorder.is_some() && !recording_failed;
