@@ -150,6 +150,10 @@ pub mod globals {
     pub const DEV_IFINDEX: &str = "OFF_DEV_IFINDEX";
     pub const DEV_ND_NET: &str = "OFF_DEV_ND_NET";
     pub const NET_COOKIE: &str = "OFF_NET_COOKIE";
+    /// `sk_buff.sk` and `sock.__sk_common.skc_net.net`: the namespace of a packet that no
+    /// longer has a device (dropped from a socket's queue).
+    pub const SKB_SK: &str = "OFF_SKB_SK";
+    pub const SK_NET: &str = "OFF_SK_NET";
 }
 
 /// Map names, shared so both sides spell them the same.

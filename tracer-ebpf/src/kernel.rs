@@ -23,6 +23,10 @@ pub static OFF_DEV_IFINDEX: u32 = 0;
 pub static OFF_DEV_ND_NET: u32 = 0;
 #[unsafe(no_mangle)]
 pub static OFF_NET_COOKIE: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_SKB_SK: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_SK_NET: u32 = 0;
 
 /// Reads `T` at `base + offset`.
 #[inline(always)]
@@ -83,6 +87,21 @@ pub fn netns_cookie_of_skb(skb: *const u8, ifindex: u32) -> u64 {
         cookie,
     };
     cookie
+}
+
+/// The cookie of the namespace of the packet's socket (`skb->sk->__sk_common.skc_net`), for
+/// a packet freed without a device, e.g. purged from a socket's queue. 0 when unknown.
+#[inline(always)]
+pub fn netns_cookie_of_socket(skb: *const u8) -> u64 {
+    let sk: *const u8 = kread(skb, global(&OFF_SKB_SK)).unwrap_or(core::ptr::null());
+    if sk.is_null() {
+        return 0;
+    }
+    let net: *const u8 = kread(sk, global(&OFF_SK_NET)).unwrap_or(core::ptr::null());
+    if net.is_null() {
+        return 0;
+    }
+    kread(net, global(&OFF_NET_COOKIE)).unwrap_or(0)
 }
 
 #[inline(always)]

@@ -9,7 +9,10 @@ use tracer_common::{PacketEvent, kind};
 
 use crate::{
     emit::{global, may_follow, submit, trace_all, wanted, zero},
-    kernel::{OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, device_of, kread},
+    kernel::{
+        OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, device_of, kread,
+        netns_cookie_of_socket,
+    },
     packet::{PacketBytes, is_vxlan_port, parse_ipv4},
 };
 
@@ -97,7 +100,11 @@ fn observe(skb: *const u8, reason: u32) -> Option<()> {
     event.drop_reason = reason;
     event.skb_len = kread(skb, global(&OFF_SKB_LEN)).unwrap_or(0);
     event.mark = kread(skb, global(&OFF_SKB_MARK)).unwrap_or(0);
-    let (ifindex, cookie) = device_of(skb);
+    let (ifindex, mut cookie) = device_of(skb);
+    if cookie == 0 {
+        // No device any more (a socket purging its queue): the socket's namespace.
+        cookie = netns_cookie_of_socket(skb);
+    }
     event.ifindex = ifindex;
     submit(event, kind::KFREE_SKB, cookie);
     Some(())

@@ -6,7 +6,7 @@ use tracer_common::globals;
 
 use crate::btf::{Btf, BtfError};
 
-/// Byte offsets into `struct sk_buff`, `struct net_device` and `struct net`.
+/// Byte offsets into `struct sk_buff`, `struct net_device`, `struct sock` and `struct net`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelOffsets {
     pub skb_head: u32,
@@ -17,6 +17,8 @@ pub struct KernelOffsets {
     pub dev_ifindex: u32,
     pub dev_nd_net: u32,
     pub net_cookie: u32,
+    pub skb_sk: u32,
+    pub sk_net: u32,
 }
 
 impl KernelOffsets {
@@ -31,6 +33,8 @@ impl KernelOffsets {
             // possible_net_t wraps the pointer in a struct; with CONFIG_NET_NS=n it is empty.
             dev_nd_net: btf.member_offset("net_device", &["nd_net", "net"])?,
             net_cookie: btf.member_offset("net", &["net_cookie"])?,
+            skb_sk: btf.member_offset("sk_buff", &["sk"])?,
+            sk_net: btf.member_offset("sock", &["__sk_common", "skc_net", "net"])?,
         })
     }
 
@@ -45,6 +49,8 @@ impl KernelOffsets {
             (globals::DEV_IFINDEX, &self.dev_ifindex),
             (globals::DEV_ND_NET, &self.dev_nd_net),
             (globals::NET_COOKIE, &self.net_cookie),
+            (globals::SKB_SK, &self.skb_sk),
+            (globals::SK_NET, &self.sk_net),
         ] {
             loader.override_global(name, value, true);
         }
