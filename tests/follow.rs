@@ -293,10 +293,18 @@ fn drops_in_another_network_with_the_same_addresses_are_not_reported() {
     let journeys = follow.stop();
     assert!(!journeys.is_empty());
     // The other lab's datagrams died in a namespace this follow does not trace: not shown.
-    // (Drops whose device the kernel no longer knows — a socket purging its queue — cannot
-    // be placed in a namespace and are still shown.)
+    // Every journey shown was seen in one of the followed lab's namespaces (a drop without a
+    // device is placed by its socket's namespace).
     for journey in &journeys {
         assert_ne!(journey["protocol"], "udp", "{journey:#}");
         assert_ne!(journey["drop"]["reason"], "NO_SOCKET", "{journey:#}");
+        assert!(
+            journey["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["observed"] == true && h["node"].is_string()),
+            "{journey:#}"
+        );
     }
 }
