@@ -1,5 +1,7 @@
 //! Maps, load-time globals, and the one way events leave the kernel.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
@@ -68,6 +70,16 @@ pub fn zero(event: &mut PacketEvent) {
         // SAFETY: in bounds (size asserted above); PacketEvent is 8-byte aligned and any
         // bit pattern, zero included, is a valid value of it.
         unsafe { words.add(i).write_volatile(0) };
+    }
+}
+
+/// A zeroed event in `slot` (on the program's stack), ready to fill.
+#[inline(always)]
+pub fn zeroed(slot: &mut MaybeUninit<PacketEvent>) -> &mut PacketEvent {
+    // SAFETY: `zero` writes every byte before the reference is handed out.
+    unsafe {
+        zero(&mut *slot.as_mut_ptr());
+        &mut *slot.as_mut_ptr()
     }
 }
 

@@ -5,10 +5,10 @@
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use tracer_common::{PacketEvent, kind};
+use tracer_common::kind;
 
 use crate::{
-    emit::{global, may_follow, submit, trace_all, wanted, zero},
+    emit::{global, may_follow, submit, trace_all, wanted, zeroed},
     kernel::{
         OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, device_of, kread,
         netns_cookie_of_socket,
@@ -85,12 +85,8 @@ fn observe(skb: *const u8, reason: u32) -> Option<()> {
         return None;
     }
     let bytes = KernelBytes(l3);
-    let mut slot = MaybeUninit::<PacketEvent>::uninit();
-    // SAFETY: `zero` writes every byte before anything reads it.
-    let event = unsafe {
-        zero(&mut *slot.as_mut_ptr());
-        &mut *slot.as_mut_ptr()
-    };
+    let mut slot = MaybeUninit::uninit();
+    let event = zeroed(&mut slot);
     // Most freed skbs are not IPv4 at their network header (or not packets we follow);
     // those are not losses, so nothing is counted here.
     parse_ipv4(&bytes, 0, event)?;

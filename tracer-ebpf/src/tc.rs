@@ -4,10 +4,10 @@
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
-use tracer_common::{PacketEvent, kind};
+use tracer_common::kind;
 
 use crate::{
-    emit::{count_loss, submit, wanted, zero},
+    emit::{count_loss, submit, wanted, zero, zeroed},
     kernel::netns_cookie_of_skb,
     linear::{self, Linear},
     packet::{PacketBytes, is_ipv4_frame, parse_ipv4},
@@ -39,12 +39,8 @@ fn observe(ctx: &TcContext, hook: u16) {
     if linear::certainly_unfollowed(ctx) {
         return;
     }
-    let mut slot = MaybeUninit::<PacketEvent>::uninit();
-    // SAFETY: `zero` writes every byte before anything reads it.
-    let event = unsafe {
-        zero(&mut *slot.as_mut_ptr());
-        &mut *slot.as_mut_ptr()
-    };
+    let mut slot = MaybeUninit::uninit();
+    let event = zeroed(&mut slot);
     match linear::parse(ctx, event) {
         Linear::Skip => return,
         Linear::Parsed => {}
