@@ -7,7 +7,7 @@
 //! are where journeys go; `lab` is the built-in cluster; `doctor` finds out what the kernel
 //! allows; `ebpf`, `probes` and `events` load, attach and read the kernel programs; `btf`,
 //! `kernel_layout` and `drop_reason` read the running kernel's types; `netns` runs work in
-//! other network namespaces; `caps` reads capabilities; `clock` is the kernel's clock.
+//! other network namespaces; `caps` reads capabilities; `clock` is the kernel's clock; `timeline` keeps what changes during a session by time.
 
 pub mod btf;
 pub mod caps;
@@ -29,5 +29,6 @@ pub mod output;
 pub mod probes;
 pub mod record;
 pub mod replay;
+pub mod timeline;
 pub mod topology;
 pub mod tui;

@@ -3,7 +3,7 @@
 //! objects, namespaces, routes and drop-reason names), so it needs no privileges, no
 //! cluster and not even the same kernel.
 
-use std::{collections::VecDeque, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use crate::{
     drop_reason::DropReasons,
@@ -19,6 +19,7 @@ use crate::{
         format::{Loss, Meta, Record},
         reader::{Reader, RecordingError, Step},
     },
+    timeline::Timeline,
     topology::Topology,
 };
 
@@ -84,8 +85,12 @@ pub fn replay_raw(
                 }
                 // Context written during the session (Pods replaced) holds for the packets
                 // recorded after it; earlier ones keep the names of their time.
-                Record::Cluster(objects) => names.models.push(names.seen_until, objects.model()),
-                Record::Topology(topology) => names.topologies.push(names.seen_until, *topology),
+                Record::Cluster(objects) => names
+                    .models
+                    .push(names.seen_until, Arc::new(objects.model())),
+                Record::Topology(topology) => {
+                    names.topologies.push(names.seen_until, Arc::new(*topology))
+                }
                 Record::DropReasons(pairs) => names.reasons = DropReasons::from_recorded(pairs),
                 Record::Observations(batch) => {
                     let mut closed = Vec::new();
@@ -143,8 +148,8 @@ impl Recorded {
             summary.journeys += 1;
             // Named as at the packet's start, as a live session names it.
             let started = raw.observations.first().map_or(u64::MAX, |o| o.ts_ns);
-            let (model_id, model) = self.models.at(started);
-            let (topology_id, topology) = self.topologies.at(started);
+            let (model_id, model) = self.models.at(started).unwrap_or_default();
+            let (topology_id, topology) = self.topologies.at(started).unwrap_or_default();
             self.memo.renew((model_id, topology_id));
             let names = ModelNames(&model);
             let ctx = Context {
@@ -164,87 +169,11 @@ impl Recorded {
     }
 }
 
-/// Versions of something the recording states more than once (the cluster, the
-/// namespaces), each with the time from which it holds; the newest few are kept.
-struct Timeline<T> {
-    /// (holds from, serial number, value), oldest first.
-    entries: VecDeque<(u64, usize, Arc<T>)>,
-    pushed: usize,
-}
-
-impl<T> Default for Timeline<T> {
-    fn default() -> Self {
-        Self {
-            entries: VecDeque::new(),
-            pushed: 0,
-        }
-    }
-}
-
-impl<T: Default> Timeline<T> {
-    const KEPT: usize = 16;
-
-    fn push(&mut self, since: u64, value: T) {
-        // What came first holds from the start: packets can predate the first record.
-        let since = if self.entries.is_empty() { 0 } else { since };
-        self.pushed += 1;
-        self.entries
-            .push_back((since, self.pushed, Arc::new(value)));
-        if self.entries.len() > Self::KEPT {
-            self.entries.pop_front();
-        }
-    }
-
-    /// The version that held at `ts` (the oldest kept if `ts` predates them all), with its
-    /// serial number: a stamp that never repeats, unlike an address.
-    fn at(&self, ts: u64) -> (usize, Arc<T>) {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(since, _, _)| *since <= ts)
-            .or_else(|| self.entries.front())
-            .map_or_else(
-                || (0, Arc::new(T::default())),
-                |(_, serial, value)| (*serial, Arc::clone(value)),
-            )
-    }
-}
-
 /// What a recording followed (its META record), for headers.
 pub fn following(path: &Path) -> Option<String> {
     let mut reader = Reader::open(path).ok()?;
     match reader.next_step() {
         Step::Record(Record::Meta(meta)) => Some(meta.following),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Timeline;
-
-    #[test]
-    fn a_timeline_answers_with_the_version_of_the_time() {
-        let mut names: Timeline<String> = Timeline::default();
-        assert_eq!(*names.at(5).1, "", "nothing recorded yet");
-        names.push(100, "first".into());
-        names.push(200, "second".into());
-        assert_eq!(*names.at(50).1, "first", "the first holds from the start");
-        assert_eq!(*names.at(150).1, "first");
-        assert_eq!(*names.at(200).1, "second");
-        assert_ne!(
-            names.at(150).0,
-            names.at(250).0,
-            "serials tell versions apart"
-        );
-        for i in 0..40 {
-            names.push(300 + i, format!("v{i}"));
-        }
-        assert_eq!(names.entries.len(), 16, "bounded");
-        assert_eq!(
-            *names.at(0).1,
-            "v24",
-            "older than all kept: the oldest kept"
-        );
     }
 }

@@ -580,31 +580,26 @@ impl Bench {
     /// Replays the whole file with `output` (discarded by the kernel, not by a slow reader):
     /// wall seconds, journeys (from the summary line) and peak memory.
     fn replay_whole(&self, big: &Path, output: &str) -> anyhow::Result<(f64, u64, u64)> {
+        // `summary` prints its line on stdout; the other outputs print it on stderr.
         let summary_on_stdout = output == "summary";
-        let piped = || Stdio::piped();
+        let (stdout, stderr) = if summary_on_stdout {
+            (Stdio::piped(), Stdio::null())
+        } else {
+            (Stdio::null(), Stdio::piped())
+        };
         let start = Instant::now();
         let mut child = Command::new(&self.tracer)
             .args(["replay", "--output", output])
             .arg(big)
-            .stdout(if summary_on_stdout {
-                piped()
-            } else {
-                Stdio::null()
-            })
-            .stderr(if summary_on_stdout {
-                Stdio::null()
-            } else {
-                piped()
-            })
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()?;
         let mut summary = String::new();
-        let stream: Box<dyn std::io::Read> = match (child.stdout.take(), child.stderr.take()) {
-            (Some(out), _) => Box::new(out),
-            (None, Some(err)) => Box::new(err),
+        match (child.stdout.as_mut(), child.stderr.as_mut()) {
+            (Some(out), _) => out.read_to_string(&mut summary)?,
+            (None, Some(err)) => err.read_to_string(&mut summary)?,
             (None, None) => bail!("no output to read"),
         };
-        let mut stream = stream;
-        stream.read_to_string(&mut summary)?;
         let (_, rss) = wait_rss(&mut child)?;
         let wall = start.elapsed().as_secs_f64();
         let journeys = summary

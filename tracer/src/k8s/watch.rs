@@ -28,7 +28,7 @@
 //! The thread ends when the last [`super::ClusterHandle`] clone is dropped.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::BTreeMap,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, Ordering},
@@ -48,6 +48,8 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::timeline::Timeline;
 
 use super::{
     error::{K8sError, root_cause},
@@ -69,10 +71,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// no read timeout of its own.
 pub const READ_WATCHDOG: Duration = Duration::from_secs(330);
 
-/// How long superseded models are kept for naming packets seen before the change, and how
-/// many at most.
+/// How long superseded models are kept for naming packets seen before the change (at most
+/// [`crate::timeline::KEPT`] of them).
 const HISTORY_NS: u64 = 5_000_000_000;
-const HISTORY_MODELS: usize = 16;
 
 /// What the handle and the watch thread share.
 #[derive(Debug, Default)]
@@ -80,7 +81,7 @@ pub struct Shared {
     pub model: RwLock<Arc<ClusterModel>>,
     /// Recent models with the CLOCK_MONOTONIC time each was published, oldest first (see
     /// [`Shared::model_at`]).
-    pub history: Mutex<VecDeque<(u64, Arc<ClusterModel>)>>,
+    pub history: Mutex<Timeline<ClusterModel>>,
     pub objects: RwLock<Arc<ClusterObjects>>,
     pub stale: AtomicBool,
     /// Why the watch is failing (while `stale`), e.g. "Pods: connection refused".
@@ -96,14 +97,9 @@ impl Shared {
         {
             let now = crate::clock::monotonic_ns();
             let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            history.push_back((now, Arc::clone(&model)));
-            // Keep what a packet still being correlated may need: a few seconds, a few
-            // models (the newest is always kept).
-            while history.len() > 1
-                && (history.len() > HISTORY_MODELS || history[1].0 + HISTORY_NS < now)
-            {
-                history.pop_front();
-            }
+            history.push(now, Arc::clone(&model));
+            // Keep what a packet still being correlated may need: a few seconds.
+            history.forget_superseded_before(now.saturating_sub(HISTORY_NS));
         }
         *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
         *self.objects.write().unwrap_or_else(|e| e.into_inner()) = objects;
@@ -113,12 +109,7 @@ impl Shared {
     /// before it; the oldest kept when `ts_ns` predates them all.
     pub fn model_at(&self, ts_ns: u64) -> Option<Arc<ClusterModel>> {
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        history
-            .iter()
-            .rev()
-            .find(|(since, _)| *since <= ts_ns)
-            .or_else(|| history.front())
-            .map(|(_, model)| Arc::clone(model))
+        history.at(ts_ns).map(|(_, model)| model)
     }
 }
 
