@@ -597,10 +597,8 @@ fn follow_names_the_new_pod_after_a_rollout_and_after_ip_reuse() {
         .expect("tracer replay");
     let _ = std::fs::remove_file(&recording);
     assert!(replay.status.success());
-    let replayed: Vec<Value> = String::from_utf8_lossy(&replay.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let replayed: Vec<Value> =
+        support::follow::journeys_of(&String::from_utf8_lossy(&replay.stdout));
     for (pod, veth, from, to) in [
         (&fresh.name, &fresh_veth, first_ready, second_change),
         (&reused.name, &reused_veth, second_ready, u64::MAX),

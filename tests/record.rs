@@ -28,10 +28,7 @@ fn replay_json(path: &std::path::Path) -> (Vec<Value>, String, bool) {
         .arg(path)
         .output()
         .unwrap();
-    let journeys = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let journeys = support::follow::journeys_of(&String::from_utf8_lossy(&out.stdout));
     (
         journeys,
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -92,10 +89,8 @@ fn a_recorded_session_replays_identically_and_exports_to_pcapng() {
         "{}",
         String::from_utf8_lossy(&unprivileged.stderr)
     );
-    let replayed: Vec<Value> = String::from_utf8_lossy(&unprivileged.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let replayed: Vec<Value> =
+        support::follow::journeys_of(&String::from_utf8_lossy(&unprivileged.stdout));
     let mut live_keys: Vec<_> = live.iter().map(key).collect();
     let mut replay_keys: Vec<_> = replayed.iter().map(key).collect();
     live_keys.sort();

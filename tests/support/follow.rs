@@ -117,10 +117,7 @@ impl Follow {
     /// Like [`Follow::stop`], with what the tracer printed on stderr (its summary).
     pub fn stop_with_stderr(self) -> (Vec<Value>, String) {
         let (text, stderr) = self.stop_raw();
-        let journeys = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
+        let journeys = journeys_of(&text);
         (journeys, stderr)
     }
 
@@ -148,6 +145,22 @@ impl Drop for Follow {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The journeys of `--output json` text: every line but the closing summary line.
+pub fn journeys_of(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|v| v.get("summary").is_none())
+        .collect()
+}
+
+/// The closing summary line of `--output json` text.
+pub fn summary_of(text: &str) -> Value {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v.get("summary").cloned())
+        .unwrap_or_else(|| panic!("no summary line in {text}"))
 }
 
 /// Hops of a journey with this kind.

@@ -38,7 +38,7 @@
 use core::mem::size_of;
 
 /// Revision of this ABI. Bump on any layout change; userspace refuses other revisions.
-pub const ABI_VERSION: u8 = 1;
+pub const ABI_VERSION: u8 = 2;
 
 /// Where an event was observed. Numeric ranges leave room per family:
 /// TC hooks 1.., tracepoints 20.., probes used only by `tracer doctor` 60...
@@ -57,6 +57,9 @@ pub mod flags {
     pub const DONT_FRAGMENT: u8 = 1 << 1;
     /// The packet is an IPv4 fragment other than the first (no L4 header in it).
     pub const LATER_FRAGMENT: u8 = 1 << 2;
+    /// `kfree_skb` only: another `sk_buff` still shares the freed one's data (the kernel's
+    /// `skb_cloned()`), so a copy of the packet is freed, not necessarily the packet.
+    pub const SHARED_DATA: u8 = 1 << 3;
 }
 
 /// First bytes of every ring-buffer record.
@@ -154,6 +157,13 @@ pub mod globals {
     /// longer has a device (dropped from a socket's queue).
     pub const SKB_SK: &str = "OFF_SKB_SK";
     pub const SK_NET: &str = "OFF_SK_NET";
+    /// Where `sk_buff.cloned` is (its byte, and its bit in that byte), `sk_buff.end` and
+    /// `skb_shared_info.dataref`: whether a freed packet's data is still shared
+    /// ([`super::flags::SHARED_DATA`]).
+    pub const SKB_CLONED_BYTE: &str = "OFF_SKB_CLONED_BYTE";
+    pub const SKB_CLONED_BIT: &str = "SKB_CLONED_BIT";
+    pub const SKB_END: &str = "OFF_SKB_END";
+    pub const SHINFO_DATAREF: &str = "OFF_SHINFO_DATAREF";
 }
 
 /// Map names, shared so both sides spell them the same.

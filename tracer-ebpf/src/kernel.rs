@@ -27,6 +27,14 @@ pub static OFF_NET_COOKIE: u32 = 0;
 pub static OFF_SKB_SK: u32 = 0;
 #[unsafe(no_mangle)]
 pub static OFF_SK_NET: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_SKB_CLONED_BYTE: u32 = 0;
+#[unsafe(no_mangle)]
+pub static SKB_CLONED_BIT: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_SKB_END: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_SHINFO_DATAREF: u32 = 0;
 
 /// Reads `T` at `base + offset`.
 #[inline(always)]
@@ -102,6 +110,24 @@ pub fn netns_cookie_of_socket(skb: *const u8) -> u64 {
         return 0;
     }
     kread(net, global(&OFF_NET_COOKIE)).unwrap_or(0)
+}
+
+/// Whether another `sk_buff` still shares this one's data: the kernel's `skb_cloned()`,
+/// `skb->cloned && (atomic_read(&skb_shinfo(skb)->dataref) & SKB_DATAREF_MASK) != 1`.
+#[inline(always)]
+pub fn data_is_shared(skb: *const u8, head: *const u8) -> bool {
+    let Some(flags) = kread::<u8>(skb, global(&OFF_SKB_CLONED_BYTE)) else {
+        return false;
+    };
+    if (flags >> (global(&SKB_CLONED_BIT) & 7)) & 1 == 0 {
+        return false;
+    }
+    // `end` is an offset from `head` on 64-bit kernels (NET_SKBUFF_DATA_USES_OFFSET).
+    let Some(end) = kread::<u32>(skb, global(&OFF_SKB_END)) else {
+        return false;
+    };
+    let shinfo = head.wrapping_add(end as usize);
+    kread::<u32>(shinfo, global(&OFF_SHINFO_DATAREF)).is_some_and(|refs| refs & 0xffff != 1)
 }
 
 #[inline(always)]

@@ -5,13 +5,13 @@
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use tracer_common::kind;
+use tracer_common::{flags, kind};
 
 use crate::{
     emit::{global, may_follow, submit, trace_all, wanted, zeroed},
     kernel::{
-        OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, device_of, kread,
-        netns_cookie_of_socket,
+        OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, data_is_shared, device_of,
+        kread, netns_cookie_of_socket,
     },
     packet::{PacketBytes, is_vxlan_port, parse_ipv4},
 };
@@ -94,6 +94,10 @@ fn observe(skb: *const u8, reason: u32) -> Option<()> {
         return None;
     }
     event.drop_reason = reason;
+    // A copy's death is not the packet's (userspace's `journey::fate`).
+    if data_is_shared(skb, head) {
+        event.flags |= flags::SHARED_DATA;
+    }
     event.skb_len = kread(skb, global(&OFF_SKB_LEN)).unwrap_or(0);
     event.mark = kread(skb, global(&OFF_SKB_MARK)).unwrap_or(0);
     let (ifindex, mut cookie) = device_of(skb);

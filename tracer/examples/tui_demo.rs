@@ -20,7 +20,9 @@ use std::{
 
 use anyhow::{Context, bail};
 use tracer::{
-    journey::{explain::rfc3339, model::Journey},
+    clock::rfc3339,
+    journey::model::Journey,
+    pipeline::Counters,
     tui::{self, Header, Mode, UiEvent},
 };
 
@@ -130,10 +132,10 @@ fn live(journeys: &[Journey], rate: u64, tx: &SyncSender<UiEvent>) {
             sent += 1;
         }
         let secs = elapsed.as_secs();
-        let loss = UiEvent::Loss {
-            ringbuf_full: secs / 3,
-            parse_failed: secs / 20,
-        };
+        let mut counters = Counters::default();
+        counters.source.ringbuf_full = secs / 3;
+        counters.source.parse_failed = secs / 20;
+        let loss = UiEvent::Counters(counters);
         if tx.send(loss).is_err() {
             return;
         }

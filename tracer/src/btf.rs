@@ -240,6 +240,16 @@ impl Btf {
     /// Byte offset of `path` (e.g. `["nd_net", "net"]`) inside `struct strukt`, looking
     /// through anonymous structs and unions the way C does.
     pub fn member_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let bits = self.member_bit_offset(strukt, path)?;
+        if bits % 8 != 0 {
+            return Err(BtfError::Malformed("member is a bitfield"));
+        }
+        Ok(bits / 8)
+    }
+
+    /// Bit offset of `path` inside `struct strukt`; for a bitfield (`sk_buff.cloned`), where
+    /// its first bit is.
+    pub fn member_bit_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
         let mut type_id = *self
             .structs_by_name
             .get(strukt)
@@ -255,10 +265,7 @@ impl Btf {
             bits += found_bits;
             type_id = found_type;
         }
-        if bits % 8 != 0 {
-            return Err(BtfError::Malformed("member is a bitfield"));
-        }
-        Ok(bits / 8)
+        Ok(bits)
     }
 
     fn resolve(&self, mut type_id: u32) -> Option<&Type> {

@@ -1,5 +1,6 @@
-//! CLOCK_MONOTONIC, the clock the kernel programs stamp events with
-//! (`bpf_ktime_get_ns`), so userspace times compare with theirs.
+//! Time: CLOCK_MONOTONIC, the clock the kernel programs stamp events with
+//! (`bpf_ktime_get_ns`), so userspace times compare with theirs; the offset that turns it
+//! into wall-clock time; and how durations and instants are written for people.
 
 /// Nanoseconds of CLOCK_MONOTONIC.
 pub fn monotonic_ns() -> u64 {
@@ -10,4 +11,70 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Wall-clock nanoseconds minus CLOCK_MONOTONIC nanoseconds, now: add it to a kernel
+/// timestamp for a wall-clock time. Measure it once per session, so every journey (and a
+/// replay of the session's recording) uses the same offset.
+pub fn wall_offset_ns() -> i64 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let offset = i128::try_from(wall).unwrap_or(0) - i128::from(monotonic_ns());
+    i64::try_from(offset).unwrap_or(0)
+}
+
+/// `850 ns`, `12.4 µs`, `1.25 ms`, `2.00 s`.
+pub fn format_duration(ns: u64) -> String {
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2} s", ns as f64 / 1e9)
+    }
+}
+
+/// RFC 3339 UTC with microseconds, from Unix-epoch nanoseconds.
+pub fn rfc3339(unix_ns: i128) -> String {
+    let secs = i64::try_from(unix_ns.div_euclid(1_000_000_000)).unwrap_or(0);
+    let micros = (unix_ns.rem_euclid(1_000_000_000) / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(1_795_678_245_123_456_000),
+            "2026-11-26T07:30:45.123456Z"
+        );
+        assert_eq!(format_duration(1_500), "1.5 µs");
+        assert_eq!(format_duration(999), "999 ns");
+        assert_eq!(format_duration(2_000_000_000), "2.00 s");
+    }
 }

@@ -23,10 +23,12 @@ use std::{
 
 use crate::{
     journey::{
+        assemble::RawJourney,
         model::{Hop, HopKind, Journey},
-        observation::Observation,
+        observation::{IpProto, Observation},
     },
-    replay::{self, Summary},
+    output::Summary,
+    replay,
 };
 
 const LINKTYPE_ETHERNET: u16 = 1;
@@ -151,7 +153,7 @@ fn ipv4(
 
 fn l4(out: &mut Vec<u8>, obs: &Observation) {
     match obs.tuple.proto {
-        6 => {
+        IpProto::Tcp => {
             out.extend_from_slice(&obs.tuple.sport.to_be_bytes());
             out.extend_from_slice(&obs.tuple.dport.to_be_bytes());
             out.extend_from_slice(&obs.tcp_seq.to_be_bytes());
@@ -159,14 +161,14 @@ fn l4(out: &mut Vec<u8>, obs: &Observation) {
             out.extend_from_slice(&[0x50, obs.tcp_flags]);
             out.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
         }
-        17 => {
+        IpProto::Udp => {
             let len = obs.ip_len.saturating_sub(20);
             out.extend_from_slice(&obs.tuple.sport.to_be_bytes());
             out.extend_from_slice(&obs.tuple.dport.to_be_bytes());
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&[0, 0]);
         }
-        1 => {
+        IpProto::Icmp => {
             out.extend_from_slice(&[obs.icmp_type, obs.icmp_code, 0, 0]);
             out.extend_from_slice(&obs.icmp_id.to_be_bytes());
             out.extend_from_slice(&obs.icmp_seq.to_be_bytes());
@@ -185,7 +187,7 @@ pub fn synthesize(obs: &Observation) -> (Vec<u8>, u32) {
         obs.ip_id,
         obs.dont_fragment,
         obs.ttl,
-        obs.tuple.proto,
+        obs.tuple.proto.number(),
         obs.tuple.src,
         obs.tuple.dst,
     );
@@ -279,7 +281,7 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
     // block before its first packet: collect packets, then write in one pass.
     let mut interfaces: BTreeMap<(String, String), (u32, String)> = BTreeMap::new();
     let mut packets: Vec<(u32, u64, Vec<u8>, u32, String)> = Vec::new();
-    let summary = replay::replay_raw(recording, |raw, journey| {
+    let mut each = replay::Each(|raw: &RawJourney, journey: &Journey| {
         for (index, hop) in journey.hops.iter().enumerate() {
             let Some(obs) = hop.observation.and_then(|i| raw.observations.get(i)) else {
                 continue;
@@ -305,22 +307,22 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
                 .or_insert((next_id, description))
                 .clone();
             let (data, original) = synthesize(obs);
-            packets.push((id, obs.ts_ns, data, original, comment(&journey, index)));
+            packets.push((id, obs.ts_ns, data, original, comment(journey, index)));
         }
         true
-    })?;
-    let meta = summary.meta.clone();
-    let wall_offset = meta.as_ref().map_or(0, |m| m.wall_offset_ns);
+    });
+    let replay::Replayed { summary, meta } = replay::replay(recording, &mut each)?;
+    let wall_offset = meta.as_ref().map_or(0, |m| m.session.wall_offset_ns);
     let file = File::create(out_path)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out_path.display()))?;
     let mut out = BufWriter::new(file);
     let section = format!(
         "tracer recording {}\nfollowing {}\nnames from {}\nevents lost in the kernel while recording: {} (ring buffer full), {} (unparsable)",
         recording.display(),
-        meta.as_ref().map_or("?", |m| m.following.as_str()),
-        meta.as_ref().map_or("?", |m| m.names_from.as_str()),
-        summary.loss.ringbuf_full,
-        summary.loss.parse_failed,
+        meta.as_ref().map_or("?", |m| m.session.following.as_str()),
+        meta.as_ref().map_or("?", |m| m.session.names_from.as_str()),
+        summary.counters.source.ringbuf_full,
+        summary.counters.source.parse_failed,
     );
     section_header(&mut out, &section)?;
     let mut by_id: Vec<_> = interfaces.iter().collect();
@@ -330,7 +332,7 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
     }
     packets.sort_by_key(|p| p.1);
     for (id, ts, data, original, comment) in &packets {
-        let wall = u64::try_from(i128::from(*ts) + wall_offset).unwrap_or(*ts);
+        let wall = u64::try_from(i128::from(*ts) + i128::from(wall_offset)).unwrap_or(*ts);
         packet_block(&mut out, *id, wall, data, *original, comment)?;
     }
     out.flush()?;

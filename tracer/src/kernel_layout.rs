@@ -19,6 +19,13 @@ pub struct KernelOffsets {
     pub net_cookie: u32,
     pub skb_sk: u32,
     pub sk_net: u32,
+    /// The byte of `sk_buff` holding the `cloned` bitfield, and that bit's place in it.
+    pub skb_cloned_byte: u32,
+    pub skb_cloned_bit: u32,
+    /// `sk_buff.end` (an offset from `head` on 64-bit kernels) and
+    /// `skb_shared_info.dataref`: together, how many `sk_buff`s share the data.
+    pub skb_end: u32,
+    pub shinfo_dataref: u32,
 }
 
 impl KernelOffsets {
@@ -35,6 +42,10 @@ impl KernelOffsets {
             net_cookie: btf.member_offset("net", &["net_cookie"])?,
             skb_sk: btf.member_offset("sk_buff", &["sk"])?,
             sk_net: btf.member_offset("sock", &["__sk_common", "skc_net", "net"])?,
+            skb_cloned_byte: btf.member_bit_offset("sk_buff", &["cloned"])? / 8,
+            skb_cloned_bit: btf.member_bit_offset("sk_buff", &["cloned"])? % 8,
+            skb_end: btf.member_offset("sk_buff", &["end"])?,
+            shinfo_dataref: btf.member_offset("skb_shared_info", &["dataref"])?,
         })
     }
 
@@ -51,6 +62,10 @@ impl KernelOffsets {
             (globals::NET_COOKIE, &self.net_cookie),
             (globals::SKB_SK, &self.skb_sk),
             (globals::SK_NET, &self.sk_net),
+            (globals::SKB_CLONED_BYTE, &self.skb_cloned_byte),
+            (globals::SKB_CLONED_BIT, &self.skb_cloned_bit),
+            (globals::SKB_END, &self.skb_end),
+            (globals::SHINFO_DATAREF, &self.shinfo_dataref),
         ] {
             loader.override_global(name, value, true);
         }

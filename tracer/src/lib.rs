@@ -26,6 +26,7 @@ pub mod kernel_layout;
 pub mod lab;
 pub mod netns;
 pub mod output;
+pub mod pipeline;
 pub mod probes;
 pub mod record;
 pub mod replay;

@@ -61,9 +61,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             eprintln!(
                 "wrote {packets} packets (one per observed hop) to {}; {}",
                 args.pcapng.display(),
-                summary.describe()
+                summary.text()
             );
-            Ok(exit::SUCCESS)
+            Ok(if summary.failed {
+                exit::FAILURE
+            } else {
+                exit::SUCCESS
+            })
         }
         Command::Lab(args) => run_lab(args.command),
     }
@@ -84,23 +88,12 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
         Output::Text
     });
     // Refuse a file that is not a recording before any screen is drawn.
-    tracer::record::reader::Reader::open(&args.file)?;
-    let run = |sink: &mut dyn Sink| -> anyhow::Result<()> {
-        let mut failure = None;
-        let summary = tracer::replay::replay(&args.file, |journey| match sink.journey(&journey) {
-            Ok(()) => true,
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
-        })?;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
-        sink.finish(&summary.describe())?;
-        Ok(())
+    tracer::replay::Recording::open(&args.file)?;
+    let run = |sink: &mut dyn Sink| -> anyhow::Result<bool> {
+        let replayed = tracer::replay::replay(&args.file, sink)?;
+        Ok(replayed.summary.failed)
     };
-    match output {
+    let failed = match output {
         Output::Json => run(&mut JsonSink::new(std::io::stdout().lock()))?,
         Output::Text => run(&mut TextSink::new(std::io::stdout().lock()))?,
         Output::Summary => run(&mut SummarySink)?,
@@ -112,16 +105,15 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
                 source: format!("recording {}", args.file.display()),
             };
             let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-            std::thread::scope(|scope| -> anyhow::Result<()> {
+            std::thread::scope(|scope| -> anyhow::Result<bool> {
                 let reader = scope.spawn(move || run(&mut UiSink::replay(tx)));
                 tui::run(header, rx)?;
                 // The reader stops at its next send once the UI has gone.
-                let _ = reader.join();
-                Ok(())
-            })?;
+                Ok(matches!(reader.join(), Ok(Ok(true))))
+            })?
         }
-    }
-    Ok(exit::SUCCESS)
+    };
+    Ok(if failed { exit::FAILURE } else { exit::SUCCESS })
 }
 
 fn run_lab(command: LabCommand) -> anyhow::Result<i32> {

@@ -1,179 +1,272 @@
-//! A recording as a source of journeys: the same assembler and explanation as a live
-//! `follow`, fed from the file, with the names the recording carries (its cluster
-//! objects, namespaces, routes and drop-reason names), so it needs no privileges, no
-//! cluster and not even the same kernel.
+//! A recording as a source: its records turned back into the inputs the live session fed
+//! its pipeline (`crate::pipeline`), so replay explains with the same correlator, names
+//! from what the recording carries (the cluster's names, namespaces, routes, drop-reason
+//! names), and needs no privileges, no cluster and not even the same kernel.
+//!
+//! Version 1 recordings (before context records carried their start time) are read too:
+//! their context holds from the newest observation read before it, and a batch of
+//! observations closes packets by its newest timestamp.
 
 use std::{path::Path, sync::Arc};
 
 use crate::{
-    drop_reason::DropReasons,
-    follow::naming::ModelNames,
-    journey::{
-        assemble::{Assembler, RawJourney},
-        explain::{self, Context, Followed},
-        memo::Memo,
-        model::Journey,
-    },
-    k8s::model::ClusterModel,
+    journey::{assemble::RawJourney, model::Journey},
+    k8s::{ClusterModel, model::ModelRows},
+    output::{Sink, Summary},
+    pipeline::{Correlated, Flow, Input, Pipeline, counters::ReadCounters},
     record::{
-        format::{Loss, Meta, Record},
+        format::{Meta, Record},
         reader::{Reader, RecordingError, Step},
     },
-    timeline::Timeline,
     topology::Topology,
 };
 
-/// How the replay ended.
-#[derive(Debug, Default)]
-pub struct Summary {
-    pub meta: Option<Meta>,
-    pub observations: u64,
-    pub journeys: u64,
-    pub loss: Loss,
-    /// The recording ended with its end record.
-    pub clean: bool,
-    /// Where and why the file stops early, if it does.
-    pub cut: Option<(u64, String)>,
+/// The inputs of a recording, in order.
+pub struct Recording {
+    reader: Reader<std::fs::File>,
+    meta: Option<Meta>,
+    /// The newest cluster version's rows and start (NAMES records add to it).
+    rows: ModelRows,
+    rows_since: u64,
+    /// A topology being read in parts.
+    topology: Option<(u64, Topology)>,
+    /// Version 1: the newest observation read so far.
+    seen_until: u64,
+    read: ReadCounters,
+    /// Whether anything at all could be read (a META or an observation).
+    read_anything: bool,
+    /// How the file ended: cleanly (an END record), or cut at an offset and why.
+    clean: bool,
+    cut: Option<(u64, String)>,
+    /// Damage skipped so far, for the summary.
+    skipped: Vec<String>,
 }
 
-impl Summary {
-    /// One line for people.
-    pub fn describe(&self) -> String {
-        let mut text = format!(
-            "{} journeys from {} observations; events lost in the kernel while recording: {}",
-            self.journeys, self.observations, self.loss.ringbuf_full
-        );
+impl Recording {
+    pub fn open(path: &Path) -> Result<Self, RecordingError> {
+        Ok(Self {
+            reader: Reader::open(path)?,
+            meta: None,
+            rows: ModelRows::default(),
+            rows_since: 0,
+            topology: None,
+            seen_until: 0,
+            read: ReadCounters::default(),
+            read_anything: false,
+            clean: false,
+            cut: None,
+            skipped: Vec::new(),
+        })
+    }
+
+    pub fn meta(&self) -> Option<&Meta> {
+        self.meta.as_ref()
+    }
+
+    /// What the reader skipped so far.
+    pub fn read_counters(&self) -> ReadCounters {
+        self.read
+    }
+
+    /// The next input; `None` at the end of the recording.
+    pub fn next_input(&mut self) -> Option<Input> {
+        loop {
+            match self.reader.next_step() {
+                Step::Record(record) => {
+                    if let Some(input) = self.input_of(record) {
+                        return Some(input);
+                    }
+                }
+                Step::Skipped { offset, bytes, why } => {
+                    self.read.damaged += 1;
+                    self.read.damaged_bytes += bytes;
+                    let text = format!(
+                        "recording damaged at byte {offset}: {bytes} bytes skipped ({why})"
+                    );
+                    self.skipped.push(text.clone());
+                    return Some(Input::Notice {
+                        at_ns: self.seen_until,
+                        text,
+                    });
+                }
+                Step::End { clean } => {
+                    self.clean = clean;
+                    return None;
+                }
+                Step::Cut { offset, why } => {
+                    self.cut = Some((offset, why));
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn input_of(&mut self, record: Record) -> Option<Input> {
+        Some(match record {
+            Record::Meta(meta) => {
+                self.read_anything = true;
+                let session = Arc::new(meta.session.clone());
+                self.meta = Some(*meta);
+                Input::Session(session)
+            }
+            Record::ClusterObjects(objects) => Input::Cluster {
+                since_ns: self.seen_until,
+                names: Arc::new(objects.model()),
+            },
+            Record::Cluster(cluster) => {
+                self.rows = cluster.rows;
+                self.rows_since = cluster.since_ns;
+                self.names()
+            }
+            Record::Names(rows) => {
+                self.rows.merge(*rows);
+                self.names()
+            }
+            Record::Topology(record) => {
+                let since = if self.reader.version() < 2 {
+                    self.seen_until
+                } else {
+                    record.since_ns
+                };
+                let topology = match self.topology.take() {
+                    Some((s, mut parts)) if s == since => {
+                        parts.hosts.extend(record.topology.hosts);
+                        parts.reindex();
+                        parts
+                    }
+                    _ => record.topology,
+                };
+                if record.more {
+                    self.topology = Some((since, topology));
+                    return None;
+                }
+                Input::Topology {
+                    since_ns: since,
+                    topology: Arc::new(topology),
+                }
+            }
+            Record::DropReasons(pairs) => Input::DropReasons(Arc::new(
+                crate::drop_reason::DropReasons::from_recorded(pairs),
+            )),
+            Record::Observations { now_ns, batch } => {
+                self.read_anything = true;
+                let newest = batch.iter().map(|o| o.ts_ns).max().unwrap_or(0);
+                self.seen_until = self.seen_until.max(newest);
+                Input::Observations {
+                    now_ns: now_ns.unwrap_or(newest),
+                    batch,
+                }
+            }
+            Record::Counters(counters) => Input::Counters(counters),
+            Record::Notice(notice) => Input::Notice {
+                at_ns: notice.at_ns,
+                text: notice.text,
+            },
+            Record::End(_) => return None,
+            Record::Unknown(_) => {
+                self.read.unknown_records += 1;
+                return None;
+            }
+        })
+    }
+
+    /// The newest cluster version as read so far.
+    fn names(&self) -> Input {
+        Input::Cluster {
+            since_ns: self.rows_since,
+            names: Arc::new(ClusterModel::from_rows(self.rows.clone())),
+        }
+    }
+
+    /// Notes for the summary: where the file was damaged or cut, or that it has no end
+    /// record.
+    fn notes(&self) -> Vec<String> {
+        let mut notes = self.skipped.clone();
         if let Some((offset, why)) = &self.cut {
-            text.push_str(&format!(
-                "\nrecording cut at byte {offset}: {why}; everything before it was replayed"
+            notes.push(format!(
+                "recording cut at byte {offset}: {why}; everything before it was replayed"
             ));
         } else if !self.clean {
-            text.push_str("\nrecording has no end record: the recorder was stopped abruptly (SIGKILL, crash or full disk); everything written was replayed");
+            notes.push("recording has no end record: the recorder was stopped abruptly (SIGKILL, crash or full disk); everything written was replayed".to_owned());
         }
-        text
+        notes
     }
 }
 
-/// Reads `path` and hands every journey to `each` in the order they complete; `each`
-/// returns false to stop early.
-pub fn replay(
-    path: &Path,
-    mut each: impl FnMut(Journey) -> bool,
-) -> Result<Summary, RecordingError> {
-    replay_raw(path, |_, journey| each(journey))
+/// What a replay found.
+pub struct Replayed {
+    pub summary: Summary,
+    /// The recording's META record, if it could be read.
+    pub meta: Option<Meta>,
 }
 
-/// Like [`replay`], with each journey's raw observations (exports need every header field).
-pub fn replay_raw(
-    path: &Path,
-    mut each: impl FnMut(&RawJourney, Journey) -> bool,
-) -> Result<Summary, RecordingError> {
-    let mut reader = Reader::open(path)?;
-    let mut summary = Summary::default();
-    let mut names = Recorded::default();
-    let mut assembler = Assembler::new();
-    loop {
-        match reader.next_step() {
-            Step::Record(record) => match record {
-                Record::Meta(meta) => {
-                    names.followed = Followed {
-                        from: meta.from_ips.clone(),
-                        to: meta.to_ips.clone(),
-                    };
-                    names.wall_offset_ns = meta.wall_offset_ns;
-                    summary.meta = Some(*meta);
-                }
-                // Context written during the session (Pods replaced) holds for the packets
-                // recorded after it; earlier ones keep the names of their time.
-                Record::Cluster(objects) => names
-                    .models
-                    .push(names.seen_until, Arc::new(objects.model())),
-                Record::Topology(topology) => {
-                    names.topologies.push(names.seen_until, Arc::new(*topology))
-                }
-                Record::DropReasons(pairs) => names.reasons = DropReasons::from_recorded(pairs),
-                Record::Observations(batch) => {
-                    let mut closed = Vec::new();
-                    let mut latest = 0;
-                    for obs in batch {
-                        summary.observations += 1;
-                        latest = latest.max(obs.ts_ns);
-                        closed.extend(assembler.push(obs));
-                    }
-                    names.seen_until = names.seen_until.max(latest);
-                    closed.extend(assembler.flush(latest));
-                    if !names.explain(closed, &mut summary, &mut each) {
-                        return Ok(summary);
-                    }
-                }
-                Record::Loss(loss) => summary.loss = loss,
-                Record::End(_) | Record::Unknown(_) => {}
-            },
-            Step::End { clean } => {
-                summary.clean = clean;
-                break;
-            }
-            Step::Cut { offset, why } => {
-                summary.cut = Some((offset, why));
-                break;
-            }
+/// Replays `path` into `sink` through the pipeline and ends with the summary. The summary
+/// says `failed` when nothing at all could be read.
+pub fn replay(path: &Path, sink: &mut dyn Sink) -> anyhow::Result<Replayed> {
+    let mut recording = Recording::open(path)?;
+    let mut pipeline = Pipeline::new(sink, None);
+    while let Some(input) = recording.next_input() {
+        if pipeline.feed(input)? == Flow::Stop {
+            break;
         }
     }
-    names.explain(assembler.flush(u64::MAX), &mut summary, &mut each);
-    Ok(summary)
-}
-
-/// What the recording says about the world it was made in.
-#[derive(Default)]
-struct Recorded {
-    models: Timeline<ClusterModel>,
-    topologies: Timeline<Topology>,
-    /// The newest observation read so far: context read now holds from after it.
-    seen_until: u64,
-    reasons: DropReasons,
-    followed: Followed,
-    wall_offset_ns: i128,
-    memo: Memo,
-}
-
-impl Recorded {
-    /// Explains finished packets; false once `each` asks to stop.
-    fn explain(
-        &self,
-        raws: Vec<RawJourney>,
-        summary: &mut Summary,
-        each: &mut impl FnMut(&RawJourney, Journey) -> bool,
-    ) -> bool {
-        for raw in raws {
-            summary.journeys += 1;
-            // Named as at the packet's start, as a live session names it.
-            let started = raw.observations.first().map_or(u64::MAX, |o| o.ts_ns);
-            let (model_id, model) = self.models.at(started).unwrap_or_default();
-            let (topology_id, topology) = self.topologies.at(started).unwrap_or_default();
-            self.memo.renew((model_id, topology_id));
-            let names = ModelNames(&model);
-            let ctx = Context {
-                topology: &topology,
-                cluster: &names,
-                reasons: &self.reasons,
-                followed: &self.followed,
-                wall_offset_ns: self.wall_offset_ns,
-                memo: &self.memo,
-            };
-            let journey = explain::explain(&raw, &ctx);
-            if !each(&raw, journey) {
-                return false;
-            }
-        }
-        true
+    pipeline.finish()?;
+    pipeline.set_read_counters(recording.read_counters());
+    let counters = pipeline.counters();
+    let mut summary = Summary {
+        journeys: pipeline.tally(),
+        observations: counters.pipeline.observations,
+        counters,
+        notes: recording.notes(),
+        failed: !recording.read_anything,
+        ..Summary::default()
+    };
+    if summary.failed {
+        summary
+            .notes
+            .push(format!("nothing could be read from {}", path.display()));
     }
+    pipeline.sink().finish(&summary)?;
+    Ok(Replayed {
+        summary,
+        meta: recording.meta,
+    })
+}
+
+/// A sink that hands each journey, with its raw observations, to a function (exports);
+/// the function returns false to stop.
+pub struct Each<F>(pub F);
+
+impl<F: FnMut(&RawJourney, &Journey) -> bool> Sink for Each<F> {
+    fn journey(&mut self, _journey: &Journey) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn correlated(&mut self, correlated: &Correlated) -> std::io::Result<()> {
+        if (self.0)(&correlated.raw, &correlated.journey) {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "stopped by the consumer",
+            ))
+        }
+    }
+
+    fn finish(&mut self, _summary: &Summary) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn notice(&mut self, _text: &str) {}
 }
 
 /// What a recording followed (its META record), for headers.
 pub fn following(path: &Path) -> Option<String> {
-    let mut reader = Reader::open(path).ok()?;
-    match reader.next_step() {
-        Step::Record(Record::Meta(meta)) => Some(meta.following),
-        _ => None,
+    let mut recording = Recording::open(path).ok()?;
+    while let Some(input) = recording.next_input() {
+        if let Input::Session(session) = input {
+            return Some(session.following.clone());
+        }
     }
+    None
 }

@@ -39,8 +39,13 @@ impl<T> Timeline<T> {
         }
     }
 
+    /// Adds the version that holds from `since`. A version pushed with the same `since` as
+    /// the newest replaces it (a version completed in several steps), with a new serial.
     pub fn push(&mut self, since: u64, value: Arc<T>) {
         self.pushed += 1;
+        if self.entries.back().is_some_and(|(s, _, _)| *s == since) {
+            self.entries.pop_back();
+        }
         self.entries.push_back((since, self.pushed, value));
         if self.entries.len() > self.kept {
             self.entries.pop_front();
@@ -101,6 +106,15 @@ mod tests {
             names.push(300 + i, Arc::new(format!("v{i}")));
         }
         assert_eq!(names.len(), 16, "bounded");
+
+        let mut completed = Timeline::new(4);
+        completed.push(100, Arc::new("part"));
+        let (first, _) = completed.at(100).unwrap();
+        completed.push(100, Arc::new("whole"));
+        assert_eq!(completed.len(), 1, "the same start replaces");
+        let (second, value) = completed.at(100).unwrap();
+        assert_eq!(*value, "whole");
+        assert_ne!(first, second, "with a new serial");
         assert_eq!(
             *names.at(0).unwrap().1,
             "v24",

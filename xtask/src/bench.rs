@@ -18,6 +18,7 @@
 use std::{
     fmt::Write as _,
     io::{BufRead as _, BufReader, Read as _},
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
@@ -26,13 +27,9 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use tracer::{
-    k8s::ClusterObjects,
-    record::{
-        format::Record,
-        reader::{Reader, Step},
-        writer::Recorder,
-    },
-    topology::Topology,
+    pipeline::Input,
+    record::writer::{Provenance, Recorder},
+    replay::Recording,
 };
 
 const CLIENT: &str = "nettest";
@@ -644,31 +641,32 @@ impl Bench {
 /// Writes `out`: the observations of the recording `seed`, copied again and again (shifted
 /// in time, new IP IDs per copy) until there are at least `hops`, with the seed's context.
 pub fn replicate(seed: &Path, out: &Path, hops: usize) -> anyhow::Result<usize> {
-    let mut reader = Reader::open(seed)?;
-    let (mut meta, mut cluster, mut topology, mut reasons, mut observations) =
-        (None, None, None, Vec::new(), Vec::new());
-    loop {
-        match reader.next_step() {
-            Step::Record(Record::Meta(m)) => meta = Some(*m),
-            Step::Record(Record::Cluster(c)) => cluster = Some(*c),
-            Step::Record(Record::Topology(t)) => topology = Some(*t),
-            Step::Record(Record::DropReasons(r)) => reasons = r,
-            Step::Record(Record::Observations(o)) => observations.extend(o),
-            Step::Record(_) => {}
-            Step::End { .. } | Step::Cut { .. } => break,
+    let mut recording = Recording::open(seed)?;
+    let mut context = Vec::new();
+    let mut observations = Vec::new();
+    while let Some(input) = recording.next_input() {
+        match input {
+            Input::Observations { batch, .. } => observations.extend(batch),
+            Input::Counters(_) | Input::Notice { .. } => {}
+            other => context.push(other),
         }
     }
-    let (Some(meta), Some(cluster), Some(topology)) = (meta, cluster, topology) else {
-        bail!("the seed recording is incomplete");
-    };
-    let cluster: ClusterObjects = cluster;
-    let topology: Topology = topology;
     if observations.is_empty() {
         bail!("the seed recording has no observations");
     }
     let span =
         observations.iter().map(|o| o.ts_ns).max().unwrap_or(0) - observations[0].ts_ns + 1_000_000;
-    let mut recorder = Recorder::create(out, &meta, &cluster, &topology, &reasons)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("create {}", out.display()))?;
+    let mut recorder = Recorder::offline(file, out, Provenance::here())?;
+    for input in &context {
+        recorder.record(input);
+    }
     let mut written = 0;
     let mut copy = 0u64;
     while written < hops {
@@ -684,16 +682,14 @@ pub fn replicate(seed: &Path, out: &Path, hops: usize) -> anyhow::Result<usize> 
             })
             .collect();
         written += batch.len();
-        if !recorder.observations_blocking(batch) {
-            bail!(
-                "writing {}: {}",
-                out.display(),
-                recorder.error().unwrap_or_default()
-            );
-        }
+        let now_ns = batch.iter().map(|o| o.ts_ns).max().unwrap_or(0);
+        recorder.record(&Input::Observations { now_ns, batch });
         copy += 1;
     }
-    recorder.finish().map_err(anyhow::Error::msg)?;
+    let report = recorder.finish();
+    if let Some(error) = report.error {
+        bail!("writing {}: {error}", out.display());
+    }
     Ok(written)
 }
 

@@ -1,42 +1,46 @@
 //! `cargo xtask fuzz [--seconds N]`: fuzzes the recording reader with cargo-fuzz (installed
 //! on first use), starting from the committed corpus in `fuzz/corpus/reader` (seeded with a
-//! small synthetic recording and damaged copies of it when empty).
+//! small synthetic recording in the current format and damaged copies of it).
 
-use std::{net::Ipv4Addr, path::Path, process::Command};
+use std::{net::Ipv4Addr, path::Path, process::Command, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use tracer::{
-    journey::observation::{Hook, Observation, Tuple},
-    k8s::ClusterObjects,
-    record::{format::Meta, writer::Recorder},
+    drop_reason::DropReasons,
+    journey::observation::{Hook, IpProto, Observation, Tuple},
+    pipeline::{Input, Session},
+    record::writer::{Provenance, Recorder},
     topology::Topology,
 };
 
+/// Seeds the corpus with a small recording in the current format and damaged copies of it
+/// (each written once; the corpus keeps what the fuzzer found since).
 fn seed(corpus: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(corpus)?;
-    if std::fs::read_dir(corpus)?.next().is_some() {
+    let path = corpus.join("recording-v2");
+    if path.exists() {
         return Ok(());
     }
-    let path = corpus.join("recording");
-    let meta = Meta {
-        tracer_version: "seed".into(),
-        created_at: "2026-11-26T00:00:00Z".into(),
-        hostname: "seed".into(),
-        command: vec!["tracer".into(), "follow".into()],
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("create {}", path.display()))?;
+    let mut recorder = Recorder::offline(file, &path, Provenance::here())?;
+    recorder.record(&Input::Session(Arc::new(Session {
         following: "nettest → svc/nginx-test".into(),
         names_from: "seed".into(),
-        wall_offset_ns: 0,
         from_ips: vec![Ipv4Addr::new(10, 244, 102, 137)],
         to_ips: vec![Ipv4Addr::new(10, 109, 60, 89)],
-        snap_len: 0,
-    };
-    let mut recorder = Recorder::create(
-        &path,
-        &meta,
-        &ClusterObjects::default(),
-        &Topology::default(),
-        &[(2, "NO_SOCKET".into())],
-    )?;
+        ..Session::default()
+    })));
+    recorder.record(&Input::DropReasons(Arc::new(DropReasons::from_recorded(
+        vec![(2, "NO_SOCKET".into())],
+    ))));
+    recorder.record(&Input::Topology {
+        since_ns: 0,
+        topology: Arc::new(Topology::default()),
+    });
     let observations: Vec<Observation> = (0..4u16)
         .map(|i| Observation {
             ts_ns: 1_000 + u64::from(i) * 500,
@@ -45,7 +49,7 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             netns_cookie: 1,
             ifindex: 2,
             tuple: Tuple {
-                proto: 6,
+                proto: IpProto::Tcp,
                 src: Ipv4Addr::new(10, 244, 102, 137),
                 dst: Ipv4Addr::new(10, 109, 60, 89),
                 sport: 40000,
@@ -65,16 +69,24 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             icmp_seq: 0,
             outer: None,
             drop_reason: if i == 3 { 2 } else { 0 },
+            shared_data: false,
             skb_len: 74,
             mark: 0,
         })
         .collect();
-    recorder.observations_blocking(observations);
-    recorder.loss(1, 0);
-    recorder.finish().map_err(anyhow::Error::msg)?;
+    recorder.record(&Input::Observations {
+        now_ns: 3_000,
+        batch: observations,
+    });
+    if let Some(error) = recorder.finish().error {
+        bail!("writing {}: {error}", path.display());
+    }
     let bytes = std::fs::read(&path)?;
-    std::fs::write(corpus.join("truncated"), &bytes[..bytes.len() * 2 / 3])?;
-    std::fs::write(corpus.join("header-only"), &bytes[..16])?;
+    std::fs::write(corpus.join("truncated-v2"), &bytes[..bytes.len() * 2 / 3])?;
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    std::fs::write(corpus.join("flipped-v2"), flipped)?;
     Ok(())
 }
 

@@ -1,14 +1,15 @@
 //! The `tracer follow` command: from arguments to a running session and its summary.
 
-use std::{io::IsTerminal as _, path::Path};
+use std::{io::IsTerminal as _, os::unix::fs::OpenOptionsExt as _, path::Path};
 
 use crate::{
     cli::{FollowArgs, Output},
     follow::{self, plan},
+    journey::observation::IpProto,
     k8s::source::{ClusterHandle, ClusterSource},
     output::{Sink, SummarySink, json::JsonSink, text::TextSink, ui::UiSink},
-    record::{format::Meta, writer::Recorder},
-    topology::Topology,
+    pipeline::{JourneyFilter, Pipeline, Session},
+    record::writer::{Provenance, Recorder},
     tui,
 };
 
@@ -28,9 +29,9 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     let cluster = ClusterHandle::start(&source, std::time::Duration::from_secs(10))?;
     let model = cluster.snapshot();
     let protocol = args.proto.map(|p| match p {
-        crate::cli::Protocol::Tcp => "tcp",
-        crate::cli::Protocol::Udp => "udp",
-        crate::cli::Protocol::Icmp => "icmp",
+        crate::cli::Protocol::Tcp => IpProto::Tcp,
+        crate::cli::Protocol::Udp => IpProto::Udp,
+        crate::cli::Protocol::Icmp => IpProto::Icmp,
     });
     let plan = plan::plan(
         &model,
@@ -90,58 +91,56 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
+    let followed = Session {
+        following: format!(
+            "{} → {}",
+            plan::describe(&plan.from),
+            plan::describe(&plan.to)
+        ),
+        names_from: cluster.describe(),
+        from_ips: plan.followed.from.clone(),
+        to_ips: plan.followed.to.clone(),
+        filter: JourneyFilter {
+            port: plan.port,
+            protocol: plan.protocol,
+        },
+        wall_offset_ns: crate::clock::wall_offset_ns(),
+    };
     let mut recorder = match &args.record {
-        Some(path) => Some(start_recording(path, &plan, &cluster, &topology, &kernel)?),
+        Some(path) => Some(start_recording(path)?),
         None => None,
     };
+    let mut failed = false;
     let mut session = |sink: &mut dyn Sink| -> anyhow::Result<()> {
-        let tally = follow::run(
-            &mut kernel,
-            &cluster,
-            &topology,
-            &plan,
+        let mut pipeline = Pipeline::new(sink, limits.count);
+        let sources = follow::live::Sources {
+            kernel: &mut kernel,
+            cluster: &cluster,
+            topology: &topology,
+            plan: &plan,
+        };
+        let outcome = follow::live::run(
+            sources,
+            followed.clone(),
             &limits,
-            sink,
-            recorder.as_mut(),
+            &mut pipeline,
+            recorder.take(),
         )?;
-        let loss = kernel.loss();
+        let mut summary = outcome.summary;
         if stats.is_some() {
             for (program, runs, ns) in kernel.program_costs() {
-                sink.notice(&format!(
+                summary.notes.push(format!(
                     "kernel cost: {program}: {ns} ns per run over {runs} runs"
                 ));
             }
         }
-        if let Some(mut recorder) = recorder.take() {
-            recorder.loss(loss.ringbuf_full, loss.parse_failed);
-            if let Err(e) = recorder.finish() {
-                sink.notice(&format!("the recording is incomplete: {e}"));
-            }
+        if let Some(reason) = cluster.stale_reason() {
+            summary.notes.push(format!(
+                "names may be stale: the Kubernetes API stopped answering ({reason})"
+            ));
         }
-        let journeys = if limits.record_only && args.record.is_some() {
-            format!(
-                "{} observations recorded (see the journeys with `tracer replay`)",
-                tally.observations
-            )
-        } else {
-            format!(
-                "{} journeys: {} delivered, {} dropped, {} incomplete",
-                tally.total(),
-                tally.delivered,
-                tally.dropped,
-                tally.incomplete
-            )
-        };
-        sink.finish(&format!(
-            "{journeys}; events lost in the kernel: {} (ring buffer full), {} (unparsable){}",
-            loss.ringbuf_full,
-            loss.parse_failed,
-            if cluster.stale() {
-                "; names may be stale: the Kubernetes API stopped answering"
-            } else {
-                ""
-            }
-        ))?;
+        failed = summary.failed;
+        pipeline.sink().finish(&summary)?;
         Ok(())
     };
     match output {
@@ -182,45 +181,25 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
             })?;
         }
     }
-    Ok(crate::exit::SUCCESS)
+    Ok(if failed {
+        crate::exit::FAILURE
+    } else {
+        crate::exit::SUCCESS
+    })
 }
 
-fn start_recording(
-    path: &Path,
-    plan: &plan::FollowPlan,
-    cluster: &ClusterHandle,
-    topology: &Topology,
-    kernel: &follow::Kernel,
-) -> anyhow::Result<Recorder> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let meta = Meta {
-        tracer_version: env!("CARGO_PKG_VERSION").to_owned(),
-        created_at: crate::journey::explain::rfc3339(i128::try_from(now).unwrap_or(0)),
-        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default(),
-        command: std::env::args().collect(),
-        following: format!(
-            "{} → {}",
-            plan::describe(&plan.from),
-            plan::describe(&plan.to)
-        ),
-        names_from: cluster.describe(),
-        wall_offset_ns: follow::wall_offset_ns(),
-        from_ips: plan.followed.from.clone(),
-        to_ips: plan.followed.to.clone(),
-        snap_len: 0,
-    };
-    let recorder = Recorder::create(
-        path,
-        &meta,
-        &cluster.objects(),
-        topology,
-        &kernel.reasons.to_pairs(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
+/// Creates the recording file (private: it names a cluster's insides) and starts the
+/// recorder.
+fn start_recording(path: &Path) -> anyhow::Result<Recorder> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
+    let recorder = Recorder::start(file, path, Provenance::here())
+        .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
     eprintln!(
         "  recording to {} (headers only, mode 0600)",
         path.display()

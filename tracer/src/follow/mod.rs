@@ -1,49 +1,42 @@
-//! `tracer follow`: resolve → discover → load and attach → read, correlate, explain → sinks.
+//! `tracer follow`: resolve → discover → load and attach → the live source → the pipeline
+//! (`crate::pipeline`) → sinks.
 //!
 //! The kernel side is one object: TC classifiers on every interface of the path (each
 //! followed Pod's `eth0` inside the Pod and its host-side veth, every traced node's uplink
 //! and tunnel devices), attached as TCX links from a thread that entered the interface's
-//! namespace, plus `tp_btf/kfree_skb` for drops. Events are read on this thread, grouped
-//! into packets by [`crate::journey::assemble`] and named by
-//! [`crate::journey::explain`]; nothing on that path calls the Kubernetes API (names come
-//! from the watch cache's latest snapshot).
+//! namespace, plus `tp_btf/kfree_skb` for drops. The live source ([`live`]) reads events on
+//! this thread and hands them, with the cluster's names and the topology as they change,
+//! to the same pipeline a replay uses; nothing on that path calls the Kubernetes API
+//! (names come from the watch cache's latest model).
+//!
+//! Files: `command` (from arguments to a session and its summary), `plan` (arguments
+//! resolved), `live` (the live source and its loop), `signals` (Ctrl-C, SIGTERM, the UI's
+//! quit), `rediscover` (the cluster changing under a run), and here the topology
+//! discovery, attachments and the kernel side.
 
 pub mod command;
-pub mod naming;
+pub mod live;
 pub mod plan;
 pub mod rediscover;
+pub mod signals;
 
-use std::{
-    collections::BTreeSet,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
 
+pub use signals::{install_stop_handlers, request_stop};
+
 use crate::{
     btf::Btf,
     caps,
-    clock::monotonic_ns,
     drop_reason::DropReasons,
     ebpf::{self, LoadOptions},
     events::{self, EventStream},
     exit::MissingPrivilege,
-    journey::{
-        assemble::Assembler,
-        explain::{self, Context},
-        memo::Memo,
-        model::Journey,
-        observation::{Hook, Observation},
-    },
-    k8s::{model::ClusterModel, source::ClusterHandle},
+    k8s::model::ClusterModel,
     kernel_layout::KernelOffsets,
     netns,
-    output::Sink,
     probes::{
         kfree_skb,
         tc::{self, AttachMode, Direction},
@@ -53,28 +46,6 @@ use crate::{
         roles::{HostRole, NodeRef, PodRef},
     },
 };
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Asks a running [`run`] to finish (what Ctrl-C does); used by the TUI's quit key.
-pub fn request_stop() {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-extern "C" fn on_stop_signal(_signal: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// Ctrl-C and SIGTERM end the run cleanly (the journeys in flight are still printed).
-/// Installed before anything is attached, so a signal during start-up also ends cleanly.
-pub fn install_stop_handlers() {
-    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
-}
 
 pub struct Limits {
     pub count: Option<u64>,
@@ -165,13 +136,6 @@ pub fn attachments(topology: &Topology, filter: &[std::net::Ipv4Addr]) -> Vec<At
         }
     }
     out.into_iter().collect()
-}
-
-pub fn wall_offset_ns() -> i128 {
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    i128::try_from(wall).unwrap_or(0) - i128::from(monotonic_ns())
 }
 
 /// The kernel side of a run: programs loaded and attached, ring buffer open.
@@ -267,207 +231,6 @@ impl Kernel {
 /// Turns on the kernel's BPF run-time accounting until the returned descriptor is dropped.
 pub fn enable_kernel_stats() -> anyhow::Result<std::os::fd::OwnedFd> {
     aya::sys::enable_stats(aya::sys::Stats::RunTime).context("enable BPF run-time statistics")
-}
-
-impl Kernel {}
-
-/// Counts per verdict, for the summary.
-#[derive(Debug, Default, Clone)]
-pub struct Tally {
-    pub delivered: u64,
-    pub dropped: u64,
-    pub incomplete: u64,
-    /// Observations read from the kernel (one per packet per hook).
-    pub observations: u64,
-}
-
-impl Tally {
-    pub fn add(&mut self, journey: &Journey) {
-        match journey.verdict {
-            crate::journey::model::Verdict::Delivered => self.delivered += 1,
-            crate::journey::model::Verdict::Dropped => self.dropped += 1,
-            crate::journey::model::Verdict::Incomplete => self.incomplete += 1,
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.delivered + self.dropped + self.incomplete
-    }
-}
-
-/// Whether a journey passes the user's port/protocol filters.
-fn wanted(journey: &Journey, plan: &plan::FollowPlan) -> bool {
-    if let Some(protocol) = plan.protocol
-        && journey.protocol != protocol
-    {
-        return false;
-    }
-    if let Some(port) = plan.port {
-        let touches = |e: &crate::journey::model::Endpoints| e.sport == port || e.dport == port;
-        return touches(&journey.original)
-            || journey
-                .hops
-                .iter()
-                .filter_map(|h| h.packet.as_ref())
-                .any(touches);
-    }
-    true
-}
-
-/// Reads events until a limit, Ctrl-C or SIGTERM; returns the tally. Raw observations go
-/// to the recorder, if any, before they are correlated.
-pub fn run(
-    kernel: &mut Kernel,
-    cluster: &ClusterHandle,
-    topology: &Topology,
-    plan: &plan::FollowPlan,
-    limits: &Limits,
-    sink: &mut dyn Sink,
-    mut recorder: Option<&mut crate::record::writer::Recorder>,
-) -> anyhow::Result<Tally> {
-    let started = Instant::now();
-    let live = rediscover::Rediscover::new(topology, plan, cluster, kernel);
-    let mut output = Output {
-        cluster,
-        topology: &live,
-        plan,
-        limits,
-        reasons: kernel.reasons.clone(),
-        wall_offset_ns: wall_offset_ns(),
-        tally: Tally::default(),
-        memo: Memo::default(),
-    };
-    let mut assembler = Assembler::new();
-    let mut events = Vec::new();
-    let mut recording_failed = false;
-    let mut last_loss_report = Instant::now();
-    let mut last_read = 0;
-    let mut recorded = live.generation();
-    loop {
-        if STOP.load(Ordering::Relaxed) || limits.duration.is_some_and(|d| started.elapsed() >= d) {
-            break;
-        }
-        live.tick(kernel, sink);
-        last_read = kernel.stream.next_batch(last_read, &mut events);
-        let in_scope = live.current();
-        let mut observations: Vec<Observation> = events
-            .drain(..)
-            .filter_map(|e| Observation::from_event(&e))
-            // The drop tracepoint sees every namespace on the machine: keep drops in the
-            // traced ones (and those whose device is unknown), not another network's packets
-            // that happen to carry the same addresses.
-            .filter(|o| {
-                o.hook != Hook::Drop
-                    || o.netns_cookie == 0
-                    || in_scope.host(o.netns_cookie).is_some()
-            })
-            .collect();
-        output.tally.observations += observations.len() as u64;
-        let record_only = limits.record_only && recorder.is_some() && !recording_failed;
-        let report_loss = last_loss_report.elapsed() >= Duration::from_secs(1);
-        let loss = report_loss.then(|| kernel.loss());
-        if let Some(recorder) = recorder.as_deref_mut()
-            && !recording_failed
-        {
-            // Pods came or went: the recording gets the new names and namespaces at once,
-            // before the packets that need them, so a replay names the replacements as live
-            // did. (The watch publishes at most every 50 ms; on a large cluster that changes
-            // often this costs a copy of its trimmed objects per change.)
-            if live.generation() != recorded {
-                recorder.context(cluster.objects(), live.current());
-                recorded = live.generation();
-            }
-            if record_only {
-                recorder.observations(observations);
-                observations = Vec::new();
-            } else {
-                recorder.observations(observations.clone());
-            }
-            if let Some(loss) = loss {
-                recorder.loss(loss.ringbuf_full, loss.parse_failed);
-            }
-            if let Some(error) = recorder.error() {
-                // Tell the user at once; following goes on without the recording.
-                sink.notice(&format!(
-                    "recording stopped: {error}; following continues without it"
-                ));
-                recording_failed = true;
-            }
-        }
-        if let Some(loss) = loss {
-            sink.loss(loss.ringbuf_full, loss.parse_failed);
-            last_loss_report = Instant::now();
-        }
-        let mut closed = Vec::new();
-        for obs in observations {
-            closed.extend(assembler.push(obs));
-        }
-        closed.extend(assembler.flush(monotonic_ns()));
-        if output.emit(closed, sink)? {
-            return Ok(output.tally);
-        }
-    }
-    // Whatever is still in flight is shown as it stands.
-    output.emit(assembler.flush(u64::MAX), sink)?;
-    Ok(output.tally)
-}
-
-/// Explains finished packets and hands the wanted ones to the sink.
-struct Output<'a> {
-    cluster: &'a ClusterHandle,
-    topology: &'a rediscover::Rediscover,
-    plan: &'a plan::FollowPlan,
-    limits: &'a Limits,
-    reasons: DropReasons,
-    wall_offset_ns: i128,
-    tally: Tally,
-    memo: Memo,
-}
-
-impl Output<'_> {
-    /// True once the journey limit is reached.
-    fn emit(
-        &mut self,
-        raws: Vec<crate::journey::assemble::RawJourney>,
-        sink: &mut dyn Sink,
-    ) -> anyhow::Result<bool> {
-        if raws.is_empty() {
-            return Ok(false);
-        }
-        let topology = self.topology.current();
-        for raw in raws {
-            // Named by the cluster as it was when the packet started, not as it is now: a
-            // Pod replaced (its IP reused) in between must not rename the old one's packets.
-            let started = raw.observations.first().map_or(u64::MAX, |o| o.ts_ns);
-            let model = self.cluster.snapshot_at(started);
-            // A new model (the watch saw a change) or topology means new names.
-            self.memo.renew((
-                Arc::as_ptr(&model) as usize,
-                usize::try_from(self.topology.generation()).unwrap_or(usize::MAX),
-            ));
-            let names = naming::ModelNames(&model);
-            let ctx = Context {
-                topology: &topology,
-                cluster: &names,
-                reasons: &self.reasons,
-                followed: &self.plan.followed,
-                wall_offset_ns: self.wall_offset_ns,
-                memo: &self.memo,
-            };
-            let journey = explain::explain(&raw, &ctx);
-            if !wanted(&journey, self.plan) {
-                continue;
-            }
-            sink.journey(&journey)?;
-            self.tally.add(&journey);
-            if self.limits.count.is_some_and(|c| self.tally.total() >= c) {
-                sink.flush()?;
-                return Ok(true);
-            }
-        }
-        sink.flush()?;
-        Ok(false)
-    }
 }
 
 /// What the user should know about visibility before the first packet: a followed Pod on a

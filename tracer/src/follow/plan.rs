@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use crate::{
-    journey::explain::Followed,
+    journey::{explain::Followed, observation::IpProto},
     k8s::{
         model::ClusterModel,
         resolve::{ResolveError, Target, resolve},
@@ -20,8 +20,7 @@ pub struct FollowPlan {
     /// Every address the kernel programs emit events for.
     pub filter: Vec<Ipv4Addr>,
     pub port: Option<u16>,
-    /// `tcp`, `udp` or `icmp`, as journeys name their protocol.
-    pub protocol: Option<&'static str>,
+    pub protocol: Option<IpProto>,
 }
 
 /// The addresses that stand for a target: a Pod's IP; a Service's ClusterIP and endpoints,
@@ -48,7 +47,7 @@ pub fn plan(
     to: &str,
     namespace: &str,
     port: Option<u16>,
-    protocol: Option<&'static str>,
+    protocol: Option<IpProto>,
 ) -> Result<FollowPlan, ResolveError> {
     let from = resolve(model, from, namespace)?;
     let to = resolve(model, to, namespace)?;

@@ -59,7 +59,6 @@ use crate::{
     events,
     k8s::{model::ClusterModel, resolve::Target, source::ClusterHandle},
     netns,
-    output::Sink,
     probes::tc::{self, Direction},
     topology::{
         Topology, discover,
@@ -185,14 +184,15 @@ impl Rediscover {
     }
 
     /// One round of the event loop: cheap unless something changed (see the module doc).
-    pub fn tick(&self, kernel: &mut Kernel, sink: &mut dyn Sink) {
+    /// What the user should be told goes to `notices`.
+    pub fn tick(&self, kernel: &mut Kernel, notices: &mut Vec<String>) {
         let mut state = self.state.borrow_mut();
         let now = Instant::now();
         let model = self.cluster.snapshot();
         if !Arc::ptr_eq(&model, &state.model) {
             state.model = Arc::clone(&model);
             state.generation += 1;
-            self.follow_new_addresses(&mut state, kernel, sink);
+            self.follow_new_addresses(&mut state, kernel, notices);
             self.request(&model, true);
             state.settle_at = Some(now + SETTLE);
         }
@@ -205,7 +205,7 @@ impl Rediscover {
             self.request(&model, false);
         }
         if let Some(found) = self.found.try_iter().last() {
-            apply(&mut state, found, kernel, sink, now);
+            apply(&mut state, found, kernel, notices, now);
         }
     }
 
@@ -219,7 +219,12 @@ impl Rediscover {
     }
 
     /// Adds the addresses the followed targets have now and did not have.
-    fn follow_new_addresses(&self, state: &mut State, kernel: &mut Kernel, sink: &mut dyn Sink) {
+    fn follow_new_addresses(
+        &self,
+        state: &mut State,
+        kernel: &mut Kernel,
+        notices: &mut Vec<String>,
+    ) {
         let mut added = Vec::new();
         for target in &self.targets {
             let new: Vec<Ipv4Addr> = addresses_now(&state.model, target)
@@ -238,14 +243,14 @@ impl Rediscover {
                         plan::describe(target)
                     ));
                 }
-                Err(e) => sink.notice(&format!(
+                Err(e) => notices.push(format!(
                     "cannot follow the new addresses {} ({e}); their packets are not seen",
                     join(new.iter().map(ToString::to_string))
                 )),
             }
         }
         if !added.is_empty() {
-            sink.notice(&format!(
+            notices.push(format!(
                 "the cluster changed: now also following {}",
                 added.join("; ")
             ));
@@ -344,7 +349,13 @@ fn fingerprint() -> BTreeSet<(u64, u64)> {
 
 /// Applies a discovery: names (the module doc's rules), filter-driven attachments, then
 /// the topology swap.
-fn apply(state: &mut State, found: Found, kernel: &mut Kernel, sink: &mut dyn Sink, now: Instant) {
+fn apply(
+    state: &mut State,
+    found: Found,
+    kernel: &mut Kernel,
+    notices: &mut Vec<String>,
+    now: Instant,
+) {
     let Found {
         model,
         topology: mut live,
@@ -356,7 +367,7 @@ fn apply(state: &mut State, found: Found, kernel: &mut Kernel, sink: &mut dyn Si
         &mut state.doubted,
         &model,
     ) {
-        sink.notice(&notice);
+        notices.push(notice);
     }
 
     // What to watch now, and what is still there to be watched.
@@ -396,7 +407,7 @@ fn apply(state: &mut State, found: Found, kernel: &mut Kernel, sink: &mut dyn Si
                 started.push(format!("{} ({})", attachment.interface, attachment.why));
                 state.watched.insert(key, Watched { attachment, links });
             }
-            Err(e) => sink.notice(&format!(
+            Err(e) => notices.push(format!(
                 "not watching {} ({}): {e}",
                 attachment.interface, attachment.why
             )),
@@ -405,10 +416,10 @@ fn apply(state: &mut State, found: Found, kernel: &mut Kernel, sink: &mut dyn Si
     started.sort();
     stopped.sort();
     if !started.is_empty() {
-        sink.notice(&format!("now also watching {}", started.join(", ")));
+        notices.push(format!("now also watching {}", started.join(", ")));
     }
     if !stopped.is_empty() {
-        sink.notice(&format!("no longer watching {} (gone)", stopped.join(", ")));
+        notices.push(format!("no longer watching {} (gone)", stopped.join(", ")));
     }
     let mut attached: Vec<Attachment> = state
         .watched

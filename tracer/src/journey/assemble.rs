@@ -5,6 +5,7 @@
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 use super::{
+    fate,
     identity::{HOP_WINDOW_NS, Key, plausibly_same},
     observation::Observation,
 };
@@ -50,13 +51,16 @@ impl Assembler {
                     .observations
                     .last()
                     .expect("journeys are never empty");
+                // A packet passes each hook once; only a copy of it can die at a place
+                // where it was already seen dying (journey::fate).
+                let repeats = journey.observations.iter().any(|o| {
+                    o.netns_cookie == obs.netns_cookie
+                        && o.ifindex == obs.ifindex
+                        && o.hook == obs.hook
+                });
                 obs.ts_ns.abs_diff(last.ts_ns) <= HOP_WINDOW_NS
                     && plausibly_same(last, &obs)
-                    && !journey.observations.iter().any(|o| {
-                        o.netns_cookie == obs.netns_cookie
-                            && o.ifindex == obs.ifindex
-                            && o.hook == obs.hook
-                    })
+                    && (!repeats || fate::may_repeat(&obs))
             })
         });
         if let Some(id) = joined {
@@ -126,11 +130,11 @@ impl Assembler {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::journey::observation::{Hook, Tuple};
+    use crate::journey::observation::{Hook, IpProto, Tuple};
 
     pub fn obs(
         ts_us: u64,
@@ -148,7 +152,7 @@ mod tests {
             netns_cookie: cookie,
             ifindex,
             tuple: Tuple {
-                proto: 6,
+                proto: IpProto::Tcp,
                 src: Ipv4Addr::from(src),
                 dst: Ipv4Addr::from(dst),
                 sport: 41234,
@@ -168,6 +172,7 @@ mod tests {
             icmp_seq: 0,
             outer: None,
             drop_reason: 0,
+            shared_data: false,
             skb_len: 74,
             mark: 0,
         }

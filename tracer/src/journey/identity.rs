@@ -29,7 +29,7 @@
 //! a confused packet appears as a journey with an implausible path, a segment without a
 //! beginning as an `incomplete` journey.
 
-use super::observation::Observation;
+use super::observation::{IpProto, Observation};
 
 /// Longest gap between two hops of one packet.
 pub const HOP_WINDOW_NS: u64 = 200_000_000;
@@ -37,7 +37,7 @@ pub const HOP_WINDOW_NS: u64 = 200_000_000;
 /// The invariant header fields of a packet (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
-    proto: u8,
+    proto: IpProto,
     ip_id: u16,
     ip_len: u16,
     a: u32,
@@ -48,8 +48,8 @@ pub struct Key {
 impl Key {
     pub fn of(obs: &Observation) -> Self {
         let (a, b, c) = match obs.tuple.proto {
-            6 => (obs.tcp_seq, obs.tcp_ack, u32::from(obs.tcp_flags)),
-            1 => (
+            IpProto::Tcp => (obs.tcp_seq, obs.tcp_ack, u32::from(obs.tcp_flags)),
+            IpProto::Icmp => (
                 (u32::from(obs.icmp_type) << 8) | u32::from(obs.icmp_code),
                 u32::from(obs.icmp_id),
                 u32::from(obs.icmp_seq),
@@ -71,7 +71,7 @@ impl Key {
 /// must share a port with the journey's latest observation.
 pub fn plausibly_same(last: &Observation, next: &Observation) -> bool {
     match next.tuple.proto {
-        6 | 1 => true,
+        IpProto::Tcp | IpProto::Icmp => true,
         _ => {
             let (l, n) = (last.tuple, next.tuple);
             l.sport == n.sport || l.dport == n.dport || l.sport == n.dport || l.dport == n.sport

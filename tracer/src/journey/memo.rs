@@ -14,7 +14,7 @@ use std::{cell::RefCell, hash::Hash, net::Ipv4Addr};
 
 use super::{
     model::{Hop, HopKind, Named, RouteInfo, Text},
-    observation::{Hook, Outer},
+    observation::{Hook, IpProto, Outer},
 };
 
 /// Entries per map before it is emptied and refilled.
@@ -37,7 +37,7 @@ pub struct HopKey {
 pub struct NatKey {
     pub kind: HopKind,
     pub netns_cookie: u64,
-    pub proto: u8,
+    pub proto: IpProto,
     pub service: (Ipv4Addr, u16),
     pub endpoint: (Ipv4Addr, u16),
 }
@@ -47,7 +47,7 @@ type Map<K, V> = foldhash::HashMap<K, V>;
 #[derive(Default)]
 struct Maps {
     nodes: Map<u64, Option<Text>>,
-    names: Map<(Ipv4Addr, u16, u8), Named>,
+    names: Map<(Ipv4Addr, u16, IpProto), Named>,
     routes: Map<(u64, Ipv4Addr), RouteInfo>,
     hops: Map<HopKey, Hop>,
     nat: Map<NatKey, Hop>,
@@ -61,7 +61,7 @@ pub struct Memo {
 
 impl Memo {
     /// Empties the memo unless it was built from the same sources: `stamp` identifies them
-    /// (e.g. the addresses of the cluster model and topology in use).
+    /// (the serial numbers of the cluster names and topology versions in use).
     pub fn renew(&self, stamp: (usize, usize)) {
         let mut current = self.stamp.borrow_mut();
         if *current != Some(stamp) {
@@ -100,7 +100,7 @@ impl Memo {
         self.remembered(|m| &mut m.nodes, cookie, make)
     }
 
-    pub fn name(&self, key: (Ipv4Addr, u16, u8), make: impl FnOnce() -> Named) -> Named {
+    pub fn name(&self, key: (Ipv4Addr, u16, IpProto), make: impl FnOnce() -> Named) -> Named {
         self.remembered(|m| &mut m.names, key, make)
     }
 

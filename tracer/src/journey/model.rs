@@ -7,6 +7,8 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use super::observation::IpProto;
+
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Names and notes: shared, not copied. Most hops of a flow repeat the same node,
@@ -22,8 +24,8 @@ pub struct Journey {
     /// `request` (from FROM towards TO), `reply` (back towards FROM) or `related` (e.g. an
     /// ICMP error a node generated about one of them).
     pub direction: Direction,
-    /// `tcp`, `udp`, `icmp`.
-    pub protocol: String,
+    /// `tcp`, `udp`, `icmp`, `sctp`, or `ip`.
+    pub protocol: IpProto,
     /// TCP flags (`SYN,ACK`), ICMP kind (`echo-request`), empty for UDP.
     pub summary: String,
     /// The packet as its sender emitted it (first observed hop).

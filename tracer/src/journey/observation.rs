@@ -17,9 +17,78 @@ pub enum Hook {
     Drop,
 }
 
+/// The IP protocol of a packet, by its number in the IP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpProto {
+    Icmp,
+    Tcp,
+    Udp,
+    Sctp,
+    Other(u8),
+}
+
+impl IpProto {
+    pub const fn from_number(number: u8) -> Self {
+        match number {
+            1 => Self::Icmp,
+            6 => Self::Tcp,
+            17 => Self::Udp,
+            132 => Self::Sctp,
+            n => Self::Other(n),
+        }
+    }
+
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::Icmp => 1,
+            Self::Tcp => 6,
+            Self::Udp => 17,
+            Self::Sctp => 132,
+            Self::Other(n) => n,
+        }
+    }
+
+    /// `tcp`, `udp`, `icmp`, `sctp`; `ip` for the rest.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Icmp => "icmp",
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+            Self::Other(_) => "ip",
+        }
+    }
+}
+
+impl std::fmt::Display for IpProto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// As its name (`"tcp"`), which is how journeys have always spelled it.
+impl Serialize for IpProto {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for IpProto {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(match name.as_ref() {
+            "icmp" => Self::Icmp,
+            "tcp" => Self::Tcp,
+            "udp" => Self::Udp,
+            "sctp" => Self::Sctp,
+            _ => Self::Other(0),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tuple {
-    pub proto: u8,
+    pub proto: IpProto,
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
     /// Ports (TCP/UDP), 0 for ICMP.
@@ -35,16 +104,6 @@ impl Tuple {
             sport: self.dport,
             dport: self.sport,
             ..self
-        }
-    }
-
-    pub fn protocol_name(self) -> &'static str {
-        match self.proto {
-            1 => "icmp",
-            6 => "tcp",
-            17 => "udp",
-            132 => "sctp",
-            _ => "ip",
         }
     }
 
@@ -90,6 +149,10 @@ pub struct Observation {
     pub icmp_seq: u16,
     pub outer: Option<Outer>,
     pub drop_reason: u32,
+    /// Drops only: another `sk_buff` still shares this one's data when it is freed (the
+    /// kernel's `skb_cloned()`): a copy of the packet dies, not necessarily the packet
+    /// (`journey::fate`).
+    pub shared_data: bool,
     pub skb_len: u32,
     pub mark: u32,
 }
@@ -114,7 +177,7 @@ impl Observation {
             netns_cookie: e.header.netns_cookie,
             ifindex: e.ifindex,
             tuple: Tuple {
-                proto: e.ip_proto,
+                proto: IpProto::from_number(e.ip_proto),
                 src: ip(e.saddr),
                 dst: ip(e.daddr),
                 sport: u16::from_be(e.sport),
@@ -140,6 +203,7 @@ impl Observation {
                 vni: e.vni,
             }),
             drop_reason: e.drop_reason,
+            shared_data: e.flags & flags::SHARED_DATA != 0,
             skb_len: e.skb_len,
             mark: e.mark,
         })
@@ -166,8 +230,8 @@ impl Observation {
     /// A one-word summary: `SYN`, `echo-request`, `dest-unreachable/frag-needed`, …
     pub fn summary(&self) -> String {
         match self.tuple.proto {
-            6 => self.tcp_flag_names(),
-            1 => match (self.icmp_type, self.icmp_code) {
+            IpProto::Tcp => self.tcp_flag_names(),
+            IpProto::Icmp => match (self.icmp_type, self.icmp_code) {
                 (8, _) => "echo-request".to_owned(),
                 (0, _) => "echo-reply".to_owned(),
                 (3, 4) => "frag-needed".to_owned(),

@@ -35,7 +35,7 @@ mod tests;
 
 pub use error::K8sError;
 pub use model::{
-    ClusterModel, EndpointInfo, NodeInfo, PodInfo, Protocol, ServiceInfo, ServicePort,
+    ClusterModel, EndpointInfo, NodeInfo, ObjectName, PodInfo, Protocol, ServiceInfo, ServicePort,
 };
 pub use objects::ClusterObjects;
 pub use resolve::{ResolveError, Target, resolve};

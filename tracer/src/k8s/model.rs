@@ -48,6 +48,11 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The Service-port protocol a packet of this IP protocol can match, if any.
+    pub fn of_packet(proto: crate::journey::observation::IpProto) -> Option<Self> {
+        Self::from_number(proto.number())
+    }
+
     /// Parses the API's spelling (`TCP`, `UDP`, `SCTP`); absent means TCP, as in the API.
     pub fn from_api(value: Option<&str>) -> Option<Self> {
         match value.map(str::to_ascii_uppercase).as_deref() {
@@ -92,7 +97,37 @@ impl std::fmt::Display for Protocol {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A namespaced object's namespace and name; shown as `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectName {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The Service named in a kube-proxy rule's comment (`namespace/name` or
+    /// `namespace/name:port-name`).
+    pub fn of_rule_comment(comment: &str) -> Option<Self> {
+        let qualified = comment.split(':').next()?;
+        let (namespace, name) = qualified.split_once('/')?;
+        (!namespace.is_empty() && !name.is_empty()).then(|| Self::new(namespace, name))
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PodInfo {
     pub namespace: String,
     pub name: String,
@@ -108,7 +143,13 @@ pub struct PodInfo {
     pub uid: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl PodInfo {
+    pub fn object_name(&self) -> ObjectName {
+        ObjectName::new(&self.namespace, &self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServicePort {
     pub name: Option<String>,
     pub protocol: Protocol,
@@ -119,7 +160,7 @@ pub struct ServicePort {
     pub node_port: Option<u16>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EndpointInfo {
     pub ip: Ipv4Addr,
     pub port: u16,
@@ -131,7 +172,7 @@ pub struct EndpointInfo {
     pub ready: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceInfo {
     pub namespace: String,
     pub name: String,
@@ -144,24 +185,30 @@ pub struct ServiceInfo {
     pub endpoints: Vec<EndpointInfo>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl ServiceInfo {
+    pub fn object_name(&self) -> ObjectName {
+        ObjectName::new(&self.namespace, &self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeInfo {
     pub name: String,
     pub internal_ips: Vec<Ipv4Addr>,
     pub pod_cidrs: Vec<String>,
 }
 
-/// How much a Pod deserves an IP it shares with others; higher wins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Rank {
+/// How much a Pod deserves an IP it shares with others; higher wins (see the module doc's
+/// IP-reuse rule).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Rank {
     Finished,
     Pending,
     Running,
     RunningReady,
 }
-
-/// A Pod's creation time; `None` (unknown) sorts oldest.
-type Created = Option<k8s_openapi::jiff::Timestamp>;
 
 /// What the model keeps about a Pod beyond [`PodInfo`].
 #[derive(Clone, Debug, Default)]
@@ -170,10 +217,51 @@ struct PodExtra {
     host_network: bool,
 }
 
+/// A Pod as the model keeps it: what naming needs, plus what decides which of several
+/// Pods holding one IP names it. Serialisable: recordings carry these.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodRow {
+    pub info: PodInfo,
+    pub phase: Option<String>,
+    pub host_network: bool,
+    pub rank: Rank,
+    /// Creation time, Unix seconds; `None` (unknown) sorts oldest.
+    pub created: Option<i64>,
+}
+
+/// Everything a [`ClusterModel`] is built from, in a form that serialises compactly:
+/// recordings carry these (whole, or only the rows a session's packets need).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelRows {
+    pub pods: Vec<PodRow>,
+    pub services: Vec<ServiceInfo>,
+    pub nodes: Vec<NodeInfo>,
+}
+
+impl ModelRows {
+    /// Adds `more`; a row for an object already here replaces it ([`ClusterModel::from_rows`]
+    /// keeps the last row of each object).
+    pub fn merge(&mut self, more: ModelRows) {
+        self.pods.extend(more.pods);
+        self.services.extend(more.services);
+        self.nodes.extend(more.nodes);
+    }
+
+    pub fn len(&self) -> usize {
+        self.pods.len() + self.services.len() + self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ClusterModel {
     pods: Vec<PodInfo>,
     pod_extra: Vec<PodExtra>,
+    /// Rank and creation time of each Pod (what [`Self::rows`] gives back).
+    pod_claim: Vec<(Rank, Option<i64>)>,
     services: Vec<ServiceInfo>,
     nodes: Vec<NodeInfo>,
     pod_by_key: BTreeMap<(String, String), usize>,
@@ -319,47 +407,51 @@ impl ClusterModel {
         slices: &[EndpointSlice],
         nodes: &[Node],
     ) -> Self {
+        Self::from_rows(rows_of_objects(pods, services, slices, nodes))
+    }
+
+    /// The model of these rows. Rows for the same object (namespace/name, node name) keep
+    /// the last one.
+    pub fn from_rows(rows: ModelRows) -> Self {
         let mut model = Self::default();
 
-        let mut pod_rows: Vec<(PodInfo, PodExtra, Rank, Created)> =
-            pods.iter().filter_map(pod_row).collect();
-        pod_rows.sort_by(|a, b| (&a.0.namespace, &a.0.name).cmp(&(&b.0.namespace, &b.0.name)));
-        pod_rows.dedup_by(|a, b| a.0.namespace == b.0.namespace && a.0.name == b.0.name);
-        // Best claim on each IP: (rank, creation time, index); the index breaks ties by name.
-        let mut claims: HashMap<Ipv4Addr, (Rank, Created, usize)> = HashMap::new();
-        for (i, (info, extra, rank, created)) in pod_rows.iter().enumerate() {
+        let mut pod_rows = rows.pods;
+        // Stable: of two rows for one Pod, the later (a newer version) is kept.
+        pod_rows.reverse();
+        pod_rows.sort_by(|a, b| {
+            (&a.info.namespace, &a.info.name).cmp(&(&b.info.namespace, &b.info.name))
+        });
+        pod_rows
+            .dedup_by(|a, b| a.info.namespace == b.info.namespace && a.info.name == b.info.name);
+        let mut claims: HashMap<Ipv4Addr, (Rank, Option<i64>, usize)> = HashMap::new();
+        for (i, row) in pod_rows.iter().enumerate() {
             model
                 .pod_by_key
-                .insert((info.namespace.clone(), info.name.clone()), i);
-            let Some(ip) = info.ip else { continue };
-            if extra.host_network {
+                .insert((row.info.namespace.clone(), row.info.name.clone()), i);
+            let Some(ip) = row.info.ip else { continue };
+            if row.host_network {
                 continue;
             }
             let better = match claims.get(&ip) {
                 None => true,
-                Some((r, c, _)) => (*rank, *created) > (*r, *c),
+                Some((r, c, _)) => (row.rank, row.created) > (*r, *c),
             };
             if better {
-                claims.insert(ip, (*rank, *created, i));
+                claims.insert(ip, (row.rank, row.created, i));
             }
         }
         model.pod_by_ip = claims.into_iter().map(|(ip, (_, _, i))| (ip, i)).collect();
-        for (info, extra, _, _) in pod_rows {
-            model.pods.push(info);
-            model.pod_extra.push(extra);
+        for row in pod_rows {
+            model.pods.push(row.info);
+            model.pod_extra.push(PodExtra {
+                phase: row.phase,
+                host_network: row.host_network,
+            });
+            model.pod_claim.push((row.rank, row.created));
         }
 
-        let mut endpoints = slice_endpoints(slices);
-        let mut service_rows: Vec<ServiceInfo> = services
-            .iter()
-            .filter_map(|s| {
-                let mut info = service_row(s)?;
-                if let Some(eps) = endpoints.remove(&(info.namespace.clone(), info.name.clone())) {
-                    info.endpoints = eps;
-                }
-                Some(info)
-            })
-            .collect();
+        let mut service_rows = rows.services;
+        service_rows.reverse();
         service_rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         service_rows.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
         for (i, svc) in service_rows.iter().enumerate() {
@@ -380,7 +472,8 @@ impl ClusterModel {
         }
         model.services = service_rows;
 
-        let mut node_rows: Vec<NodeInfo> = nodes.iter().filter_map(node_row).collect();
+        let mut node_rows = rows.nodes;
+        node_rows.reverse();
         node_rows.sort_by(|a, b| a.name.cmp(&b.name));
         node_rows.dedup_by(|a, b| a.name == b.name);
         for (i, node) in node_rows.iter().enumerate() {
@@ -391,6 +484,78 @@ impl ClusterModel {
         }
         model.nodes = node_rows;
         model
+    }
+
+    /// Every row of the model (it rebuilds from them exactly).
+    pub fn rows(&self) -> ModelRows {
+        ModelRows {
+            pods: (0..self.pods.len()).map(|i| self.pod_row(i)).collect(),
+            services: self.services.clone(),
+            nodes: self.nodes.clone(),
+        }
+    }
+
+    /// The rows that name `ip` as this model does: every Pod holding it (so the same one
+    /// wins), the Service whose ClusterIP it is, with the Pods behind its endpoints, and
+    /// the node that has it.
+    pub fn rows_naming(&self, ip: Ipv4Addr, out: &mut ModelRows) {
+        for (i, pod) in self.pods.iter().enumerate() {
+            if pod.ip == Some(ip) {
+                out.pods.push(self.pod_row(i));
+            }
+        }
+        if let Some(service) = self.service_by_cluster_ip(ip) {
+            self.service_rows(service, out);
+        }
+        if let Some(node) = self.node_by_ip(ip) {
+            out.nodes.push(node.clone());
+        }
+    }
+
+    /// `service` and the Pods behind its endpoints.
+    pub fn service_rows(&self, service: &ServiceInfo, out: &mut ModelRows) {
+        out.services.push(service.clone());
+        for endpoint in &service.endpoints {
+            if let Some(&i) = self.pod_by_ip.get(&endpoint.ip) {
+                out.pods.push(self.pod_row(i));
+            }
+        }
+    }
+
+    fn pod_row(&self, i: usize) -> PodRow {
+        let (rank, created) = self.pod_claim[i];
+        PodRow {
+            info: self.pods[i].clone(),
+            phase: self.pod_extra[i].phase.clone(),
+            host_network: self.pod_extra[i].host_network,
+            rank,
+            created,
+        }
+    }
+}
+
+/// The rows of typed API objects: Pods, Services with their endpoints merged from
+/// EndpointSlices, Nodes.
+pub fn rows_of_objects(
+    pods: &[Pod],
+    services: &[Service],
+    slices: &[EndpointSlice],
+    nodes: &[Node],
+) -> ModelRows {
+    let mut endpoints = slice_endpoints(slices);
+    ModelRows {
+        pods: pods.iter().filter_map(pod_row).collect(),
+        services: services
+            .iter()
+            .filter_map(|s| {
+                let mut info = service_row(s)?;
+                if let Some(eps) = endpoints.remove(&(info.namespace.clone(), info.name.clone())) {
+                    info.endpoints = eps;
+                }
+                Some(info)
+            })
+            .collect(),
+        nodes: nodes.iter().filter_map(node_row).collect(),
     }
 }
 
@@ -429,7 +594,7 @@ fn port_u16(port: i32) -> Option<u16> {
     u16::try_from(port).ok().filter(|&p| p != 0)
 }
 
-fn pod_row(pod: &Pod) -> Option<(PodInfo, PodExtra, Rank, Created)> {
+fn pod_row(pod: &Pod) -> Option<PodRow> {
     let meta = &pod.metadata;
     let name = meta.name.clone().filter(|n| !n.is_empty())?;
     let namespace = meta
@@ -455,12 +620,9 @@ fn pod_row(pod: &Pod) -> Option<(PodInfo, PodExtra, Rank, Created)> {
         Some("Running") => Rank::Running,
         _ => Rank::Pending,
     };
-    let created = meta.creation_timestamp.as_ref().map(|t| t.0);
+    // The API's creation times have whole seconds.
+    let created = meta.creation_timestamp.as_ref().map(|t| t.0.as_second());
     let spec = pod.spec.as_ref();
-    let extra = PodExtra {
-        phase,
-        host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
-    };
     let info = PodInfo {
         namespace,
         name,
@@ -472,7 +634,13 @@ fn pod_row(pod: &Pod) -> Option<(PodInfo, PodExtra, Rank, Created)> {
         owner: owner_of(pod),
         uid: meta.uid.clone().unwrap_or_default(),
     };
-    Some((info, extra, rank, created))
+    Some(PodRow {
+        info,
+        phase,
+        host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+        rank,
+        created,
+    })
 }
 
 /// `"Kind name"` of the controlling owner, naming a Deployment's ReplicaSet as the Deployment.

@@ -84,16 +84,14 @@ impl ClusterHandle {
 
     /// The current model: cheap (an `Arc` clone), no API call.
     pub fn snapshot(&self) -> Arc<ClusterModel> {
-        Arc::clone(&self.shared.model.read().unwrap_or_else(|e| e.into_inner()))
+        self.latest().1
     }
 
-    /// The model as it was at `ts_ns` (CLOCK_MONOTONIC, the clock of kernel events): names
-    /// for a packet seen then, even if a Pod was replaced since. The current model for
-    /// times later than the last change.
-    pub fn snapshot_at(&self, ts_ns: u64) -> Arc<ClusterModel> {
-        self.shared
-            .model_at(ts_ns)
-            .unwrap_or_else(|| self.snapshot())
+    /// The current model and when it was published (CLOCK_MONOTONIC, the clock of kernel
+    /// events): it names the packets seen from then on.
+    pub fn latest(&self) -> (u64, Arc<ClusterModel>) {
+        let published = self.shared.model.read().unwrap_or_else(|e| e.into_inner());
+        (published.0, Arc::clone(&published.1))
     }
 
     /// True while the watch is failing (e.g. the API server went away); the last good model

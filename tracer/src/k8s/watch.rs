@@ -49,8 +49,6 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::timeline::Timeline;
-
 use super::{
     error::{K8sError, root_cause},
     kubeconfig::{self, Origin},
@@ -71,17 +69,12 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// no read timeout of its own.
 pub const READ_WATCHDOG: Duration = Duration::from_secs(330);
 
-/// How long superseded models are kept for naming packets seen before the change (at most
-/// [`crate::timeline::KEPT`] of them).
-const HISTORY_NS: u64 = 5_000_000_000;
-
 /// What the handle and the watch thread share.
 #[derive(Debug, Default)]
 pub struct Shared {
-    pub model: RwLock<Arc<ClusterModel>>,
-    /// Recent models with the CLOCK_MONOTONIC time each was published, oldest first (see
-    /// [`Shared::model_at`]).
-    pub history: Mutex<Timeline<ClusterModel>>,
+    /// The newest model and the CLOCK_MONOTONIC time it was published: it names the
+    /// packets seen from then on (the pipeline keeps the versions before it).
+    pub model: RwLock<(u64, Arc<ClusterModel>)>,
     pub objects: RwLock<Arc<ClusterObjects>>,
     pub stale: AtomicBool,
     /// Why the watch is failing (while `stale`), e.g. "Pods: connection refused".
@@ -92,24 +85,11 @@ impl Shared {
     pub fn publish(&self, objects: ClusterObjects) {
         let model = Arc::new(objects.model());
         let objects = Arc::new(objects);
+        let now = crate::clock::monotonic_ns();
         // A poisoned lock only means a reader panicked while holding it; the data is a
         // plain Arc and still whole.
-        {
-            let now = crate::clock::monotonic_ns();
-            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            history.push(now, Arc::clone(&model));
-            // Keep what a packet still being correlated may need: a few seconds.
-            history.forget_superseded_before(now.saturating_sub(HISTORY_NS));
-        }
-        *self.model.write().unwrap_or_else(|e| e.into_inner()) = model;
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = (now, model);
         *self.objects.write().unwrap_or_else(|e| e.into_inner()) = objects;
-    }
-
-    /// The model that was current at `ts_ns` (CLOCK_MONOTONIC): the newest published at or
-    /// before it; the oldest kept when `ts_ns` predates them all.
-    pub fn model_at(&self, ts_ns: u64) -> Option<Arc<ClusterModel>> {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        history.at(ts_ns).map(|(_, model)| model)
     }
 }
 

@@ -1,9 +1,9 @@
-//! `--output json`: one [`Journey`] per line (schema: docs/json-schema.md); the run's
-//! summary goes to stderr so stdout stays pure JSON Lines.
+//! `--output json`: one [`Journey`] per line (schema: docs/json-schema.md), then one
+//! summary line (`{"summary": …}`); the summary also goes to stderr for people.
 
 use std::io::{self, BufWriter, Write};
 
-use super::Sink;
+use super::{Sink, Summary};
 use crate::journey::model::Journey;
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
@@ -29,9 +29,10 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.flush()
     }
 
-    fn finish(&mut self, summary: &str) -> io::Result<()> {
+    fn finish(&mut self, summary: &Summary) -> io::Result<()> {
+        writeln!(self.out, "{}", summary.json())?;
         self.out.flush()?;
-        eprintln!("{summary}");
+        eprintln!("{}", summary.text());
         Ok(())
     }
 }

@@ -3,10 +3,10 @@
 
 use std::io::{self, BufWriter, Write};
 
-use super::Sink;
-use crate::journey::{
-    explain::format_duration,
-    model::{Hop, Journey, Verdict},
+use super::{Sink, Summary};
+use crate::{
+    clock::format_duration,
+    journey::model::{Hop, Journey, Verdict},
 };
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
@@ -84,8 +84,8 @@ impl<W: Write> Sink for TextSink<W> {
         self.out.flush()
     }
 
-    fn finish(&mut self, summary: &str) -> io::Result<()> {
-        writeln!(self.out, "{summary}")?;
+    fn finish(&mut self, summary: &Summary) -> io::Result<()> {
+        writeln!(self.out, "{}", summary.text())?;
         self.out.flush()
     }
 }

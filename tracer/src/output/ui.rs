@@ -5,8 +5,8 @@ use std::{
     sync::mpsc::{SyncSender, TrySendError},
 };
 
-use super::Sink;
-use crate::{journey::model::Journey, tui::UiEvent};
+use super::{Sink, Summary};
+use crate::{journey::model::Journey, pipeline::Counters, tui::UiEvent};
 
 pub struct UiSink {
     tx: SyncSender<UiEvent>,
@@ -54,18 +54,22 @@ impl Sink for UiSink {
         self.send(UiEvent::Journey(Box::new(journey.clone())))
     }
 
-    fn finish(&mut self, summary: &str) -> io::Result<()> {
+    fn finish(&mut self, summary: &Summary) -> io::Result<()> {
         // The UI may already be gone (the user quit): nothing left to tell.
-        let _ = self.tx.send(UiEvent::Notice(summary.to_owned()));
+        let _ = self.tx.send(UiEvent::Counters(summary.counters));
+        let _ = self.tx.send(UiEvent::Notice(summary.text()));
         let _ = self.tx.send(UiEvent::SourceEnded);
         Ok(())
     }
 
-    fn loss(&mut self, ringbuf_full: u64, parse_failed: u64) {
-        let _ = self.tx.try_send(UiEvent::Loss {
-            ringbuf_full,
-            parse_failed,
-        });
+    fn counters(&mut self, counters: &Counters) {
+        let mut counters = *counters;
+        counters.pipeline.ui_dropped = self.dropped;
+        let _ = self.tx.try_send(UiEvent::Counters(counters));
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     fn notice(&mut self, text: &str) {

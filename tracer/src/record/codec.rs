@@ -1,14 +1,16 @@
 //! The binary form of an [`Observation`] inside an observations record: fixed-width
 //! little-endian fields, plus the outer VXLAN header only when there is one. 72 bytes for
-//! a plain hop, 88 for an encapsulated one.
+//! a plain hop, 88 for an encapsulated one. Version 2 adds a flag (shared data) in a bit
+//! version 1 left zero, so both versions decode the same way.
 
 use std::net::Ipv4Addr;
 
-use crate::journey::observation::{Hook, Observation, Outer, Tuple};
+use crate::journey::observation::{Hook, IpProto, Observation, Outer, Tuple};
 
 const HAS_OUTER: u8 = 1;
 const DONT_FRAGMENT: u8 = 2;
 const LATER_FRAGMENT: u8 = 4;
+const SHARED_DATA: u8 = 8;
 
 pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
     let hook = match obs.hook {
@@ -22,12 +24,13 @@ pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
             LATER_FRAGMENT
         } else {
             0
-        };
+        }
+        | if obs.shared_data { SHARED_DATA } else { 0 };
     out.extend_from_slice(&obs.ts_ns.to_le_bytes());
     out.extend_from_slice(&obs.netns_cookie.to_le_bytes());
     out.extend_from_slice(&obs.cpu.to_le_bytes());
     out.extend_from_slice(&obs.ifindex.to_le_bytes());
-    out.extend_from_slice(&[hook, flags, obs.tuple.proto, obs.ttl]);
+    out.extend_from_slice(&[hook, flags, obs.tuple.proto.number(), obs.ttl]);
     out.extend_from_slice(&obs.tuple.src.octets());
     out.extend_from_slice(&obs.tuple.dst.octets());
     out.extend_from_slice(&obs.tuple.sport.to_le_bytes());
@@ -98,7 +101,7 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
         let proto = c.u8()?;
         let ttl = c.u8()?;
         let tuple = Tuple {
-            proto,
+            proto: IpProto::from_number(proto),
             src: c.ip()?,
             dst: c.ip()?,
             sport: c.u16()?,
@@ -146,6 +149,7 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
             icmp_seq,
             outer,
             drop_reason,
+            shared_data: flags & SHARED_DATA != 0,
             skb_len,
             mark,
         });
@@ -165,7 +169,7 @@ mod tests {
             netns_cookie: 4242,
             ifindex: 3,
             tuple: Tuple {
-                proto: 6,
+                proto: IpProto::Tcp,
                 src: Ipv4Addr::new(10, 244, 102, 137),
                 dst: Ipv4Addr::new(10, 109, 60, 89),
                 sport: 41234,
@@ -191,6 +195,7 @@ mod tests {
                 vni: 4096,
             }),
             drop_reason: 0,
+            shared_data: outer,
             skb_len: 74,
             mark: 0,
         }

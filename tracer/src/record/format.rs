@@ -1,16 +1,29 @@
-//! Record framing and the typed contents of each record kind.
+//! Record framing and the typed contents of each record kind (docs/recording-format.md).
 
 use serde::{Deserialize, Serialize};
 
-use crate::{k8s::ClusterObjects, topology::Topology};
+use crate::{
+    journey::observation::Observation,
+    k8s::{ClusterObjects, model::ModelRows},
+    pipeline::{Session, counters::SourceCounters},
+    topology::Topology,
+};
 
 /// First 8 bytes of every recording.
 pub const MAGIC: &[u8; 8] = b"TRACEREC";
-/// Bumped on any incompatible change; readers refuse newer versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this tracer writes. Readers refuse newer versions and read every older one.
+pub const FORMAT_VERSION: u32 = 2;
 pub const FILE_HEADER_LEN: usize = 16;
-/// A record longer than this is corruption, not data.
+/// Every version-2 record starts with these bytes: a reader that meets a damaged record
+/// looks for the next place they occur where an intact record follows.
+pub const SYNC: [u8; 4] = [0xC5, b'T', b'R', 0x5A];
+/// Sync, length, kind.
+pub const RECORD_HEAD_LEN: usize = 9;
+/// A record longer than this is corruption, not data: the writer never writes one (it
+/// splits large context into several records) and the reader refuses one.
 pub const MAX_RECORD_LEN: u32 = 64 * 1024 * 1024;
+/// Observations per record at most: damage to one record costs only these.
+pub const OBSERVATIONS_PER_RECORD: usize = 128;
 
 pub mod kind {
     pub const META: u8 = 1;
@@ -18,8 +31,11 @@ pub mod kind {
     pub const TOPOLOGY: u8 = 3;
     pub const DROP_REASONS: u8 = 4;
     pub const OBSERVATIONS: u8 = 5;
-    pub const LOSS: u8 = 6;
+    /// Version 1 called it LOSS.
+    pub const COUNTERS: u8 = 6;
     pub const END: u8 = 7;
+    pub const NAMES: u8 = 8;
+    pub const NOTICE: u8 = 9;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,26 +45,35 @@ pub struct Meta {
     pub hostname: String,
     /// The command line that made the recording.
     pub command: Vec<String>,
-    /// "nettest (…) → svc/nginx-test (…)".
-    pub following: String,
-    /// Where names came from at recording time.
-    pub names_from: String,
-    /// Wall-clock minus CLOCK_MONOTONIC nanoseconds at recording time.
-    pub wall_offset_ns: i128,
-    /// Addresses the kernel filter followed, and which side was FROM.
-    pub from_ips: Vec<std::net::Ipv4Addr>,
-    pub to_ips: Vec<std::net::Ipv4Addr>,
     /// Payload bytes kept per packet: 0, headers only (tracer records parsed headers).
     pub snap_len: u32,
+    /// What the session followed (its fields sit at the top level of the JSON, where
+    /// version 1 put them).
+    #[serde(flatten)]
+    pub session: Session,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Loss {
-    /// Events the kernel could not hand over (ring buffer full), so far.
-    pub ringbuf_full: u64,
-    pub parse_failed: u64,
-    /// Observation batches the recorder could not keep up with (never expected).
-    pub recorder_dropped: u64,
+/// A version of the cluster's names from `since_ns` on (version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub since_ns: u64,
+    pub rows: ModelRows,
+}
+
+/// A version of the topology from `since_ns` on; `more`: the next TOPOLOGY record carries
+/// more namespaces of the same version (a large topology is split).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopologyRecord {
+    pub since_ns: u64,
+    pub topology: Topology,
+    #[serde(default)]
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRecord {
+    pub at_ns: u64,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,11 +84,22 @@ pub struct End {
 #[derive(Debug, Clone)]
 pub enum Record {
     Meta(Box<Meta>),
-    Cluster(Box<ClusterObjects>),
-    Topology(Box<Topology>),
+    /// Version 1: the cluster's objects, holding from after the newest observation read.
+    ClusterObjects(Box<ClusterObjects>),
+    /// A new version of the cluster's names.
+    Cluster(Box<ClusterRecord>),
+    /// More names for the newest version (what the session's packets needed).
+    Names(Box<ModelRows>),
+    /// Version 1 topologies carry no time (`since_ns` 0; the reader's caller decides).
+    Topology(Box<TopologyRecord>),
     DropReasons(Vec<(u32, String)>),
-    Observations(Vec<crate::journey::observation::Observation>),
-    Loss(Loss),
+    /// `now_ns`: when they were read (version 2).
+    Observations {
+        now_ns: Option<u64>,
+        batch: Vec<Observation>,
+    },
+    Counters(SourceCounters),
+    Notice(NoticeRecord),
     End(End),
     /// A record kind this version does not know (written by a newer minor version).
     Unknown(u8),

@@ -10,9 +10,9 @@
 
 use std::net::Ipv4Addr;
 
-use crate::journey::{
-    explain::rfc3339,
-    model::{
+use crate::{
+    clock::rfc3339,
+    journey::model::{
         Direction, DropInfo, Encap, Endpoints, Hop, HopKind, Journey, Named, Nat, RouteInfo,
         SCHEMA_VERSION, Verdict,
     },
@@ -288,7 +288,10 @@ fn journey_of(base: Base, hops: Vec<Hop>, verdict: Verdict, diagnosis: &str) -> 
         schema: SCHEMA_VERSION,
         id: base.id,
         direction: base.direction,
-        protocol: base.protocol.into(),
+        protocol: match base.protocol {
+            "tcp" => crate::journey::observation::IpProto::Tcp,
+            _ => crate::journey::observation::IpProto::Icmp,
+        },
         summary: base.summary.into(),
         original,
         length: base.length,

@@ -79,12 +79,9 @@ pub struct Header {
 pub enum UiEvent {
     /// One complete journey.
     Journey(Box<Journey>),
-    /// Events lost so far: **running totals** since the start (each `Loss` replaces the
-    /// previous one), not increments.
-    Loss {
-        ringbuf_full: u64,
-        parse_failed: u64,
-    },
+    /// What the session skipped so far: **running totals** since the start (each replaces
+    /// the previous one), not increments.
+    Counters(crate::pipeline::Counters),
     /// Something the user must see, e.g. `recording: disk full, recording stopped`; the
     /// newest stays in the header.
     Notice(String),

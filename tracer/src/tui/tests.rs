@@ -160,10 +160,7 @@ fn paused_with_loss_and_notice_80x24() {
     s.handle(Action::TogglePause);
     s.apply(UiEvent::Journey(Box::new(fixtures::journey(15))));
     s.apply(UiEvent::Journey(Box::new(fixtures::journey(16))));
-    s.apply(UiEvent::Loss {
-        ringbuf_full: 12,
-        parse_failed: 1,
-    });
+    s.apply(UiEvent::Counters(counters(12, 1)));
     s.apply(UiEvent::Notice(
         "recording: disk full, recording stopped".into(),
     ));
@@ -249,4 +246,11 @@ fn drops_are_red_and_nothing_is_coloured_with_no_color() {
     let text = plain.backend().to_string();
     assert!(text.contains("✗ DROP"));
     assert!(text.contains("~ route"));
+}
+
+fn counters(ringbuf_full: u64, parse_failed: u64) -> crate::pipeline::Counters {
+    let mut counters = crate::pipeline::Counters::default();
+    counters.source.ringbuf_full = ringbuf_full;
+    counters.source.parse_failed = parse_failed;
+    counters
 }

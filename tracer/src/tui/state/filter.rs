@@ -62,7 +62,7 @@ fn term_matches(term: &str, j: &Journey) -> bool {
     if is_address_term(term) {
         return address_matches(term, j);
     }
-    if contains(&j.protocol, term)
+    if contains(j.protocol.name(), term)
         || contains(&j.summary, term)
         || contains(j.verdict.as_str(), term)
         || contains(direction(j), term)

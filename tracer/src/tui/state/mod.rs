@@ -35,7 +35,10 @@ pub use rate::RateMeter;
 pub use store::{Entry, Seq, Store};
 
 use super::{Header, Mode, UiEvent};
-use crate::journey::model::{Journey, Verdict};
+use crate::{
+    journey::model::{Journey, Verdict},
+    pipeline::Counters,
+};
 
 /// How many journeys the UI keeps by default.
 pub const DEFAULT_RETENTION: usize = 50_000;
@@ -97,18 +100,6 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Loss {
-    pub ringbuf_full: u64,
-    pub parse_failed: u64,
-}
-
-impl Loss {
-    pub fn total(&self) -> u64 {
-        self.ringbuf_full.saturating_add(self.parse_failed)
-    }
-}
-
 #[derive(Debug)]
 pub struct State {
     header: Header,
@@ -136,7 +127,7 @@ pub struct State {
     /// Replay: arrived, not yet due, by (start, arrival).
     pending: BinaryHeap<Reverse<(u64, Seq)>>,
     counts: Counts,
-    loss: Loss,
+    counters: Counters,
     notices: Vec<String>,
     source_ended: bool,
     rate: RateMeter,
@@ -171,7 +162,7 @@ impl State {
             playback,
             pending: BinaryHeap::new(),
             counts: Counts::default(),
-            loss: Loss::default(),
+            counters: Counters::default(),
             notices: Vec::new(),
             source_ended: false,
             rate: RateMeter::default(),
@@ -187,15 +178,7 @@ impl State {
         self.generation += 1;
         match event {
             UiEvent::Journey(journey) => self.ingest(journey),
-            UiEvent::Loss {
-                ringbuf_full,
-                parse_failed,
-            } => {
-                self.loss = Loss {
-                    ringbuf_full,
-                    parse_failed,
-                };
-            }
+            UiEvent::Counters(counters) => self.counters = counters,
             UiEvent::Notice(text) => {
                 if self.notices.len() >= NOTICES {
                     self.notices.remove(0);
@@ -748,8 +731,9 @@ impl State {
         self.counts
     }
 
-    pub fn loss(&self) -> Loss {
-        self.loss
+    /// What the session skipped so far (kernel loss, evictions, filters, …).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     pub fn notices(&self) -> &[String] {

@@ -97,15 +97,13 @@ fn counts_by_verdict_and_loss_and_notices() {
     let c = s.counts();
     assert_eq!((c.delivered, c.dropped, c.incomplete), (12, 2, 2));
     assert_eq!(c.total(), 16);
-    s.apply(UiEvent::Loss {
-        ringbuf_full: 5,
-        parse_failed: 1,
-    });
-    s.apply(UiEvent::Loss {
-        ringbuf_full: 7,
-        parse_failed: 1,
-    });
-    assert_eq!(s.loss().total(), 8, "Loss carries totals, not increments");
+    s.apply(UiEvent::Counters(counters(5, 1)));
+    s.apply(UiEvent::Counters(counters(7, 1)));
+    assert_eq!(
+        s.counters().source.ringbuf_full,
+        7,
+        "counters carry totals, not increments"
+    );
     s.apply(UiEvent::Notice(
         "recording: disk full, recording stopped".into(),
     ));
@@ -508,4 +506,11 @@ fn rate_is_journeys_per_second_of_the_last_seconds() {
     assert!((s.rate() - 10.0).abs() < 0.01, "rate {}", s.rate());
     s.tick(Duration::from_secs(30));
     assert!(s.rate().abs() < f64::EPSILON);
+}
+
+fn counters(ringbuf_full: u64, parse_failed: u64) -> Counters {
+    let mut counters = Counters::default();
+    counters.source.ringbuf_full = ringbuf_full;
+    counters.source.parse_failed = parse_failed;
+    counters
 }

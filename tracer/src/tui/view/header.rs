@@ -93,20 +93,13 @@ fn stats_line(state: &State, theme: Theme, w: usize) -> Line<'static> {
             theme.verdict(Verdict::Incomplete),
         ),
     ];
-    let loss = state.loss();
+    // Everything skipped is said; "lost 0" says that nothing was.
+    let skipped = state.counters().compact();
     spans.push(Span::raw("  "));
-    if loss.total() == 0 {
+    if skipped.is_empty() {
         spans.push(Span::styled("lost 0".to_owned(), theme.muted()));
     } else {
-        spans.push(Span::styled(
-            format!(
-                "lost {} ({} ring buffer full, {} unreadable)",
-                loss.total(),
-                loss.ringbuf_full,
-                loss.parse_failed
-            ),
-            theme.warning(),
-        ));
+        spans.push(Span::styled(skipped, theme.warning()));
     }
     if let Some(progress) = replay_progress(state) {
         spans.push(Span::raw("  "));

@@ -5,9 +5,9 @@ use std::net::Ipv4Addr;
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use crate::journey::{
-    explain::format_duration,
-    model::{Direction, Endpoints, Journey, Named, Verdict},
+use crate::{
+    clock::format_duration,
+    journey::model::{Direction, Endpoints, Journey, Named, Verdict},
 };
 
 pub fn width(s: &str) -> usize {
@@ -223,7 +223,7 @@ pub fn verdict_symbol(v: Verdict) -> &'static str {
 /// `tcp SYN`, `icmp echo-reply`.
 pub fn protocol(j: &Journey) -> String {
     if j.summary.is_empty() {
-        j.protocol.clone()
+        j.protocol.to_string()
     } else {
         format!("{} {}", j.protocol, j.summary)
     }

@@ -1,0 +1,178 @@
+//! NAT seen between two observations on one node: the packet's addresses changed, so a
+//! rule rewrote them — kube-proxy's Service DNAT (named by Service, endpoint and chain),
+//! conntrack reversing it on a reply, or a masquerade and its reversal.
+
+use super::{Context, ServiceRef, endpoints};
+use crate::{
+    journey::{
+        memo::NatKey,
+        model::{Hop, HopKind, Nat, Text},
+        observation::{Observation, Tuple},
+    },
+    k8s::ObjectName,
+};
+
+/// The NAT hops between `prev` and `obs` (none when the addresses did not change).
+pub(super) fn hops(
+    prev: &Observation,
+    obs: &Observation,
+    t: u64,
+    node: Option<Text>,
+    ctx: &Context<'_>,
+) -> Vec<Hop> {
+    let (before, after) = (prev.tuple, obs.tuple);
+    let mut hops = Vec::new();
+    let nat = |service: Option<Text>| Nat {
+        before: endpoints(before),
+        after: endpoints(after),
+        service,
+        endpoint_pod: None,
+        chain: None,
+        service_chain: None,
+        endpoint_index: None,
+        endpoints_total: None,
+    };
+    let dnat_service = ctx.service_at(before.dst, before.dport, before.proto);
+    if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_none() {
+        // Not a Service address: conntrack giving a reply its masqueraded client back.
+        let mut hop = Hop::new(HopKind::ReplyUnsnat, t, node.clone());
+        hop.observed = false;
+        hop.packet = Some(endpoints(after));
+        hop.nat = Some(nat(None));
+        hop.note = format!(
+            "conntrack reverses the masquerade: destination {}:{} → {}:{}",
+            before.dst, before.dport, after.dst, after.dport
+        )
+        .into();
+        hops.push(hop);
+    }
+    if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_some() {
+        let key = NatKey {
+            kind: HopKind::ServiceDnat,
+            netns_cookie: prev.netns_cookie,
+            proto: before.proto,
+            service: (before.dst, before.dport),
+            endpoint: (after.dst, after.dport),
+        };
+        let mut hop = ctx.memo.nat(key, || {
+            service_dnat(prev, before, after, dnat_service, node.clone(), ctx)
+        });
+        hop.t_ns = t;
+        // The client is the one thing that differs between packets of a Service.
+        hop.packet = Some(endpoints(Tuple {
+            src: before.src,
+            sport: before.sport,
+            ..after
+        }));
+        if let Some(nat) = &mut hop.nat {
+            nat.before = endpoints(before);
+            nat.after = endpoints(after);
+        }
+        hops.push(hop);
+    }
+    if before.src != after.src || before.sport != after.sport {
+        let service = ctx.service_at(after.src, after.sport, after.proto);
+        if service.is_some() {
+            let key = NatKey {
+                kind: HopKind::ReplyUndnat,
+                netns_cookie: prev.netns_cookie,
+                proto: before.proto,
+                service: (after.src, after.sport),
+                endpoint: (before.src, before.sport),
+            };
+            let mut hop = ctx.memo.nat(key, || {
+                let name = service.map(|s| Text::from(s.name.to_string()));
+                let mut hop = Hop::new(HopKind::ReplyUndnat, 0, node.clone());
+                hop.observed = false;
+                hop.service.clone_from(&name);
+                hop.nat = Some(nat(name.clone()));
+                hop.note = format!(
+                    "conntrack reverses the Service DNAT: source {}:{} → {}:{} ({})",
+                    before.src,
+                    before.sport,
+                    after.src,
+                    after.sport,
+                    name.as_deref().unwrap_or_default()
+                )
+                .into();
+                hop
+            });
+            hop.t_ns = t;
+            hop.packet = Some(endpoints(after));
+            hop.nat = Some(nat(hop.service.clone()));
+            hops.push(hop);
+        } else {
+            let mut hop = Hop::new(HopKind::Snat, t, node);
+            hop.observed = false;
+            hop.packet = Some(endpoints(after));
+            hop.nat = Some(nat(None));
+            hop.note = format!(
+                "masquerade: source {}:{} → {}:{}",
+                before.src, before.sport, after.src, after.sport
+            )
+            .into();
+            hops.push(hop);
+        }
+    }
+    hops
+}
+
+/// A Service DNAT seen between two observations on a node: which Service, which endpoint
+/// (and its place among the Service's endpoints), and kube-proxy's chains for it.
+fn service_dnat(
+    prev: &Observation,
+    before: Tuple,
+    after: Tuple,
+    service: Option<ServiceRef>,
+    node: Option<Text>,
+    ctx: &Context<'_>,
+) -> Hop {
+    let host = ctx.topology.host(prev.netns_cookie);
+    let rule = host.and_then(|h| {
+        h.info.dnat_rules.iter().find(|r| {
+            r.to == after.dst
+                && r.to_port == after.dport
+                && service
+                    .as_ref()
+                    .is_none_or(|s| ObjectName::of_rule_comment(&r.comment) == Some(s.name.clone()))
+        })
+    });
+    let position = service.as_ref().and_then(|s| {
+        ctx.cluster
+            .endpoint_position(&s.name, after.dst, after.dport)
+    });
+    let endpoint_pod = ctx.cluster.pod_by_ip(after.dst).map(|p| p.name);
+    let name = service.as_ref().map(|s| Text::from(s.name.to_string()));
+    let mut hop = Hop::new(HopKind::ServiceDnat, 0, node);
+    hop.observed = false;
+    hop.service.clone_from(&name);
+    hop.pod = endpoint_pod.as_ref().map(|p| Text::from(p.to_string()));
+    hop.nat = Some(Nat {
+        before: endpoints(before),
+        after: endpoints(after),
+        service: name,
+        endpoint_pod: hop.pod.clone(),
+        chain: rule.map(|r| Text::from(r.sep_chain.as_str())),
+        service_chain: rule.and_then(|r| r.svc_chain.as_deref().map(Text::from)),
+        endpoint_index: position.map(|p| p.0),
+        endpoints_total: position.map(|p| p.1),
+    });
+    hop.note = format!(
+        "{} {}:{} → {} {}:{}{}{}",
+        service
+            .as_ref()
+            .map_or_else(|| "DNAT".to_owned(), |s| s.name.to_string()),
+        before.dst,
+        before.dport,
+        endpoint_pod.as_ref().map_or("", |p| p.name.as_str()),
+        after.dst,
+        after.dport,
+        rule.map(|r| format!(", {}", r.sep_chain))
+            .unwrap_or_default(),
+        position
+            .map(|(i, n)| format!(", endpoint {i} of {n}"))
+            .unwrap_or_default(),
+    )
+    .into();
+    hop
+}

@@ -1,0 +1,170 @@
+//! Everything a session skipped, dropped, evicted or could not read, from every stage, so
+//! that none of it is silent: each summary (text, JSON, the UI header) shows every counter
+//! that is not zero, and a recording keeps the source's.
+
+use serde::{Deserialize, Serialize};
+
+/// What a source could not hand over: running totals since it started. A recording keeps
+/// the newest of these (a replay shows the recording session's losses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounters {
+    /// Events the kernel programs could not write: the ring buffer was full.
+    pub ringbuf_full: u64,
+    /// Followed packets whose headers the kernel programs could not parse.
+    pub parse_failed: u64,
+    /// Ring-buffer records that did not decode (a kernel object from another build).
+    #[serde(default)]
+    pub undecodable: u64,
+    /// Drop events in network namespaces outside the traced ones (another network that
+    /// happens to use the same addresses), left out.
+    #[serde(default)]
+    pub foreign_drops: u64,
+    /// Observation batches the recorder could not keep up with (a live session never
+    /// waits for the disk).
+    #[serde(default, alias = "recorder_dropped")]
+    pub unrecorded_batches: u64,
+}
+
+/// What correlation and presentation skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineCounters {
+    /// Observations correlated.
+    pub observations: u64,
+    /// Packets closed early because too many were open at once (their later hops, if any,
+    /// start journeys of their own).
+    pub evicted: u64,
+    /// Journeys not shown because they do not match `--port`/`--proto`.
+    pub filtered: u64,
+    /// Drop events that were not a packet's fate and had no journey to join: a copy of a
+    /// packet discarded by a socket that did not want it, or a packet a socket discarded
+    /// long after it was delivered (see `journey::fate`).
+    pub late_discards: u64,
+    /// Journeys a live UI could not take because it fell behind.
+    pub ui_dropped: u64,
+}
+
+/// What a recording's reader skipped (replay only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadCounters {
+    /// Damaged stretches skipped: the reader found the next intact record after each.
+    pub damaged: u64,
+    /// Bytes in those stretches.
+    pub damaged_bytes: u64,
+    /// Records of a kind this version does not know (written by a newer tracer).
+    pub unknown_records: u64,
+}
+
+/// Every counter of a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub source: SourceCounters,
+    pub pipeline: PipelineCounters,
+    pub read: ReadCounters,
+}
+
+impl Counters {
+    /// One clause per counter that is not zero, for people: "events lost in the kernel: 12
+    /// (ring buffer full)", … Empty when nothing was skipped.
+    pub fn clauses(&self) -> Vec<String> {
+        let s = &self.source;
+        let p = &self.pipeline;
+        let r = &self.read;
+        let mut out = Vec::new();
+        let mut say = |n: u64, what: &str| {
+            if n > 0 {
+                out.push(format!("{what}: {n}"));
+            }
+        };
+        say(
+            s.ringbuf_full,
+            "events lost in the kernel (ring buffer full)",
+        );
+        say(s.parse_failed, "packets the kernel could not parse");
+        say(s.undecodable, "kernel records that did not decode");
+        say(s.foreign_drops, "drops in untraced namespaces left out");
+        say(
+            s.unrecorded_batches,
+            "observation batches not recorded (disk too slow)",
+        );
+        say(p.evicted, "packets closed early (too many open)");
+        say(p.filtered, "journeys not matching --port/--proto");
+        say(
+            p.late_discards,
+            "copies or delivered packets discarded later by sockets (not drops)",
+        );
+        say(p.ui_dropped, "journeys the UI fell behind on");
+        say(r.damaged, "damaged stretches of the recording skipped");
+        say(r.damaged_bytes, "damaged bytes skipped");
+        say(r.unknown_records, "records of an unknown kind skipped");
+        out
+    }
+
+    /// The compact form for the UI header: "lost 12 · unparsable 3 · evicted 2"; empty when
+    /// nothing was skipped.
+    pub fn compact(&self) -> String {
+        let s = &self.source;
+        let p = &self.pipeline;
+        let r = &self.read;
+        [
+            (s.ringbuf_full, "lost"),
+            (s.parse_failed, "unparsable"),
+            (s.undecodable, "undecodable"),
+            (s.foreign_drops, "foreign drops"),
+            (s.unrecorded_batches, "unrecorded batches"),
+            (p.evicted, "evicted"),
+            (p.filtered, "filtered"),
+            (p.late_discards, "socket discards"),
+            (p.ui_dropped, "UI behind"),
+            (r.damaged, "damaged"),
+            (r.unknown_records, "unknown records"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{what} {n}"))
+        .collect::<Vec<_>>()
+        .join(" · ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each counter, set alone, appears in both the sentence and the compact form, and
+    /// nothing is said when all are zero.
+    #[test]
+    fn every_counter_is_said_when_not_zero() {
+        assert!(Counters::default().clauses().is_empty());
+        assert!(Counters::default().compact().is_empty());
+        type Setter = fn(&mut Counters);
+        let setters: Vec<(&str, Setter)> = vec![
+            ("ring buffer full", |c| c.source.ringbuf_full = 7),
+            ("could not parse", |c| c.source.parse_failed = 7),
+            ("did not decode", |c| c.source.undecodable = 7),
+            ("untraced namespaces", |c| c.source.foreign_drops = 7),
+            ("not recorded", |c| c.source.unrecorded_batches = 7),
+            ("closed early", |c| c.pipeline.evicted = 7),
+            ("--port/--proto", |c| c.pipeline.filtered = 7),
+            ("discarded later by sockets", |c| {
+                c.pipeline.late_discards = 7
+            }),
+            ("UI fell behind", |c| c.pipeline.ui_dropped = 7),
+            ("damaged stretches", |c| c.read.damaged = 7),
+            ("damaged bytes", |c| c.read.damaged_bytes = 7),
+            ("unknown kind", |c| c.read.unknown_records = 7),
+        ];
+        for (words, set) in setters {
+            let mut counters = Counters::default();
+            set(&mut counters);
+            let clauses = counters.clauses();
+            assert_eq!(clauses.len(), 1, "{words}: {clauses:?}");
+            assert!(
+                clauses[0].contains(words) && clauses[0].ends_with(": 7"),
+                "{words}: {clauses:?}"
+            );
+            if words != "damaged bytes" {
+                assert!(counters.compact().ends_with(" 7"), "{words}");
+            }
+        }
+    }
+}
