@@ -132,13 +132,13 @@ fn a_bridge_cni_cluster_named_from_a_cluster_file_is_followed() {
             "echo > /dev/tcp/10.43.0.20/8080",
         ])
         .output();
-    let journeys = follow.stop();
+    let (journeys, stderr) = follow.stop_with_stderr();
 
     let pings: Vec<_> = journeys
         .iter()
         .filter(|j| j["summary"] == "echo-request" && j["direction"] == "request")
         .collect();
-    assert_eq!(pings.len(), 2, "{journeys:#?}");
+    assert_eq!(pings.len(), 2, "{journeys:#?}\n{stderr}");
     for j in &pings {
         assert_eq!(j["verdict"], "delivered", "{j:#}");
         assert_eq!(j["from"]["pod"], "default/client");

@@ -206,7 +206,7 @@ fn a_record_only_session_keeps_every_observation_for_replay() {
         .unwrap();
     let summary = String::from_utf8_lossy(&summary.stdout);
     assert!(
-        summary.contains(&format!("from {recorded} observations")),
+        summary.contains(&format!("(from {recorded} observations)")),
         "replay reads every recorded observation: {summary} vs {recorded}"
     );
     let (journeys, _, ok) = replay_json(&recording);
@@ -298,20 +298,18 @@ fn a_recorder_killed_with_sigkill_replays_every_complete_record() {
     let _ = std::fs::remove_dir_all(recording.parent().unwrap());
 }
 
-#[test]
-fn a_full_disk_stops_the_recording_not_the_session() {
-    if !require_root() {
-        return;
-    }
-    let lab = Lab::up("healthy");
-    let out_dir = scratch("fulldisk");
+/// Runs `tracer follow ARGS --record /tmp/tracer-full/r.trace` inside a private mount
+/// namespace whose /tmp/tracer-full is an 80 KiB tmpfs (nothing is mounted on the host)
+/// while nettest pings fast enough to fill it; returns the exit status, stdout, stderr and
+/// the partial recording (copied out).
+fn follow_into_a_full_disk(lab: &Lab, tag: &str, args: &str) -> (i32, String, String, PathBuf) {
+    let out_dir = scratch(tag);
     std::fs::create_dir_all(&out_dir).unwrap();
-    // A private mount namespace with a 80 KiB tmpfs: nothing is mounted on the host.
     let script = format!(
         "set -e; mkdir -p /tmp/tracer-full; mount -t tmpfs -o size=80k tracer-full /tmp/tracer-full; \
-         {tracer} follow nettest nginx-test-7d9c4b6f5-abcde --output json --duration 6s --kubeconfig {kc} \
-           --record /tmp/tracer-full/r.trace > {out}/journeys.jsonl 2> {out}/stderr.txt; \
-         cp /tmp/tracer-full/r.trace {out}/r.trace",
+         set +e; {tracer} follow nettest nginx-test-7d9c4b6f5-abcde {args} --duration 6s --kubeconfig {kc} \
+           --record /tmp/tracer-full/r.trace > {out}/stdout.txt 2> {out}/stderr.txt; \
+         echo $? > {out}/status; cp /tmp/tracer-full/r.trace {out}/r.trace",
         tracer = env!("CARGO_BIN_EXE_tracer"),
         kc = lab.kubeconfig().display(),
         out = out_dir.display()
@@ -328,23 +326,84 @@ fn a_full_disk_stops_the_recording_not_the_session() {
         &["ping", "-i", "0.002", "-c", "1500", "-q", "10.244.184.84"],
     );
     assert!(session.wait().unwrap().success());
-    let stderr = std::fs::read_to_string(out_dir.join("stderr.txt")).unwrap();
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
+    let status = read("status").trim().parse().unwrap();
+    (
+        status,
+        read("stdout.txt"),
+        read("stderr.txt"),
+        out_dir.join("r.trace"),
+    )
+}
+
+#[test]
+fn a_full_disk_stops_the_recording_not_the_session_and_fails_the_run() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let (status, stdout, stderr, partial) =
+        follow_into_a_full_disk(&lab, "fulldisk", "--output json");
+    assert_eq!(status, 1, "a failed recording is a failed run: {stderr}");
     assert!(
         stderr.contains("recording stopped") && stderr.contains("No space left"),
-        "{stderr}"
+        "told at once: {stderr}"
     );
-    let live = std::fs::read_to_string(out_dir.join("journeys.jsonl")).unwrap();
+    let live = support::follow::journeys_of(&stdout);
     assert!(
-        live.lines().count() > 1000,
+        live.len() > 1000,
         "following went on after the disk filled ({} journeys)",
-        live.lines().count()
+        live.len()
     );
-    let (replayed, stderr, ok) = replay_json(&out_dir.join("r.trace"));
+    // The summary says how much was saved and how much was not.
+    let summary = support::follow::summary_of(&stdout);
+    let note = summary["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.contains("recording FAILED"))
+        .unwrap_or_else(|| panic!("{summary:#}"))
+        .to_owned();
+    let numbers: Vec<u64> = note
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (saved, offered) = (numbers[0], numbers[1]);
+    assert!(saved > 0 && saved < offered, "{note}");
+    assert_eq!(summary["failed"], true);
+
+    let (replayed, stderr, ok) = replay_json(&partial);
     assert!(ok, "{stderr}");
     assert!(!replayed.is_empty());
     assert!(
         stderr.contains("no end record") || stderr.contains("cut at byte"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(out_dir.parent().unwrap());
+    let _ = std::fs::remove_dir_all(partial.parent().unwrap().parent().unwrap());
+}
+
+/// A record-only session (`--output summary`) whose disk fills does not lose the session:
+/// it correlates live from then on and says so, and fails the run.
+#[test]
+fn a_record_only_session_on_a_full_disk_correlates_the_rest_live() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let (status, stdout, stderr, partial) =
+        follow_into_a_full_disk(&lab, "fullrecordonly", "--output summary");
+    assert_eq!(status, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("correlating the packets live"), "{stderr}");
+    let first = stdout.lines().next().unwrap_or_default();
+    let journeys: u64 = first
+        .split(" journeys:")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("journeys in {stdout}"));
+    assert!(journeys > 500, "the rest was correlated live: {stdout}");
+    assert!(stdout.contains("recording FAILED"), "{stdout}");
+    let (replayed, _, ok) = replay_json(&partial);
+    assert!(ok && !replayed.is_empty(), "the partial file replays");
+    let _ = std::fs::remove_dir_all(partial.parent().unwrap().parent().unwrap());
 }

@@ -151,7 +151,7 @@ impl Drop for Follow {
 pub fn journeys_of(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .filter(|v| v.get("summary").is_none())
+        .filter(|v| v.get("session_summary").is_none())
         .collect()
 }
 
@@ -159,7 +159,7 @@ pub fn journeys_of(text: &str) -> Vec<Value> {
 pub fn summary_of(text: &str) -> Value {
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find_map(|v| v.get("summary").cloned())
+        .find_map(|v| v.get("session_summary").cloned())
         .unwrap_or_else(|| panic!("no summary line in {text}"))
 }
 

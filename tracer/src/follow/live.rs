@@ -24,6 +24,9 @@ use crate::{
     topology::Topology,
 };
 
+/// At the stop, the ring is drained at most this many times (each takes what is there).
+const FINAL_DRAINS: usize = 16;
+
 /// How a live session ended.
 pub struct Outcome {
     pub summary: Summary,
@@ -96,9 +99,8 @@ pub fn run(
     let mut counters = SourceCounters::default();
     let mut notices = Vec::new();
     loop {
-        if signals::stop_requested() || limits.duration.is_some_and(|d| started.elapsed() >= d) {
-            break;
-        }
+        let stopping =
+            signals::stop_requested() || limits.duration.is_some_and(|d| started.elapsed() >= d);
         live.tick(kernel, &mut notices);
         for text in notices.drain(..) {
             let at_ns = monotonic_ns();
@@ -128,7 +130,18 @@ pub fn run(
             )?;
         }
 
-        last_read = kernel.stream.next_batch(last_read, &mut events);
+        if stopping {
+            // What the kernel wrote before the stop is still shown, however far behind the
+            // reader was: drain the ring until it is empty (a few rounds at most, since
+            // traffic may still be flowing).
+            for _ in 0..FINAL_DRAINS {
+                if kernel.stream.drain_into(&mut events) == 0 {
+                    break;
+                }
+            }
+        } else {
+            last_read = kernel.stream.next_batch(last_read, &mut events);
+        }
         let now_ns = monotonic_ns();
         let in_scope = live.current();
         let batch: Vec<Observation> = events
@@ -176,7 +189,7 @@ pub fn run(
             };
             pipeline.sink().notice(&text);
         }
-        if flow == Flow::Stop {
+        if stopping || flow == Flow::Stop {
             break;
         }
     }

@@ -578,7 +578,6 @@ mod tests {
                 .collect(),
             routes: vec![],
             dnat_rules: vec![],
-            iptables: String::new(),
         }
     }
 

@@ -10,18 +10,26 @@
 //! `apiVersion`. Also accepted: several such documents one after another (e.g. one
 //! `kubectl get` per kind appended to the same file), typed lists (`PodList`, whose items
 //! may omit `kind`), a JSON array of objects, or a single object. Items are dispatched by
-//! `kind` into typed objects; other kinds (Endpoints, Events, …) are skipped. Each object is
-//! trimmed like the watch caches' (see [`super::objects`]).
+//! `kind` into typed objects, each turned at once into the rows the model keeps (and
+//! dropped): the file is read as a stream, so memory follows what naming needs, not the
+//! file's size. Other kinds (Endpoints, Events, …) are skipped.
 //!
 //! Errors name the file and, for JSON syntax, the line and column; for an object of a known
 //! kind that does not have that kind's shape, its position, kind and name.
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
+use k8s_openapi::api::{
+    core::v1::{Node, Pod, Service},
+    discovery::v1::EndpointSlice,
+};
+use serde::{
+    Deserialize, Deserializer,
+    de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::{Map, Value};
 
-use super::objects::{ClusterObjects, Trim};
+use super::model::{ModelRows, RowsBuilder};
 
 /// How to make a cluster file, for error messages.
 pub const HOW_TO_MAKE: &str = "kubectl get pods,services,endpointslices,nodes -A -o json";
@@ -59,37 +67,60 @@ pub enum FileError {
     Empty { path: PathBuf },
 }
 
-/// Reads and parses the cluster file at `path`.
-pub fn read(path: &Path) -> Result<ClusterObjects, FileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+/// Reads the cluster file at `path`, streaming: one object is in memory at a time, and only
+/// the rows naming needs are kept (a 100 MB file of 50,000 Pods takes tens of MB, not GBs).
+pub fn read(path: &Path) -> Result<ModelRows, FileError> {
+    let file = std::fs::File::open(path).map_err(|source| FileError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse(&text, path)
+    rows(
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, file))
+            .into_iter::<Document>(),
+        path,
+    )
 }
 
 /// Parses cluster-file text; `path` is only used in messages.
-pub fn parse(text: &str, path: &Path) -> Result<ClusterObjects, FileError> {
-    let mut reader = Reader {
+pub fn parse(text: &str, path: &Path) -> Result<ModelRows, FileError> {
+    rows(
+        serde_json::Deserializer::from_str(text).into_iter::<Document>(),
         path,
-        objects: ClusterObjects::default(),
-    };
-    let documents = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    )
+}
+
+fn rows<'de, R: serde_json::de::Read<'de>>(
+    documents: serde_json::StreamDeserializer<'de, R, Document>,
+    path: &Path,
+) -> Result<ModelRows, FileError> {
+    let mut rows = RowsBuilder::default();
     for (n, document) in documents.enumerate() {
-        let document = document.map_err(|e| FileError::Syntax {
-            path: path.to_owned(),
-            line: e.line(),
-            column: e.column(),
-            message: syntax_message(&e),
+        let document = document.map_err(|e| {
+            if e.is_io() {
+                FileError::Read {
+                    path: path.to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            } else {
+                FileError::Syntax {
+                    path: path.to_owned(),
+                    line: e.line(),
+                    column: e.column(),
+                    message: syntax_message(&e),
+                }
+            }
         })?;
-        reader.value(document, &format!("document {}", n + 1), None, 0)?;
+        if let Some(failure) = document.failure {
+            return Err(failure.error(path, n + 1));
+        }
+        rows.merge(document.rows);
     }
-    if reader.objects.is_empty() {
+    if rows.is_empty() {
         return Err(FileError::Empty {
             path: path.to_owned(),
         });
     }
-    Ok(reader.objects)
+    Ok(rows.finish())
 }
 
 /// serde_json's message without its trailing " at line L column C" (we print our own).
@@ -101,106 +132,318 @@ fn syntax_message(e: &serde_json::Error) -> String {
     }
 }
 
-struct Reader<'a> {
-    path: &'a Path,
-    objects: ClusterObjects,
+/// What one JSON document of the file held: rows, or why it is not a cluster file.
+#[derive(Default)]
+struct Document {
+    rows: RowsBuilder,
+    failure: Option<Failure>,
 }
 
-impl Reader<'_> {
-    /// One JSON value: a list (kind `List`/`…List`, or an array) or an object.
-    /// `item_kind` is the kind implied by a typed list (`PodList` → `Pod`).
-    fn value(
-        &mut self,
-        value: Value,
-        what: &str,
-        item_kind: Option<&str>,
-        depth: usize,
-    ) -> Result<(), FileError> {
-        if depth > MAX_NESTING {
-            return Err(FileError::TooDeep {
-                path: self.path.to_owned(),
-            });
+/// A document that is JSON but not what a cluster file holds; `what` says where in it.
+enum Failure {
+    NotAnObject(String),
+    BadObject {
+        what: String,
+        kind: String,
+        message: String,
+    },
+    TooDeep,
+}
+
+impl Failure {
+    fn error(self, path: &Path, document: usize) -> FileError {
+        let path = path.to_owned();
+        let at = |what: String| format!("document {document}{what}");
+        match self {
+            Self::NotAnObject(what) => FileError::NotAnObject {
+                path,
+                what: at(what),
+            },
+            Self::BadObject {
+                what,
+                kind,
+                message,
+            } => FileError::BadObject {
+                path,
+                what: at(what),
+                kind,
+                message,
+            },
+            Self::TooDeep => FileError::TooDeep { path },
         }
-        match value {
-            Value::Array(items) => self.items(items, what, None, depth),
-            Value::Object(mut map) => {
-                let kind = map
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or_else(|| item_kind.map(str::to_owned));
-                match (kind, map.remove("items")) {
-                    (Some(kind), Some(Value::Array(items))) if kind.ends_with("List") => {
-                        let implied = kind.strip_suffix("List").filter(|k| !k.is_empty());
-                        self.items(items, what, implied, depth)
-                    }
-                    (Some(kind), items) => {
-                        if let Some(items) = items {
-                            map.insert("items".to_owned(), items);
-                        }
-                        self.object(map, &kind, what)
-                    }
-                    (None, _) => Err(FileError::NotAnObject {
-                        path: self.path.to_owned(),
-                        what: format!("{what} (it has no \"kind\")"),
-                    }),
+    }
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut document = Document::default();
+        deserializer.deserialize_any(Walk {
+            document: &mut document,
+            implied: None,
+            depth: 0,
+            what: String::new(),
+        })?;
+        Ok(document)
+    }
+}
+
+/// Visits one value of a document as it is read: a list's items are taken one at a time
+/// (an item that names its own kind at once; one that does not once the list's kind is
+/// known), any other object whole.
+struct Walk<'a> {
+    document: &'a mut Document,
+    /// The kind a typed list implies for its items (`PodList` → `Pod`).
+    implied: Option<String>,
+    depth: usize,
+    /// Where this value is, for messages (", item 3").
+    what: String,
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Kubernetes object or list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            i += 1;
+            let item = Walk {
+                document: &mut *self.document,
+                implied: self.implied.clone(),
+                depth: self.depth + 1,
+                what: format!("{}, item {i}", self.what),
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.depth > MAX_NESTING {
+            self.document.failure.get_or_insert(Failure::TooDeep);
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(());
+        }
+        let mut fields = Map::new();
+        let mut kindless = Vec::new();
+        let mut listed = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "items" {
+                listed = true;
+                map.next_value_seed(Items {
+                    document: &mut *self.document,
+                    kindless: &mut kindless,
+                    depth: self.depth,
+                    what: &self.what,
+                })?;
+            } else {
+                let value: Value = map.next_value()?;
+                fields.insert(key, value);
+            }
+        }
+        if self.document.failure.is_some() {
+            return Ok(());
+        }
+        let kind = fields
+            .get("kind")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(self.implied);
+        let document = self.document;
+        match kind {
+            Some(kind) if listed && kind.ends_with("List") => {
+                let implied = kind.strip_suffix("List").filter(|k| !k.is_empty());
+                for (what, item) in kindless {
+                    walk_value(document, item, implied, self.depth + 1, &what);
                 }
             }
-            _ => Err(FileError::NotAnObject {
-                path: self.path.to_owned(),
-                what: what.to_owned(),
-            }),
-        }
-    }
-
-    fn items(
-        &mut self,
-        items: Vec<Value>,
-        what: &str,
-        implied: Option<&str>,
-        depth: usize,
-    ) -> Result<(), FileError> {
-        for (i, item) in items.into_iter().enumerate() {
-            self.value(item, &format!("{what}, item {}", i + 1), implied, depth + 1)?;
+            Some(kind) => object(document, fields, &kind, &self.what),
+            None => {
+                document.failure = Some(Failure::NotAnObject(format!(
+                    "{} (it has no \"kind\")",
+                    self.what
+                )));
+            }
         }
         Ok(())
     }
 
-    fn object(&mut self, map: Map<String, Value>, kind: &str, what: &str) -> Result<(), FileError> {
-        match kind {
-            "Pod" => self.objects.pods.push(self.typed(map, kind, what)?),
-            "Service" => self.objects.services.push(self.typed(map, kind, what)?),
-            "EndpointSlice" => self
-                .objects
-                .endpoint_slices
-                .push(self.typed(map, kind, what)?),
-            "Node" => self.objects.nodes.push(self.typed(map, kind, what)?),
-            _ => {}
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.not_an_object()
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl Walk<'_> {
+    fn not_an_object<E>(self) -> Result<(), E> {
+        self.document
+            .failure
+            .get_or_insert(Failure::NotAnObject(self.what));
+        Ok(())
+    }
+}
+
+/// A list's `items`, read one at a time.
+struct Items<'a> {
+    document: &'a mut Document,
+    /// Items without a kind of their own, kept until the list's kind is read.
+    kindless: &'a mut Vec<(String, Value)>,
+    depth: usize,
+    what: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for Items<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Items<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of Kubernetes objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(item) = seq.next_element::<Value>()? {
+            i += 1;
+            if self.document.failure.is_some() {
+                continue;
+            }
+            let what = format!("{}, item {i}", self.what);
+            let has_kind = item.get("kind").is_some_and(Value::is_string);
+            if has_kind || item.is_array() {
+                walk_value(self.document, item, None, self.depth + 1, &what);
+            } else {
+                self.kindless.push((what, item));
+            }
         }
         Ok(())
     }
+}
 
-    fn typed<T: DeserializeOwned + Trim>(
-        &self,
-        mut map: Map<String, Value>,
-        kind: &str,
-        what: &str,
-    ) -> Result<T, FileError> {
-        let name = object_name(&map);
-        // The kind is already decided; k8s-openapi would refuse an older apiVersion
-        // (discovery.k8s.io/v1beta1) whose fields we read the same way.
-        map.remove("apiVersion");
-        map.insert("kind".to_owned(), Value::String(kind.to_owned()));
-        let mut object: T =
-            serde_json::from_value(Value::Object(map)).map_err(|e| FileError::BadObject {
-                path: self.path.to_owned(),
-                what: format!("{what} ({kind} {name})"),
-                kind: kind.to_owned(),
-                message: e.to_string(),
-            })?;
-        object.trim();
-        Ok(object)
+/// One value already read whole: a list (kind `List`/`…List`, or an array) or an object.
+fn walk_value(
+    document: &mut Document,
+    value: Value,
+    implied: Option<&str>,
+    depth: usize,
+    what: &str,
+) {
+    if document.failure.is_some() {
+        return;
     }
+    if depth > MAX_NESTING {
+        document.failure = Some(Failure::TooDeep);
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                walk_value(
+                    document,
+                    item,
+                    None,
+                    depth + 1,
+                    &format!("{what}, item {}", i + 1),
+                );
+            }
+        }
+        Value::Object(mut map) => {
+            let kind = map
+                .get("kind")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| implied.map(str::to_owned));
+            match (kind, map.remove("items")) {
+                (Some(kind), Some(Value::Array(items))) if kind.ends_with("List") => {
+                    let implied = kind.strip_suffix("List").filter(|k| !k.is_empty());
+                    for (i, item) in items.into_iter().enumerate() {
+                        let what = format!("{what}, item {}", i + 1);
+                        walk_value(document, item, implied, depth + 1, &what);
+                    }
+                }
+                (Some(kind), items) => {
+                    if let Some(items) = items {
+                        map.insert("items".to_owned(), items);
+                    }
+                    object(document, map, &kind, what);
+                }
+                (None, _) => {
+                    document.failure =
+                        Some(Failure::NotAnObject(format!("{what} (it has no \"kind\")")));
+                }
+            }
+        }
+        _ => document.failure = Some(Failure::NotAnObject(what.to_owned())),
+    }
+}
+
+/// An object of one of the four kinds becomes rows; other kinds are skipped.
+fn object(document: &mut Document, map: Map<String, Value>, kind: &str, what: &str) {
+    let rows = &mut document.rows;
+    let result = match kind {
+        "Pod" => typed(map, kind, what).map(|p: Pod| rows.pod(&p)),
+        "Service" => typed(map, kind, what).map(|s: Service| rows.service(&s)),
+        "EndpointSlice" => typed(map, kind, what).map(|s: EndpointSlice| rows.slice(&s)),
+        "Node" => typed(map, kind, what).map(|n: Node| rows.node(&n)),
+        _ => Ok(()),
+    };
+    if let Err(failure) = result {
+        document.failure = Some(failure);
+    }
+}
+
+fn typed<T: DeserializeOwned>(
+    mut map: Map<String, Value>,
+    kind: &str,
+    what: &str,
+) -> Result<T, Failure> {
+    let name = object_name(&map);
+    // The kind is already decided; k8s-openapi would refuse an older apiVersion
+    // (discovery.k8s.io/v1beta1) whose fields we read the same way.
+    map.remove("apiVersion");
+    map.insert("kind".to_owned(), Value::String(kind.to_owned()));
+    serde_json::from_value(Value::Object(map)).map_err(|e| Failure::BadObject {
+        what: format!("{what} ({kind} {name})"),
+        kind: kind.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// `namespace/name` (or `name`) of a raw object, for messages.
@@ -218,7 +461,7 @@ fn object_name(map: &Map<String, Value>) -> String {
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> Result<ClusterObjects, FileError> {
+    fn parse_str(text: &str) -> Result<ModelRows, FileError> {
         parse(text, Path::new("snap.json"))
     }
 
@@ -232,14 +475,11 @@ mod tests {
             {NODE}
             {{"apiVersion":"v1","kind":"ServiceList","items":[{{"metadata":{{"name":"s","namespace":"default"}},"spec":{{"clusterIP":"10.96.0.10","ports":[{{"port":53,"protocol":"UDP"}}]}}}}]}}"#
         );
-        let objects = parse_str(&text).unwrap();
-        assert_eq!(objects.pods.len(), 1);
-        assert_eq!(objects.nodes.len(), 1);
-        assert_eq!(objects.services.len(), 1);
-        assert!(objects.pods[0].metadata.managed_fields.is_none());
-        assert!(objects.pods[0].metadata.annotations.is_none());
-        assert!(objects.nodes[0].status.as_ref().unwrap().images.is_none());
-        let model = objects.model();
+        let rows = parse_str(&text).unwrap();
+        assert_eq!(rows.pods.len(), 1);
+        assert_eq!(rows.nodes.len(), 1);
+        assert_eq!(rows.services.len(), 1);
+        let model = crate::k8s::ClusterModel::from_rows(rows);
         assert_eq!(
             model.pod_by_ip("10.0.0.1".parse().unwrap()).unwrap().name,
             "a"
@@ -256,8 +496,18 @@ mod tests {
     #[test]
     fn array_and_v1beta1_slices_are_accepted() {
         let text = r#"[{"apiVersion":"discovery.k8s.io/v1beta1","kind":"EndpointSlice","metadata":{"name":"s-1","namespace":"default","labels":{"kubernetes.io/service-name":"s"}},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"]}],"ports":[{"port":80}]}]"#;
-        let objects = parse_str(text).unwrap();
-        assert_eq!(objects.endpoint_slices.len(), 1);
+        let rows = parse_str(
+            &text.replace(
+                "[{\"apiVersion\"",
+                "[{\"kind\":\"Service\",\"metadata\":{\"name\":\"s\",\"namespace\":\"default\"},\"spec\":{\"clusterIP\":\"10.96.0.9\",\"ports\":[{\"port\":80}]}},{\"apiVersion\"",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            rows.services[0].endpoints.len(),
+            1,
+            "the v1beta1 slice's endpoint"
+        );
     }
 
     #[test]

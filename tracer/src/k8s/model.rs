@@ -542,20 +542,82 @@ pub fn rows_of_objects(
     slices: &[EndpointSlice],
     nodes: &[Node],
 ) -> ModelRows {
-    let mut endpoints = slice_endpoints(slices);
-    ModelRows {
-        pods: pods.iter().filter_map(pod_row).collect(),
-        services: services
-            .iter()
-            .filter_map(|s| {
-                let mut info = service_row(s)?;
-                if let Some(eps) = endpoints.remove(&(info.namespace.clone(), info.name.clone())) {
-                    info.endpoints = eps;
-                }
-                Some(info)
-            })
-            .collect(),
-        nodes: nodes.iter().filter_map(node_row).collect(),
+    let mut rows = RowsBuilder::default();
+    pods.iter().for_each(|p| rows.pod(p));
+    services.iter().for_each(|s| rows.service(s));
+    slices.iter().for_each(|s| rows.slice(s));
+    nodes.iter().for_each(|n| rows.node(n));
+    rows.finish()
+}
+
+/// Rows built from API objects one at a time, so a large cluster file or watch never holds
+/// the objects themselves: only what naming needs.
+#[derive(Debug, Default)]
+pub struct RowsBuilder {
+    pods: Vec<PodRow>,
+    services: Vec<ServiceInfo>,
+    endpoints: HashMap<(String, String), Vec<EndpointInfo>>,
+    nodes: Vec<NodeInfo>,
+}
+
+impl RowsBuilder {
+    pub fn pod(&mut self, pod: &Pod) {
+        self.pods.extend(pod_row(pod));
+    }
+
+    pub fn service(&mut self, service: &Service) {
+        self.services.extend(service_row(service));
+    }
+
+    pub fn slice(&mut self, slice: &EndpointSlice) {
+        slice_endpoints_into(slice, &mut self.endpoints);
+    }
+
+    pub fn node(&mut self, node: &Node) {
+        self.nodes.extend(node_row(node));
+    }
+
+    /// Adds what another builder collected.
+    pub fn merge(&mut self, other: RowsBuilder) {
+        self.pods.extend(other.pods);
+        self.services.extend(other.services);
+        for (service, endpoints) in other.endpoints {
+            self.endpoints.entry(service).or_default().extend(endpoints);
+        }
+        self.nodes.extend(other.nodes);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+            && self.services.is_empty()
+            && self.endpoints.is_empty()
+            && self.nodes.is_empty()
+    }
+
+    /// The rows, each Service with its endpoints (duplicates across slices merged).
+    pub fn finish(mut self) -> ModelRows {
+        for endpoints in self.endpoints.values_mut() {
+            // Ready first within equal keys, so dedup keeps the ready copy.
+            endpoints.sort_by(|a, b| {
+                endpoint_key(a)
+                    .cmp(&endpoint_key(b))
+                    .then(b.ready.cmp(&a.ready))
+            });
+            endpoints.dedup_by(|later, first| endpoint_key(later) == endpoint_key(first));
+        }
+        for service in &mut self.services {
+            if let Some(endpoints) = self
+                .endpoints
+                .remove(&(service.namespace.clone(), service.name.clone()))
+            {
+                service.endpoints = endpoints;
+            }
+        }
+        ModelRows {
+            pods: self.pods,
+            services: self.services,
+            nodes: self.nodes,
+        }
     }
 }
 
@@ -712,75 +774,65 @@ fn service_row(svc: &Service) -> Option<ServiceInfo> {
     })
 }
 
-/// All IPv4 endpoints of all slices, grouped by `(namespace, service name)`, merged and sorted.
-fn slice_endpoints(slices: &[EndpointSlice]) -> HashMap<(String, String), Vec<EndpointInfo>> {
-    let mut by_service: HashMap<(String, String), Vec<EndpointInfo>> = HashMap::new();
-    for slice in slices {
-        if slice.address_type != "IPv4" {
-            continue;
-        }
-        let Some(service) = slice
-            .metadata
-            .labels
+/// The endpoints of one EndpointSlice, added to its Service's.
+fn slice_endpoints_into(
+    slice: &EndpointSlice,
+    by_service: &mut HashMap<(String, String), Vec<EndpointInfo>>,
+) {
+    if slice.address_type != "IPv4" {
+        return;
+    }
+    let Some(service) = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+    else {
+        return;
+    };
+    let namespace = slice
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let out = by_service.entry((namespace, service.clone())).or_default();
+    let ports = slice.ports.as_deref().unwrap_or_default();
+    for endpoint in &slice.endpoints {
+        let conditions = endpoint.conditions.as_ref();
+        let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+        let pod = endpoint
+            .target_ref
             .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        else {
-            continue;
-        };
-        let namespace = slice
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
-        let out = by_service.entry((namespace, service.clone())).or_default();
-        let ports = slice.ports.as_deref().unwrap_or_default();
-        for endpoint in &slice.endpoints {
-            let conditions = endpoint.conditions.as_ref();
-            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-            let pod = endpoint
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
-                .and_then(|r| {
-                    let name = r.name.clone()?;
-                    let ns = r
-                        .namespace
-                        .clone()
-                        .or_else(|| slice.metadata.namespace.clone())
-                        .unwrap_or_else(|| "default".to_owned());
-                    Some((ns, name))
+            .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
+            .and_then(|r| {
+                let name = r.name.clone()?;
+                let ns = r
+                    .namespace
+                    .clone()
+                    .or_else(|| slice.metadata.namespace.clone())
+                    .unwrap_or_else(|| "default".to_owned());
+                Some((ns, name))
+            });
+        for ip in endpoint.addresses.iter().filter_map(|a| parse_v4(a)) {
+            for p in ports {
+                let (Some(port), Some(protocol)) = (
+                    p.port.and_then(port_u16),
+                    Protocol::from_api(p.protocol.as_deref()),
+                ) else {
+                    continue;
+                };
+                out.push(EndpointInfo {
+                    ip,
+                    port,
+                    protocol,
+                    port_name: p.name.clone().filter(|n| !n.is_empty()),
+                    pod: pod.clone(),
+                    node: endpoint.node_name.clone(),
+                    ready,
                 });
-            for ip in endpoint.addresses.iter().filter_map(|a| parse_v4(a)) {
-                for p in ports {
-                    let (Some(port), Some(protocol)) = (
-                        p.port.and_then(port_u16),
-                        Protocol::from_api(p.protocol.as_deref()),
-                    ) else {
-                        continue;
-                    };
-                    out.push(EndpointInfo {
-                        ip,
-                        port,
-                        protocol,
-                        port_name: p.name.clone().filter(|n| !n.is_empty()),
-                        pod: pod.clone(),
-                        node: endpoint.node_name.clone(),
-                        ready,
-                    });
-                }
             }
         }
     }
-    for eps in by_service.values_mut() {
-        // Ready first within equal keys, so dedup keeps the ready copy.
-        eps.sort_by(|a, b| {
-            endpoint_key(a)
-                .cmp(&endpoint_key(b))
-                .then(b.ready.cmp(&a.ready))
-        });
-        eps.dedup_by(|later, first| endpoint_key(later) == endpoint_key(first));
-    }
-    by_service
 }
 
 fn endpoint_key(e: &EndpointInfo) -> (Option<&str>, Protocol, String) {

@@ -47,9 +47,9 @@ impl ClusterHandle {
     pub fn start(source: &ClusterSource, timeout: Duration) -> Result<ClusterHandle, K8sError> {
         match source {
             ClusterSource::File(path) => {
-                let objects = file::read(path)?;
-                Ok(Self::from_objects(
-                    objects,
+                let rows = file::read(path)?;
+                Ok(Self::from_model(
+                    ClusterModel::from_rows(rows),
                     format!("cluster file {}", path.display()),
                 ))
             }
@@ -71,10 +71,21 @@ impl ClusterHandle {
         }
     }
 
-    /// A handle over fixed objects (a cluster file, a recording's objects, tests).
+    /// A handle over fixed objects (tests).
     pub fn from_objects(objects: ClusterObjects, describe: String) -> ClusterHandle {
         let shared = Arc::new(Shared::default());
         shared.publish(objects);
+        Self {
+            shared,
+            describe: describe.into(),
+            _stop: None,
+        }
+    }
+
+    /// A handle over a fixed model (a cluster file).
+    pub fn from_model(model: ClusterModel, describe: String) -> ClusterHandle {
+        let shared = Arc::new(Shared::default());
+        shared.publish_model(model);
         Self {
             shared,
             describe: describe.into(),

@@ -735,9 +735,8 @@ fn bridge_cluster_file_loads_through_the_handle() {
             .all(|n| n.metadata.annotations.is_none())
     );
     let text = serde_json::to_string(&objects.to_list_json()).unwrap();
-    let again = file::parse(&text, std::path::Path::new("again.json"))
-        .unwrap()
-        .model();
+    let again =
+        ClusterModel::from_rows(file::parse(&text, std::path::Path::new("again.json")).unwrap());
     assert_eq!(
         again.pods().collect::<Vec<_>>(),
         m.pods().collect::<Vec<_>>()

@@ -83,13 +83,16 @@ pub struct Shared {
 
 impl Shared {
     pub fn publish(&self, objects: ClusterObjects) {
-        let model = Arc::new(objects.model());
-        let objects = Arc::new(objects);
+        self.publish_model(objects.model());
+        *self.objects.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(objects);
+    }
+
+    /// Publishes a model built without objects (a cluster file's rows).
+    pub fn publish_model(&self, model: ClusterModel) {
         let now = crate::clock::monotonic_ns();
         // A poisoned lock only means a reader panicked while holding it; the data is a
         // plain Arc and still whole.
-        *self.model.write().unwrap_or_else(|e| e.into_inner()) = (now, model);
-        *self.objects.write().unwrap_or_else(|e| e.into_inner()) = objects;
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = (now, Arc::new(model));
     }
 }
 

@@ -1,5 +1,5 @@
 //! `--output json`: one [`Journey`] per line (schema: docs/json-schema.md), then one
-//! summary line (`{"summary": …}`); the summary also goes to stderr for people.
+//! summary line (`{"session_summary": …}`); the summary also goes to stderr for people.
 
 use std::io::{self, BufWriter, Write};
 

@@ -34,11 +34,12 @@ impl Summary {
             )
         } else {
             format!(
-                "{} journeys: {} delivered, {} dropped, {} incomplete",
+                "{} journeys: {} delivered, {} dropped, {} incomplete (from {} observations)",
                 t.total(),
                 t.delivered,
                 t.dropped,
-                t.incomplete
+                t.incomplete,
+                self.observations
             )
         };
         head.push_str(&format!(
@@ -58,12 +59,15 @@ impl Summary {
         head
     }
 
-    /// `{"summary": {…}}`: one line, told from a journey by its `summary` key.
+    /// `{"session_summary": {…}}`: one line, told from a journey by its only key.
     pub fn json(&self) -> String {
         #[derive(Serialize)]
         struct Line<'a> {
-            summary: &'a Summary,
+            session_summary: &'a Summary,
         }
-        serde_json::to_string(&Line { summary: self }).unwrap_or_default()
+        serde_json::to_string(&Line {
+            session_summary: self,
+        })
+        .unwrap_or_default()
     }
 }

@@ -70,8 +70,7 @@ pub fn read(path: &Path) -> Option<NetnsInfo> {
         let links = parse_links(&ip_json(&["-d", "link", "show"])?);
         let addresses = parse_addresses(&ip_json(&["addr", "show"])?);
         let routes = parse_routes(&ip_json(&["route", "show", "table", "main"])?);
-        let iptables = iptables_save();
-        let dnat_rules = parse_dnat_rules(&iptables);
+        let dnat_rules = parse_dnat_rules(&iptables_save());
         Some(NetnsInfo {
             cookie,
             inode,
@@ -80,7 +79,6 @@ pub fn read(path: &Path) -> Option<NetnsInfo> {
             addresses,
             routes,
             dnat_rules,
-            iptables,
         })
     })
     .ok()

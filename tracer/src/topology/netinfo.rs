@@ -110,9 +110,9 @@ pub struct NetnsInfo {
     pub links: Vec<Link>,
     pub addresses: Vec<Address>,
     pub routes: Vec<Route>,
+    /// kube-proxy's DNAT rules, parsed from `iptables-save` (the rule text itself is not
+    /// kept: on a large cluster it runs to megabytes per node).
     pub dnat_rules: Vec<DnatRule>,
-    /// `iptables-save -t nat` and `-t filter` text, kept for the record.
-    pub iptables: String,
 }
 
 impl NetnsInfo {
@@ -173,7 +173,6 @@ mod tests {
                 route([10, 244, 5, 192], 26, "b"),
             ],
             dnat_rules: vec![],
-            iptables: String::new(),
         };
         assert_eq!(
             ns.route_to(Ipv4Addr::new(10, 244, 5, 203))
