@@ -659,7 +659,7 @@ fn other_errors_are_plain() {
 fn bridge_cluster_file_loads_through_the_handle() {
     use std::{path::PathBuf, time::Duration};
 
-    use super::{ClusterHandle, ClusterSource, file};
+    use super::{ClusterHandle, ClusterSource};
 
     let path = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
