@@ -23,6 +23,7 @@
 pub mod error;
 pub mod file;
 pub mod kubeconfig;
+pub mod lean;
 pub mod model;
 pub mod objects;
 pub mod resolve;
