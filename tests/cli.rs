@@ -476,6 +476,23 @@ fn follow_refuses_a_record_file_that_exists_or_is_a_symlink_before_anything_else
         assert_refused(&tracer_as_nobody(&args), &args, expected);
         assert_eq!(dir.state(), before, "{args:?} changed nothing");
     }
+    // A directory that is not there is found out as early (a failure, not a refusal).
+    let args = [
+        "follow",
+        "client",
+        "svc/web",
+        "--cluster-file",
+        "/nonexistent-tracer-cluster.json",
+        "--record",
+        "/nonexistent-tracer-dir/r.trace",
+    ];
+    let out = tracer(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "tracer: cannot create /nonexistent-tracer-dir/r.trace: No such file or directory (os error 2)"
+    );
 }
 
 #[test]

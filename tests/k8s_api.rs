@@ -298,3 +298,81 @@ fn https_to_a_plain_http_server_fails_cleanly() {
         "{err}"
     );
 }
+
+/// A server on loopback that answers every request with `response`, until dropped.
+struct FakeServer {
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeServer {
+    fn answering(response: &'static [u8]) -> Self {
+        use std::io::{Read as _, Write as _};
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                // Read the request head, then answer and close.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && matches!(stream.read(&mut byte), Ok(1)) {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(response);
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn a_reply_that_is_not_kubernetes_is_not_called_unreachable() {
+    let server = FakeServer::answering(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 21\r\nConnection: close\r\n\r\n<html>a web page</html",
+    );
+    let scratch = Scratch::new("not-json", server.addr);
+    let source = ClusterSource::Api {
+        kubeconfig: Some(scratch.kubeconfig.clone()),
+        context: None,
+    };
+    let err = ClusterHandle::start(&source, START_TIMEOUT)
+        .expect_err("not a Kubernetes reply")
+        .to_string();
+    let url = format!("http://{}", server.addr);
+    assert!(
+        err.starts_with(&format!(
+            "the Kubernetes API at {url} answered the list of "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("is not a Kubernetes reply"), "{err}");
+    assert!(
+        err.contains(&format!("is {url} a Kubernetes API server?")),
+        "{err}"
+    );
+    assert!(!err.contains("cannot reach"), "{err}");
+}

@@ -244,7 +244,22 @@ pub fn check(path: &Path, rules: &Rules) -> Result<(), FileError> {
         return stdout_allowed(rules);
     }
     match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        // New: its directory must be there (checked now rather than after a long setup).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let directory = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            match std::fs::metadata(directory) {
+                Ok(meta) if meta.is_dir() => Ok(()),
+                Ok(_) => Err(FileError::io(
+                    "create",
+                    path,
+                    io::Error::from_raw_os_error(libc::ENOTDIR),
+                )),
+                Err(e) => Err(FileError::io("create", path, e)),
+            }
+        }
         Err(e) => Err(FileError::io("inspect", path, e)),
         Ok(meta) => {
             classify(path, &meta, rules)?;
@@ -687,7 +702,10 @@ mod tests {
     #[test]
     fn io_errors_name_the_path_once_and_survive_a_trip_through_io_error() {
         let path = Path::new("/nonexistent-dir-of-tracer/out.pcapng");
+        let early = check(path, &EXPORT).expect_err("no such directory");
+        assert!(!early.is_refusal());
         let err = create(path, &EXPORT).expect_err("no such directory");
+        assert_eq!(early.to_string(), err.to_string());
         let text = err.to_string();
         assert!(
             text.starts_with("cannot create /nonexistent-dir-of-tracer/out.pcapng: "),

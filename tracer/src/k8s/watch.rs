@@ -510,7 +510,9 @@ async fn coordinate(
                 return;
             }
             let reason = match error {
-                K8sError::Refused { what, cause, .. } => format!("{what}: {cause}"),
+                K8sError::Refused { what, cause, .. } | K8sError::BadReply { what, cause, .. } => {
+                    format!("{what}: {cause}")
+                }
                 K8sError::Unreachable { cause, .. } => format!("{}: {cause}", kind.plural()),
                 other => other.to_string(),
             };
@@ -571,15 +573,45 @@ fn start_error(url: &str, kind: Kind, error: &watcher::Error) -> K8sError {
         }
     };
     match client_error {
+        // kube makes a Status up when the error body is not one (a proxy's or a web
+        // server's page): that is not a Kubernetes API refusing.
+        kube::Error::Api(status) if status.reason == KUBE_UNPARSED_STATUS => K8sError::BadReply {
+            url: url.to_owned(),
+            what: kind.plural(),
+            cause: format!("HTTP {}: {}", status.code, excerpt(&status.message)),
+        },
         kube::Error::Api(status) => K8sError::Refused {
             url: url.to_owned(),
             what: kind.plural(),
             cause: status_text(&status.message, status.code, &status.reason),
         },
+        // The server answered: what it said was not a Kubernetes reply.
+        kube::Error::SerdeError(_)
+        | kube::Error::FromUtf8(_)
+        | kube::Error::LinesCodecMaxLineLengthExceeded => K8sError::BadReply {
+            url: url.to_owned(),
+            what: kind.plural(),
+            cause: root_cause(client_error),
+        },
         other => K8sError::Unreachable {
             url: url.to_owned(),
             cause: root_cause(other),
         },
+    }
+}
+
+/// The `reason` kube-client gives the Status it makes up from an error body that is not a
+/// Kubernetes Status (kube-client 5, `handle_api_errors`).
+const KUBE_UNPARSED_STATUS: &str = "Failed to parse error data";
+
+/// The start of a reply body, on one line: enough to recognise a web page or a proxy.
+fn excerpt(body: &str) -> String {
+    const LONGEST: usize = 60;
+    let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(LONGEST) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None if line.is_empty() => "an empty body".to_owned(),
+        None => line,
     }
 }
 
@@ -654,6 +686,16 @@ mod tests {
         Kind::EndpointSlices,
         Kind::Nodes,
     ];
+
+    #[test]
+    fn reply_bodies_are_shown_short_and_on_one_line() {
+        assert_eq!(
+            excerpt("<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>"),
+            "<!DOCTYPE HTML> <html lang=\"en\"> <head>"
+        );
+        assert_eq!(excerpt(&"x".repeat(100)), format!("{}…", "x".repeat(60)));
+        assert_eq!(excerpt(" \n"), "an empty body");
+    }
 
     #[tokio::test]
     async fn an_outage_relists_every_kind_and_ignores_watchers_begun_before_it() {
