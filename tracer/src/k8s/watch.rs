@@ -26,10 +26,12 @@
 //! cleanly (a server shutting down does that) is resumed by kube's watcher from its last
 //! resourceVersion without any error; if that resume reaches a restarted server whose
 //! versions started over (the lab's, an API server restored from a backup), the kind
-//! would go on silently with the old objects, never relisting. So the first failure of any
-//! kind starts a new *epoch*: every task drops its watcher and relists, every kind counts
-//! as failing until its relist of the new epoch completes, and events from older watchers
-//! still in the channel are ignored. Recovery after the server returns is then bounded by
+//! would go on silently with the old objects, never relisting. So the first time any kind
+//! cannot reach the server (connection refused, reset, timed out: the server went away; a
+//! refusal such as `410 Expired` from a live server is that kind's business only) a new
+//! *epoch* starts: every task drops its watcher and relists, every kind counts as failing
+//! until its relist of the new epoch completes, and events from older watchers still in the
+//! channel are ignored. Recovery after the server returns is then bounded by
 //! [`BACKOFF_MAX`] (short, so that a follow re-attaches within seconds) plus one relist.
 //!
 //! A connection that goes silent without closing (the API host vanished) is caught by the
@@ -453,6 +455,12 @@ impl Caches {
         self.nodes.failing = true;
     }
 
+    /// True while an outage's epoch is still being relisted by every kind (no need for
+    /// another one).
+    fn all_failing(&self) -> bool {
+        self.pods.failing && self.services.failing && self.slices.failing && self.nodes.failing
+    }
+
     fn failing(&self) -> bool {
         self.pods.failing || self.services.failing || self.slices.failing || self.nodes.failing
     }
@@ -509,6 +517,7 @@ async fn coordinate(
                 let _ = boot.send(Boot::Failed(error));
                 return;
             }
+            let server_gone = matches!(error, K8sError::Unreachable { .. });
             let reason = match error {
                 K8sError::Refused { what, cause, .. } | K8sError::BadReply { what, cause, .. } => {
                     format!("{what}: {cause}")
@@ -520,7 +529,7 @@ async fn coordinate(
                 .stale_reason
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(reason);
-            if !caches.failing() {
+            if server_gone && !caches.all_failing() {
                 // Before `stale` is set: whoever sees it stale can rely on every kind
                 // relisting from now on.
                 epoch += 1;
@@ -714,15 +723,34 @@ mod tests {
         assert_eq!(pod_names(&shared), ["web-old"]);
         assert!(!shared.stale.load(Ordering::Relaxed));
 
-        // One kind fails: a new epoch for all of them, and stale.
+        // A refusal from a live server is that kind's alone: stale until it relists.
         tx.send(Tagged {
             epoch: 0,
-            msg: Msg::Failed(Kind::Nodes, watcher::Error::NoResourceVersion),
+            msg: Msg::Failed(Kind::Services, watcher::Error::NoResourceVersion),
+        })
+        .expect("coordinator running");
+        settle().await;
+        assert_eq!(*epochs.borrow(), 0, "no new epoch");
+        assert!(shared.stale.load(Ordering::Relaxed));
+        relist(&tx, 0, &[Kind::Services], &[]);
+        settle().await;
+        assert!(!shared.stale.load(Ordering::Relaxed));
+
+        // One kind cannot reach the server: a new epoch for all of them, and stale.
+        let reset =
+            kube::Error::ReadEvents(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        tx.send(Tagged {
+            epoch: 0,
+            msg: Msg::Failed(Kind::Nodes, watcher::Error::WatchFailed(reset)),
         })
         .expect("coordinator running");
         settle().await;
         assert_eq!(*epochs.borrow(), 1);
         assert!(shared.stale.load(Ordering::Relaxed));
+        assert_eq!(
+            shared.stale_reason.lock().expect("reason").as_deref(),
+            Some("Nodes: connection reset")
+        );
 
         // A watcher of the old epoch goes on (a watch resumed on the restarted server):
         // what it says is not believed, and it does not end the outage.
