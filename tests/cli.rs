@@ -184,6 +184,14 @@ fn bad_usage_exits_2_with_help() {
     let out = tracer(&["follow", "only-one-endpoint"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("<TO>"));
+    // Checked before anything is built.
+    let out = tracer(&["lab", "up", "--scenario", "bogus"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown scenario `bogus`; valid scenarios: healthy"),
+        "{stderr}"
+    );
 }
 
 #[test]

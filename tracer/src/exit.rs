@@ -19,6 +19,12 @@ pub const KERNEL_UNSUPPORTED: i32 = 4;
 #[error("{0}")]
 pub struct MissingPrivilege(pub String);
 
+/// A malformed or meaningless argument found after parsing (clap's own checks exit 2
+/// before this); `main` exits with [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// The exit status for a failed command: the first cause in the chain that says what kind
 /// of failure it is, else [`FAILURE`].
 pub fn status_of(error: &anyhow::Error) -> i32 {
@@ -26,9 +32,10 @@ pub fn status_of(error: &anyhow::Error) -> i32 {
         if cause.is::<MissingPrivilege>() {
             return NO_PRIVILEGE;
         }
-        if cause
-            .downcast_ref::<FileError>()
-            .is_some_and(FileError::is_refusal)
+        if cause.is::<Usage>()
+            || cause
+                .downcast_ref::<FileError>()
+                .is_some_and(FileError::is_refusal)
             || cause
                 .downcast_ref::<ResolveError>()
                 .is_some_and(ResolveError::is_usage)
@@ -116,6 +123,8 @@ mod tests {
         let privilege =
             anyhow::Error::new(MissingPrivilege("needs CAP_BPF".into())).context("follow");
         assert_eq!(status_of(&privilege), NO_PRIVILEGE);
+        let usage = anyhow::Error::new(Usage("unknown scenario `x`".into()));
+        assert_eq!(status_of(&usage), USAGE);
         let bad_ip = anyhow::Error::new(ResolveError::BadSpec {
             spec: "999.1.1.1".into(),
             reason: "not an IPv4 address".into(),

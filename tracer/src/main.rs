@@ -114,7 +114,11 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
 
 fn run_lab(command: LabCommand) -> anyhow::Result<i32> {
     match command {
-        LabCommand::Up { scenario } => lab::up(lab::parse_scenario(&scenario)?)?,
+        LabCommand::Up { scenario } => {
+            let scenario =
+                lab::parse_scenario(&scenario).map_err(|e| exit::Usage(format!("{e:#}")))?;
+            lab::up(scenario)?;
+        }
         LabCommand::Down => lab::down()?,
         // Written, not print!ed: print! panics when the pipe is closed.
         LabCommand::Status => std::io::stdout().write_all(lab::status()?.as_bytes())?,
