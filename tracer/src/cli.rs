@@ -14,8 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   where they were encapsulated, and where they arrived or died and why.\n\n\
                   Start with `tracer doctor` to see what this kernel lets tracer observe, and \
                   `tracer lab up` for a built-in 3-node cluster to try it on.",
-    after_help = "Exit status: 0 success; 1 error; 2 invalid usage; 3 missing privileges; \
-                  4 this kernel cannot support the command."
+    after_help = "Exit status: 0 success; 1 error; 2 invalid usage (a malformed or meaningless \
+                  argument, or an output file refused: it exists, is a symlink, or is the \
+                  input); 3 missing privileges; 4 this kernel cannot support the command."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -68,25 +69,29 @@ pub struct FollowArgs {
     /// Where they go: a Pod, a Service (`svc/name`) or an IP.
     pub to: String,
     /// Namespace for Pod and Service names without one.
-    #[arg(short = 'n', long, default_value = "default")]
+    #[arg(short = 'n', long, default_value = "default", value_parser = parse_namespace)]
     pub namespace: String,
-    /// Only packets to or from this port.
-    #[arg(long)]
+    /// Only packets to or from this port (1-65535).
+    #[arg(long, value_parser = parse_port)]
     pub port: Option<u16>,
     /// Only this protocol.
     #[arg(long, value_enum)]
     pub proto: Option<Protocol>,
-    /// Also write the session to this file (replay it with `tracer replay`).
+    /// Also write the session to this file (replay it with `tracer replay`). Created mode
+    /// 0600; an existing file is refused unless --force, a symlink always.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Replace an existing --record file (a new file is written beside it and renamed over).
+    #[arg(long, requires = "record")]
+    pub force: bool,
     /// How to show journeys; default: tui on a terminal, text otherwise.
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,
-    /// Stop after this long (e.g. 30s, 5m).
+    /// Stop after this long (e.g. 500ms, 30s, 5m, 1h; more than zero, at most a year).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Stop after this many journeys.
-    #[arg(long)]
+    /// Stop after this many journeys (1 or more).
+    #[arg(long, value_parser = parse_count)]
     pub count: Option<u64>,
     /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, as kubectl).
     #[arg(long, value_name = "FILE")]
@@ -111,18 +116,19 @@ pub struct ReplayArgs {
     /// How to show journeys; default: tui on a terminal, text otherwise.
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,
-    /// Playback speed (1 = as recorded).
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// A recording made with `tracer follow --record`.
     pub file: PathBuf,
-    /// Write a pcapng file here.
+    /// Write a pcapng file here (mode 0600), or to stdout with `-` (e.g. `| tshark -r -`).
+    /// An existing file is refused unless --force, a symlink and the recording always.
     #[arg(long, value_name = "OUT")]
     pub pcapng: PathBuf,
+    /// Replace an existing OUT file (a new file is written beside it and renamed over).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -178,13 +184,22 @@ pub enum DoctorOutput {
     Json,
 }
 
-/// `500ms`, `30s`, `5m`, `1h`, or plain seconds.
+/// The longest `--duration`: longer is surely a typo (leave it out to follow until stopped).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `500ms`, `30s`, `5m`, `1h`, or plain seconds; more than zero, at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!(
+            "`{text}` is negative: give how long to follow, e.g. 30s"
+        ));
+    }
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    // Digits and dots only: no sign, exponent, NaN or infinity gets this far.
     let value: f64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration (try 30s, 5m, 1h)"))?;
@@ -199,7 +214,52 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "`{text}` is more than a year; leave --duration out to follow until stopped"
+        ));
+    }
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err(format!(
+            "`{text}` would stop before anything is seen: give a duration longer than zero, or \
+             leave --duration out to follow until stopped"
+        )),
+    }
+}
+
+/// A journey count: 1 or more.
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err(
+            "0 would stop before the first journey: give 1 or more, or leave --count out"
+                .to_owned(),
+        ),
+        Ok(count) => Ok(count),
+        Err(_) => Err(format!("`{text}` is not a number of journeys (1 or more)")),
+    }
+}
+
+/// A TCP/UDP port: 1-65535 (port 0 is never on the wire).
+pub fn parse_port(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(0) => Err(
+            "port 0 is never on the wire: give a port from 1 to 65535, or leave --port out for \
+             every port"
+                .to_owned(),
+        ),
+        Ok(port) => Ok(port),
+        Err(_) => Err(format!("`{text}` is not a port (1 to 65535)")),
+    }
+}
+
+/// A namespace name: not empty.
+pub fn parse_namespace(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the namespace is empty: give one, e.g. -n default".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -219,8 +279,59 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("8760h").unwrap(), MAX_DURATION);
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn meaningless_durations_are_refused_with_the_reason() {
+        for (text, reason) in [
+            ("0", "longer than zero"),
+            ("0s", "longer than zero"),
+            ("0.0000000001", "longer than zero"),
+            ("-5s", "negative"),
+            ("NaN", "not a duration"),
+            ("inf", "not a duration"),
+            ("1e9s", "unknown unit"),
+            ("8761h", "more than a year"),
+            ("99999999999999999999999h", "more than a year"),
+        ] {
+            let err = parse_duration(text).expect_err(text);
+            assert!(err.contains(reason), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn counts_ports_and_namespaces_must_mean_something() {
+        assert_eq!(parse_count("3"), Ok(3));
+        assert!(parse_count("0").unwrap_err().contains("1 or more"));
+        assert!(parse_count("-1").unwrap_err().contains("not a number"));
+        assert_eq!(parse_port("80"), Ok(80));
+        assert_eq!(parse_port("65535"), Ok(65535));
+        assert!(parse_port("0").unwrap_err().contains("1 to 65535"));
+        assert!(parse_port("65536").unwrap_err().contains("not a port"));
+        assert_eq!(parse_namespace("kube-system").as_deref(), Ok("kube-system"));
+        assert!(parse_namespace(" ").is_err());
+        for args in [
+            ["tracer", "follow", "a", "b", "--count", "0"],
+            ["tracer", "follow", "a", "b", "--port", "0"],
+            ["tracer", "follow", "a", "b", "--duration", "0"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err("refused");
+            assert_eq!(err.exit_code(), crate::exit::USAGE, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn force_needs_something_to_replace() {
+        assert!(Cli::try_parse_from(["tracer", "follow", "a", "b", "--force"]).is_err());
+        let cli = Cli::try_parse_from(["tracer", "follow", "a", "b", "--record", "r", "--force"])
+            .unwrap();
+        let Command::Follow(args) = cli.command else {
+            panic!("not follow")
+        };
+        assert!(args.force);
     }
 
     #[test]

@@ -15,13 +15,13 @@
 
 use std::{
     collections::BTreeMap,
-    fs::File,
     io::{self, BufWriter, Write},
     net::Ipv4Addr,
     path::Path,
 };
 
 use crate::{
+    files::{self, Overwrite},
     journey::{
         assemble::RawJourney,
         model::{Hop, HopKind, Journey},
@@ -275,8 +275,22 @@ fn comment(journey: &Journey, index: usize) -> String {
     lines.join("\n")
 }
 
-/// Writes the export; returns how many packets and the replay summary.
-pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary)> {
+/// Writes the export to `out_path` (created by the rules of [`crate::files`]: `-` is stdout,
+/// an existing file only with `--force`, never the recording itself); returns how many
+/// packets and the replay summary. A failed export leaves no file behind.
+pub fn export(
+    recording: &Path,
+    out_path: &Path,
+    overwrite: Overwrite,
+) -> anyhow::Result<(u64, Summary)> {
+    let rules = files::Rules {
+        what: "pcapng export",
+        overwrite,
+        streams: files::Streams::Allowed,
+        input: Some(recording),
+    };
+    // Before reading the recording: a refused target is refused at once.
+    let mut output = files::create(out_path, &rules)?;
     // Interfaces are only known once journeys are read, and pcapng wants each interface
     // block before its first packet: collect packets, then write in one pass.
     let mut interfaces: BTreeMap<(String, String), (u32, String)> = BTreeMap::new();
@@ -313,9 +327,7 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
     });
     let replay::Replayed { summary, meta } = replay::replay(recording, &mut each)?;
     let wall_offset = meta.as_ref().map_or(0, |m| m.session.wall_offset_ns);
-    let file = File::create(out_path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out_path.display()))?;
-    let mut out = BufWriter::new(file);
+    let mut out = BufWriter::new(output.file());
     let section = format!(
         "tracer recording {}\nfollowing {}\nnames from {}\nevents lost in the kernel while recording: {} (ring buffer full), {} (unparsable)",
         recording.display(),
@@ -324,18 +336,23 @@ pub fn export(recording: &Path, out_path: &Path) -> anyhow::Result<(u64, Summary
         summary.counters.source.ringbuf_full,
         summary.counters.source.parse_failed,
     );
-    section_header(&mut out, &section)?;
-    let mut by_id: Vec<_> = interfaces.iter().collect();
-    by_id.sort_by_key(|(_, (id, _))| *id);
-    for ((node, interface), (_, description)) in by_id {
-        interface_block(&mut out, &format!("{node}/{interface}"), description)?;
-    }
-    packets.sort_by_key(|p| p.1);
-    for (id, ts, data, original, comment) in &packets {
-        let wall = u64::try_from(i128::from(*ts) + i128::from(wall_offset)).unwrap_or(*ts);
-        packet_block(&mut out, *id, wall, data, *original, comment)?;
-    }
-    out.flush()?;
+    let written = (|| -> io::Result<()> {
+        section_header(&mut out, &section)?;
+        let mut by_id: Vec<_> = interfaces.iter().collect();
+        by_id.sort_by_key(|(_, (id, _))| *id);
+        for ((node, interface), (_, description)) in by_id {
+            interface_block(&mut out, &format!("{node}/{interface}"), description)?;
+        }
+        packets.sort_by_key(|p| p.1);
+        for (id, ts, data, original, comment) in &packets {
+            let wall = u64::try_from(i128::from(*ts) + i128::from(wall_offset)).unwrap_or(*ts);
+            packet_block(&mut out, *id, wall, data, *original, comment)?;
+        }
+        out.flush()
+    })();
+    drop(out);
+    written.map_err(|e| files::FileError::io("write", out_path, e))?;
+    output.persist()?;
     Ok((packets.len() as u64, summary))
 }
 

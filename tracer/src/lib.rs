@@ -7,7 +7,9 @@
 //! are where journeys go; `lab` is the built-in cluster; `doctor` finds out what the kernel
 //! allows; `ebpf`, `probes` and `events` load, attach and read the kernel programs; `btf`,
 //! `kernel_layout` and `drop_reason` read the running kernel's types; `netns` runs work in
-//! other network namespaces; `caps` reads capabilities; `clock` is the kernel's clock; `timeline` keeps what changes during a session by time.
+//! other network namespaces; `caps` reads capabilities; `clock` is the kernel's clock; `timeline` keeps what changes during a session by time;
+//! `files` creates the files a user names (recordings, exports) without harming what is
+//! there; `exit` holds the exit statuses and how an error maps to one.
 
 pub mod btf;
 pub mod caps;
@@ -19,6 +21,7 @@ pub mod ebpf;
 pub mod events;
 pub mod exit;
 pub mod export;
+pub mod files;
 pub mod follow;
 pub mod journey;
 pub mod k8s;

@@ -10,21 +10,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match run(cli) {
         Ok(status) => status,
+        // A closed pipe (`tracer … | head`) is not an error worth a message.
+        Err(err) if exit::is_broken_pipe(&err) => exit::SUCCESS,
         Err(err) => {
-            // A closed pipe (`tracer … | head`) is not an error worth a message.
-            if err
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
-                exit::SUCCESS
-            } else {
-                eprintln!("tracer: {err:#}");
-                if err.downcast_ref::<exit::MissingPrivilege>().is_some() {
-                    exit::NO_PRIVILEGE
-                } else {
-                    exit::FAILURE
-                }
-            }
+            eprintln!("tracer: {}", exit::message(&err));
+            exit::status_of(&err)
         }
     };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
@@ -35,13 +25,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => {
             let report = doctor::run();
             let mut stdout = std::io::stdout().lock();
-            match args.output {
-                DoctorOutput::Text => stdout.write_all(doctor::render_text(&report).as_bytes())?,
-                DoctorOutput::Json => {
-                    serde_json::to_writer_pretty(&mut stdout, &report)?;
-                    writeln!(stdout)?;
-                }
-            }
+            let text = match args.output {
+                DoctorOutput::Text => doctor::render_text(&report),
+                // Rendered first, so that a closed pipe is an io::Error, not a serde one.
+                DoctorOutput::Json => serde_json::to_string_pretty(&report)? + "\n",
+            };
+            stdout.write_all(text.as_bytes())?;
             Ok(if report.follow_works {
                 exit::SUCCESS
             } else if report.capabilities.iter().any(|c| !c.present) {
@@ -51,16 +40,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             })
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "tracer", &mut std::io::stdout());
+            // Generated into memory: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tracer", &mut script);
+            std::io::stdout().write_all(&script)?;
             Ok(exit::SUCCESS)
         }
         Command::Follow(args) => tracer::follow::command::follow(args),
         Command::Replay(args) => replay(&args),
         Command::Export(args) => {
-            let (packets, summary) = tracer::export::export(&args.file, &args.pcapng)?;
+            let (packets, summary) = tracer::export::export(
+                &args.file,
+                &args.pcapng,
+                tracer::files::Overwrite::from_force(args.force),
+            )?;
             eprintln!(
                 "wrote {packets} packets (one per observed hop) to {}; {}",
-                args.pcapng.display(),
+                tracer::files::shown(&args.pcapng),
                 summary.text()
             );
             Ok(if summary.failed {
@@ -118,10 +114,15 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
 
 fn run_lab(command: LabCommand) -> anyhow::Result<i32> {
     match command {
-        LabCommand::Up { scenario } => lab::up(lab::parse_scenario(&scenario)?)?,
+        LabCommand::Up { scenario } => {
+            let scenario =
+                lab::parse_scenario(&scenario).map_err(|e| exit::Usage(format!("{e:#}")))?;
+            lab::up(scenario)?;
+        }
         LabCommand::Down => lab::down()?,
-        LabCommand::Status => print!("{}", lab::status()?),
-        LabCommand::Scenarios => print!("{}", lab::scenarios()),
+        // Written, not print!ed: print! panics when the pipe is closed.
+        LabCommand::Status => std::io::stdout().write_all(lab::status()?.as_bytes())?,
+        LabCommand::Scenarios => std::io::stdout().write_all(lab::scenarios().as_bytes())?,
         LabCommand::Exec { pod, command } => return lab::exec(&pod, &command),
         LabCommand::ReplacePod { pod, reuse_ip } => lab::replace_pod(&pod, reuse_ip)?,
         LabCommand::Daemon => {

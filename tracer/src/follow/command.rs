@@ -1,9 +1,10 @@
 //! The `tracer follow` command: from arguments to a running session and its summary.
 
-use std::{io::IsTerminal as _, os::unix::fs::OpenOptionsExt as _, path::Path};
+use std::{io::IsTerminal as _, path::Path};
 
 use crate::{
     cli::{FollowArgs, Output},
+    files::{self, Overwrite},
     follow::{self, plan},
     journey::observation::IpProto,
     k8s::source::{ClusterHandle, ClusterSource},
@@ -17,6 +18,10 @@ use crate::{
 const LIVE_RETENTION: usize = 10_000;
 
 pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
+    // A refused --record file is a usage error: say so before anything else happens.
+    if let Some(path) = &args.record {
+        files::check(path, &recording_rules(args.force))?;
+    }
     follow::check_privileges()?;
     follow::install_stop_handlers();
     let source = match &args.cluster_file {
@@ -107,7 +112,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         wall_offset_ns: crate::clock::wall_offset_ns(),
     };
     let mut recorder = match &args.record {
-        Some(path) => Some(start_recording(path)?),
+        Some(path) => Some(start_recording(path, args.force)?),
         None => None,
     };
     let mut failed = false;
@@ -188,16 +193,22 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// Creates the recording file (private: it names a cluster's insides) and starts the
-/// recorder.
-fn start_recording(path: &Path) -> anyhow::Result<Recorder> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
+/// The rules the --record file is created by (also checked early, with these).
+fn recording_rules(force: bool) -> files::Rules<'static> {
+    files::Rules {
+        what: "recording",
+        overwrite: Overwrite::from_force(force),
+        streams: files::Streams::Refused,
+        input: None,
+    }
+}
+
+/// Creates the recording file by the rules of [`crate::files`] (private: it names a
+/// cluster's insides; never through a symlink; an existing file only with --force) and
+/// starts the recorder.
+fn start_recording(path: &Path, force: bool) -> anyhow::Result<Recorder> {
+    // In place at once: a session cut short still leaves its recording at the path.
+    let file = files::create(path, &recording_rules(force))?.persist()?;
     let recorder = Recorder::start(file, path, Provenance::here())
         .map_err(|e| anyhow::anyhow!("cannot record to {}: {e}", path.display()))?;
     eprintln!(

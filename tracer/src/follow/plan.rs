@@ -8,7 +8,7 @@ use crate::{
     journey::{explain::Followed, observation::IpProto},
     k8s::{
         model::ClusterModel,
-        resolve::{ResolveError, Target, resolve},
+        resolve::{ResolveError, Target, resolve, same_target},
     },
 };
 
@@ -49,8 +49,17 @@ pub fn plan(
     port: Option<u16>,
     protocol: Option<IpProto>,
 ) -> Result<FollowPlan, ResolveError> {
+    let from_spec = from;
     let from = resolve(model, from, namespace)?;
+    let to_spec = to;
     let to = resolve(model, to, namespace)?;
+    if same_target(&from, &to) {
+        return Err(ResolveError::SameEndpoint {
+            from: from_spec.to_owned(),
+            to: to_spec.to_owned(),
+            target: from.to_string(),
+        });
+    }
     let from_ips = addresses(model, &from);
     let to_ips = addresses(model, &to);
     let mut filter: Vec<Ipv4Addr> = from_ips.iter().chain(&to_ips).copied().collect();

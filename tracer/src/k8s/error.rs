@@ -25,6 +25,16 @@ pub enum K8sError {
         what: &'static str,
         cause: String,
     },
+    /// It answered, but not as a Kubernetes API does (not JSON, not the objects asked for):
+    /// a proxy, a web page, the wrong port.
+    #[error(
+        "the Kubernetes API at {url} answered the list of {what} with something that is not a Kubernetes reply ({cause}); is {url} a Kubernetes API server? {OFFLINE_HINT}"
+    )]
+    BadReply {
+        url: String,
+        what: &'static str,
+        cause: String,
+    },
     #[error("the Kubernetes API at {url} did not send the cluster's objects within {}s. {OFFLINE_HINT}", .timeout.as_secs_f32())]
     Timeout { url: String, timeout: Duration },
     #[error("cannot start the Kubernetes watch thread: {0}")]

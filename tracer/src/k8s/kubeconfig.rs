@@ -16,9 +16,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
-use super::error::K8sError;
+use super::error::{K8sError, root_cause};
 
 /// Where the built-in lab writes its kubeconfig while it is up.
 pub const LAB_KUBECONFIG: &str = "/run/tracer-lab/kubeconfig";
@@ -143,8 +143,14 @@ pub async fn load(
     }
     let mut merged = Kubeconfig::default();
     for path in origin.paths() {
-        let next = Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
-        merged = merged.merge(next).map_err(|e| fail(e.to_string()))?;
+        let next = Kubeconfig::read_from(path).map_err(|e| {
+            fail(match &e {
+                // The message names the file already: say only what went wrong with it.
+                KubeconfigError::ReadConfig(cause, _) => root_cause(cause),
+                other => first_line(other),
+            })
+        })?;
+        merged = merged.merge(next).map_err(|e| fail(first_line(&e)))?;
     }
     let context_name = match context {
         Some(name) => {
@@ -169,7 +175,7 @@ pub async fn load(
     };
     let config = kube::Config::from_custom_kubeconfig(merged, &options)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(first_line(&e)))?;
     let url = url_text(&config.cluster_url);
     let mut details = Vec::new();
     if let Some(name) = context_name {
@@ -184,6 +190,16 @@ pub async fn load(
         format!("Kubernetes API {url} ({})", details.join(", "))
     };
     Ok((config, describe))
+}
+
+/// An error's first line: YAML errors go on with a drawing of the offending line.
+fn first_line(error: &impl std::fmt::Display) -> String {
+    let text = error.to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
 }
 
 /// The API URL as people write it (`http::Uri` adds a trailing `/` to a bare authority).
@@ -304,6 +320,35 @@ mod tests {
             )),
             "{describe}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unreadable_kubeconfigs_are_named_once_on_one_line() {
+        let dir = scratch("unreadable");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let load_error = |origin: &Origin| rt.block_on(load(origin, None)).unwrap_err().to_string();
+        let err = load_error(&Origin::Explicit(dir.clone()));
+        assert_eq!(
+            err,
+            format!(
+                "cannot use the kubeconfig {}: is a directory",
+                dir.display()
+            )
+        );
+        let not_yaml = dir.join("passwd");
+        std::fs::write(&not_yaml, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        let err = load_error(&Origin::Explicit(not_yaml.clone()));
+        assert!(
+            err.starts_with(&format!(
+                "cannot use the kubeconfig {}: failed to parse kubeconfig YAML",
+                not_yaml.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -14,6 +14,9 @@
 //! `nginx-test-7d9c` finds `nginx-test-7d9c4b6f5-abcde` when no other Pod starts that way. A
 //! leading `svc`/`service`/`pod`/`node` word is always read as the kind, never as a namespace.
 //!
+//! Something that looks like an address but is not an IPv4 one (`999.1.1.1`, `10.0.0`, a
+//! network `10.0.0.0/24`, an IPv6 address) is a malformed argument, not an unknown Pod.
+//!
 //! An address is returned as the thing that owns it when there is one, because that names
 //! every hop better: a Pod's IP gives [`Target::Pod`] (the Running one when the IP was
 //! reused, see [`ClusterModel::pod_by_ip`]), a ClusterIP gives [`Target::Service`], a Node's
@@ -139,6 +142,63 @@ pub enum ResolveError {
         name: String,
         phase: Option<String>,
     },
+    #[error("{}: follow needs two different endpoints", same_endpoint(.from, .to, .target))]
+    SameEndpoint {
+        /// The arguments as given.
+        from: String,
+        to: String,
+        /// What both resolved to.
+        target: String,
+    },
+}
+
+impl ResolveError {
+    /// True when the argument itself is wrong (malformed, or meaningless with the other):
+    /// a usage error. An unknown or ambiguous name is not: it depends on the cluster.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::Empty | Self::BadSpec { .. } | Self::SameEndpoint { .. }
+        )
+    }
+}
+
+fn same_endpoint(from: &str, to: &str, target: &str) -> String {
+    if from == to {
+        format!("FROM and TO are both `{from}` ({target})")
+    } else {
+        format!("FROM `{from}` and TO `{to}` are the same endpoint ({target})")
+    }
+}
+
+/// Whether two resolved arguments are one endpoint (also when spelled differently:
+/// `nettest`, `default/nettest`, its IP).
+pub fn same_target(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::Pod(a), Target::Pod(b)) => (&a.namespace, &a.name) == (&b.namespace, &b.name),
+        (Target::Service(a), Target::Service(b)) => {
+            (&a.namespace, &a.name) == (&b.namespace, &b.name)
+        }
+        (Target::Node(a), Target::Node(b)) => a.name == b.name,
+        (Target::Ip(a), Target::Ip(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Why `spec`, which looks like an address, is not an IPv4 address tracer can follow; `None`
+/// when it does not look like one (then it is a name).
+fn not_an_address(spec: &str) -> Option<String> {
+    if spec.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Some("an IPv6 address; tracer follows IPv4 only".to_owned());
+    }
+    if let Some((address, _)) = spec.split_once('/')
+        && address.parse::<Ipv4Addr>().is_ok()
+    {
+        return Some("a network, not an address: give one IPv4 address".to_owned());
+    }
+    let numeric = spec.contains('.') && spec.chars().all(|c| c.is_ascii_digit() || c == '.');
+    numeric
+        .then(|| "not an IPv4 address (four numbers from 0 to 255, e.g. 10.244.102.137)".to_owned())
 }
 
 fn missing(
@@ -230,6 +290,15 @@ pub fn resolve(
     }
     if let Ok(ip) = spec.parse::<Ipv4Addr>() {
         return Ok(resolve_ip(model, ip));
+    }
+    // Pod names may be all digits and dots; one that exists wins over the address reading.
+    if let Some(reason) = not_an_address(spec)
+        && model.pod(default_namespace, spec).is_none()
+    {
+        return Err(ResolveError::BadSpec {
+            spec: spec.to_owned(),
+            reason,
+        });
     }
     let (kind, rest) = match spec.split_once('/') {
         Some(("pod" | "pods" | "po", rest)) => (Kind::Pod, rest),

@@ -732,3 +732,73 @@ fn bridge_cluster_file_loads_through_the_handle() {
         m.nodes().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn an_invalid_address_is_not_an_unknown_pod() {
+    let m = seed();
+    for (spec, reason) in [
+        ("999.1.1.1", "not an IPv4 address"),
+        ("10.244.102", "not an IPv4 address"),
+        ("10.244.0.0/16", "a network, not an address"),
+        ("fd00::1", "IPv4 only"),
+    ] {
+        let err = resolve(&m, spec, "default").unwrap_err();
+        assert!(
+            matches!(&err, ResolveError::BadSpec { .. }),
+            "{spec}: {err:?}"
+        );
+        assert!(err.is_usage(), "{spec}");
+        assert!(err.to_string().contains(reason), "{spec}: {err}");
+        assert!(!err.to_string().contains("no Pod"), "{spec}: {err}");
+    }
+    // A Pod whose name looks like an address is still found by that name.
+    let pods: Vec<Pod> = typed(vec![pod(
+        "default",
+        "1.2.3",
+        Some("10.0.0.9"),
+        "n",
+        "Running",
+        true,
+    )]);
+    let m2 = ClusterModel::from_objects(&pods, &[], &[], &[]);
+    assert_eq!(pod_name(resolve(&m2, "1.2.3", "default")), "default/1.2.3");
+    // An unknown name is not a usage error: it depends on the cluster.
+    assert!(!resolve(&m, "nettset", "default").unwrap_err().is_usage());
+}
+
+#[test]
+fn the_same_endpoint_twice_is_refused_however_it_is_spelled() {
+    use crate::follow::plan::plan;
+
+    let m = seed();
+    for (from, to) in [
+        ("nettest", "nettest"),
+        ("nettest", "default/nettest"),
+        ("pod/nettest", "10.244.102.137"),
+        ("svc/nginx-test", "10.109.60.89"),
+        ("node/cpu1", "172.30.1.43"),
+        ("8.8.8.8", "8.8.8.8"),
+    ] {
+        let err = plan(&m, from, to, "default", None, None).unwrap_err();
+        assert!(
+            matches!(&err, ResolveError::SameEndpoint { .. }),
+            "{from} {to}: {err:?}"
+        );
+        assert!(err.is_usage());
+        assert!(
+            err.to_string()
+                .ends_with("follow needs two different endpoints"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        plan(&m, "nettest", "default/nettest", "default", None, None)
+            .unwrap_err()
+            .to_string(),
+        "FROM `nettest` and TO `default/nettest` are the same endpoint \
+         (pod default/nettest (10.244.102.137 on cpu2)): follow needs two different endpoints"
+    );
+    // A Service and one of its endpoints are two endpoints.
+    assert!(plan(&m, "nettest", "svc/nginx-test", "default", None, None).is_ok());
+    assert!(plan(&m, "10.244.184.84", "svc/nginx-test", "default", None, None).is_ok());
+}

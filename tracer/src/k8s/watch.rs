@@ -22,6 +22,18 @@
 //! stays published. Restarting from a relist (rather than resuming the old stream) gives
 //! recovery a definite signal, `InitDone`, and cannot miss deletions made while away.
 //!
+//! An outage restarts every kind, not only the one that saw it. A watch the server ends
+//! cleanly (a server shutting down does that) is resumed by kube's watcher from its last
+//! resourceVersion without any error; if that resume reaches a restarted server whose
+//! versions started over (the lab's, an API server restored from a backup), the kind
+//! would go on silently with the old objects, never relisting. So the first time any kind
+//! cannot reach the server (connection refused, reset, timed out: the server went away; a
+//! refusal such as `410 Expired` from a live server is that kind's business only) a new
+//! *epoch* starts: every task drops its watcher and relists, every kind counts as failing
+//! until its relist of the new epoch completes, and events from older watchers still in the
+//! channel are ignored. Recovery after the server returns is then bounded by
+//! [`BACKOFF_MAX`] (short, so that a follow re-attaches within seconds) plus one relist.
+//!
 //! A connection that goes silent without closing (the API host vanished) is caught by the
 //! [`READ_WATCHDOG`] read timeout and handled like any other failure.
 //!
@@ -60,8 +72,9 @@ use super::{
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// First wait before restarting a failed watch.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
-/// Longest wait between restarts.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Longest wait between restarts: how long recovery can lag behind the API server's return
+/// (four kinds, so at most two requests a second against a server that is down).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// The API server ends every watch after the watcher's `timeoutSeconds` (290 s); a
 /// connection silent for longer than this is dead (host gone without closing it), so a read
@@ -184,6 +197,12 @@ impl Kind {
     }
 }
 
+/// One event from a watch task, tagged with the epoch its watcher started in (module doc).
+struct Tagged {
+    epoch: u64,
+    msg: Msg,
+}
+
 /// One event from a watch task; objects are boxed so the channel's slots stay small.
 enum Msg {
     Pod(Event<Box<Pod>>),
@@ -225,66 +244,104 @@ async fn run(
         }
     };
     let (tx, rx) = mpsc::unbounded_channel();
+    let (epoch_tx, epoch_rx) = tokio::sync::watch::channel(0u64);
     tokio::spawn(watch_kind(
         Api::<Pod>::all(client.clone()),
         Kind::Pods,
-        tx.clone(),
+        (tx.clone(), epoch_rx.clone()),
         Msg::Pod,
     ));
     tokio::spawn(watch_kind(
         Api::<Service>::all(client.clone()),
         Kind::Services,
-        tx.clone(),
+        (tx.clone(), epoch_rx.clone()),
         Msg::Service,
     ));
     tokio::spawn(watch_kind(
         Api::<EndpointSlice>::all(client.clone()),
         Kind::EndpointSlices,
-        tx.clone(),
+        (tx.clone(), epoch_rx.clone()),
         Msg::Slice,
     ));
     tokio::spawn(watch_kind(
         Api::<Node>::all(client),
         Kind::Nodes,
-        tx,
+        (tx, epoch_rx),
         Msg::Node,
     ));
-    coordinate(rx, &shared, boot, &url).await;
+    coordinate(rx, &epoch_tx, &shared, boot, &url).await;
 }
 
-/// Forwards one kind's watch events forever, restarting the watcher after errors.
+/// Why a watch task stopped reading its watcher.
+enum Stop {
+    /// Its watcher failed: wait before relisting.
+    Failed,
+    /// A new epoch began (an outage somewhere): relist now.
+    NewEpoch,
+    /// The coordinator is gone.
+    Shutdown,
+}
+
+/// Forwards one kind's watch events forever, restarting the watcher (from a relist) after
+/// an error of its own or when a new epoch begins.
 async fn watch_kind<K>(
     api: Api<K>,
     kind: Kind,
-    tx: mpsc::UnboundedSender<Msg>,
+    (tx, mut epochs): (
+        mpsc::UnboundedSender<Tagged>,
+        tokio::sync::watch::Receiver<u64>,
+    ),
     wrap: fn(Event<Box<K>>) -> Msg,
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Trim + 'static,
 {
     let mut backoff = BACKOFF_MIN;
     loop {
+        // This relist starts now, so it covers every epoch begun so far.
+        let epoch = *epochs.borrow_and_update();
+        let send = |msg| tx.send(Tagged { epoch, msg }).is_ok();
         let mut stream = std::pin::pin!(watcher::watcher(api.clone(), watcher::Config::default()));
-        while let Some(item) = stream.next().await {
+        let stop = loop {
+            let item = tokio::select! {
+                biased;
+                changed = epochs.changed() => {
+                    break if changed.is_ok() { Stop::NewEpoch } else { Stop::Shutdown };
+                }
+                item = stream.next() => item,
+            };
             let msg = match item {
-                Ok(event) => {
+                Some(Ok(event)) => {
                     if matches!(event, Event::InitDone) {
                         backoff = BACKOFF_MIN;
                     }
                     wrap(boxed(event.modify(Trim::trim)))
                 }
-                Err(e) => {
-                    if tx.send(Msg::Failed(kind, e)).is_err() {
-                        return;
-                    }
-                    break;
+                Some(Err(e)) => {
+                    break if send(Msg::Failed(kind, e)) {
+                        Stop::Failed
+                    } else {
+                        Stop::Shutdown
+                    };
                 }
+                // kube's watcher never ends its stream; restart it if it ever does.
+                None => break Stop::Failed,
             };
-            if tx.send(msg).is_err() {
+            if !send(msg) {
                 return;
             }
+        };
+        match stop {
+            Stop::Shutdown => return,
+            Stop::NewEpoch => {}
+            Stop::Failed => {
+                // A new epoch (begun by this very failure, or another kind's) ends the wait.
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    changed = epochs.changed() => if changed.is_err() { return },
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -390,6 +447,20 @@ impl Caches {
         self.pods.synced && self.services.synced && self.slices.synced && self.nodes.synced
     }
 
+    /// A new epoch began: every kind fails until its next relist completes.
+    fn fail_all(&mut self) {
+        self.pods.failing = true;
+        self.services.failing = true;
+        self.slices.failing = true;
+        self.nodes.failing = true;
+    }
+
+    /// True while an outage's epoch is still being relisted by every kind (no need for
+    /// another one).
+    fn all_failing(&self) -> bool {
+        self.pods.failing && self.services.failing && self.slices.failing && self.nodes.failing
+    }
+
     fn failing(&self) -> bool {
         self.pods.failing || self.services.failing || self.slices.failing || self.nodes.failing
     }
@@ -406,12 +477,14 @@ impl Caches {
 
 /// Owns the caches: boots, then keeps the published model current (module doc).
 async fn coordinate(
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Tagged>,
+    epochs: &tokio::sync::watch::Sender<u64>,
     shared: &Shared,
     boot: std_mpsc::Sender<Boot>,
     url: &str,
 ) {
     let mut caches = Caches::default();
+    let mut epoch = 0;
     let mut booted = false;
     let mut rebuild_at: Option<tokio::time::Instant> = None;
     loop {
@@ -426,15 +499,29 @@ async fn coordinate(
             },
             None => rx.recv().await,
         };
-        let Some(msg) = msg else { return };
+        let Some(Tagged {
+            epoch: began_in,
+            msg,
+        }) = msg
+        else {
+            return;
+        };
+        // A watcher begun before this epoch may be a watch resumed on a restarted server
+        // (module doc): only relists of the current epoch count.
+        if began_in < epoch {
+            continue;
+        }
         if let Msg::Failed(kind, error) = &msg {
             let error = start_error(url, *kind, error);
             if !booted {
                 let _ = boot.send(Boot::Failed(error));
                 return;
             }
+            let server_gone = matches!(error, K8sError::Unreachable { .. });
             let reason = match error {
-                K8sError::Refused { what, cause, .. } => format!("{what}: {cause}"),
+                K8sError::Refused { what, cause, .. } | K8sError::BadReply { what, cause, .. } => {
+                    format!("{what}: {cause}")
+                }
                 K8sError::Unreachable { cause, .. } => format!("{}: {cause}", kind.plural()),
                 other => other.to_string(),
             };
@@ -442,6 +529,13 @@ async fn coordinate(
                 .stale_reason
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(reason);
+            if server_gone && !caches.all_failing() {
+                // Before `stale` is set: whoever sees it stale can rely on every kind
+                // relisting from now on.
+                epoch += 1;
+                let _ = epochs.send(epoch);
+                caches.fail_all();
+            }
         }
         let changed = caches.apply(msg);
         if !booted {
@@ -488,15 +582,45 @@ fn start_error(url: &str, kind: Kind, error: &watcher::Error) -> K8sError {
         }
     };
     match client_error {
+        // kube makes a Status up when the error body is not one (a proxy's or a web
+        // server's page): that is not a Kubernetes API refusing.
+        kube::Error::Api(status) if status.reason == KUBE_UNPARSED_STATUS => K8sError::BadReply {
+            url: url.to_owned(),
+            what: kind.plural(),
+            cause: format!("HTTP {}: {}", status.code, excerpt(&status.message)),
+        },
         kube::Error::Api(status) => K8sError::Refused {
             url: url.to_owned(),
             what: kind.plural(),
             cause: status_text(&status.message, status.code, &status.reason),
         },
+        // The server answered: what it said was not a Kubernetes reply.
+        kube::Error::SerdeError(_)
+        | kube::Error::FromUtf8(_)
+        | kube::Error::LinesCodecMaxLineLengthExceeded => K8sError::BadReply {
+            url: url.to_owned(),
+            what: kind.plural(),
+            cause: root_cause(client_error),
+        },
         other => K8sError::Unreachable {
             url: url.to_owned(),
             cause: root_cause(other),
         },
+    }
+}
+
+/// The `reason` kube-client gives the Status it makes up from an error body that is not a
+/// Kubernetes Status (kube-client 5, `handle_api_errors`).
+const KUBE_UNPARSED_STATUS: &str = "Failed to parse error data";
+
+/// The start of a reply body, on one line: enough to recognise a web page or a proxy.
+fn excerpt(body: &str) -> String {
+    const LONGEST: usize = 60;
+    let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(LONGEST) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None if line.is_empty() => "an empty body".to_owned(),
+        None => line,
     }
 }
 
@@ -506,5 +630,161 @@ fn status_text(message: &str, code: u16, reason: &str) -> String {
         (false, true) => format!("{message} ({code})"),
         (true, false) => format!("{code} {reason}"),
         (true, true) => format!("HTTP {code}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(name: &str) -> Box<Pod> {
+        Box::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"nodeName": "cpu1", "containers": []},
+                "status": {"phase": "Running", "podIP": "10.244.1.5",
+                           "podIPs": [{"ip": "10.244.1.5"}]},
+            }))
+            .expect("a Pod"),
+        )
+    }
+
+    /// A complete relist of `kinds` by watchers begun in `epoch`; the Pods list holds `pods`.
+    fn relist(tx: &mpsc::UnboundedSender<Tagged>, epoch: u64, kinds: &[Kind], pods: &[&str]) {
+        let send = |msg| tx.send(Tagged { epoch, msg }).expect("coordinator running");
+        for kind in kinds {
+            match kind {
+                Kind::Pods => {
+                    send(Msg::Pod(Event::Init));
+                    for name in pods {
+                        send(Msg::Pod(Event::InitApply(pod(name))));
+                    }
+                    send(Msg::Pod(Event::InitDone));
+                }
+                Kind::Services => {
+                    send(Msg::Service(Event::Init));
+                    send(Msg::Service(Event::InitDone));
+                }
+                Kind::EndpointSlices => {
+                    send(Msg::Slice(Event::Init));
+                    send(Msg::Slice(Event::InitDone));
+                }
+                Kind::Nodes => {
+                    send(Msg::Node(Event::Init));
+                    send(Msg::Node(Event::InitDone));
+                }
+            }
+        }
+    }
+
+    /// Lets the coordinator take in what was sent and publish it.
+    async fn settle() {
+        tokio::time::sleep(DEBOUNCE * 4).await;
+    }
+
+    fn pod_names(shared: &Shared) -> Vec<String> {
+        let model = Arc::clone(&shared.model.read().expect("model").1);
+        model.pods().map(|p| p.name.clone()).collect()
+    }
+
+    const ALL: [Kind; 4] = [
+        Kind::Pods,
+        Kind::Services,
+        Kind::EndpointSlices,
+        Kind::Nodes,
+    ];
+
+    #[test]
+    fn reply_bodies_are_shown_short_and_on_one_line() {
+        assert_eq!(
+            excerpt("<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>"),
+            "<!DOCTYPE HTML> <html lang=\"en\"> <head>"
+        );
+        assert_eq!(excerpt(&"x".repeat(100)), format!("{}…", "x".repeat(60)));
+        assert_eq!(excerpt(" \n"), "an empty body");
+    }
+
+    #[tokio::test]
+    async fn an_outage_relists_every_kind_and_ignores_watchers_begun_before_it() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (epoch_tx, epochs) = tokio::sync::watch::channel(0);
+        let (boot_tx, boot_rx) = std_mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let coordinator = tokio::spawn({
+            let shared = Arc::clone(&shared);
+            async move { coordinate(rx, &epoch_tx, &shared, boot_tx, "http://test").await }
+        });
+
+        relist(&tx, 0, &ALL, &["web-old"]);
+        settle().await;
+        assert!(matches!(boot_rx.try_recv(), Ok(Boot::Ready)));
+        assert_eq!(pod_names(&shared), ["web-old"]);
+        assert!(!shared.stale.load(Ordering::Relaxed));
+
+        // A refusal from a live server is that kind's alone: stale until it relists.
+        tx.send(Tagged {
+            epoch: 0,
+            msg: Msg::Failed(Kind::Services, watcher::Error::NoResourceVersion),
+        })
+        .expect("coordinator running");
+        settle().await;
+        assert_eq!(*epochs.borrow(), 0, "no new epoch");
+        assert!(shared.stale.load(Ordering::Relaxed));
+        relist(&tx, 0, &[Kind::Services], &[]);
+        settle().await;
+        assert!(!shared.stale.load(Ordering::Relaxed));
+
+        // One kind cannot reach the server: a new epoch for all of them, and stale.
+        let reset =
+            kube::Error::ReadEvents(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        tx.send(Tagged {
+            epoch: 0,
+            msg: Msg::Failed(Kind::Nodes, watcher::Error::WatchFailed(reset)),
+        })
+        .expect("coordinator running");
+        settle().await;
+        assert_eq!(*epochs.borrow(), 1);
+        assert!(shared.stale.load(Ordering::Relaxed));
+        assert_eq!(
+            shared.stale_reason.lock().expect("reason").as_deref(),
+            Some("Nodes: connection reset")
+        );
+
+        // A watcher of the old epoch goes on (a watch resumed on the restarted server):
+        // what it says is not believed, and it does not end the outage.
+        tx.send(Tagged {
+            epoch: 0,
+            msg: Msg::Pod(Event::Apply(pod("web-resumed"))),
+        })
+        .expect("coordinator running");
+        relist(&tx, 0, &ALL, &["web-resumed"]);
+        settle().await;
+        assert_eq!(pod_names(&shared), ["web-old"]);
+        assert!(shared.stale.load(Ordering::Relaxed));
+
+        // Stale until every kind has relisted in the new epoch.
+        relist(
+            &tx,
+            1,
+            &[Kind::Pods, Kind::Services, Kind::EndpointSlices],
+            &["web-new"],
+        );
+        settle().await;
+        assert!(
+            shared.stale.load(Ordering::Relaxed),
+            "Nodes have not relisted"
+        );
+        relist(&tx, 1, &[Kind::Nodes], &[]);
+        settle().await;
+        assert!(!shared.stale.load(Ordering::Relaxed));
+        assert_eq!(pod_names(&shared), ["web-new"]);
+        assert_eq!(*epochs.borrow(), 1, "one outage, one new epoch");
+
+        drop(tx);
+        coordinator
+            .await
+            .expect("the coordinator ends with its inbox");
     }
 }
