@@ -4,10 +4,16 @@
 //! (watch caches or a cluster file); `topology` reads namespaces, interfaces, routes and
 //! kube-proxy rules from the kernel; `journey` turns observations into named journeys
 //! (`identity` is the packet-identity rule); `output`, `tui`, `record`, `replay` and `export`
-//! are where journeys go; `lab` is the built-in cluster; `doctor` finds out what the kernel
-//! allows; `ebpf`, `probes` and `events` load, attach and read the kernel programs; `btf`,
-//! `kernel_layout` and `drop_reason` read the running kernel's types; `netns` runs work in
-//! other network namespaces; `caps` reads capabilities; `clock` is the kernel's clock; `timeline` keeps what changes during a session by time.
+//! are where journeys go; `doctor` finds out what the kernel allows; `ebpf`, `probes` and
+//! `events` load, attach and read the kernel programs; `btf`, `kernel_layout` and
+//! `drop_reason` read the running kernel's types; `netns` (the `tracer-netns` crate) runs
+//! work in other network namespaces; `caps` reads capabilities; `clock` is the kernel's
+//! clock; `timeline` keeps what changes during a session by time; `exit` holds the exit
+//! statuses.
+//!
+//! The built-in lab is the `tracer-lab` crate: `cli` embeds its arguments as `tracer lab`
+//! and `main` hands them over; nothing else here knows about it. Product code reaches the
+//! lab only as it reaches any cluster: through a kubeconfig and the kernel's namespaces.
 
 pub mod btf;
 pub mod caps;
@@ -23,8 +29,6 @@ pub mod follow;
 pub mod journey;
 pub mod k8s;
 pub mod kernel_layout;
-pub mod lab;
-pub mod netns;
 pub mod output;
 pub mod pipeline;
 pub mod probes;
@@ -33,3 +37,6 @@ pub mod replay;
 pub mod timeline;
 pub mod topology;
 pub mod tui;
+
+/// Running work in other network namespaces (a crate of its own, shared with the lab).
+pub use tracer_netns as netns;

@@ -10,6 +10,7 @@ use crate::{
     output::{Sink, SummarySink, json::JsonSink, text::TextSink, ui::UiSink},
     pipeline::{JourneyFilter, Pipeline, Session},
     record::writer::{Provenance, Recorder},
+    topology::NamespaceScope,
     tui,
 };
 
@@ -40,8 +41,9 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         &args.namespace,
         args.port,
         protocol,
+        NamespaceScope::from_prefix(args.netns_prefix.clone()),
     )?;
-    let topology = follow::discover_topology(&model);
+    let topology = follow::discover_topology(&model, &plan.namespaces);
     let attachments = follow::attachments(&topology, &plan.filter);
     eprintln!(
         "following {} → {}\n  names from {}",

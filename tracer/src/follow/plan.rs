@@ -10,6 +10,7 @@ use crate::{
         model::ClusterModel,
         resolve::{ResolveError, Target, resolve},
     },
+    topology::NamespaceScope,
 };
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct FollowPlan {
     pub filter: Vec<Ipv4Addr>,
     pub port: Option<u16>,
     pub protocol: Option<IpProto>,
+    /// Which network namespaces discovery reads (`--netns-prefix`).
+    pub namespaces: NamespaceScope,
 }
 
 /// The addresses that stand for a target: a Pod's IP; a Service's ClusterIP and endpoints,
@@ -48,6 +51,7 @@ pub fn plan(
     namespace: &str,
     port: Option<u16>,
     protocol: Option<IpProto>,
+    namespaces: NamespaceScope,
 ) -> Result<FollowPlan, ResolveError> {
     let from = resolve(model, from, namespace)?;
     let to = resolve(model, to, namespace)?;
@@ -66,6 +70,7 @@ pub fn plan(
         filter,
         port,
         protocol,
+        namespaces,
     })
 }
 
