@@ -1,10 +1,11 @@
 //! `tracer`: follow a Kubernetes Pod's packets hop by hop with eBPF.
 //!
-//! Layout: `cli` parses; `follow` plans, attaches and runs a session; `k8s` names things
-//! (watch caches or a cluster file); `topology` reads namespaces, interfaces, routes and
-//! kube-proxy rules from the kernel; `journey` turns observations into named journeys
-//! (`identity` is the packet-identity rule); `output`, `tui`, `record`, `replay` and `export`
-//! are where journeys go; `doctor` finds out what the kernel allows; `ebpf`, `probes` and
+//! Layout: `cli` parses; `follow` plans, attaches and runs a live session; `pipeline` is
+//! the one path from observations to journeys that live, replay and export share (sources,
+//! the `Correlator`, counters); `k8s` names things (watch caches or a cluster file);
+//! `topology` reads namespaces, interfaces, routes and kube-proxy rules from the kernel;
+//! `journey` turns observations into named journeys (`identity` is the packet-identity
+//! rule); `output`, `tui`, `record`, `replay` and `export` are where journeys go; `doctor` finds out what the kernel allows; `ebpf`, `probes` and
 //! `events` load, attach and read the kernel programs; `btf`, `kernel_layout` and
 //! `drop_reason` read the running kernel's types; `netns` (the `tracer-netns` crate) runs
 //! work in other network namespaces; `caps` reads capabilities; `clock` is the kernel's
