@@ -32,7 +32,7 @@ pub enum Command {
     /// Export a recording as pcapng, one packet per observed hop, for Wireshark/tshark.
     Export(ExportArgs),
     /// The built-in lab: the seed's 3-node cluster in network namespaces on this machine.
-    Lab(LabArgs),
+    Lab(tracer_lab::LabArgs),
     /// What this kernel and this user can do, found out by trying; exits 0 if `follow` can work.
     Doctor(DoctorArgs),
     /// Print a shell completion script to stdout.
@@ -107,6 +107,11 @@ pub struct FollowArgs {
     /// instead of the Kubernetes API.
     #[arg(long, value_name = "FILE")]
     pub cluster_file: Option<PathBuf>,
+    /// Look only at the host's network namespace and the named ones whose name starts with
+    /// PREFIX (`/run/netns/PREFIX*`), not at every namespace on the machine: for hosts that
+    /// run several isolated environments with overlapping addresses.
+    #[arg(long, value_name = "PREFIX", value_parser = parse_netns_prefix)]
+    pub netns_prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -132,47 +137,6 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LabArgs {
-    #[command(subcommand)]
-    pub command: LabCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum LabCommand {
-    /// Build the lab (idempotent; switches scenario in place).
-    Up {
-        #[arg(long, default_value = "healthy")]
-        scenario: String,
-    },
-    /// Remove everything the lab created.
-    Down,
-    /// Show what is up.
-    Status,
-    /// List the scenarios, one line each.
-    Scenarios,
-    /// Run a command inside a lab Pod's (or node's) network namespace, like `kubectl exec`.
-    Exec {
-        /// A Pod name (or unique prefix) or a node name (cpu1, cpu2, gpu1).
-        pod: String,
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
-    /// Replace a Deployment's Pod as its ReplicaSet would: the old Pod (namespace, veth,
-    /// route, endpoint) goes, a new one with a new name comes up on the same node, with a
-    /// new address from the node's block; kube-proxy's rules and the API follow.
-    ReplacePod {
-        /// A Pod name (or unique prefix) of nginx-test or webapp.
-        pod: String,
-        /// Give the new Pod the old Pod's address (the old Pod goes first).
-        #[arg(long)]
-        reuse_ip: bool,
-    },
-    /// The lab's background process (HTTP servers, Kubernetes API); started by `up`.
-    #[command(hide = true)]
-    Daemon,
-}
-
-#[derive(Debug, Args)]
 pub struct DoctorArgs {
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: DoctorOutput,
@@ -182,6 +146,19 @@ pub struct DoctorArgs {
 pub enum DoctorOutput {
     Text,
     Json,
+}
+
+/// A namespace name prefix: not empty (that would be every namespace), not a path.
+fn parse_netns_prefix(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("an empty prefix matches every namespace; leave the option out".to_owned());
+    }
+    if text.contains('/') {
+        return Err(format!(
+            "`{text}` is a path; give the start of a name in /run/netns"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// The longest `--duration`: longer is surely a typo (leave it out to follow until stopped).
@@ -359,5 +336,21 @@ mod tests {
         assert_eq!(args.to, "svc/nginx-test");
         assert_eq!(args.port, Some(80));
         assert_eq!(args.output, Some(Output::Json));
+        assert_eq!(args.netns_prefix, None);
+    }
+
+    #[test]
+    fn netns_prefixes_are_names_not_paths() {
+        let follow = |prefix: &str| {
+            Cli::try_parse_from(["tracer", "follow", "a", "b", "--netns-prefix", prefix]).map(
+                |cli| match cli.command {
+                    Command::Follow(args) => args.netns_prefix,
+                    _ => panic!("not follow"),
+                },
+            )
+        };
+        assert_eq!(follow("tlt42-").unwrap().as_deref(), Some("tlt42-"));
+        assert!(follow("").is_err());
+        assert!(follow("/run/netns/tlt42-").is_err());
     }
 }

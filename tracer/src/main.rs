@@ -2,8 +2,8 @@ use std::{io::Write as _, process::ExitCode};
 
 use clap::{CommandFactory as _, Parser as _};
 use tracer::{
-    cli::{Cli, Command, DoctorOutput, LabCommand},
-    doctor, exit, lab,
+    cli::{Cli, Command, DoctorOutput},
+    doctor, exit,
 };
 
 fn main() -> ExitCode {
@@ -65,7 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 exit::SUCCESS
             })
         }
-        Command::Lab(args) => run_lab(args.command),
+        Command::Lab(args) => run_lab(args),
     }
 }
 
@@ -112,23 +112,13 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
     Ok(if failed { exit::FAILURE } else { exit::SUCCESS })
 }
 
-fn run_lab(command: LabCommand) -> anyhow::Result<i32> {
-    match command {
-        LabCommand::Up { scenario } => {
-            let scenario =
-                lab::parse_scenario(&scenario).map_err(|e| exit::Usage(format!("{e:#}")))?;
-            lab::up(scenario)?;
-        }
-        LabCommand::Down => lab::down()?,
-        // Written, not print!ed: print! panics when the pipe is closed.
-        LabCommand::Status => std::io::stdout().write_all(lab::status()?.as_bytes())?,
-        LabCommand::Scenarios => std::io::stdout().write_all(lab::scenarios().as_bytes())?,
-        LabCommand::Exec { pod, command } => return lab::exec(&pod, &command),
-        LabCommand::ReplacePod { pod, reuse_ip } => lab::replace_pod(&pod, reuse_ip)?,
-        LabCommand::Daemon => {
-            let state = lab::state::State::open(&lab::state::State::default_dir());
-            lab::daemon::run(&state)?;
-        }
-    }
-    Ok(exit::SUCCESS)
+/// `tracer lab …`: the lab crate's own command line; its "needs root" becomes ours.
+fn run_lab(args: tracer_lab::LabArgs) -> anyhow::Result<i32> {
+    tracer_lab::run(args).map_err(|err| match err.downcast::<tracer_lab::NeedsRoot>() {
+        Ok(needs_root) => exit::MissingPrivilege(needs_root.to_string()).into(),
+        Err(other) => match other.downcast::<tracer_lab::BadUsage>() {
+            Ok(usage) => exit::Usage(usage.0).into(),
+            Err(other) => other,
+        },
+    })
 }

@@ -141,7 +141,8 @@ impl Bench {
         self.tracer(&args)
     }
 
-    /// `tracer follow ARGS`, with `--output json` unless ARGS choose an output.
+    /// `tracer follow ARGS` against the bench's lab (its kubeconfig), with `--output json`
+    /// unless ARGS choose an output.
     fn follow(&self, args: &[&str]) -> anyhow::Result<Follow> {
         let start = Instant::now();
         let output: &[&str] = if args.contains(&"--output") {
@@ -156,6 +157,8 @@ impl Bench {
             .arg("follow")
             .args(args)
             .args(output)
+            .arg("--kubeconfig")
+            .arg(tracer_lab::kubeconfig_path())
             .stdout(if summary_on_stdout {
                 Stdio::piped()
             } else {

@@ -11,6 +11,7 @@ use crate::{
     output::{Sink, SummarySink, json::JsonSink, text::TextSink, ui::UiSink},
     pipeline::{JourneyFilter, Pipeline, Session},
     record::writer::{Provenance, Recorder},
+    topology::NamespaceScope,
     tui,
 };
 
@@ -40,13 +41,18 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     });
     let plan = plan::plan(
         &model,
-        &args.from,
-        &args.to,
-        &args.namespace,
-        args.port,
-        protocol,
+        plan::Asked {
+            from: &args.from,
+            to: &args.to,
+            namespace: &args.namespace,
+            filter: JourneyFilter {
+                port: args.port,
+                protocol,
+            },
+            namespaces: NamespaceScope::from_prefix(args.netns_prefix.clone()),
+        },
     )?;
-    let topology = follow::discover_topology(&model);
+    let topology = follow::discover_topology(&model, &plan.namespaces);
     let attachments = follow::attachments(&topology, &plan.filter);
     eprintln!(
         "following {} → {}\n  names from {}",
@@ -105,10 +111,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         names_from: cluster.describe(),
         from_ips: plan.followed.from.clone(),
         to_ips: plan.followed.to.clone(),
-        filter: JourneyFilter {
-            port: plan.port,
-            protocol: plan.protocol,
-        },
+        filter: plan.journeys,
         wall_offset_ns: crate::clock::wall_offset_ns(),
     };
     let mut recorder = match &args.record {

@@ -42,7 +42,7 @@ use crate::{
         tc::{self, AttachMode, Direction},
     },
     topology::{
-        Topology, discover,
+        NamespaceScope, Topology, discover,
         roles::{HostRole, NodeRef, PodRef},
     },
 };
@@ -56,8 +56,8 @@ pub struct Limits {
     pub record_only: bool,
 }
 
-/// Builds the topology from every namespace the kernel has, named with the cluster model.
-pub fn discover_topology(model: &ClusterModel) -> Topology {
+/// Builds the topology from the namespaces in `scope`, named with the cluster model.
+pub fn discover_topology(model: &ClusterModel, scope: &NamespaceScope) -> Topology {
     let nodes: Vec<NodeRef> = model
         .nodes()
         .map(|n| NodeRef {
@@ -79,7 +79,7 @@ pub fn discover_topology(model: &ClusterModel) -> Topology {
             })
         })
         .collect();
-    let namespaces = discover::namespace_paths()
+    let namespaces = discover::namespace_paths(scope)
         .iter()
         .filter_map(|path| discover::read(path))
         .collect();

@@ -5,11 +5,13 @@
 use std::net::Ipv4Addr;
 
 use crate::{
-    journey::{explain::Followed, observation::IpProto},
+    journey::explain::Followed,
     k8s::{
         model::ClusterModel,
         resolve::{ResolveError, Target, resolve, same_target},
     },
+    pipeline::JourneyFilter,
+    topology::NamespaceScope,
 };
 
 #[derive(Debug, Clone)]
@@ -19,8 +21,10 @@ pub struct FollowPlan {
     pub followed: Followed,
     /// Every address the kernel programs emit events for.
     pub filter: Vec<Ipv4Addr>,
-    pub port: Option<u16>,
-    pub protocol: Option<IpProto>,
+    /// The user's `--port`/`--proto`: which journeys are shown.
+    pub journeys: JourneyFilter,
+    /// Which network namespaces discovery reads (`--netns-prefix`).
+    pub namespaces: NamespaceScope,
 }
 
 /// The addresses that stand for a target: a Pod's IP; a Service's ClusterIP and endpoints,
@@ -41,18 +45,27 @@ pub fn addresses(model: &ClusterModel, target: &Target) -> Vec<Ipv4Addr> {
     }
 }
 
-pub fn plan(
-    model: &ClusterModel,
-    from: &str,
-    to: &str,
-    namespace: &str,
-    port: Option<u16>,
-    protocol: Option<IpProto>,
-) -> Result<FollowPlan, ResolveError> {
-    let from_spec = from;
-    let from = resolve(model, from, namespace)?;
-    let to_spec = to;
-    let to = resolve(model, to, namespace)?;
+/// What the user asked `follow` for, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct Asked<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    /// For names given without one.
+    pub namespace: &'a str,
+    pub filter: JourneyFilter,
+    pub namespaces: NamespaceScope,
+}
+
+pub fn plan(model: &ClusterModel, asked: Asked<'_>) -> Result<FollowPlan, ResolveError> {
+    let Asked {
+        from: from_spec,
+        to: to_spec,
+        namespace,
+        filter: journeys,
+        namespaces,
+    } = asked;
+    let from = resolve(model, from_spec, namespace)?;
+    let to = resolve(model, to_spec, namespace)?;
     if same_target(&from, &to) {
         return Err(ResolveError::SameEndpoint {
             from: from_spec.to_owned(),
@@ -73,8 +86,8 @@ pub fn plan(
             to: to_ips,
         },
         filter,
-        port,
-        protocol,
+        journeys,
+        namespaces,
     })
 }
 

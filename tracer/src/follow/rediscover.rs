@@ -61,7 +61,7 @@ use crate::{
     netns,
     probes::tc::{self, Direction},
     topology::{
-        Topology, discover,
+        NamespaceScope, Topology, discover,
         roles::{Host, HostRole},
     },
 };
@@ -147,9 +147,10 @@ impl Rediscover {
         let bound = bindings(topology, &model);
         let (request_tx, request_rx) = mpsc::channel();
         let (found_tx, found_rx) = mpsc::channel();
+        let scope = plan.namespaces.clone();
         let requests = std::thread::Builder::new()
             .name("tracer-rediscover".to_owned())
-            .spawn(move || discover_on_request(&request_rx, &found_tx))
+            .spawn(move || discover_on_request(&request_rx, &found_tx, &scope))
             .ok()
             .map(|_| request_tx);
         Self {
@@ -312,8 +313,12 @@ fn key_of(topology: &Topology, attachment: &Attachment) -> Option<Key> {
 
 /// The rediscovery thread: discovers on request, when forced or when the namespaces
 /// changed; ends when the run drops its [`Rediscover`].
-fn discover_on_request(requests: &mpsc::Receiver<Request>, found: &mpsc::Sender<Found>) {
-    let mut namespaces = fingerprint();
+fn discover_on_request(
+    requests: &mpsc::Receiver<Request>,
+    found: &mpsc::Sender<Found>,
+    scope: &NamespaceScope,
+) {
+    let mut namespaces = fingerprint(scope);
     while let Ok(mut request) = requests.recv() {
         // Coalesce what queued up meanwhile: the newest model, forced if any was.
         for next in requests.try_iter() {
@@ -322,12 +327,12 @@ fn discover_on_request(requests: &mpsc::Receiver<Request>, found: &mpsc::Sender<
                 model: next.model,
             };
         }
-        let now = fingerprint();
+        let now = fingerprint(scope);
         if !request.force && now == namespaces {
             continue;
         }
         namespaces = now;
-        let topology = super::discover_topology(&request.model);
+        let topology = super::discover_topology(&request.model, scope);
         let reply = Found {
             model: request.model,
             topology,
@@ -338,9 +343,9 @@ fn discover_on_request(requests: &mpsc::Receiver<Request>, found: &mpsc::Sender<
     }
 }
 
-/// The network namespaces there are, by device and inode.
-fn fingerprint() -> BTreeSet<(u64, u64)> {
-    discover::namespace_paths()
+/// The network namespaces in `scope`, by device and inode.
+fn fingerprint(scope: &NamespaceScope) -> BTreeSet<(u64, u64)> {
+    discover::namespace_paths(scope)
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| (m.dev(), m.ino()))

@@ -14,7 +14,7 @@ pub enum K8sError {
     #[error("cannot use the kubeconfig {origin}: {message}")]
     Kubeconfig { origin: String, message: String },
     #[error(
-        "no Kubernetes configuration found: no --kubeconfig, $KUBECONFIG is not set, {home} does not exist, the tracer lab is not up and this is not a Pod. Give --kubeconfig, or use --cluster-file with the output of `{HOW_TO_MAKE}` to run offline."
+        "no Kubernetes configuration found: no --kubeconfig, $KUBECONFIG is not set, {home} does not exist and this is not a Pod. Give --kubeconfig, or use --cluster-file with the output of `{HOW_TO_MAKE}` to run offline."
     )]
     NoConfig { home: String },
     #[error("cannot reach the Kubernetes API at {url}: {cause}. {OFFLINE_HINT}")]

@@ -4,9 +4,7 @@
 //! 2. else `$KUBECONFIG`: its `:`-separated files that exist, merged by kubectl's rules
 //!    (the first file to set a value wins; kube's `Kubeconfig::merge`);
 //! 3. else `~/.kube/config` if it exists;
-//! 4. else the built-in lab's `/run/tracer-lab/kubeconfig` if the lab is up (said so in
-//!    the description);
-//! 5. else the in-cluster service account when running in a Pod
+//! 4. else the in-cluster service account when running in a Pod
 //!    (`KUBERNETES_SERVICE_HOST` and the mounted token).
 //!
 //! `--context` picks a context from the chosen kubeconfig, otherwise its `current-context`.
@@ -20,8 +18,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 use super::error::{K8sError, root_cause};
 
-/// Where the built-in lab writes its kubeconfig while it is up.
-pub const LAB_KUBECONFIG: &str = "/run/tracer-lab/kubeconfig";
 const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// What the choice depends on, read from the process (or given by tests).
@@ -29,7 +25,6 @@ const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccou
 pub struct Environment {
     pub kubeconfig_var: Option<OsString>,
     pub home: Option<PathBuf>,
-    pub lab_kubeconfig: PathBuf,
     pub in_cluster: bool,
 }
 
@@ -40,7 +35,6 @@ impl Environment {
             home: std::env::var_os("HOME")
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from),
-            lab_kubeconfig: PathBuf::from(LAB_KUBECONFIG),
             in_cluster: std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
                 && Path::new(SERVICE_ACCOUNT_TOKEN).exists(),
         }
@@ -57,14 +51,13 @@ pub enum Origin {
     Explicit(PathBuf),
     Env(Vec<PathBuf>),
     Home(PathBuf),
-    Lab(PathBuf),
     InCluster,
 }
 
 impl Origin {
     fn paths(&self) -> &[PathBuf] {
         match self {
-            Self::Explicit(p) | Self::Home(p) | Self::Lab(p) => std::slice::from_ref(p),
+            Self::Explicit(p) | Self::Home(p) => std::slice::from_ref(p),
             Self::Env(ps) => ps,
             Self::InCluster => &[],
         }
@@ -72,7 +65,7 @@ impl Origin {
 
     fn name(&self) -> String {
         match self {
-            Self::Explicit(p) | Self::Home(p) | Self::Lab(p) => p.display().to_string(),
+            Self::Explicit(p) | Self::Home(p) => p.display().to_string(),
             Self::Env(ps) => {
                 let joined: Vec<String> = ps.iter().map(|p| p.display().to_string()).collect();
                 format!("$KUBECONFIG ({})", joined.join(":"))
@@ -82,7 +75,7 @@ impl Origin {
     }
 }
 
-/// Picks the configuration source (step 1–5 of the module doc) without reading it.
+/// Picks the configuration source (step 1–4 of the module doc) without reading it.
 pub fn choose(explicit: Option<&Path>, env: &Environment) -> Result<Origin, K8sError> {
     if let Some(path) = explicit {
         if !path.exists() {
@@ -105,9 +98,6 @@ pub fn choose(explicit: Option<&Path>, env: &Environment) -> Result<Origin, K8sE
     if let Some(home) = env.home_config().filter(|p| p.exists()) {
         return Ok(Origin::Home(home));
     }
-    if env.lab_kubeconfig.exists() {
-        return Ok(Origin::Lab(env.lab_kubeconfig.clone()));
-    }
     if env.in_cluster {
         return Ok(Origin::InCluster);
     }
@@ -119,7 +109,7 @@ pub fn choose(explicit: Option<&Path>, env: &Environment) -> Result<Origin, K8sE
 }
 
 /// Reads the chosen configuration; returns the client config and a description such as
-/// "Kubernetes API https://127.0.0.1:16443 (context tracer-lab)".
+/// "Kubernetes API https://127.0.0.1:16443 (context admin@prod)".
 pub async fn load(
     origin: &Origin,
     context: Option<&str>,
@@ -177,17 +167,9 @@ pub async fn load(
         .await
         .map_err(|e| fail(first_line(&e)))?;
     let url = url_text(&config.cluster_url);
-    let mut details = Vec::new();
-    if let Some(name) = context_name {
-        details.push(format!("context {name}"));
-    }
-    if let Origin::Lab(path) = origin {
-        details.push(format!("the tracer lab's kubeconfig {}", path.display()));
-    }
-    let describe = if details.is_empty() {
-        format!("Kubernetes API {url}")
-    } else {
-        format!("Kubernetes API {url} ({})", details.join(", "))
+    let describe = match context_name {
+        Some(name) => format!("Kubernetes API {url} (context {name})"),
+        None => format!("Kubernetes API {url}"),
     };
     Ok((config, describe))
 }
@@ -244,23 +226,27 @@ mod tests {
         Environment {
             kubeconfig_var: None,
             home: Some(dir.join("home")),
-            lab_kubeconfig: dir.join("lab-kubeconfig"),
             in_cluster: false,
         }
     }
 
     #[test]
-    fn order_is_explicit_env_home_lab_incluster() {
+    fn order_is_explicit_env_home_incluster() {
         let dir = scratch("order");
         let mut env = env_with(&dir);
-        assert!(matches!(choose(None, &env), Err(K8sError::NoConfig { .. })));
+        let err = choose(None, &env).unwrap_err();
+        assert!(matches!(err, K8sError::NoConfig { .. }), "{err}");
+        // Chosen as kubectl chooses: nothing else is looked for, nor offered.
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no Kubernetes configuration found: no --kubeconfig, $KUBECONFIG is not set, {} does not exist and this is not a Pod. Give --kubeconfig, or use --cluster-file with the output of `{}` to run offline.",
+                dir.join("home/.kube/config").display(),
+                crate::k8s::file::HOW_TO_MAKE
+            )
+        );
         env.in_cluster = true;
         assert_eq!(choose(None, &env).unwrap(), Origin::InCluster);
-        std::fs::write(&env.lab_kubeconfig, "x").unwrap();
-        assert_eq!(
-            choose(None, &env).unwrap(),
-            Origin::Lab(env.lab_kubeconfig.clone())
-        );
         let home = dir.join("home/.kube/config");
         std::fs::create_dir_all(home.parent().unwrap()).unwrap();
         std::fs::write(&home, "x").unwrap();
@@ -310,15 +296,6 @@ mod tests {
         assert!(
             err.contains("no context \"three\" (contexts: one, two)"),
             "{err}"
-        );
-        let lab = Origin::Lab(path.clone());
-        let (_, describe) = rt.block_on(load(&lab, None)).unwrap();
-        assert!(
-            describe.ends_with(&format!(
-                "(context one, the tracer lab's kubeconfig {})",
-                path.display()
-            )),
-            "{describe}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

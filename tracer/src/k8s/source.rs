@@ -123,7 +123,7 @@ impl ClusterHandle {
             .clone()
     }
 
-    /// E.g. "Kubernetes API https://127.0.0.1:16443 (context tracer-lab)" or
+    /// E.g. "Kubernetes API https://127.0.0.1:16443 (context admin@prod)" or
     /// "cluster file snap.json".
     pub fn describe(&self) -> String {
         self.describe.to_string()

@@ -768,7 +768,7 @@ fn an_invalid_address_is_not_an_unknown_pod() {
 
 #[test]
 fn the_same_endpoint_twice_is_refused_however_it_is_spelled() {
-    use crate::follow::plan::plan;
+    use crate::follow::plan::{Asked, plan};
 
     let m = seed();
     for (from, to) in [
@@ -779,7 +779,16 @@ fn the_same_endpoint_twice_is_refused_however_it_is_spelled() {
         ("node/cpu1", "172.30.1.43"),
         ("8.8.8.8", "8.8.8.8"),
     ] {
-        let err = plan(&m, from, to, "default", None, None).unwrap_err();
+        let err = plan(
+            &m,
+            Asked {
+                from,
+                to,
+                namespace: "default",
+                ..Asked::default()
+            },
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, ResolveError::SameEndpoint { .. }),
             "{from} {to}: {err:?}"
@@ -792,13 +801,43 @@ fn the_same_endpoint_twice_is_refused_however_it_is_spelled() {
         );
     }
     assert_eq!(
-        plan(&m, "nettest", "default/nettest", "default", None, None)
-            .unwrap_err()
-            .to_string(),
+        plan(
+            &m,
+            Asked {
+                from: "nettest",
+                to: "default/nettest",
+                namespace: "default",
+                ..Asked::default()
+            }
+        )
+        .unwrap_err()
+        .to_string(),
         "FROM `nettest` and TO `default/nettest` are the same endpoint \
          (pod default/nettest (10.244.102.137 on cpu2)): follow needs two different endpoints"
     );
     // A Service and one of its endpoints are two endpoints.
-    assert!(plan(&m, "nettest", "svc/nginx-test", "default", None, None).is_ok());
-    assert!(plan(&m, "10.244.184.84", "svc/nginx-test", "default", None, None).is_ok());
+    assert!(
+        plan(
+            &m,
+            Asked {
+                from: "nettest",
+                to: "svc/nginx-test",
+                namespace: "default",
+                ..Asked::default()
+            }
+        )
+        .is_ok()
+    );
+    assert!(
+        plan(
+            &m,
+            Asked {
+                from: "10.244.184.84",
+                to: "svc/nginx-test",
+                namespace: "default",
+                ..Asked::default()
+            }
+        )
+        .is_ok()
+    );
 }

@@ -17,10 +17,36 @@ use serde_json::Value;
 use super::netinfo::{Address, DnatRule, Link, NetnsInfo, Route, Vxlan};
 use crate::netns;
 
-/// Candidate namespace paths, one per distinct namespace: the host's, the named ones
-/// (`/run/netns`, optionally only those starting with `$TRACER_NETNS_PREFIX`), then those
-/// of running processes.
-pub fn namespace_paths() -> Vec<PathBuf> {
+/// Which network namespaces discovery reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NamespaceScope {
+    /// Every one on the machine: the host's, the named ones (`/run/netns`), and those of
+    /// running processes (`/proc/PID/ns/net`, as container runtimes leave them).
+    #[default]
+    All,
+    /// The host's and the named ones whose name starts with this prefix
+    /// (`tracer follow --netns-prefix`): on a host that runs several isolated environments
+    /// with overlapping addresses, only the one being followed.
+    Named { prefix: String },
+}
+
+impl NamespaceScope {
+    /// The scope `--netns-prefix` asks for: all namespaces without one.
+    pub fn from_prefix(prefix: Option<String>) -> Self {
+        prefix.map_or(Self::All, |prefix| Self::Named { prefix })
+    }
+
+    fn admits_named(&self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Named { prefix } => name.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// Candidate namespace paths in `scope`, one per distinct namespace: the host's, the named
+/// ones (`/run/netns`), then those of running processes.
+pub fn namespace_paths(scope: &NamespaceScope) -> Vec<PathBuf> {
     let mut seen = HashSet::new();
     let mut paths = Vec::new();
     let mut consider = |path: PathBuf| {
@@ -31,20 +57,16 @@ pub fn namespace_paths() -> Vec<PathBuf> {
         }
     };
     consider(PathBuf::from("/proc/1/ns/net"));
-    let only = std::env::var("TRACER_NETNS_PREFIX").ok();
     if let Ok(dir) = fs::read_dir("/run/netns") {
         let mut named: Vec<_> = dir
             .filter_map(Result::ok)
-            .filter(|e| {
-                only.as_ref()
-                    .is_none_or(|p| e.file_name().to_string_lossy().starts_with(p.as_str()))
-            })
+            .filter(|e| scope.admits_named(&e.file_name().to_string_lossy()))
             .map(|e| e.path())
             .collect();
         named.sort();
         named.into_iter().for_each(&mut consider);
     }
-    if only.is_none()
+    if *scope == NamespaceScope::All
         && let Ok(dir) = fs::read_dir("/proc")
     {
         for entry in dir.filter_map(Result::ok) {
@@ -286,6 +308,30 @@ fn comment_of(rule: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_scope_reads_the_host_and_its_named_namespaces_only() {
+        let scope = NamespaceScope::from_prefix(Some("tracer-test-none-".to_owned()));
+        assert!(scope.admits_named("tracer-test-none-cpu1"));
+        assert!(!scope.admits_named("other-env-cpu1"));
+        // No named namespace matches, and processes' namespaces are out of scope.
+        let paths = namespace_paths(&scope);
+        assert!(
+            paths.iter().all(|p| p == Path::new("/proc/1/ns/net")),
+            "{paths:?}"
+        );
+        // Without a prefix, this process's own namespace is among them (any user may
+        // read its own).
+        assert_eq!(NamespaceScope::from_prefix(None), NamespaceScope::All);
+        let own = fs::metadata("/proc/self/ns/net").unwrap();
+        let all = namespace_paths(&NamespaceScope::All);
+        assert!(
+            all.iter().any(
+                |p| fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == (own.dev(), own.ino()))
+            ),
+            "{all:?}"
+        );
+    }
 
     #[test]
     fn parses_ip_json() {

@@ -10,12 +10,15 @@
 //! interface holding the node's address; tunnel devices are found by kind (`vxlan`).
 //!
 //! Discovery runs `ip -j` and `iptables-save` inside each namespace at start-up (and when
-//! the cluster changes), never on the per-packet path. The result is serialisable, so a
+//! the cluster changes), never on the per-packet path. It reads every namespace, or with
+//! `follow --netns-prefix` only the host's and the named ones with that prefix
+//! ([`NamespaceScope`]). The result is serialisable, so a
 //! recording carries it and replay names hops without the machine.
 
 pub mod discover;
 pub mod netinfo;
 pub mod roles;
 
+pub use discover::NamespaceScope;
 pub use netinfo::{Address, Link, NetnsInfo, Route};
 pub use roles::{HostRole, Topology};

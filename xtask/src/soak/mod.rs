@@ -122,8 +122,9 @@ fn soak(tracer: &Path, duration: Duration) -> anyhow::Result<Outcome> {
             "svc/nginx-test",
             "--kubeconfig",
             kubeconfig_arg,
+            "--netns-prefix",
+            &lab.prefix,
         ],
-        &[("TRACER_NETNS_PREFIX", &lab.prefix)],
     )?;
     let ui_pid = tmux.tracer_pid.context("the UI's pid")?;
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -87,7 +87,7 @@ pub(super) struct Tmux {
 }
 
 impl Tmux {
-    pub(super) fn start(work: &Path, argv: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    pub(super) fn start(work: &Path, argv: &[&str]) -> anyhow::Result<Self> {
         let conf = work.join("tmux.conf");
         std::fs::write(
             &conf,
@@ -108,9 +108,6 @@ impl Tmux {
         args.extend(
             ["new-session", "-d", "-s", "soak", "-x", "120", "-y", "40"].map(str::to_owned),
         );
-        for (key, value) in env {
-            args.extend(["-e".to_owned(), format!("{key}={value}")]);
-        }
         args.push(command);
         tmux.tmux(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         let shell: u32 = tmux
@@ -214,7 +211,7 @@ impl JsonFollow {
             .arg(recording)
             .arg("--kubeconfig")
             .arg(lab.kubeconfig())
-            .env("TRACER_NETNS_PREFIX", &lab.prefix)
+            .args(["--netns-prefix", &lab.prefix])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,495 @@
+//! `tracer lab`: the seed's 3-node cluster rebuilt from network namespaces on this machine.
+//!
+//! A crate of its own, apart from the product: `tracer` embeds [`LabArgs`] as its `lab`
+//! subcommand and calls [`run`], and knows nothing else of it. Tools reach the lab as they
+//! reach any cluster, through the kubeconfig `up` writes ([`kubeconfig_path`]) and the
+//! namespaces it names `tracer-lab-…`.
+//!
+//! `spec` describes the cluster as data; `plan` turns it into `ip`/`bridge` batches,
+//! sysctls and (via `kube_proxy`) iptables rules; `apply` runs them inside the lab's
+//! namespaces; `state` records what was created so `down` removes exactly that; `daemon`
+//! runs the Pods' HTTP servers (`web`) and the Kubernetes API (`api`).
+//!
+//! The cluster is the scenario's seed plus the Pod changes made since `up`
+//! ([`spec::PodChange`], kept in `state`). `replace-pod` ([`replace_pod`]) replaces one
+//! Deployment Pod the way its ReplicaSet does: a new name, a new veth, the same node, a new
+//! address from the node's block (or the old one with `--reuse-ip`). It reuses the scenario
+//! switch's machinery: the daemon picks the new cluster up from the state and the API emits
+//! the differences as watch events (DELETED, ADDED, Endpoints and EndpointSlice MODIFIED),
+//! and kube-proxy's rules are regenerated from the same cluster. The order keeps the
+//! Service answering: a new address comes up (namespace, veth, HTTP server, API, then
+//! iptables) before the old Pod leaves (iptables, API and server, then veth and namespace);
+//! with `--reuse-ip` the old Pod leaves first, since an address cannot be in two Pods.
+//!
+//! Safety rules: everything the lab creates lives in namespaces named `tracer-lab-…`, which
+//! `up` records before creating; `up` refuses to adopt a namespace of that name it did not
+//! record; `down` deletes only recorded ones. The host's own namespace is never modified.
+//!
+//! Tests build labs of their own beside a running one with `TRACER_LAB_PREFIX` (the
+//! namespaces' prefix; the state then lives in `/run/<prefix>state`).
+
+pub mod api;
+mod apply;
+pub mod cli;
+mod daemon;
+mod kube_proxy;
+mod plan;
+pub mod spec;
+mod state;
+mod web;
+
+use std::{
+    fmt::Write as _,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+pub use cli::{LabArgs, run};
+use spec::{Cluster, Scenario};
+use state::State;
+
+/// The lab needs root; the `tracer` binary turns this into its "missing privileges" exit
+/// status.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the lab creates network namespaces and needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run it with sudo"
+)]
+pub struct NeedsRoot;
+
+/// A lab command given something it cannot use (an unknown scenario); the `tracer` binary
+/// turns this into its "invalid usage" exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadUsage(pub String);
+
+/// Where `up` writes the lab's kubeconfig (`/run/tracer-lab/kubeconfig` for the default
+/// lab): give it to kubectl and `tracer follow` with `--kubeconfig` or `$KUBECONFIG`.
+pub fn kubeconfig_path() -> std::path::PathBuf {
+    State::open(&State::default_dir()).kubeconfig_path()
+}
+
+/// Refuses early, with the reason, when the lab cannot be built here.
+fn preflight() -> anyhow::Result<()> {
+    // SAFETY: trivial syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(NeedsRoot.into());
+    }
+    for tool in ["ip", "bridge", "iptables-restore"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+        if !found {
+            bail!(
+                "`{tool}` is missing: the lab needs iproute2 and iptables (run scripts/setup.sh, or apt-get install iproute2 iptables)"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_scenario(name: &str) -> Result<Scenario, BadUsage> {
+    Scenario::from_name(name).ok_or_else(|| {
+        let valid: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
+        BadUsage(format!(
+            "unknown scenario `{name}`; valid scenarios: {}",
+            valid.join(", ")
+        ))
+    })
+}
+
+/// Builds the lab if needed and applies `scenario`; prints where the kubeconfig is.
+pub fn up(scenario: Scenario) -> anyhow::Result<()> {
+    preflight()?;
+    let started = Instant::now();
+    let state = State::open(&State::default_dir());
+    state
+        .ensure_dir()
+        .context("create the lab's state directory")?;
+    let cluster = state.cluster_in(scenario);
+    let wanted = plan::namespaces(&cluster);
+    let existing = apply::existing_namespaces();
+    let recorded = state.namespaces();
+
+    // Refuse to adopt anything of ours by name that we did not create.
+    let foreign: Vec<_> = wanted
+        .iter()
+        .filter(|n| existing.contains(n) && !recorded.contains(n))
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "network namespace(s) {} exist but were not created by `tracer lab`; refusing to touch them (remove them yourself if they are stale)",
+            foreign
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    let complete = state.is_built() && wanted.iter().all(|n| existing.contains(n));
+    if !complete {
+        // A crashed or partial `up`: start from nothing rather than patch an unknown state.
+        teardown_namespaces(&state)?;
+        state.record_namespaces(&wanted)?;
+        apply::create_namespaces(&wanted)?;
+        let (batches, sysctls) = plan::topology(&cluster);
+        for batch in &batches {
+            apply::batch(batch)?;
+        }
+        for sysctl in &sysctls {
+            apply::sysctl(sysctl)?;
+        }
+        state.mark_built()?;
+    } else {
+        // Pods of an interrupted `replace-pod`, recorded but no longer wanted.
+        for name in recorded.iter().filter(|n| !wanted.contains(n)) {
+            if existing.contains(name) {
+                apply::delete_namespace(name)?;
+            }
+        }
+    }
+    let (batches, iptables) = plan::scenario(&cluster);
+    for batch in &batches {
+        apply::batch(batch)?;
+    }
+    for (netns, rules) in &iptables {
+        apply::iptables_restore(netns, rules)?;
+    }
+    state.set_scenario(scenario)?;
+    ensure_daemon(&state)?;
+    println!(
+        "lab up: scenario {scenario} ({}) in {:.1}s",
+        scenario.description(),
+        started.elapsed().as_secs_f64()
+    );
+    let kubeconfig = state.kubeconfig_path();
+    println!("kubeconfig: {}", kubeconfig.display());
+    println!(
+        "point kubectl and tracer at it: export KUBECONFIG={0} (or --kubeconfig {0})",
+        kubeconfig.display()
+    );
+    println!("try: tracer lab exec nettest -- curl -s 10.109.60.89");
+    Ok(())
+}
+
+fn ensure_daemon(state: &State) -> anyhow::Result<()> {
+    if state.daemon_pid().is_some() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(state.kubeconfig_path());
+    let log = std::fs::File::create(state.daemon_log_path())?;
+    let exe = std::env::current_exe().context("find the tracer binary")?;
+    let mut command = Command::new(exe);
+    command
+        .args(["lab", "daemon"])
+        .env("TRACER_LAB_STATE_DIR", state.dir())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own session: the daemon outlives `lab up` and the terminal it ran in.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = command.spawn().context("start the lab daemon")?;
+    state.set_daemon_pid(child.id())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state.kubeconfig_path().exists() {
+        if Instant::now() > deadline || state.daemon_pid().is_none() {
+            let log = std::fs::read_to_string(state.daemon_log_path()).unwrap_or_default();
+            bail!("the lab daemon did not start: {}", log.trim());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn teardown_namespaces(state: &State) -> anyhow::Result<()> {
+    let existing = apply::existing_namespaces();
+    for name in state.namespaces().iter().rev() {
+        if existing.contains(name) {
+            apply::delete_namespace(name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes every namespace, process and file the lab created.
+pub fn down() -> anyhow::Result<()> {
+    preflight()?;
+    let state = State::open(&State::default_dir());
+    if let Some(pid) = state.daemon_pid() {
+        // SAFETY: signalling a process verified to be our daemon.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    teardown_namespaces(&state)?;
+    state.remove().context("remove the lab's state directory")?;
+    println!("lab down: nothing of the lab is left");
+    Ok(())
+}
+
+pub fn scenarios() -> String {
+    let mut out = String::new();
+    for s in Scenario::ALL {
+        let _ = writeln!(out, "{:<16} {}", s.name(), s.description());
+    }
+    out
+}
+
+pub fn status() -> anyhow::Result<String> {
+    let state = State::open(&State::default_dir());
+    let Some(cluster) = state.cluster() else {
+        return Ok("lab is down (tracer lab up to start it)\n".to_owned());
+    };
+    let scenario = cluster.scenario;
+    let existing = apply::existing_namespaces();
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario   {scenario}: {}", scenario.description());
+    match state.daemon_pid() {
+        Some(pid) => {
+            let _ = writeln!(
+                out,
+                "daemon     running (pid {pid}), kubeconfig {}",
+                state.kubeconfig_path().display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "daemon     NOT running: Pods do not answer HTTP and the API is down (run tracer lab up)"
+            );
+        }
+    }
+    let _ = writeln!(out, "\nNODE   IP             POD BLOCK          NAMESPACE");
+    for node in &cluster.nodes {
+        let ns = plan::node_netns(node.name);
+        let mark = if existing.contains(&ns) {
+            ""
+        } else {
+            "  (missing)"
+        };
+        let _ = writeln!(
+            out,
+            "{:<6} {:<14} {:<18} {ns}{mark}",
+            node.name,
+            node.ip.to_string(),
+            node.block.to_string()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nPOD                          NODE   IP              HOST VETH        READY"
+    );
+    for pod in &cluster.pods {
+        let _ = writeln!(
+            out,
+            "{:<28} {:<6} {:<15} {:<16} {}",
+            pod.name,
+            pod.node,
+            pod.ip.to_string(),
+            pod.host_veth(),
+            if pod.ready { "yes" } else { "no" }
+        );
+    }
+    if !cluster.retired.is_empty() {
+        let _ = writeln!(out, "\nREPLACED (tracer lab replace-pod)");
+        for pod in &cluster.retired {
+            let _ = writeln!(out, "{:<28} {:<6} {}", pod.name, pod.node, pod.ip);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a command in a lab Pod's (or node's) namespace; returns its exit status.
+pub fn exec(target: &str, command: &[String]) -> anyhow::Result<i32> {
+    preflight()?;
+    let state = State::open(&State::default_dir());
+    let cluster = state
+        .cluster()
+        .context("the lab is down: run `tracer lab up` first")?;
+    let netns = resolve_exec_target(&cluster, target)?;
+    let status = Command::new("ip")
+        .args(["netns", "exec", &netns])
+        .args(command)
+        .status()
+        .with_context(|| format!("run {command:?} in {netns}"))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// A Pod name (or a unique prefix, like `kubectl exec deploy/…` users expect) or a node name.
+fn resolve_exec_target(cluster: &Cluster, target: &str) -> anyhow::Result<String> {
+    let target = target.strip_prefix("default/").unwrap_or(target);
+    if let Some(node) = cluster.node(target) {
+        return Ok(plan::node_netns(node.name));
+    }
+    resolve_pod(cluster, target).map(|pod| plan::pod_netns(&pod.name))
+}
+
+/// A Pod by name or unique name prefix (`default/` allowed).
+fn resolve_pod<'a>(cluster: &'a Cluster, target: &str) -> anyhow::Result<&'a spec::Pod> {
+    let target = target.strip_prefix("default/").unwrap_or(target);
+    if let Some(pod) = cluster.pod(target) {
+        return Ok(pod);
+    }
+    let matches: Vec<_> = cluster
+        .pods
+        .iter()
+        .filter(|p| p.name.starts_with(target))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => {
+            let names: Vec<_> = cluster.pods.iter().map(|p| p.name.as_str()).collect();
+            bail!(
+                "no lab Pod or node `{target}` in namespace default; Pods: {}; nodes: cpu1, cpu2, gpu1",
+                names.join(", ")
+            )
+        }
+        many => bail!(
+            "`{target}` matches several Pods: {}",
+            many.iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `tracer lab replace-pod POD [--reuse-ip]`: replaces a Deployment's Pod as its ReplicaSet
+/// would (see the module doc for the order of steps); prints the new Pod.
+pub fn replace_pod(target: &str, reuse_ip: bool) -> anyhow::Result<()> {
+    preflight()?;
+    let started = Instant::now();
+    let state = State::open(&State::default_dir());
+    let cluster = state
+        .cluster()
+        .context("the lab is down: run `tracer lab up` first")?;
+    let old = resolve_pod(&cluster, target)?.name.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // Random-looking and never repeated: the time and this process seed the name.
+    let seed = format!("{old}/{}/{}", now.as_nanos(), std::process::id());
+    let rollout = cluster.rollout(&old, reuse_ip, &seed, now.as_secs())?;
+    let daemon = state.daemon_pid().is_some();
+    let mut cluster = cluster;
+    for change in &rollout.changes {
+        let next = cluster.clone().with_changes(std::slice::from_ref(change));
+        match change {
+            spec::PodChange::Add { .. } => {
+                let netns = plan::pod_netns(&rollout.new.name);
+                state.record_namespaces(std::slice::from_ref(&netns))?;
+                apply::create_namespaces(std::slice::from_ref(&netns))?;
+                let (node, sysctls, inside) = plan::add_pod(&rollout.new);
+                apply::batch(&node)?;
+                for sysctl in &sysctls {
+                    apply::sysctl(sysctl)?;
+                }
+                apply::batch(&inside)?;
+                // Serving (HTTP, API) before kube-proxy sends it traffic.
+                state.push_change(change)?;
+                wait_for_daemon(&state, daemon)?;
+                for (netns, rules) in plan::kube_proxy_rules(&next) {
+                    apply::iptables_restore(&netns, &rules)?;
+                }
+            }
+            spec::PodChange::Remove { .. } => {
+                // No new connections to it, then out of the API, then unwired.
+                for (netns, rules) in plan::kube_proxy_rules(&next) {
+                    apply::iptables_restore(&netns, &rules)?;
+                }
+                state.push_change(change)?;
+                wait_for_daemon(&state, daemon)?;
+                apply::batch(&plan::remove_pod(&rollout.old))?;
+                let netns = plan::pod_netns(&rollout.old.name);
+                if apply::existing_namespaces().contains(&netns) {
+                    apply::delete_namespace(&netns)?;
+                }
+            }
+        }
+        cluster = next;
+    }
+    println!(
+        "replaced {} ({}, {}) with {} ({}, {}) in {:.1}s",
+        rollout.old.name,
+        rollout.old.ip,
+        rollout.old.node,
+        rollout.new.name,
+        rollout.new.ip,
+        rollout.new.node,
+        started.elapsed().as_secs_f64()
+    );
+    if !daemon {
+        println!(
+            "note: the lab daemon is not running, so the API and the Pods' HTTP servers do not show this (run tracer lab up)"
+        );
+    }
+    Ok(())
+}
+
+/// Waits until the daemon serves every recorded change (API objects and HTTP servers).
+fn wait_for_daemon(state: &State, running: bool) -> anyhow::Result<()> {
+    if !running {
+        return Ok(());
+    }
+    let wanted = state.changes().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.applied().is_none_or(|n| n < wanted) {
+        if Instant::now() > deadline || state.daemon_pid().is_none() {
+            let log = std::fs::read_to_string(state.daemon_log_path()).unwrap_or_default();
+            bail!(
+                "the lab daemon did not pick up the change within 10 s: {}",
+                log.trim()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_targets_resolve_by_name_prefix_or_node() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        assert_eq!(
+            resolve_exec_target(&cluster, "nettest").unwrap(),
+            "tracer-lab-pod-nettest"
+        );
+        assert_eq!(
+            resolve_exec_target(&cluster, "cpu1").unwrap(),
+            "tracer-lab-cpu1"
+        );
+        assert_eq!(
+            resolve_exec_target(&cluster, "webapp-5b8f6d7c9-h4").unwrap(),
+            "tracer-lab-pod-webapp-5b8f6d7c9-h4t2m"
+        );
+        let err = resolve_exec_target(&cluster, "nginx-test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("several Pods"), "{err}");
+        let err = resolve_exec_target(&cluster, "nope")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("namespace default"), "{err}");
+    }
+
+    #[test]
+    fn unknown_scenarios_list_the_valid_ones() {
+        let err = parse_scenario("sunny").unwrap_err().to_string();
+        assert!(err.contains(
+            "healthy, wrong-interface, vxlan, cross-subnet, mtu-blackhole, no-endpoints"
+        ));
+        assert!(scenarios().lines().count() == 6);
+    }
+}

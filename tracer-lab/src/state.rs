@@ -1,0 +1,202 @@
+//! What the lab has created, kept under `/run/tracer-lab/` so `down` removes exactly that,
+//! even after a crashed `up`: namespace names are recorded *before* they are created.
+//!
+//! It also holds what the cluster is now: the scenario, and the Pod changes made since
+//! `up` (`changes`, one [`PodChange`] a line), from which [`State::cluster`] derives the
+//! cluster every command and the daemon use. The daemon writes how many changes it has
+//! served (`applied`), so `replace-pod` can wait for the API and the HTTP servers before
+//! it moves traffic.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use super::spec::{Cluster, PodChange, Scenario};
+
+pub struct State {
+    dir: PathBuf,
+}
+
+impl State {
+    /// `/run/tracer-lab`; a lab with its own `TRACER_LAB_PREFIX` (tests) keeps its state
+    /// beside it, in `/run/<prefix>state`.
+    pub fn default_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("TRACER_LAB_STATE_DIR") {
+            return PathBuf::from(dir);
+        }
+        match std::env::var("TRACER_LAB_PREFIX") {
+            Ok(prefix) => PathBuf::from(format!("/run/{prefix}state")),
+            Err(_) => PathBuf::from("/run/tracer-lab"),
+        }
+    }
+
+    pub fn open(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn ensure_dir(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)
+    }
+
+    /// Namespaces recorded as created by the lab.
+    pub fn namespaces(&self) -> Vec<String> {
+        fs::read_to_string(self.file("namespaces"))
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn record_namespaces(&self, names: &[String]) -> io::Result<()> {
+        let mut all = self.namespaces();
+        for name in names {
+            if !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+        fs::write(self.file("namespaces"), all.join("\n") + "\n")
+    }
+
+    pub fn is_built(&self) -> bool {
+        self.file("built").exists()
+    }
+
+    pub fn mark_built(&self) -> io::Result<()> {
+        fs::write(self.file("built"), "")
+    }
+
+    pub fn scenario(&self) -> Option<Scenario> {
+        let text = fs::read_to_string(self.file("scenario")).ok()?;
+        Scenario::from_name(text.trim())
+    }
+
+    pub fn set_scenario(&self, scenario: Scenario) -> io::Result<()> {
+        // Write-then-rename: the daemon polls this file and must never read half of it.
+        let tmp = self.file("scenario.tmp");
+        fs::write(&tmp, scenario.name())?;
+        fs::rename(tmp, self.file("scenario"))
+    }
+
+    /// The Pod changes made since `up`, in order.
+    pub fn changes(&self) -> Vec<PodChange> {
+        fs::read_to_string(self.file("changes"))
+            .map(|text| text.lines().filter_map(PodChange::parse).collect())
+            .unwrap_or_default()
+    }
+
+    /// Appends a change. Write-then-rename, like the scenario: the daemon polls this file.
+    pub fn push_change(&self, change: &PodChange) -> io::Result<()> {
+        let mut lines: Vec<String> = self.changes().iter().map(PodChange::to_line).collect();
+        lines.push(change.to_line());
+        let tmp = self.file("changes.tmp");
+        fs::write(&tmp, lines.join("\n") + "\n")?;
+        fs::rename(tmp, self.file("changes"))
+    }
+
+    /// The cluster as it is now: the scenario's seed with the changes made; `None` while
+    /// the lab is down.
+    pub fn cluster(&self) -> Option<Cluster> {
+        let scenario = self.scenario()?;
+        Some(self.cluster_in(scenario))
+    }
+
+    /// The cluster in `scenario` with the changes made (what `up --scenario` switches to).
+    pub fn cluster_in(&self, scenario: Scenario) -> Cluster {
+        Cluster::seed(scenario).with_changes(&self.changes())
+    }
+
+    /// How many changes the daemon serves (API objects and HTTP servers).
+    pub fn applied(&self) -> Option<usize> {
+        fs::read_to_string(self.file("applied"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn set_applied(&self, count: usize) -> io::Result<()> {
+        let tmp = self.file("applied.tmp");
+        fs::write(&tmp, count.to_string())?;
+        fs::rename(tmp, self.file("applied"))
+    }
+
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.file("kubeconfig")
+    }
+
+    pub fn daemon_log_path(&self) -> PathBuf {
+        self.file("daemon.log")
+    }
+
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let pid: i32 = fs::read_to_string(self.file("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // Only a live process that is our daemon counts (pids are reused).
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        cmdline.contains("lab daemon").then_some(pid)
+    }
+
+    pub fn set_daemon_pid(&self, pid: u32) -> io::Result<()> {
+        fs::write(self.file("daemon.pid"), pid.to_string())
+    }
+
+    /// Removes the state directory and everything in it.
+    pub fn remove(&self) -> io::Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_namespaces_and_scenario() {
+        let dir =
+            std::env::temp_dir().join(format!("tracer-lab-state-test-{}", std::process::id()));
+        let state = State::open(&dir);
+        state.ensure_dir().unwrap();
+        state.record_namespaces(&["a".into(), "b".into()]).unwrap();
+        state.record_namespaces(&["b".into(), "c".into()]).unwrap();
+        assert_eq!(state.namespaces(), ["a", "b", "c"]);
+        assert_eq!(state.scenario(), None);
+        state.set_scenario(Scenario::Vxlan).unwrap();
+        assert_eq!(state.scenario(), Some(Scenario::Vxlan));
+        assert_eq!(state.daemon_pid(), None);
+
+        assert!(state.changes().is_empty());
+        let healthy = Cluster::seed(Scenario::Healthy);
+        let rollout = healthy
+            .rollout("nginx-test-7d9c4b6f5-abcde", false, "state", 0)
+            .unwrap();
+        for change in &rollout.changes {
+            state.push_change(change).unwrap();
+        }
+        assert_eq!(state.changes(), rollout.changes);
+        let now = state.cluster().unwrap();
+        assert_eq!(now.scenario, Scenario::Vxlan);
+        assert!(now.pod(&rollout.new.name).is_some());
+        assert!(now.pod(&rollout.old.name).is_none());
+        assert_eq!(state.applied(), None);
+        state.set_applied(2).unwrap();
+        assert_eq!(state.applied(), Some(2));
+        state.remove().unwrap();
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,305 @@
+//! Privileged end-to-end tests of the kernel programs: real TC and tp_btf hooks in real
+//! network namespaces, real packets, events asserted as they come out of the ring buffer.
+//! Needs root; run serially (`--test-threads=1`), as README's test command does.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::Ipv4Addr,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tracer::{
+    btf::Btf,
+    drop_reason::DropReasons,
+    ebpf::{self, LoadOptions},
+    events::{self, EventStream},
+    kernel_layout::KernelOffsets,
+    netns,
+    probes::{
+        kfree_skb,
+        tc::{self, AttachMode, Direction},
+    },
+};
+use tracer_common::{PacketEvent, kind};
+use tracer_tests::{ChildGuard, NetnsPair, require_root, run};
+
+fn ip(raw: u32) -> Ipv4Addr {
+    Ipv4Addr::from(raw.to_ne_bytes())
+}
+
+/// Collects events until `done` says so or `timeout` passes.
+fn collect(
+    stream: &mut EventStream,
+    timeout: Duration,
+    done: impl Fn(&[PacketEvent]) -> bool,
+) -> Vec<PacketEvent> {
+    let deadline = Instant::now() + timeout;
+    let mut events = Vec::new();
+    while Instant::now() < deadline && !done(&events) {
+        if stream
+            .wait(Duration::from_millis(50))
+            .expect("poll ring buffer")
+        {
+            stream.drain_into(&mut events);
+        }
+    }
+    events
+}
+
+#[test]
+fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::create("ev");
+    let btf = Btf::vmlinux().expect("kernel BTF");
+    let offsets = KernelOffsets::from_btf(&btf).expect("struct offsets");
+    let mut ebpf = ebpf::load(&LoadOptions {
+        trace_all: false,
+        offsets: Some(offsets),
+    })
+    .expect("load eBPF object");
+    events::follow_addresses(&mut ebpf, &[pair.addr_a, pair.addr_b]).expect("filter map");
+
+    // Attach both classifiers to A's veth from inside A's namespace.
+    let mut ebpf = netns::run_in(&pair.netns_path_a(), {
+        let iface = pair.if_a.clone();
+        move || {
+            tc::attach(&mut ebpf, &iface, Direction::Egress, AttachMode::Tcx)
+                .expect("attach egress");
+            tc::attach(&mut ebpf, &iface, Direction::Ingress, AttachMode::Tcx)
+                .expect("attach ingress");
+            ebpf
+        }
+    })
+    .expect("enter netns A");
+    let aya_btf = aya::Btf::from_sys_fs().expect("aya BTF");
+    kfree_skb::attach(&mut ebpf, &aya_btf).expect("attach tp_btf/kfree_skb");
+    let mut stream = EventStream::take(&mut ebpf).expect("ring buffer");
+
+    let cookie_a = netns::run_in(&pair.netns_path_a(), netns::current_cookie)
+        .unwrap()
+        .unwrap();
+    let cookie_b = netns::run_in(&pair.netns_path_b(), netns::current_cookie)
+        .unwrap()
+        .unwrap();
+    let ifindex_a = netns::run_in(&pair.netns_path_a(), {
+        let iface = pair.if_a.clone();
+        move || netns::ifindex(&iface)
+    })
+    .unwrap()
+    .unwrap();
+    let ifindex_b = netns::run_in(&pair.netns_path_b(), {
+        let iface = pair.if_b.clone();
+        move || netns::ifindex(&iface)
+    })
+    .unwrap()
+    .unwrap();
+
+    // A ping, and a UDP datagram to a port nobody listens on (B drops it: NO_SOCKET).
+    pair.exec_a(&[
+        "ping",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        &pair.addr_b.to_string(),
+    ]);
+    pair.exec_a(&[
+        "bash",
+        "-c",
+        &format!("echo tracer > /dev/udp/{}/9", pair.addr_b),
+    ]);
+
+    let events = collect(&mut stream, Duration::from_secs(5), |events| {
+        events
+            .iter()
+            .any(|e| e.header.kind == kind::KFREE_SKB && u16::from_be(e.dport) == 9)
+            && events
+                .iter()
+                .filter(|e| e.header.kind == kind::TC_INGRESS && e.icmp_type == 0)
+                .count()
+                >= 2
+    });
+
+    let echo_requests: Vec<_> = events
+        .iter()
+        .filter(|e| e.header.kind == kind::TC_EGRESS && e.ip_proto == 1 && e.icmp_type == 8)
+        .collect();
+    assert_eq!(
+        echo_requests.len(),
+        2,
+        "two echo requests leave A: {events:#?}"
+    );
+    for e in &echo_requests {
+        assert_eq!(ip(e.saddr), pair.addr_a);
+        assert_eq!(ip(e.daddr), pair.addr_b);
+        assert_eq!(e.ifindex, ifindex_a, "seen on A's veth");
+        assert_eq!(e.header.netns_cookie, cookie_a, "seen in A's namespace");
+    }
+    let replies: Vec<_> = events
+        .iter()
+        .filter(|e| e.header.kind == kind::TC_INGRESS && e.ip_proto == 1 && e.icmp_type == 0)
+        .collect();
+    assert_eq!(replies.len(), 2, "two echo replies reach A");
+    assert_eq!(ip(replies[0].saddr), pair.addr_b);
+    assert_eq!(
+        replies[0].icmp_id, echo_requests[0].icmp_id,
+        "reply matches request id"
+    );
+
+    let reasons = DropReasons::from_btf(&btf).expect("drop reasons");
+    let drop = events
+        .iter()
+        .find(|e| {
+            e.header.kind == kind::KFREE_SKB && e.ip_proto == 17 && u16::from_be(e.dport) == 9
+        })
+        .unwrap_or_else(|| panic!("the UDP datagram to a closed port is dropped: {events:#?}"));
+    assert_eq!(ip(drop.saddr), pair.addr_a);
+    assert_eq!(ip(drop.daddr), pair.addr_b);
+    assert_eq!(reasons.name(drop.drop_reason), "NO_SOCKET");
+    assert_eq!(
+        drop.header.netns_cookie, cookie_b,
+        "dropped in B's namespace"
+    );
+    assert_eq!(drop.ifindex, ifindex_b, "on B's veth");
+
+    let loss = events::loss(&ebpf).expect("loss counters");
+    assert_eq!(loss.ringbuf_full, 0);
+    assert_eq!(stream.undecodable, 0);
+}
+
+#[test]
+fn unrelated_traffic_is_filtered_in_the_kernel() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::create("fl");
+    let mut ebpf = ebpf::load(&LoadOptions {
+        trace_all: false,
+        offsets: None,
+    })
+    .expect("load");
+    // Follow an address that is not in this pair: nothing of the ping may come out.
+    events::follow_addresses(&mut ebpf, &[Ipv4Addr::new(192, 0, 2, 77)]).unwrap();
+    let mut ebpf = netns::run_in(&pair.netns_path_a(), {
+        let iface = pair.if_a.clone();
+        move || {
+            tc::attach(&mut ebpf, &iface, Direction::Egress, AttachMode::Tcx).expect("attach");
+            ebpf
+        }
+    })
+    .unwrap();
+    let mut stream = EventStream::take(&mut ebpf).unwrap();
+    pair.exec_a(&[
+        "ping",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        &pair.addr_b.to_string(),
+    ]);
+    let events = collect(&mut stream, Duration::from_millis(500), |_| false);
+    assert!(
+        events.is_empty(),
+        "filtered traffic produced events: {events:#?}"
+    );
+}
+
+/// Not a test on its own: the process `sigkill_leaves_no_program_attached` starts and kills.
+#[test]
+#[ignore = "helper process for sigkill_leaves_no_program_attached"]
+fn helper_hold_tcx_link_until_killed() {
+    let netns_name = std::env::var("TRACER_TEST_NETNS").expect("started by the sigkill test");
+    let iface = std::env::var("TRACER_TEST_IFACE").unwrap();
+    let mut ebpf = ebpf::load(&LoadOptions {
+        trace_all: true,
+        offsets: None,
+    })
+    .unwrap();
+    let path = std::path::PathBuf::from(format!("/run/netns/{netns_name}"));
+    let ebpf = netns::run_in(&path, move || {
+        tc::attach(&mut ebpf, &iface, Direction::Ingress, AttachMode::Tcx).unwrap();
+        ebpf
+    })
+    .unwrap();
+    let program = ebpf.program(tracer_common::programs::TC_INGRESS).unwrap();
+    println!("attached program {}", program.info().unwrap().id());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn sigkill_leaves_no_program_attached() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::create("kl");
+    let qdiscs_before = pair.exec_a(&["tc", "qdisc", "show", "dev", &pair.if_a]);
+    let mut child = ChildGuard(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "helper_hold_tcx_link_until_killed",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TRACER_TEST_NETNS", &pair.netns_a)
+            .env("TRACER_TEST_IFACE", &pair.if_a)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start helper"),
+    );
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let program_id = stdout
+        .lines()
+        .map_while(Result::ok)
+        // libtest may print `test NAME ... ` on the same line first.
+        .find_map(|line| {
+            line.split("attached program ")
+                .nth(1)
+                .map(|id| id.trim().to_owned())
+        })
+        .expect("helper attached its program");
+
+    // bpftool prints TCX links as `N: type 11  prog ID` on older releases, `tcx` on newer.
+    let link_of_ours = || {
+        run(&["bpftool", "link", "show"]).lines().any(|l| {
+            l.split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w == ["prog", program_id.as_str()])
+        })
+    };
+    let program_loaded = || {
+        Command::new("bpftool")
+            .args(["prog", "show", "id", &program_id])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        link_of_ours(),
+        "a TCX link holds the helper's program while it runs"
+    );
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(i32::try_from(child.0.id()).unwrap(), libc::SIGKILL) };
+    child.0.wait().unwrap();
+
+    // The kernel releases TCX links when the last fd closes; freeing is asynchronous.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while link_of_ours() || program_loaded() {
+        assert!(
+            Instant::now() < deadline,
+            "link or program {program_id} left behind after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let qdiscs_after = pair.exec_a(&["tc", "qdisc", "show", "dev", &pair.if_a]);
+    assert_eq!(qdiscs_before, qdiscs_after, "no qdisc added or removed");
+}

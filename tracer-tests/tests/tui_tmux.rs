@@ -1,0 +1,168 @@
+//! The terminal UI in a real terminal: tmux runs `tracer replay` and a live `tracer follow`,
+//! keys go in with `send-keys`, and the screen is read back with `capture-pane`. Needs
+//! root (the lab); serial.
+
+use std::{
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use tracer_tests::{follow::Follow, lab::Lab, require_root};
+
+/// A detached tmux session of its own, killed on drop.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(name: &str, command: &str) -> Self {
+        let session = Self {
+            name: format!("{name}-{}", std::process::id()),
+        };
+        let mut args = vec![
+            "new-session",
+            "-d",
+            "-s",
+            &session.name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+        ];
+        args.push(command);
+        let out = Command::new("tmux").args(&args).output().expect("tmux");
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        session
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            let status = Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, key])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows every needle.
+    fn wait_for(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if needles.iter().all(|n| screen.contains(n)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {needles:?}:\n{screen}"
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.name])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn replay_in_a_real_terminal_draws_a_known_journeys_path() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let recording = std::env::temp_dir().join(format!("tracer-tmux-{}.trace", std::process::id()));
+    let record_arg = recording.to_str().unwrap().to_owned();
+    let follow = Follow::start(
+        &lab,
+        &[
+            "nettest",
+            "svc/nginx-test",
+            "--proto",
+            "tcp",
+            "--record",
+            &record_arg,
+        ],
+    );
+    assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
+    follow.stop();
+
+    let tmux = Tmux::start(
+        "tracer-replay",
+        &format!(
+            "{} replay {record_arg}; sleep 30",
+            tracer_tests::tracer_bin().display()
+        ),
+    );
+    // A short recording plays to its end at once: the header says END rather than REPLAY.
+    tmux.wait_for(&["recording", "nettest"]);
+    // Show everything, go to the first journey (the SYN), open its path.
+    tmux.keys(&["End", "g", "Enter"]);
+    let screen = tmux.wait_for(&["service DNAT", "KUBE-SEP-"]);
+    assert!(
+        screen.contains("svc/nginx-test") || screen.contains("default/nginx-test"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("cali37b956d7204"),
+        "nettest's veth on the path:\n{screen}"
+    );
+    assert!(screen.contains("cpu2"), "{screen}");
+    tmux.keys(&["q"]);
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        !tmux.screen().contains("Journeys"),
+        "q quits and the terminal is restored"
+    );
+    let _ = std::fs::remove_file(&recording);
+}
+
+#[test]
+fn live_follow_in_a_real_terminal_shows_journeys_as_they_happen() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let command = format!(
+        "{} follow nettest svc/nginx-test --kubeconfig {} --netns-prefix {}; sleep 30",
+        tracer_tests::tracer_bin().display(),
+        lab.kubeconfig().display(),
+        lab.prefix
+    );
+    let tmux = Tmux::start("tracer-live", &command);
+    tmux.wait_for(&["LIVE"]);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
+    let screen = tmux.wait_for(&["nettest", "svc/nginx-test", "SYN"]);
+    assert!(screen.contains("delivered"), "{screen}");
+    tmux.keys(&["q"]);
+    thread::sleep(Duration::from_secs(1));
+    assert!(!tmux.screen().contains("LIVE"), "q ends the live session");
+    assert!(tmux.alive(), "tracer exited and the shell went on (sleep)");
+}
