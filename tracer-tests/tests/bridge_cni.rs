@@ -25,45 +25,9 @@ impl BridgeCluster {
             prefix: format!("tbr{}-", std::process::id()),
         };
         let p = &cluster.prefix;
-        let script = format!(
-            r#"set -e
-for ns in lan node-a node-b pod-client pod-web-a pod-web-b; do ip netns add {p}$ns; done
-ip -n {p}lan link add sw0 type bridge; ip -n {p}lan link set sw0 up
-node() {{ # name ip podnet gw mac vtep
-  ip -n {p}lan link add $1 type veth peer name ens3 netns {p}$1
-  ip -n {p}lan link set $1 master sw0 up
-  ip -n {p}$1 link set lo up; ip -n {p}$1 addr add $2/24 dev ens3; ip -n {p}$1 link set ens3 up
-  ip -n {p}$1 link add cni0 type bridge; ip -n {p}$1 addr add $4/24 dev cni0; ip -n {p}$1 link set cni0 up
-  ip -n {p}$1 link add flannel.1 type vxlan id 1 local $2 dev ens3 dstport 8472 nolearning
-  ip -n {p}$1 link set flannel.1 address $5 mtu 1450 up
-  ip -n {p}$1 addr add $6/32 dev flannel.1
-  ip netns exec {p}$1 sysctl -qw net.ipv4.ip_forward=1
-}}
-node node-a 192.168.50.10 10.42.0.0 10.42.0.1 0a:fa:00:00:00:0a 10.42.0.0
-node node-b 192.168.50.11 10.42.1.0 10.42.1.1 0a:fa:00:00:00:0b 10.42.1.0
-ip -n {p}node-a route add 10.42.1.0/24 via 10.42.1.0 dev flannel.1 onlink
-ip -n {p}node-a neigh add 10.42.1.0 lladdr 0a:fa:00:00:00:0b dev flannel.1 nud permanent
-bridge -n {p}node-a fdb add 0a:fa:00:00:00:0b dev flannel.1 dst 192.168.50.11 self permanent
-ip -n {p}node-b route add 10.42.0.0/24 via 10.42.0.0 dev flannel.1 onlink
-ip -n {p}node-b neigh add 10.42.0.0 lladdr 0a:fa:00:00:00:0a dev flannel.1 nud permanent
-bridge -n {p}node-b fdb add 0a:fa:00:00:00:0a dev flannel.1 dst 192.168.50.10 self permanent
-pod() {{ # node pod veth ip gw
-  ip -n {p}$1 link add $3 type veth peer name eth0 netns {p}$2
-  ip -n {p}$1 link set $3 master cni0 up
-  ip -n {p}$2 link set lo up; ip -n {p}$2 addr add $4/24 dev eth0; ip -n {p}$2 link set eth0 up
-  ip -n {p}$2 route add default via $5
-}}
-pod node-a pod-client veth5e1f0a2b 10.42.0.5 10.42.0.1
-pod node-a pod-web-a veth9c3d7e41 10.42.0.6 10.42.0.1
-pod node-b pod-web-b vethb2a48f06 10.42.1.7 10.42.1.1
-# The Service, as a kube-proxy-like DNAT on the client's node (always to the remote endpoint).
-ip netns exec {p}node-a iptables -t nat -N KUBE-SEP-TESTWEBREMOTE0
-ip netns exec {p}node-a iptables -t nat -A KUBE-SEP-TESTWEBREMOTE0 -p tcp -m comment --comment default/web:http -j DNAT --to-destination 10.42.1.7:80
-ip netns exec {p}node-a iptables -t nat -A PREROUTING -d 10.43.0.20/32 -p tcp --dport 8080 -j KUBE-SEP-TESTWEBREMOTE0
-"#
-        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bridge-cluster.sh");
         let out = Command::new("sh")
-            .args(["-c", &script])
+            .args([script, p.as_str()])
             .output()
             .expect("sh");
         assert!(

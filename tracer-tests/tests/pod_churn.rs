@@ -597,6 +597,12 @@ fn follow_names_the_new_pod_after_a_rollout_and_after_ip_reuse() {
     assert!(replay.status.success());
     let replayed: Vec<Value> =
         tracer_tests::follow::journeys_of(&String::from_utf8_lossy(&replay.stdout));
+    // One pipeline for live and replay: the replay prints exactly what the live session
+    // printed, Pods replaced mid-session and all.
+    assert_eq!(replayed.len(), journeys.len(), "as many journeys as live");
+    for (live, again) in journeys.iter().zip(&replayed) {
+        assert_eq!(again, live, "replay differs from live");
+    }
     for (pod, veth, from, to) in [
         (&fresh.name, &fresh_veth, first_ready, second_change),
         (&reused.name, &reused_veth, second_ready, u64::MAX),
