@@ -57,8 +57,12 @@ record no-endpoints nettest svc/nginx-test no-endpoints -- \
   in_pod nettest curl -s -o /dev/null -m 2 http://10.109.60.89/
 
 concurrent_pings() {
-  for _ in 1 2 3; do in_pod nettest ping -c 2 -i 0.2 -q 10.244.184.84 >/dev/null & done
-  wait
+  local pids=()
+  for _ in 1 2 3; do
+    in_pod nettest ping -c 2 -i 0.2 -q 10.244.184.84 >/dev/null &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
 }
 record concurrent-pings nettest nginx-test-7d9c4b6f5-abcde healthy -- concurrent_pings
 

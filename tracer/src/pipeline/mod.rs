@@ -33,6 +33,8 @@
 
 pub mod correlator;
 pub mod counters;
+#[cfg(test)]
+pub(crate) mod golden_tests;
 pub mod input;
 pub mod run;
 pub mod source;
