@@ -14,15 +14,17 @@ kubeconfig=/run/tgold-state/kubeconfig
 trap '$tracer lab down >/dev/null 2>&1 || true' EXIT
 in_pod() { ip netns exec "tgold-pod-$1" "${@:2}"; }
 
-# record NAME FROM TO SCENARIO -- traffic command (run once the follow is attached)
+# record NAME FROM TO SCENARIO [PREFIX] -- traffic command (run once the follow is attached)
 record() {
-  local name=$1 from=$2 to=$3 scenario=$4
-  shift 5
+  local name=$1 from=$2 to=$3 scenario=$4 prefix=tgold-
+  shift 4
+  if [ "$1" != -- ]; then prefix=$1; shift; fi
+  shift
   $tracer lab up --scenario "$scenario" >/dev/null
   rm -f "$out/$name.trace"
   local log
   log=$(mktemp)
-  $tracer follow "$from" "$to" --kubeconfig "$kubeconfig" --netns-prefix tgold- \
+  $tracer follow "$from" "$to" --kubeconfig "$kubeconfig" --netns-prefix "$prefix" \
     --output summary --record "$out/$name.trace" 2>"$log" &
   local pid=$!
   until grep -q watching "$log"; do sleep 0.05; done
@@ -65,6 +67,13 @@ concurrent_pings() {
   wait "${pids[@]}"
 }
 record concurrent-pings nettest nginx-test-7d9c4b6f5-abcde healthy -- concurrent_pings
+
+# Traced on cpu1 and cpu2 only (as if tracer ran on two of the three nodes): packets to
+# gpu1 leave what is traced, and hops inside Pods are not observed.
+partial_traffic() {
+  for _ in 1 2 3 4; do in_pod nettest curl -s -o /dev/null -m 2 http://10.109.60.89/; done
+}
+record partial-nodes nettest svc/nginx-test healthy tgold-cpu -- partial_traffic
 
 $tracer lab down >/dev/null
 bash scripts/record-golden-bridge.sh "$tracer" "$out/bridge-cni.trace"

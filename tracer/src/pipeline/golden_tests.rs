@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// The recordings, one per path the product must explain.
-pub const RECORDINGS: [&str; 7] = [
+pub const RECORDINGS: [&str; 8] = [
     "healthy-service",
     "vxlan",
     "wrong-interface",
@@ -21,6 +21,7 @@ pub const RECORDINGS: [&str; 7] = [
     "no-endpoints",
     "bridge-cni",
     "concurrent-pings",
+    "partial-nodes",
 ];
 
 pub fn data() -> PathBuf {

@@ -119,16 +119,16 @@ fn path_vxlan_120x40() {
 }
 
 #[test]
-fn path_not_observed_120x40() {
+fn path_left_traced_scope_120x40() {
     let mut s = state(Mode::Live);
-    open_at_hop(&mut s, 13, 5);
+    open_at_hop(&mut s, 13, 1);
     insta::assert_snapshot!(draw(&s, 120, 40));
 }
 
 #[test]
 fn path_not_observed_80x24() {
     let mut s = state(Mode::Live);
-    open_at_hop(&mut s, 13, 5);
+    open_at_hop(&mut s, 14, 1);
     insta::assert_snapshot!(draw(&s, 80, 24));
 }
 
