@@ -18,9 +18,25 @@ use super::{
     web::{self, WebServer},
 };
 
-/// Where the lab API listens: loopback only, on a port unlikely to collide with a real
-/// API server on the host (6443); the kubeconfig says which port was taken.
-pub const API_ADDR: &str = "127.0.0.1:16443";
+/// The port a lab's API prefers, on loopback only: 16443 for the default lab (unlikely to
+/// collide with a real API server on the host, 6443; the kubeconfig says which port was
+/// taken), and for a lab under another
+/// prefix one derived from the prefix. Either way the same across `down` and `up`, as a
+/// real API server keeps its address across restarts, so a running `tracer follow` finds it
+/// again. (Taken by something else, the API falls back to any free port.)
+fn preferred_api_addr() -> SocketAddr {
+    let prefix = plan::prefix();
+    let port = if prefix == "tracer-lab-" {
+        16443
+    } else {
+        // FNV-1a over the prefix, folded into 16444..=18443.
+        let hash = prefix.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        16444 + u16::try_from(hash % 2000).unwrap_or(0)
+    };
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
 
 /// How often the daemon reads the lab's state.
 const POLL: Duration = Duration::from_millis(100);
@@ -32,8 +48,7 @@ pub fn run(state: &State) -> anyhow::Result<()> {
     let mut servers = BTreeMap::new();
     serve_pods(&cluster, &mut servers, true)?;
 
-    let preferred: SocketAddr = API_ADDR.parse()?;
-    let server = ApiServer::start(preferred, &cluster)
+    let server = ApiServer::start(preferred_api_addr(), &cluster)
         .or_else(|_| ApiServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), &cluster))
         .context("start the lab's Kubernetes API")?;
     let url = format!("http://{}", server.local_addr());

@@ -189,3 +189,59 @@ fn the_api_server_going_away_mid_run_keeps_names_and_says_they_may_be_stale() {
         "journeys still named after the API died: {journeys:#?}"
     );
 }
+
+/// The whole cluster goes and comes back under a running follow (`lab down`, `lab up`: the
+/// API server, every namespace and interface): the run says so when it happens, attaches
+/// to the new interfaces, re-resolves the Pods, and the journeys after the return are
+/// delivered and named, as before.
+#[test]
+fn follow_survives_the_cluster_going_away_and_coming_back() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let follow = Follow::start(&lab, &["nettest", "nginx-test-7d9c4b6f5-abcde"]);
+    assert!(lab.ping("pod-nettest", "10.244.184.84"));
+    let down = lab.tracer(&["lab", "down"]);
+    assert!(down.status.success());
+    // Prompt by design: a refused connection fails the watch at once.
+    assert!(
+        follow.wait_for_stderr("stopped answering", Duration::from_secs(10)),
+        "said when the API went: {}",
+        follow.stderr_so_far()
+    );
+    let up = lab.tracer(&["lab", "up", "--scenario", "healthy"]);
+    assert!(up.status.success());
+    // The watch retries at most every 2 s and namespaces are polled every 2 s.
+    assert!(
+        follow.wait_for_stderr("answers again", Duration::from_secs(15)),
+        "said when the API came back: {}",
+        follow.stderr_so_far()
+    );
+    assert!(
+        follow.wait_for_stderr("host side of Pod default/nettest", Duration::from_secs(15)),
+        "the new veths are watched: {}",
+        follow.stderr_so_far()
+    );
+    let returned = tracer::clock::monotonic_ns();
+    assert!(lab.ping("pod-nettest", "10.244.184.84"));
+    let (journeys, stderr) = follow.stop_with_stderr();
+    let after: Vec<_> = journeys
+        .iter()
+        .filter(|j| j["start_ns"].as_u64().unwrap_or(0) >= returned)
+        .collect();
+    assert!(!after.is_empty(), "journeys after the return: {stderr}");
+    for j in &after {
+        assert_eq!(j["verdict"], "delivered", "{j:#}");
+        assert!(
+            [&j["from"]["pod"], &j["to"]["pod"]]
+                .iter()
+                .all(|p| p.as_str().is_some_and(|p| p.starts_with("default/"))),
+            "named: {j:#}"
+        );
+    }
+    assert!(
+        stderr.contains("went away 1 time(s)") && stderr.contains("resolved afresh"),
+        "the summary says the cluster went and came back: {stderr}"
+    );
+}

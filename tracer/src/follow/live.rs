@@ -214,6 +214,7 @@ pub fn run(
         counters: pipeline.counters(),
         ..Summary::default()
     };
+    summary.notes.extend(live.disruptions());
     if let Some(report) = &recording {
         summary.notes.push(report.describe());
         summary.failed |= report.failed();

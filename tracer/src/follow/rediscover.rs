@@ -110,6 +110,14 @@ struct State {
     vanished: BTreeMap<u64, (Instant, Host)>,
     last_poll: Instant,
     settle_at: Option<Instant>,
+    /// The Kubernetes API was not answering at the last tick.
+    api_stale: bool,
+    /// The API came back after an outage: the next discovery binds Pods to namespaces
+    /// afresh (the cluster may have been rebuilt meanwhile: every Pod in a new namespace).
+    rebind: bool,
+    /// API outages seen, and watched interfaces that vanished, during the run.
+    outages: u64,
+    vanished_interfaces: u64,
 }
 
 /// The live topology of a `follow` run; see the module doc.
@@ -165,6 +173,10 @@ impl Rediscover {
                 vanished: BTreeMap::new(),
                 last_poll: Instant::now(),
                 settle_at: None,
+                api_stale: cluster.stale(),
+                rebind: false,
+                outages: 0,
+                vanished_interfaces: 0,
             }),
             cluster: cluster.clone(),
             targets: [plan.from.clone(), plan.to.clone()],
@@ -184,12 +196,58 @@ impl Rediscover {
         self.state.borrow().generation
     }
 
+    /// What changed under the run, for its summary: API outages and watched interfaces
+    /// that vanished (each sentence only when it happened).
+    pub fn disruptions(&self) -> Vec<String> {
+        let state = self.state.borrow();
+        let mut notes = Vec::new();
+        if state.outages > 0 {
+            notes.push(format!(
+                "the Kubernetes API went away {} time(s) during the session{}",
+                state.outages,
+                if state.api_stale {
+                    " and had not come back at the end"
+                } else {
+                    "; each time it came back, Pods and namespaces were resolved afresh"
+                }
+            ));
+        }
+        if state.vanished_interfaces > 0 {
+            notes.push(format!(
+                "{} watched interface(s) vanished during the session; {} are watched at the end",
+                state.vanished_interfaces,
+                state.watched.len()
+            ));
+        }
+        notes
+    }
+
     /// One round of the event loop: cheap unless something changed (see the module doc).
     /// What the user should be told goes to `notices`.
     pub fn tick(&self, kernel: &mut Kernel, notices: &mut Vec<String>) {
         let mut state = self.state.borrow_mut();
         let now = Instant::now();
         let model = self.cluster.snapshot();
+        let stale = self.cluster.stale();
+        if stale != state.api_stale {
+            state.api_stale = stale;
+            if stale {
+                state.outages += 1;
+                notices.push(format!(
+                    "the Kubernetes API stopped answering ({}); names may be stale until it is back",
+                    self.cluster
+                        .stale_reason()
+                        .unwrap_or_else(|| "no reason given".to_owned())
+                ));
+            } else {
+                notices.push(
+                    "the Kubernetes API answers again: Pods and their namespaces are resolved afresh"
+                        .to_owned(),
+                );
+                state.rebind = true;
+                self.request(&model, true);
+            }
+        }
         if !Arc::ptr_eq(&model, &state.model) {
             state.model = Arc::clone(&model);
             state.generation += 1;
@@ -365,6 +423,10 @@ fn apply(
         model,
         topology: mut live,
     } = found;
+    if std::mem::take(&mut state.rebind) {
+        state.bound.clear();
+        state.doubted.clear();
+    }
     for notice in reconcile(
         &state.topology,
         &mut live,
@@ -400,6 +462,7 @@ fn apply(
                 let _ = tc::detach(&mut kernel.ebpf, direction, link);
             }
             stopped.push(watched.attachment.interface);
+            state.vanished_interfaces += 1;
         }
     }
     let mut started = Vec::new();
