@@ -55,6 +55,29 @@ pub fn tracer_bin() -> &'static Path {
     })
 }
 
+/// The release build of `tracer` (`target/release/tracer`, or `$TRACER_RELEASE_BIN`), for
+/// the tests that measure what users get: timing and memory of a debug build say nothing
+/// about the product. `scripts/test.sh` builds it.
+pub fn release_tracer_bin() -> PathBuf {
+    let path = std::env::var_os("TRACER_RELEASE_BIN").map_or_else(
+        || {
+            let exe = std::env::current_exe().expect("the test executable's path");
+            exe.parent()
+                .and_then(Path::parent)
+                .and_then(Path::parent)
+                .expect("test executables run from target/<profile>/deps")
+                .join("release/tracer")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "no release tracer at {}: build it first (cargo build --release -p tracer --bin tracer, as scripts/test.sh does) or set TRACER_RELEASE_BIN",
+        path.display()
+    );
+    path
+}
+
 /// A `tracer` command (the binary under test, [`tracer_bin`]).
 pub fn tracer() -> Command {
     Command::new(tracer_bin())

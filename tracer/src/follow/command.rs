@@ -52,14 +52,15 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
             namespaces: NamespaceScope::from_prefix(args.netns_prefix.clone()),
         },
     )?;
-    let topology = follow::discover_topology(&model, &plan.namespaces);
-    let attachments = follow::attachments(&topology, &plan.filter);
+    // Said as soon as the arguments are resolved; discovery and attaching follow.
     eprintln!(
         "following {} → {}\n  names from {}",
         plan::describe(&plan.from),
         plan::describe(&plan.to),
         cluster.describe()
     );
+    let topology = follow::discover_topology(&model, &plan.namespaces);
+    let attachments = follow::attachments(&topology, &plan.filter);
     for warning in follow::visibility_warnings(&topology, &plan) {
         eprintln!("  note: {warning}");
     }

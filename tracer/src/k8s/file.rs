@@ -23,10 +23,10 @@ use serde::{
     Deserialize, Deserializer,
     de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
-use serde_json::{Map, Value, value::RawValue};
+use serde_json::{Map, Value};
 
 use super::{
-    lean::{KindOf, LeanNode, LeanPod, LeanService, LeanSlice},
+    lean::{LeanItem, LeanNode, LeanPod, LeanService, LeanSlice},
     model::{ModelRows, RowsBuilder},
 };
 
@@ -58,6 +58,13 @@ pub enum FileError {
         path: PathBuf,
         what: String,
         kind: String,
+        message: String,
+    },
+    #[error("the cluster file {}, line {line}, column {column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
         message: String,
     },
     #[error("the cluster file {}: lists nested more than {MAX_NESTING} deep", path.display())]
@@ -99,6 +106,14 @@ fn rows<'de, R: serde_json::de::Read<'de>>(
                 FileError::Read {
                     path: path.to_owned(),
                     source: std::io::Error::other(e.to_string()),
+                }
+            } else if e.is_data() {
+                // JSON, but an object of a known kind with a field of the wrong shape.
+                FileError::Invalid {
+                    path: path.to_owned(),
+                    line: e.line(),
+                    column: e.column(),
+                    message: syntax_message(&e),
                 }
             } else {
                 FileError::Syntax {
@@ -258,7 +273,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 let implied = kind.strip_suffix("List").filter(|k| !k.is_empty());
                 for (what, item) in kindless {
                     match implied {
-                        Some(implied) => object(document, Json::Raw(&item), implied, &what),
+                        Some(implied) => object(document, Json::Text(&item), implied, &what),
                         None => {
                             document.failure =
                                 Some(Failure::NotAnObject(format!("{what} (it has no \"kind\")")));
@@ -322,8 +337,8 @@ impl Walk<'_> {
 /// A list's `items`, read one at a time.
 struct Items<'a> {
     document: &'a mut Document,
-    /// Items without a kind of their own, kept until the list's kind is read.
-    kindless: &'a mut Vec<(String, Box<RawValue>)>,
+    /// Items without a kind of their own, kept (as text) until the list's kind is read.
+    kindless: &'a mut Vec<(String, String)>,
     depth: usize,
     what: &'a str,
 }
@@ -345,32 +360,38 @@ impl<'de> Visitor<'de> for Items<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        // Each item is taken as its text, skimmed for its kind, then read as that kind.
-        while let Some(item) = seq.next_element::<Box<RawValue>>()? {
+        loop {
             i += 1;
+            let what = if self.what.is_empty() {
+                format!("item {i}")
+            } else {
+                format!("{}, item {i}", self.what)
+            };
+            // Each item is read in one pass into the lean form of its kind (a field of the
+            // wrong shape is an error at its line and column).
+            let item = seq.next_element::<LeanItem>()?;
+            let Some(item) = item else {
+                return Ok(());
+            };
             if self.document.failure.is_some() {
                 continue;
             }
-            let what = format!("{}, item {i}", self.what);
-            let kind = serde_json::from_str::<KindOf>(item.get())
-                .ok()
-                .and_then(|k| k.kind);
-            match kind {
-                Some(kind) if !kind.ends_with("List") => {
-                    object(self.document, Json::Raw(&item), &kind, &what);
-                }
-                _ if item.get().trim_start().starts_with('[') || kind.is_some() => {
-                    match serde_json::from_str::<Value>(item.get()) {
-                        Ok(value) => walk_value(self.document, value, None, self.depth + 1, &what),
-                        Err(_) => {
-                            self.document.failure = Some(Failure::NotAnObject(what));
-                        }
+            let rows = &mut self.document.rows;
+            match item {
+                LeanItem::Pod(p) => rows.pod(&p.into_k8s()),
+                LeanItem::Service(s) => rows.service(&s.into_k8s()),
+                LeanItem::Slice(s) => rows.slice(&s.into_k8s()),
+                LeanItem::Node(n) => rows.node(&n.into_k8s()),
+                LeanItem::List(items) => {
+                    for (j, value) in items.into_iter().enumerate() {
+                        let what = format!("{what}, item {}", j + 1);
+                        walk_value(self.document, value, None, self.depth + 2, &what);
                     }
                 }
-                _ => self.kindless.push((what, item)),
+                LeanItem::Other => {}
+                LeanItem::Kindless(text) => self.kindless.push((what, text)),
             }
         }
-        Ok(())
     }
 }
 
@@ -431,9 +452,9 @@ fn walk_value(
     }
 }
 
-/// An object's JSON: its text as read from a list, or a map already read.
+/// An object's JSON: its text, or a map already read.
 enum Json<'a> {
-    Raw(&'a RawValue),
+    Text(&'a str),
     Map(Map<String, Value>),
 }
 
@@ -455,9 +476,9 @@ fn object(document: &mut Document, json: Json<'_>, kind: &str, what: &str) {
 /// Reads the fields naming needs of an object of `kind`.
 fn lean<T: DeserializeOwned>(json: Json<'_>, kind: &str, what: &str) -> Result<T, Failure> {
     let (read, name) = match json {
-        Json::Raw(raw) => (
-            serde_json::from_str::<T>(raw.get()),
-            serde_json::from_str::<NameOf>(raw.get())
+        Json::Text(text) => (
+            serde_json::from_str::<T>(text),
+            serde_json::from_str::<NameOf>(text)
                 .map(|n| n.describe())
                 .unwrap_or_default(),
         ),
@@ -583,8 +604,13 @@ mod tests {
     fn malformed_object_names_kind_name_and_position() {
         let text = r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns"},"status":{"podIP":5}}]}"#;
         let err = parse_str(text).unwrap_err().to_string();
-        assert!(err.contains("document 1, item 1 (Pod ns/p)"), "{err}");
-        assert!(err.contains("not a valid Pod"), "{err}");
+        assert!(err.contains("snap.json, line 1, column"), "{err}");
+        assert!(err.contains("invalid type: integer `5`"), "{err}");
+        // One given as a single object is named.
+        let text =
+            r#"{"kind":"Pod","metadata":{"name":"p","namespace":"ns"},"status":{"podIP":5}}"#;
+        let err = parse_str(text).unwrap_err().to_string();
+        assert!(err.contains("(Pod ns/p) is not a valid Pod"), "{err}");
     }
 
     #[test]

@@ -21,12 +21,6 @@ use k8s_openapi::{
 };
 use serde::Deserialize;
 
-/// Just the kind, to choose what to read an object as.
-#[derive(Deserialize)]
-pub struct KindOf {
-    pub kind: Option<String>,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct Meta {
@@ -333,5 +327,169 @@ impl LeanNode {
                 ..NodeStatus::default()
             }),
         }
+    }
+}
+
+/// One item of a list, read in one pass: its kind comes before its `spec` and `status` in
+/// what kubectl prints, so those are read straight into the kind's lean form; fields that
+/// come before the kind (or a kindless item's) are kept as text and read once it is known.
+pub enum LeanItem {
+    Pod(LeanPod),
+    Service(LeanService),
+    Slice(LeanSlice),
+    Node(LeanNode),
+    /// A list inside the list (rare): its items, for the caller to walk.
+    List(Vec<serde_json::Value>),
+    /// Another kind: skipped.
+    Other,
+    /// No kind of its own (a typed list's item): its fields, to be read as the list's kind.
+    Kindless(String),
+}
+
+/// The lean form of each of the four kinds, filled field by field.
+enum Filling {
+    Pod(LeanPod),
+    Service(LeanService),
+    Slice(LeanSlice),
+    Node(LeanNode),
+    List(Vec<serde_json::Value>),
+    Other,
+}
+
+impl Filling {
+    fn of(kind: &str) -> Self {
+        match kind {
+            "Pod" => Self::Pod(LeanPod::default()),
+            "Service" => Self::Service(LeanService::default()),
+            "EndpointSlice" => Self::Slice(LeanSlice::default()),
+            "Node" => Self::Node(LeanNode::default()),
+            k if k.ends_with("List") => Self::List(Vec::new()),
+            _ => Self::Other,
+        }
+    }
+
+    /// Reads the value of `key` into the lean form (or skips it).
+    fn read<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        use serde::de::IgnoredAny;
+        match (self, key) {
+            (Self::Pod(p), "metadata") => p.metadata = map.next_value()?,
+            (Self::Pod(p), "spec") => p.spec = map.next_value()?,
+            (Self::Pod(p), "status") => p.status = map.next_value()?,
+            (Self::Service(s), "metadata") => s.metadata = map.next_value()?,
+            (Self::Service(s), "spec") => s.spec = map.next_value()?,
+            (Self::Slice(s), "metadata") => s.metadata = map.next_value()?,
+            (Self::Slice(s), "addressType") => s.address_type = map.next_value()?,
+            (Self::Slice(s), "endpoints") => s.endpoints = map.next_value()?,
+            (Self::Slice(s), "ports") => s.ports = map.next_value()?,
+            (Self::Node(n), "metadata") => n.metadata = map.next_value()?,
+            (Self::Node(n), "spec") => n.spec = map.next_value()?,
+            (Self::Node(n), "status") => n.status = map.next_value()?,
+            (Self::List(items), "items") => *items = map.next_value()?,
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn done(self) -> LeanItem {
+        match self {
+            Self::Pod(p) => LeanItem::Pod(p),
+            Self::Service(s) => LeanItem::Service(s),
+            Self::Slice(s) => LeanItem::Slice(s),
+            Self::Node(n) => LeanItem::Node(n),
+            Self::List(items) => LeanItem::List(items),
+            Self::Other => LeanItem::Other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LeanItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ItemVisitor {
+    type Value = LeanItem;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LeanItem, A::Error> {
+        use serde::de::Error as _;
+        let mut filling: Option<Filling> = None;
+        // Fields read before the kind: (key, JSON text).
+        let mut early: Vec<(String, Box<serde_json::value::RawValue>)> = Vec::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match (&mut filling, key.as_ref()) {
+                (None, "kind") => filling = Some(Filling::of(&map.next_value::<String>()?)),
+                (Some(f), key) => f.read(key, &mut map)?,
+                (None, key) => early.push((key.to_owned(), map.next_value()?)),
+            }
+        }
+        let Some(mut filling) = filling else {
+            return Ok(LeanItem::Kindless(object_text(&early)));
+        };
+        for (key, raw) in early {
+            let mut one = serde_json::Deserializer::from_str(raw.get());
+            let mut access = OneField {
+                value: Some(&mut one),
+            };
+            filling
+                .read(&key, &mut access)
+                .map_err(|e| A::Error::custom(format!("`{key}`: {e}")))?;
+        }
+        Ok(filling.done())
+    }
+}
+
+/// `{"key":value,…}` of fields kept as text.
+fn object_text(fields: &[(String, Box<serde_json::value::RawValue>)]) -> String {
+    let mut text = String::from("{");
+    for (i, (key, raw)) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(key).unwrap_or_default());
+        text.push(':');
+        text.push_str(raw.get());
+    }
+    text.push('}');
+    text
+}
+
+/// A map access of one value already read as text, so a field read before the kind goes
+/// through the same [`Filling::read`].
+struct OneField<'a, 'de> {
+    value: Option<&'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>>,
+}
+
+impl<'de> serde::de::MapAccess<'de> for OneField<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        _seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        Ok(None)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let de = self
+            .value
+            .take()
+            .ok_or_else(|| <serde_json::Error as serde::de::Error>::custom("no value"))?;
+        seed.deserialize(de)
     }
 }
