@@ -63,7 +63,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     for warning in follow::visibility_warnings(&topology, &plan) {
         eprintln!("  note: {warning}");
     }
-    let mut kernel = follow::Kernel::attach(&plan.filter, &attachments)?;
+    let mut kernel = follow::Kernel::attach(&plan.filter, &attachments, args.attach)?;
     let nodes: std::collections::BTreeSet<_> = topology
         .hosts
         .iter()
@@ -73,8 +73,9 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         })
         .collect();
     eprintln!(
-        "  watching {} interfaces on {} ({}); Ctrl-C to stop",
+        "  watching {} interfaces ({}) on {} ({}); Ctrl-C to stop",
         kernel.attached.len(),
+        kernel.mode.name(),
         if nodes.is_empty() {
             "this host".to_owned()
         } else {
