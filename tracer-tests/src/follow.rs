@@ -27,7 +27,9 @@ impl Follow {
         let kubeconfig = lab.kubeconfig();
         let mut full: Vec<&str> = args.to_vec();
         let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
-        full.extend(["--kubeconfig", kubeconfig]);
+        // The API's first answer takes longer under emulation, as everything does.
+        let api_timeout = format!("{}s", scaled(Duration::from_secs(10)).as_secs());
+        full.extend(["--kubeconfig", kubeconfig, "--api-timeout", &api_timeout]);
         Self::start_with(&lab.prefix, &full)
     }
 

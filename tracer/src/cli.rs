@@ -110,6 +110,10 @@ pub struct FollowArgs {
     /// instead of the Kubernetes API.
     #[arg(long, value_name = "FILE")]
     pub cluster_file: Option<PathBuf>,
+    /// How long to wait for the Kubernetes API's first list of Pods, Services, endpoints and
+    /// nodes before giving up (a very large cluster, or an emulated VM, may need longer).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub api_timeout: Duration,
     /// Look only at the host's network namespace and the named ones whose name starts with
     /// PREFIX (`/run/netns/PREFIX*`), not at every namespace on the machine: for hosts that
     /// run several isolated environments with overlapping addresses.

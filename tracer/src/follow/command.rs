@@ -32,7 +32,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
             context: args.context.clone(),
         },
     };
-    let cluster = ClusterHandle::start(&source, std::time::Duration::from_secs(10))?;
+    let cluster = ClusterHandle::start(&source, args.api_timeout)?;
     let model = cluster.snapshot();
     let protocol = args.proto.map(|p| match p {
         crate::cli::Protocol::Tcp => IpProto::Tcp,
