@@ -46,6 +46,13 @@ cargo build -p tracer --bin tracer
 cargo build --release -p tracer --bin tracer
 cargo test -p tracer-tests --test '*' -- --test-threads=1
 
+# Debian 12's kernel (6.1, no TCX: clsact qdiscs and netlink filters) in a VM sharing this
+# filesystem: follow on the healthy Service path and the seed's incident, netlink leftovers
+# after SIGKILL, doctor against follow. The full matrix (every kernel, more suites) is
+# `cargo xtask kernels --docs`; see docs/kernels.md.
+step "kernel smoke: the privileged follow tests inside a Debian 6.1 VM"
+cargo xtask kernels --kernel 6.1 --smoke
+
 step "the host namespace is as it was"
 host_state > "$after"
 if ! diff -u "$before" "$after"; then

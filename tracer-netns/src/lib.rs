@@ -57,6 +57,23 @@ pub fn run_in_fresh<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
     }))
 }
 
+/// Like [`run_in_fresh`], for work that borrows from the caller (joined before this
+/// returns): e.g. probing with a program of an `Ebpf` the caller keeps.
+pub fn run_in_fresh_scoped<T: Send>(work: impl FnOnce() -> T + Send) -> io::Result<T> {
+    thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                // SAFETY: plain syscall; affects only this thread.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(work())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 fn join<T>(handle: thread::JoinHandle<io::Result<T>>) -> io::Result<T> {
     handle
         .join()

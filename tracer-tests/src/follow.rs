@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::lab::Lab;
+use super::{lab::Lab, scaled};
 
 pub struct Follow {
     child: Child,
@@ -27,7 +27,9 @@ impl Follow {
         let kubeconfig = lab.kubeconfig();
         let mut full: Vec<&str> = args.to_vec();
         let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
-        full.extend(["--kubeconfig", kubeconfig]);
+        // The API's first answer takes longer under emulation, as everything does.
+        let api_timeout = format!("{}s", scaled(Duration::from_secs(10)).as_secs());
+        full.extend(["--kubeconfig", kubeconfig, "--api-timeout", &api_timeout]);
         Self::start_with(&lab.prefix, &full)
     }
 
@@ -58,7 +60,7 @@ impl Follow {
             }
         });
         let mut seen = String::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + scaled(Duration::from_secs(30));
         while !seen.contains("watching") {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => seen.push_str(&line),
@@ -93,7 +95,7 @@ impl Follow {
 
     /// Waits until the tracer has printed `needle` on stderr; false after `timeout`.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + scaled(timeout);
         while Instant::now() < deadline {
             if self.stderr.lock().unwrap().contains(needle) {
                 return true;
@@ -123,7 +125,7 @@ impl Follow {
 
     /// Stops the tracer as [`Follow::stop`] does; returns its stdout and stderr as text.
     pub fn stop_raw(mut self) -> (String, String) {
-        thread::sleep(Duration::from_millis(800));
+        thread::sleep(scaled(Duration::from_millis(800)));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGINT) };
         let status = self.child.wait().expect("wait");
@@ -134,9 +136,18 @@ impl Follow {
             .join()
             .expect("read journeys");
         assert!(status.success(), "tracer follow exited with {status}");
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(scaled(Duration::from_millis(100)));
         let stderr = self.stderr.lock().unwrap().clone();
         (text, stderr)
+    }
+}
+
+impl Follow {
+    /// Kills the tracer with SIGKILL, as `kill -9` or the OOM killer would: none of its own
+    /// clean-up runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

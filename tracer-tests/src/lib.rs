@@ -98,6 +98,22 @@ pub fn require_root() -> bool {
     false
 }
 
+/// How many times longer than on bare metal a test may wait for something prompt:
+/// `TRACER_TEST_TIME_SCALE`, which `cargo xtask kernels` sets in a VM under TCG emulation
+/// (everything there runs several times slower); 1 otherwise.
+pub fn time_scale() -> u32 {
+    std::env::var("TRACER_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+/// `duration` stretched by [`time_scale`].
+pub fn scaled(duration: std::time::Duration) -> std::time::Duration {
+    duration * time_scale()
+}
+
 /// Runs a command, panics with its output if it fails, returns stdout.
 pub fn run(argv: &[&str]) -> String {
     let out = Command::new(argv[0])

@@ -45,10 +45,16 @@ fn doctor_finds_what_this_kernel_allows_by_trying() {
         "follow can work here: {report:#}"
     );
     assert_eq!(report["follow_works"], true);
+    // TCX exists from 6.6 (issue #12: Debian's 6.1 refuses it); netlink filters everywhere.
+    let tcx = status_of(&report, "tc_tcx") == "available";
+    assert_eq!(
+        report["attach_mode"],
+        if tcx { "tcx" } else { "netlink" },
+        "{report:#}"
+    );
     for check in [
         "btf",
         "ebpf_object",
-        "tc_tcx",
         "tc_netlink",
         "ring_buffer",
         "tp_btf",

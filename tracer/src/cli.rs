@@ -35,6 +35,9 @@ pub enum Command {
     Lab(tracer_lab::LabArgs),
     /// What this kernel and this user can do, found out by trying; exits 0 if `follow` can work.
     Doctor(DoctorArgs),
+    /// Remove the netlink filters (and clsact qdiscs) that killed `follow` runs left on this
+    /// machine; never a foreign one, never a running tracer's (needs root).
+    Cleanup(CleanupArgs),
     /// Print a shell completion script to stdout.
     Completions {
         #[arg(value_enum)]
@@ -107,11 +110,19 @@ pub struct FollowArgs {
     /// instead of the Kubernetes API.
     #[arg(long, value_name = "FILE")]
     pub cluster_file: Option<PathBuf>,
+    /// How long to wait for the Kubernetes API's first list of Pods, Services, endpoints and
+    /// nodes before giving up (a very large cluster, or an emulated VM, may need longer).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub api_timeout: Duration,
     /// Look only at the host's network namespace and the named ones whose name starts with
     /// PREFIX (`/run/netns/PREFIX*`), not at every namespace on the machine: for hosts that
     /// run several isolated environments with overlapping addresses.
     #[arg(long, value_name = "PREFIX", value_parser = parse_netns_prefix)]
     pub netns_prefix: Option<String>,
+    /// How to attach the TC programs: `auto` uses TCX links where this kernel has them
+    /// (6.6+) and clsact qdiscs with netlink filters otherwise; `tcx` or `netlink` force one.
+    #[arg(long, value_enum, default_value_t = crate::follow::attach::AttachChoice::Auto)]
+    pub attach: crate::follow::attach::AttachChoice,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +145,14 @@ pub struct ExportArgs {
     /// Replace an existing OUT file (a new file is written beside it and renamed over).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Look only at the host's network namespace and the named ones whose name starts with
+    /// PREFIX (`/run/netns/PREFIX*`), as `follow --netns-prefix` does.
+    #[arg(long, value_name = "PREFIX", value_parser = parse_netns_prefix)]
+    pub netns_prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]

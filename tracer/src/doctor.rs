@@ -21,6 +21,7 @@ use crate::{
     caps,
     ebpf::{self, LoadError, LoadOptions},
     events::EventStream,
+    follow::attach,
     kernel_layout::KernelOffsets,
     netns,
     probes::{
@@ -50,9 +51,45 @@ pub struct CapabilityCheck {
     pub needed_for: &'static str,
 }
 
+/// How a hop of a journey will be known on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// A kernel hook sees the packet there (● in the UI).
+    Observed,
+    /// Worked out from what the hooks saw and the node's tables (~ in the UI).
+    Inferred,
+    /// Neither: the hop is shown as `not observed`.
+    Missing,
+}
+
+/// One kind of hop (`kind` in the JSON journey schema) and how `follow` will know it here.
+#[derive(Debug, Clone, Serialize)]
+pub struct HopVisibility {
+    pub kind: &'static str,
+    pub visibility: Visibility,
+    pub how: String,
+}
+
+/// One kernel program `follow` will use here, and how it is attached.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedHook {
+    pub program: &'static str,
+    /// `tcx`, `netlink`, `tp_btf`.
+    pub attach: &'static str,
+    pub purpose: &'static str,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub kernel: String,
+    /// How `follow` (with the default `--attach auto`) will attach its TC programs here;
+    /// null when neither way works.
+    pub attach_mode: Option<AttachMode>,
+    /// The programs `follow` will attach here.
+    pub hooks: Vec<PlannedHook>,
+    /// Every kind of hop, observed, inferred or missing here.
+    pub hops: Vec<HopVisibility>,
     pub checks: Vec<Check>,
     pub capabilities: Vec<CapabilityCheck>,
     /// Plain-language lines: what `follow` will and will not see here.
@@ -78,7 +115,7 @@ fn check(name: &'static str, result: Result<String, String>) -> Check {
 }
 
 /// One line for an error, with the verifier's last words when the kernel refused a program.
-fn explain(err: &LoadError) -> String {
+pub fn explain(err: &LoadError) -> String {
     // aya's errors often repeat their source in their own message: add only what is new.
     let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
@@ -200,31 +237,13 @@ pub fn run() -> Report {
 }
 
 fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Vec<Check>) {
-    // TCX, with a packet through the ring buffer to prove delivery end to end.
-    let tcx = netns::run_in_fresh({
-        let options = *options;
-        move || -> Result<String, String> {
-            let mut ebpf = ebpf::load(&options).map_err(|e| explain(&e))?;
-            tc::attach(&mut ebpf, "lo", Direction::Egress, AttachMode::Tcx).map_err(|e| explain(&e))?;
-            let delivered = ring_buffer_roundtrip(&mut ebpf);
-            Ok(match delivered {
-                Ok(()) => "TC classifier attached as a TCX link; a test packet came back through the ring buffer".to_owned(),
-                Err(e) => format!("TC classifier attached as a TCX link, but the ring buffer test failed: {e}"),
-            })
-        }
-    })
-    .map_err(|e| format!("could not create a throwaway network namespace: {e}"))
-    .and_then(|r| r);
-    let ring_ok = tcx.as_ref().is_ok_and(|d| d.contains("came back"));
+    // TCX: the very probe `follow --attach auto` makes (see `follow::attach`).
+    let tcx = with_object(options, |ebpf| {
+        attach::probe_tcx(ebpf)?;
+        Ok("TC classifier attached as a TCX link (to lo of a throwaway namespace)".to_owned())
+    });
+    let tcx_ok = tcx.is_ok();
     checks.push(check("tc_tcx", tcx));
-    checks.push(check(
-        "ring_buffer",
-        if ring_ok {
-            Ok("BPF_MAP_TYPE_RINGBUF created and delivered events".to_owned())
-        } else {
-            Err("no event came back through the ring buffer (see tc_tcx)".to_owned())
-        },
-    ));
 
     let netlink = netns::run_in_fresh({
         let options = *options;
@@ -232,12 +251,41 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
             let mut ebpf = ebpf::load(&options).map_err(|e| explain(&e))?;
             tc::attach(&mut ebpf, "lo", Direction::Ingress, AttachMode::Netlink)
                 .map_err(|e| explain(&e))?;
-            Ok("TC classifier attached under a clsact qdisc via netlink".to_owned())
+            Ok("TC classifier attached under a clsact qdisc via netlink (to lo of a throwaway namespace)".to_owned())
         }
     })
     .map_err(|e| format!("could not create a throwaway network namespace: {e}"))
     .and_then(|r| r);
+    let netlink_ok = netlink.is_ok();
     checks.push(check("tc_netlink", netlink));
+
+    // The ring buffer, through whichever way `follow` will attach here: a packet sent in
+    // a throwaway namespace must come back as an event.
+    let ring_mode = if tcx_ok {
+        Some(AttachMode::Tcx)
+    } else if netlink_ok {
+        Some(AttachMode::Netlink)
+    } else {
+        None
+    };
+    let ring = match ring_mode {
+        None => Err("not tried: no TC attach mode works here (see tc_tcx, tc_netlink)".to_owned()),
+        Some(mode) => netns::run_in_fresh({
+            let options = *options;
+            move || -> Result<String, String> {
+                let mut ebpf = ebpf::load(&options).map_err(|e| explain(&e))?;
+                tc::attach(&mut ebpf, "lo", Direction::Egress, mode).map_err(|e| explain(&e))?;
+                ring_buffer_roundtrip(&mut ebpf)?;
+                Ok(format!(
+                    "BPF_MAP_TYPE_RINGBUF created; a test packet came back through it (classifier attached by {})",
+                    mode.name()
+                ))
+            }
+        })
+        .map_err(|e| format!("could not create a throwaway network namespace: {e}"))
+        .and_then(|r| r),
+    };
+    checks.push(check("ring_buffer", ring));
 
     checks.push(check(
         "tp_btf",
@@ -357,33 +405,132 @@ fn available(checks: &[Check], name: &str) -> bool {
         .any(|c| c.name == name && c.status == Status::Available)
 }
 
+/// The attach mode `follow --attach auto` picks given these checks: the same probe decides.
+fn attach_mode(checks: &[Check]) -> Option<AttachMode> {
+    if available(checks, "tc_tcx") {
+        Some(AttachMode::Tcx)
+    } else if available(checks, "tc_netlink") {
+        Some(AttachMode::Netlink)
+    } else {
+        None
+    }
+}
+
+fn planned_hooks(mode: Option<AttachMode>, checks: &[Check]) -> Vec<PlannedHook> {
+    let mut hooks = Vec::new();
+    if let Some(mode) = mode {
+        hooks.push(PlannedHook {
+            program: programs::TC_INGRESS,
+            attach: mode.name(),
+            purpose: "packets arriving on each watched interface",
+        });
+        hooks.push(PlannedHook {
+            program: programs::TC_EGRESS,
+            attach: mode.name(),
+            purpose: "packets leaving each watched interface",
+        });
+    }
+    if available(checks, "tp_btf") {
+        hooks.push(PlannedHook {
+            program: programs::KFREE_SKB,
+            attach: "tp_btf",
+            purpose: "drops, with the kernel's drop reason",
+        });
+    }
+    hooks
+}
+
+/// Each hop kind of the journey schema, and how it is known with these hooks.
+fn hop_visibility(tc: bool, drops: bool) -> Vec<HopVisibility> {
+    let at_interface = |kind: &'static str, where_: &str| HopVisibility {
+        kind,
+        visibility: if tc {
+            Visibility::Observed
+        } else {
+            Visibility::Missing
+        },
+        how: if tc {
+            format!("TC classifier on {where_}")
+        } else {
+            "no TC classifier can be attached here".to_owned()
+        },
+    };
+    let inferred = |kind: &'static str, how: &str| HopVisibility {
+        kind,
+        visibility: if tc {
+            Visibility::Inferred
+        } else {
+            Visibility::Missing
+        },
+        how: if tc {
+            how.to_owned()
+        } else {
+            "needs the TC hops around it, which cannot be attached here".to_owned()
+        },
+    };
+    let nat = "the addresses changed between two hooks on one node, named from that node's kube-proxy rules; no kprobe/fentry NAT hook yet";
+    vec![
+        at_interface("pod_egress", "the Pod's eth0 (egress)"),
+        at_interface("veth_crossing", "the host side of the Pod's veth"),
+        inferred("service_dnat", nat),
+        inferred("reply_undnat", nat),
+        inferred("snat", nat),
+        inferred("reply_unsnat", nat),
+        inferred(
+            "route_decision",
+            "looked up in the node's routing table where the packet left or died (the fib_table_lookup tracepoint is not used yet)",
+        ),
+        at_interface("encapsulation", "the VXLAN device (egress)"),
+        at_interface("decapsulation", "the VXLAN device (ingress)"),
+        at_interface("node_egress", "the node's uplink (egress)"),
+        at_interface("node_ingress", "the node's uplink (ingress)"),
+        at_interface("pod_delivery", "the Pod's eth0 (ingress)"),
+        HopVisibility {
+            kind: "drop",
+            visibility: if drops {
+                Visibility::Observed
+            } else {
+                Visibility::Missing
+            },
+            how: if drops {
+                "tp_btf kfree_skb, with the drop reason".to_owned()
+            } else {
+                "no drop hook here: a packet that vanishes shows as not_observed after its last hop"
+                    .to_owned()
+            },
+        },
+    ]
+}
+
 /// Turns the raw checks into what they mean for `follow`.
 fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityCheck>) -> Report {
     let mut sees = Vec::new();
     let mut misses = Vec::new();
-    let tc = available(&checks, "tc_tcx") || available(&checks, "tc_netlink");
-    if available(&checks, "tc_tcx") {
-        sees.push("every hop at an interface: Pod egress, veth crossings, node uplinks, VXLAN devices, Pod delivery (TCX links, removed by the kernel if tracer dies)".to_owned());
-    } else if tc {
-        sees.push("every hop at an interface, through clsact qdiscs (no TCX here: a tracer killed with SIGKILL can leave filters behind)".to_owned());
-    } else {
-        misses.push(
+    let mode = attach_mode(&checks);
+    match mode {
+        Some(AttachMode::Tcx) => sees.push("every hop at an interface: Pod egress, veth crossings, node uplinks, VXLAN devices, Pod delivery (attach mode tcx: TCX links, removed by the kernel if tracer dies)".to_owned()),
+        Some(AttachMode::Netlink) => sees.push("every hop at an interface: Pod egress, veth crossings, node uplinks, VXLAN devices, Pod delivery (attach mode netlink: no TCX here, so clsact qdiscs and netlink filters; a tracer killed with SIGKILL leaves them behind until the next `tracer follow` or `tracer cleanup`)".to_owned()),
+        None => misses.push(
             "no hop at any interface: TC programs cannot be attached, so follow cannot work"
                 .to_owned(),
-        );
+        ),
     }
     // Routes are looked up in each node's table at the hop where a packet leaves; the
     // `fib_table_lookup` tracepoint (reported above) is not used yet.
     sees.push(
         "routing decisions: the route each packet took, from its node's routing table".to_owned(),
     );
-    if available(&checks, "tp_btf") {
+    let drops = available(&checks, "tp_btf");
+    if drops {
         sees.push("drops, with the kernel's drop reason (tp_btf kfree_skb)".to_owned());
     } else {
         misses.push("drops and their reasons: a packet that vanishes shows as \"not observed\" after its last hop".to_owned());
     }
     if !available(&checks, "kprobe") && !available(&checks, "fentry") {
         misses.push("inside-the-kernel detail of NAT and VXLAN functions (no kprobe/fentry here): DNAT, un-DNAT and encapsulation are still shown, inferred from the headers before and after each hop and named from the node's kube-proxy rules".to_owned());
+    } else {
+        // kprobe/fentry load here, but `follow` has no hook of that kind yet.
+        misses.push("the NAT rewrite and the route lookup themselves: kprobe/fentry work on this kernel, but follow does not use them yet; DNAT, un-DNAT and routes are inferred from the headers before and after each hop and the node's kube-proxy rules and routing table".to_owned());
     }
     if !available(&checks, "ring_buffer") {
         misses.push("no events can reach userspace: the ring buffer test failed".to_owned());
@@ -399,12 +546,15 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
             missing_caps.join(", ")
         ));
     }
-    let follow_works = tc
+    let follow_works = mode.is_some()
         && available(&checks, "ring_buffer")
         && available(&checks, "btf")
         && missing_caps.is_empty();
     Report {
         kernel,
+        attach_mode: mode,
+        hooks: planned_hooks(mode, &checks),
+        hops: hop_visibility(mode.is_some(), drops),
         checks,
         capabilities,
         follow_sees: sees,
@@ -430,6 +580,29 @@ pub fn render_text(report: &Report) -> String {
     for c in &report.capabilities {
         let mark = if c.present { "yes" } else { "NO " };
         let _ = writeln!(out, "  {mark}  {:<30} {}", c.name, c.needed_for);
+    }
+    let _ = writeln!(
+        out,
+        "\nfollow attaches here: {}",
+        report
+            .attach_mode
+            .map_or("nothing (no TC attach mode works)", AttachMode::name)
+    );
+    for hook in &report.hooks {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<8} {}",
+            hook.program, hook.attach, hook.purpose
+        );
+    }
+    let _ = writeln!(out, "\nhops:");
+    for hop in &report.hops {
+        let mark = match hop.visibility {
+            Visibility::Observed => "observed",
+            Visibility::Inferred => "inferred",
+            Visibility::Missing => "MISSING ",
+        };
+        let _ = writeln!(out, "  {mark}  {:<16} {}", hop.kind, hop.how);
     }
     let _ = writeln!(out, "\nfollow will see:");
     for line in &report.follow_sees {
@@ -516,6 +689,56 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_without_tcx_follows_by_netlink_and_says_so() {
+        // What Debian's 6.1 kernel answers (issue #12): TCX refused, netlink filters fine.
+        let report = summarise(
+            "6.1.0-57-amd64".into(),
+            checks(&[
+                "btf",
+                "tc_netlink",
+                "ring_buffer",
+                "tp_btf",
+                "raw_tracepoint",
+                "kprobe",
+                "fentry",
+            ]),
+            all_caps(),
+        );
+        assert!(report.follow_works);
+        assert_eq!(report.attach_mode, Some(AttachMode::Netlink));
+        let attaches: Vec<_> = report.hooks.iter().map(|h| (h.program, h.attach)).collect();
+        assert_eq!(
+            attaches,
+            [
+                ("tc_ingress", "netlink"),
+                ("tc_egress", "netlink"),
+                ("kfree_skb", "tp_btf")
+            ]
+        );
+        let visibility = |kind: &str| {
+            report
+                .hops
+                .iter()
+                .find(|h| h.kind == kind)
+                .map(|h| h.visibility)
+        };
+        assert_eq!(visibility("veth_crossing"), Some(Visibility::Observed));
+        assert_eq!(visibility("service_dnat"), Some(Visibility::Inferred));
+        assert_eq!(visibility("drop"), Some(Visibility::Observed));
+        assert!(
+            report
+                .follow_misses
+                .iter()
+                .any(|l| l.contains("does not use them yet")),
+            "kprobes here are not used, and doctor says so: {:?}",
+            report.follow_misses
+        );
+        let text = render_text(&report);
+        assert!(text.contains("follow attaches here: netlink"), "{text}");
+        assert!(text.contains("SIGKILL"), "{text}");
+    }
+
+    #[test]
     fn no_tc_or_missing_capability_means_follow_cannot_work() {
         let report = summarise(
             "6.18".into(),
@@ -523,6 +746,14 @@ mod tests {
             all_caps(),
         );
         assert!(!report.follow_works);
+        assert_eq!(report.attach_mode, None);
+        assert!(
+            report
+                .hops
+                .iter()
+                .filter(|h| h.kind != "drop")
+                .all(|h| h.visibility == Visibility::Missing)
+        );
         let mut caps = all_caps();
         caps[0].present = false;
         let report = summarise(

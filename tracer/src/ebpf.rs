@@ -31,6 +31,12 @@ pub enum LoadError {
         #[source]
         source: ProgramError,
     },
+    #[error("cannot record this run in {dir} (needed to clean up its netlink filters): {source}")]
+    RunRecord {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("map {name}: {source}")]
     Map {
         name: &'static str,

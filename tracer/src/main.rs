@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::SUCCESS)
         }
         Command::Follow(args) => tracer::follow::command::follow(args),
+        Command::Cleanup(args) => cleanup(args),
         Command::Replay(args) => replay(&args),
         Command::Export(args) => {
             let (packets, summary) = tracer::export::export(
@@ -67,6 +68,34 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Lab(args) => run_lab(args),
     }
+}
+
+/// `tracer cleanup`: every namespace, every interface; see `follow::cleanup`.
+fn cleanup(args: tracer::cli::CleanupArgs) -> anyhow::Result<i32> {
+    use tracer::{
+        follow::{check_privileges, cleanup, runs},
+        topology::NamespaceScope,
+    };
+    check_privileges()?;
+    let swept = cleanup::everywhere(
+        std::path::Path::new(runs::RUN_DIR),
+        &NamespaceScope::from_prefix(args.netns_prefix),
+    )?;
+    for filter in &swept.filters {
+        println!("removed filter {filter}");
+    }
+    for qdisc in &swept.qdiscs {
+        println!("removed clsact qdisc {qdisc}");
+    }
+    for problem in &swept.problems {
+        eprintln!("tracer: {problem}");
+    }
+    eprintln!("{}", swept.describe());
+    Ok(if swept.problems.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::FAILURE
+    })
 }
 
 fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {

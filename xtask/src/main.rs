@@ -5,7 +5,9 @@
 
 mod bench;
 mod fuzz;
+mod kernels;
 mod soak;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -39,6 +41,8 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some("vm") => vm::command(&args[1..]),
+        Some("kernels") => kernels::run(&args[1..]),
         Some("synth") => match &args[1..] {
             [seed, out, hops] => {
                 let written = bench::replicate(seed.as_ref(), out.as_ref(), hops.parse()?)?;
@@ -48,7 +52,7 @@ fn main() -> anyhow::Result<()> {
             _ => bail!("usage: cargo xtask synth SEED.trace OUT.trace HOPS"),
         },
         _ => bail!(
-            "usage: cargo xtask bench [--quick] | fuzz [--seconds N] | soak [--minutes N] | synth SEED OUT HOPS\n  bench   measure the data-path tax, kernel cost per hop, pipeline rate, loss, recording size, replay and start-up; write docs/benchmarks.md\n  fuzz    fuzz the recording reader (cargo-fuzz, nightly) from fuzz/corpus/reader\n  soak    a live follow in the terminal UI under steady traffic for N minutes (default 60): memory, CPU, clean exit; write docs/soak.md\n  synth   a large recording made of copies of a real one (for benchmarks)"
+            "usage: cargo xtask bench [--quick] | fuzz [--seconds N] | soak [--minutes N] | synth SEED OUT HOPS | vm --kernel K -- CMD | kernels [--kernel K]... [--smoke] [--docs]\n  bench   measure the data-path tax, kernel cost per hop, pipeline rate, loss, recording size, replay and start-up; write docs/benchmarks.md\n  fuzz    fuzz the recording reader (cargo-fuzz, nightly) from fuzz/corpus/reader\n  soak    a live follow in the terminal UI under steady traffic for N minutes (default 60): memory, CPU, clean exit; write docs/soak.md\n  synth   a large recording made of copies of a real one (for benchmarks)\n  vm      boot a kernel from scripts/setup.sh in a VM sharing this filesystem and run CMD there as root\n  kernels the kernel matrix: doctor and the privileged tests in a VM per kernel; --smoke: the few that show follow works; --docs: write docs/kernels.md"
         ),
     }
 }

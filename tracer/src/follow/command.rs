@@ -32,7 +32,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
             context: args.context.clone(),
         },
     };
-    let cluster = ClusterHandle::start(&source, std::time::Duration::from_secs(10))?;
+    let cluster = ClusterHandle::start(&source, args.api_timeout)?;
     let model = cluster.snapshot();
     let protocol = args.proto.map(|p| match p {
         crate::cli::Protocol::Tcp => IpProto::Tcp,
@@ -64,7 +64,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     for warning in follow::visibility_warnings(&topology, &plan) {
         eprintln!("  note: {warning}");
     }
-    let mut kernel = follow::Kernel::attach(&plan.filter, &attachments)?;
+    let mut kernel = follow::Kernel::attach(&plan.filter, &attachments, args.attach)?;
     let nodes: std::collections::BTreeSet<_> = topology
         .hosts
         .iter()
@@ -74,8 +74,9 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         })
         .collect();
     eprintln!(
-        "  watching {} interfaces on {} ({}); Ctrl-C to stop",
+        "  watching {} interfaces ({}) on {} ({}); Ctrl-C to stop",
         kernel.attached.len(),
+        kernel.mode.name(),
         if nodes.is_empty() {
             "this host".to_owned()
         } else {

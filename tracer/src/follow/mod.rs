@@ -3,21 +3,26 @@
 //!
 //! The kernel side is one object: TC classifiers on every interface of the path (each
 //! followed Pod's `eth0` inside the Pod and its host-side veth, every traced node's uplink
-//! and tunnel devices), attached as TCX links from a thread that entered the interface's
-//! namespace, plus `tp_btf/kfree_skb` for drops. The live source ([`live`]) reads events on
+//! and tunnel devices), attached from a thread that entered the interface's namespace as
+//! TCX links or netlink filters, whichever this kernel has ([`attach`]), plus
+//! `tp_btf/kfree_skb` for drops. The live source ([`live`]) reads events on
 //! this thread and hands them, with the cluster's names and the topology as they change,
 //! to the same pipeline a replay uses; nothing on that path calls the Kubernetes API
 //! (names come from the watch cache's latest model).
 //!
 //! Files: `command` (from arguments to a session and its summary), `plan` (arguments
 //! resolved), `live` (the live source and its loop), `signals` (Ctrl-C, SIGTERM, the UI's
-//! quit), `rediscover` (the cluster changing under a run), and here the topology
-//! discovery, attachments and the kernel side.
+//! quit), `rediscover` (the cluster changing under a run), `attach` (TCX or netlink, the
+//! hooks a run holds), `runs` and `cleanup` (netlink filters killed runs left), and here
+//! the topology discovery, attachments and the kernel side.
 
+pub mod attach;
+pub mod cleanup;
 pub mod command;
 pub mod live;
 pub mod plan;
 pub mod rediscover;
+pub mod runs;
 pub mod signals;
 
 use std::{collections::BTreeSet, time::Duration};
@@ -36,11 +41,7 @@ use crate::{
     exit::MissingPrivilege,
     k8s::model::ClusterModel,
     kernel_layout::KernelOffsets,
-    netns,
-    probes::{
-        kfree_skb,
-        tc::{self, AttachMode, Direction},
-    },
+    probes::{kfree_skb, tc::AttachMode},
     topology::{
         NamespaceScope, Topology, discover,
         roles::{HostRole, NodeRef, PodRef},
@@ -140,10 +141,14 @@ pub fn attachments(topology: &Topology, filter: &[std::net::Ipv4Addr]) -> Vec<At
 
 /// The kernel side of a run: programs loaded and attached, ring buffer open.
 pub struct Kernel {
+    /// Before `ebpf`: the hooks go first when a run ends.
+    hooks: attach::Hooks,
     ebpf: Ebpf,
     pub stream: EventStream,
     pub reasons: DropReasons,
     pub attached: Vec<Attachment>,
+    /// How the TC classifiers are attached in this run.
+    pub mode: AttachMode,
 }
 
 /// Refuses at once, naming what is missing, when this process cannot follow.
@@ -160,7 +165,13 @@ pub fn check_privileges() -> Result<(), MissingPrivilege> {
 }
 
 impl Kernel {
-    pub fn attach(filter: &[std::net::Ipv4Addr], plan: &[Attachment]) -> anyhow::Result<Self> {
+    /// Loads the programs, decides how to attach them here ([`attach::decide`]) and hooks
+    /// every interface of `plan`. Tells the user on stderr which way and what it hooked.
+    pub fn attach(
+        filter: &[std::net::Ipv4Addr],
+        plan: &[Attachment],
+        choice: attach::AttachChoice,
+    ) -> anyhow::Result<Self> {
         check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
         let offsets = KernelOffsets::from_btf(&btf).context("kernel struct offsets")?;
@@ -171,25 +182,36 @@ impl Kernel {
         })?;
         events::follow_addresses(&mut ebpf, filter)?;
         let aya_btf = aya::Btf::from_sys_fs().context("read kernel BTF")?;
-        if let Err(err) = kfree_skb::attach(&mut ebpf, &aya_btf) {
-            eprintln!("tracer: drops will not be seen ({err}); they show as \"not observed\"");
+        let drops = kfree_skb::attach(&mut ebpf, &aya_btf);
+        let decision = attach::decide(choice, &mut ebpf);
+        let (mut hooks, swept) = attach::Hooks::start(&mut ebpf, decision.mode)?;
+        if !swept.is_empty() {
+            eprintln!("  cleaned up after a killed tracer: {}", swept.describe());
         }
+        for problem in &swept.problems {
+            eprintln!("  note: cleaning up after a killed tracer: {problem}");
+        }
+        eprintln!(
+            "  attach mode: {} ({}){}",
+            decision.mode.name(),
+            decision.why,
+            match decision.mode {
+                AttachMode::Tcx => "; TCX links",
+                AttachMode::Netlink =>
+                    "; netlink filters under clsact qdiscs, removed on exit or by `tracer cleanup` after a kill",
+            }
+        );
+        eprintln!(
+            "  hooks: tc_ingress, tc_egress ({}); {}",
+            decision.mode.name(),
+            match &drops {
+                Ok(()) => "kfree_skb (tp_btf): drops with their reason".to_owned(),
+                Err(err) => format!("no drop hook ({err}): drops show as \"not observed\""),
+            }
+        );
         let mut attached = Vec::new();
         for attachment in plan {
-            let path = std::path::PathBuf::from(&attachment.netns_path);
-            let interface = attachment.interface.clone();
-            let result = netns::run_in(&path, move || {
-                let mut result = Ok(());
-                for direction in [Direction::Ingress, Direction::Egress] {
-                    if let Err(e) = tc::attach(&mut ebpf, &interface, direction, AttachMode::Tcx) {
-                        result = Err(e);
-                    }
-                }
-                (ebpf, result)
-            })
-            .with_context(|| format!("enter {}", attachment.netns_path))?;
-            ebpf = result.0;
-            match result.1 {
+            match hooks.attach(&mut ebpf, attachment) {
                 Ok(()) => attached.push(attachment.clone()),
                 Err(e) => eprintln!(
                     "tracer: not watching {} ({}): {e}",
@@ -202,10 +224,12 @@ impl Kernel {
         }
         let stream = EventStream::take(&mut ebpf)?;
         Ok(Self {
+            hooks,
             ebpf,
             stream,
             reasons,
             attached,
+            mode: decision.mode,
         })
     }
 

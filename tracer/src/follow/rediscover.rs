@@ -16,12 +16,13 @@
 //! - adds the followed targets' new addresses (a Service's new endpoints, a Pod's new
 //!   address) to the kernel filter with [`events::follow_addresses`]. Addresses are never
 //!   taken out: one that left may come back in a new Pod;
-//! - attaches TCX links to the interfaces it should watch and does not (a new Pod's `eth0`
-//!   and its host-side veth, by [`super::attachments`]), keyed by namespace cookie and
-//!   interface index, so a new veth that reuses an old name is attached again;
-//! - detaches the links it made on interfaces that are gone. They are TCX links: closing
-//!   them touches no qdisc and no filter (the kernel already unhooked them with the
-//!   device). Links made at start-up stay open until the run ends;
+//! - hooks the interfaces it should watch and does not (a new Pod's `eth0` and its
+//!   host-side veth, by [`super::attachments`]) through the run's one attach path
+//!   ([`super::attach::Hooks`], TCX links or netlink filters), keyed by namespace cookie
+//!   and interface index, so a new veth that reuses an old name is hooked again;
+//! - unhooks interfaces that are gone (the kernel already removed their TCX links and
+//!   filters with the device: this only releases tracer's side, inside the interface's
+//!   own namespace, and touches no one else's filter);
 //! - swaps in the new [`Topology`] that journeys are named from, and bumps
 //!   [`Rediscover::generation`] so names remembered from the old one are dropped.
 //!
@@ -47,19 +48,14 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     net::Ipv4Addr,
     os::unix::fs::MetadataExt as _,
-    path::Path,
     sync::{Arc, mpsc},
     time::{Duration, Instant},
 };
-
-use aya::programs::tc::SchedClassifierLinkId;
 
 use super::{Attachment, Kernel, plan};
 use crate::{
     events,
     k8s::{model::ClusterModel, resolve::Target, source::ClusterHandle},
-    netns,
-    probes::tc::{self, Direction},
     topology::{
         NamespaceScope, Topology, discover,
         roles::{Host, HostRole},
@@ -87,11 +83,9 @@ struct Found {
     topology: Topology,
 }
 
-/// An interface being watched, and the links this module made on it (none for the
-/// start-up ones).
+/// An interface being watched (its hooks are in the run's [`super::attach::Hooks`]).
 struct Watched {
     attachment: Attachment,
-    links: Vec<(Direction, SchedClassifierLinkId)>,
 }
 
 struct State {
@@ -147,7 +141,6 @@ impl Rediscover {
                     key,
                     Watched {
                         attachment: a.clone(),
-                        links: Vec::new(),
                     },
                 ))
             })
@@ -456,11 +449,7 @@ fn apply(
     let mut stopped = Vec::new();
     for key in gone {
         if let Some(watched) = state.watched.remove(&key) {
-            for (direction, link) in watched.links {
-                // The interface is gone, and the kernel unhooked the link with it: this
-                // only closes the link. An error here changes nothing for the run.
-                let _ = tc::detach(&mut kernel.ebpf, direction, link);
-            }
+            kernel.hooks.detach(&watched.attachment);
             stopped.push(watched.attachment.interface);
             state.vanished_interfaces += 1;
         }
@@ -470,10 +459,10 @@ fn apply(
         if state.watched.contains_key(&key) {
             continue;
         }
-        match attach(kernel, &attachment) {
-            Ok(links) => {
+        match kernel.hooks.attach(&mut kernel.ebpf, &attachment) {
+            Ok(()) => {
                 started.push(format!("{} ({})", attachment.interface, attachment.why));
-                state.watched.insert(key, Watched { attachment, links });
+                state.watched.insert(key, Watched { attachment });
             }
             Err(e) => notices.push(format!(
                 "not watching {} ({}): {e}",
@@ -502,32 +491,6 @@ fn apply(
         state.topology = Arc::new(merged);
         state.generation += 1;
     }
-}
-
-/// Attaches both classifiers to one interface inside its namespace, as TCX links; on
-/// failure nothing of it stays attached.
-fn attach(
-    kernel: &mut Kernel,
-    attachment: &Attachment,
-) -> Result<Vec<(Direction, SchedClassifierLinkId)>, String> {
-    let ebpf = &mut kernel.ebpf;
-    let interface = attachment.interface.as_str();
-    netns::run_in_scoped(Path::new(&attachment.netns_path), move || {
-        let mut links = Vec::new();
-        for direction in [Direction::Ingress, Direction::Egress] {
-            match tc::attach_tcx(ebpf, interface, direction) {
-                Ok(link) => links.push((direction, link)),
-                Err(e) => {
-                    for (direction, link) in links {
-                        let _ = tc::detach(ebpf, direction, link);
-                    }
-                    return Err(e.to_string());
-                }
-            }
-        }
-        Ok(links)
-    })
-    .map_err(|e| format!("enter {}: {e}", attachment.netns_path))?
 }
 
 /// Applies the naming rules of the module doc to a fresh discovery `live`, against the
