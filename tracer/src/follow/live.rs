@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Kernel, Limits, rediscover::Rediscover, signals};
+use super::{Kernel, rediscover::Rediscover, signals};
 use crate::{
     clock::monotonic_ns,
     journey::observation::{Hook, Observation},
@@ -23,6 +23,16 @@ use crate::{
     record::writer::{Recorder, RecordingReport},
     topology::Topology,
 };
+
+/// What ends a live session, and whether it correlates.
+pub struct Limits {
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    /// Record raw observations and leave correlation to `tracer replay` (the
+    /// `--output summary --record` session, the cheapest way to capture a flood). Has no
+    /// effect without a recorder, or once the recording has failed.
+    pub record_only: bool,
+}
 
 /// At the stop, the ring is drained at most this many times (each takes what is there).
 const FINAL_DRAINS: usize = 16;

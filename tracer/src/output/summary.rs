@@ -71,3 +71,62 @@ impl Summary {
         .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every counter reaches the JSON line under its name, zero or not, and the text says
+    /// each one that is not zero (the clauses themselves are tested in `pipeline::counters`).
+    #[test]
+    fn the_json_line_carries_every_counter_and_the_text_the_ones_that_happened() {
+        let mut summary = Summary::default();
+        summary.counters.pipeline.evicted = 3;
+        summary.counters.read.damaged = 1;
+        let json: serde_json::Value = serde_json::from_str(&summary.json()).unwrap();
+        let counters = &json["session_summary"]["counters"];
+        for (section, names) in [
+            (
+                "source",
+                &[
+                    "ringbuf_full",
+                    "parse_failed",
+                    "undecodable",
+                    "foreign_drops",
+                    "unrecorded_batches",
+                ][..],
+            ),
+            (
+                "pipeline",
+                &[
+                    "observations",
+                    "evicted",
+                    "filtered",
+                    "late_discards",
+                    "ui_dropped",
+                ][..],
+            ),
+            ("read", &["damaged", "damaged_bytes", "unknown_records"][..]),
+        ] {
+            for name in names {
+                assert!(
+                    counters[section][name].is_u64(),
+                    "{section}.{name} in {json}"
+                );
+            }
+        }
+        assert_eq!(counters["pipeline"]["evicted"], 3);
+        let text = summary.text();
+        assert!(text.starts_with("0 journeys: 0 delivered"), "{text}");
+        assert!(text.contains("events lost in the kernel: 0"), "{text}");
+        assert!(
+            text.contains("packets closed early (too many open): 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("damaged stretches of the recording skipped: 1"),
+            "{text}"
+        );
+        assert!(!text.contains("filtered"), "only what happened: {text}");
+    }
+}

@@ -29,6 +29,10 @@
 //! Nothing here changes a packet's fate: it only adds filter entries and hooks more
 //! interfaces with the same pass-through programs.
 //!
+//! Files: this one (the run's live topology, its tick, and applying a discovery: filter
+//! updates, attaching and detaching), `thread` (the discovery thread and the namespace
+//! fingerprint), `naming` (the rules below).
+//!
 //! Naming rules, for reused addresses and an API that lags the kernel:
 //! - **A namespace keeps its identity.** Namespace cookies are never reused, so a namespace
 //!   once known as Pod X is named X for as long as it exists, even after the API deleted X
@@ -47,19 +51,17 @@ use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     net::Ipv4Addr,
-    os::unix::fs::MetadataExt as _,
     sync::{Arc, mpsc},
     time::{Duration, Instant},
 };
 
+use naming::{bindings, merge, reconcile};
+use thread::discover_on_request;
+
 use super::{Attachment, Kernel, plan};
 use crate::{
-    events,
     k8s::{model::ClusterModel, resolve::Target, source::ClusterHandle},
-    topology::{
-        NamespaceScope, Topology, discover,
-        roles::{Host, HostRole},
-    },
+    topology::{Topology, roles::Host},
 };
 
 /// How often the set of network namespaces is compared with the last discovery's.
@@ -72,13 +74,13 @@ pub const RETAIN: Duration = Duration::from_secs(60);
 /// `(netns cookie, ifindex)`: an interface, whatever its name.
 type Key = (u64, u32);
 
-struct Request {
+pub(super) struct Request {
     model: Arc<ClusterModel>,
     /// Discover even when no namespace came or went.
     force: bool,
 }
 
-struct Found {
+pub(super) struct Found {
     model: Arc<ClusterModel>,
     topology: Topology,
 }
@@ -286,7 +288,7 @@ impl Rediscover {
             if new.is_empty() {
                 continue;
             }
-            match events::follow_addresses(&mut kernel.ebpf, &new) {
+            match kernel.follow_addresses(&new) {
                 Ok(()) => {
                     state.filter.extend(&new);
                     added.push(format!(
@@ -331,27 +333,6 @@ pub fn addresses_now(model: &ClusterModel, target: &Target) -> Vec<Ipv4Addr> {
         .unwrap_or_default()
 }
 
-/// A Pod's UID in `model`, or `namespace/name` when the model does not have it.
-fn uid_of(model: &ClusterModel, namespace: &str, name: &str) -> String {
-    model
-        .pod(namespace, name)
-        .map_or_else(|| format!("{namespace}/{name}"), |p| p.uid.clone())
-}
-
-/// Pod UID → namespace cookie, for the Pods of a topology.
-fn bindings(topology: &Topology, model: &ClusterModel) -> HashMap<String, u64> {
-    topology
-        .hosts
-        .iter()
-        .filter_map(|host| match &host.role {
-            HostRole::Pod(pod) => {
-                Some((uid_of(model, &pod.namespace, &pod.name), host.info.cookie))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
 /// The interface an attachment names, as `(cookie, ifindex)` in `topology`.
 fn key_of(topology: &Topology, attachment: &Attachment) -> Option<Key> {
     let host = topology
@@ -360,47 +341,6 @@ fn key_of(topology: &Topology, attachment: &Attachment) -> Option<Key> {
         .find(|h| h.info.path == attachment.netns_path)?;
     let link = host.info.link_named(&attachment.interface)?;
     Some((host.info.cookie, link.ifindex))
-}
-
-/// The rediscovery thread: discovers on request, when forced or when the namespaces
-/// changed; ends when the run drops its [`Rediscover`].
-fn discover_on_request(
-    requests: &mpsc::Receiver<Request>,
-    found: &mpsc::Sender<Found>,
-    scope: &NamespaceScope,
-) {
-    let mut namespaces = fingerprint(scope);
-    while let Ok(mut request) = requests.recv() {
-        // Coalesce what queued up meanwhile: the newest model, forced if any was.
-        for next in requests.try_iter() {
-            request = Request {
-                force: request.force || next.force,
-                model: next.model,
-            };
-        }
-        let now = fingerprint(scope);
-        if !request.force && now == namespaces {
-            continue;
-        }
-        namespaces = now;
-        let topology = super::discover_topology(&request.model, scope);
-        let reply = Found {
-            model: request.model,
-            topology,
-        };
-        if found.send(reply).is_err() {
-            return;
-        }
-    }
-}
-
-/// The network namespaces in `scope`, by device and inode.
-fn fingerprint(scope: &NamespaceScope) -> BTreeSet<(u64, u64)> {
-    discover::namespace_paths(scope)
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect()
 }
 
 /// Applies a discovery: names (the module doc's rules), filter-driven attachments, then
@@ -449,7 +389,7 @@ fn apply(
     let mut stopped = Vec::new();
     for key in gone {
         if let Some(watched) = state.watched.remove(&key) {
-            kernel.hooks.detach(&watched.attachment);
+            kernel.unhook(&watched.attachment);
             stopped.push(watched.attachment.interface);
             state.vanished_interfaces += 1;
         }
@@ -459,7 +399,7 @@ fn apply(
         if state.watched.contains_key(&key) {
             continue;
         }
-        match kernel.hooks.attach(&mut kernel.ebpf, &attachment) {
+        match kernel.hook(&attachment) {
             Ok(()) => {
                 started.push(format!("{} ({})", attachment.interface, attachment.why));
                 state.watched.insert(key, Watched { attachment });
@@ -493,351 +433,7 @@ fn apply(
     }
 }
 
-/// Applies the naming rules of the module doc to a fresh discovery `live`, against the
-/// topology in use (`previous`); returns what the user should be told.
-fn reconcile(
-    previous: &Topology,
-    live: &mut Topology,
-    bound: &mut HashMap<String, u64>,
-    doubted: &mut HashSet<u64>,
-    model: &ClusterModel,
-) -> Vec<String> {
-    let mut notices = Vec::new();
-    for host in &mut live.hosts {
-        let cookie = host.info.cookie;
-        // A namespace keeps its identity.
-        if let Some(HostRole::Pod(known)) = previous.host(cookie).map(|h| &h.role) {
-            let same = matches!(&host.role, HostRole::Pod(p)
-                if p.namespace == known.namespace && p.name == known.name);
-            if !same {
-                host.role = HostRole::Pod(known.clone());
-            }
-            continue;
-        }
-        // A Pod has one namespace.
-        let HostRole::Pod(pod) = &host.role else {
-            continue;
-        };
-        let uid = uid_of(model, &pod.namespace, &pod.name);
-        match bound.get(&uid) {
-            Some(&first) if first != cookie => {
-                if doubted.insert(cookie) {
-                    notices.push(format!(
-                        "a new network namespace holds {}, which the Kubernetes API still gives to Pod {} (seen in another namespace): its hops stay unnamed until the API names the new Pod",
-                        pod.ip,
-                        pod.qualified()
-                    ));
-                }
-                host.role = HostRole::Other;
-            }
-            _ => {
-                bound.insert(uid, cookie);
-            }
-        }
-    }
-    let uids: HashSet<&str> = model.pods().map(|p| p.uid.as_str()).collect();
-    bound.retain(|uid, _| uids.contains(uid.as_str()));
-    live.reindex();
-    notices
-}
-
-/// `live` plus the namespaces that vanished less than [`RETAIN`] ago, after it (so lookups
-/// by address find a live namespace first).
-fn merge(
-    mut live: Topology,
-    previous: &Topology,
-    vanished: &mut BTreeMap<u64, (Instant, Host)>,
-    now: Instant,
-) -> Topology {
-    for host in &previous.hosts {
-        if live.host(host.info.cookie).is_none() {
-            vanished
-                .entry(host.info.cookie)
-                .or_insert_with(|| (now, host.clone()));
-        }
-    }
-    vanished.retain(|cookie, (since, _)| {
-        live.host(*cookie).is_none() && now.duration_since(*since) < RETAIN
-    });
-    live.hosts
-        .extend(vanished.values().map(|(_, host)| host.clone()));
-    live.reindex();
-    live
-}
-
+mod naming;
 #[cfg(test)]
-mod tests {
-    use k8s_openapi::{
-        api::core::v1::{Pod, PodSpec, PodStatus},
-        apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    };
-
-    use super::*;
-    use crate::topology::{
-        Address, Link, NetnsInfo,
-        roles::{NodeRef, PodRef},
-    };
-
-    const NODE: u64 = 1;
-
-    fn link(ifindex: u32, name: &str, peer: Option<u32>) -> Link {
-        Link {
-            ifindex,
-            name: name.into(),
-            mtu: 1450,
-            kind: "veth".into(),
-            peer_ifindex: peer,
-            up: true,
-            master: None,
-            vxlan: None,
-        }
-    }
-
-    fn netns(cookie: u64, links: Vec<Link>, addresses: &[(u32, [u8; 4])]) -> NetnsInfo {
-        NetnsInfo {
-            cookie,
-            inode: cookie,
-            path: format!("/run/netns/ns{cookie}"),
-            links,
-            addresses: addresses
-                .iter()
-                .map(|&(ifindex, ip)| Address {
-                    ifindex,
-                    ip: Ipv4Addr::from(ip),
-                    prefix: 32,
-                })
-                .collect(),
-            routes: vec![],
-            dnat_rules: vec![],
-        }
-    }
-
-    /// Node cpu1 (cookie 1, 172.30.1.43) with one veth per Pod namespace: Pod namespace
-    /// `cookie` holds `eth0` (index 2) peered with the node's index `10 + cookie`.
-    fn discover(pods_in: &[(u64, [u8; 4])], model: &ClusterModel) -> Topology {
-        let mut node_links = vec![link(3, "enp2s0", None)];
-        let mut namespaces = Vec::new();
-        for &(cookie, ip) in pods_in {
-            let host_index = u32::try_from(10 + cookie).unwrap();
-            node_links.push(link(host_index, &format!("cali{cookie}"), Some(2)));
-            namespaces.push(netns(
-                cookie,
-                vec![link(2, "eth0", Some(host_index))],
-                &[(2, ip)],
-            ));
-        }
-        namespaces.insert(0, netns(NODE, node_links, &[(3, [172, 30, 1, 43])]));
-        let nodes = [NodeRef {
-            name: "cpu1".into(),
-            ips: vec![Ipv4Addr::new(172, 30, 1, 43)],
-        }];
-        let pods: Vec<PodRef> = model
-            .pods()
-            .filter_map(|p| {
-                Some(PodRef {
-                    namespace: p.namespace.clone(),
-                    name: p.name.clone(),
-                    ip: p.ip?,
-                    node: p.node.clone(),
-                })
-            })
-            .collect();
-        Topology::build(namespaces, &nodes, &pods)
-    }
-
-    fn model(pods: &[(&str, [u8; 4])]) -> ClusterModel {
-        let pods: Vec<Pod> = pods
-            .iter()
-            .map(|&(name, ip)| Pod {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    namespace: Some("default".into()),
-                    uid: Some(format!("uid-{name}")),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PodSpec {
-                    node_name: Some("cpu1".into()),
-                    ..PodSpec::default()
-                }),
-                status: Some(PodStatus {
-                    phase: Some("Running".into()),
-                    pod_ip: Some(Ipv4Addr::from(ip).to_string()),
-                    ..PodStatus::default()
-                }),
-            })
-            .collect();
-        ClusterModel::from_objects(&pods, &[], &[], &[])
-    }
-
-    fn pod_in(topology: &Topology, cookie: u64) -> Option<String> {
-        match &topology.host(cookie)?.role {
-            HostRole::Pod(p) => Some(p.name.clone()),
-            _ => None,
-        }
-    }
-
-    const OLD_IP: [u8; 4] = [10, 244, 184, 84];
-
-    /// Everything `apply` keeps between discoveries, minus the kernel.
-    struct Run {
-        topology: Topology,
-        bound: HashMap<String, u64>,
-        doubted: HashSet<u64>,
-        vanished: BTreeMap<u64, (Instant, Host)>,
-        start: Instant,
-    }
-
-    impl Run {
-        fn new(model: &ClusterModel, pods_in: &[(u64, [u8; 4])]) -> Self {
-            let topology = discover(pods_in, model);
-            Self {
-                bound: bindings(&topology, model),
-                topology,
-                doubted: HashSet::new(),
-                vanished: BTreeMap::new(),
-                start: Instant::now(),
-            }
-        }
-
-        /// One discovery at `secs` into the run; returns the notices.
-        fn discover(
-            &mut self,
-            model: &ClusterModel,
-            pods_in: &[(u64, [u8; 4])],
-            secs: u64,
-        ) -> Vec<String> {
-            let mut live = discover(pods_in, model);
-            let notices = reconcile(
-                &self.topology,
-                &mut live,
-                &mut self.bound,
-                &mut self.doubted,
-                model,
-            );
-            self.topology = merge(
-                live,
-                &self.topology,
-                &mut self.vanished,
-                self.start + Duration::from_secs(secs),
-            );
-            notices
-        }
-    }
-
-    #[test]
-    fn a_reused_address_is_not_given_to_the_old_pod_while_the_api_lags() {
-        let old = model(&[("nginx-old", OLD_IP)]);
-        let mut run = Run::new(&old, &[(5, OLD_IP)]);
-        assert_eq!(pod_in(&run.topology, 5).as_deref(), Some("nginx-old"));
-
-        // The old namespace is gone and a new one holds its address, but the API still
-        // says nginx-old: the new namespace stays unnamed, the old one is remembered.
-        let notices = run.discover(&old, &[(6, OLD_IP)], 1);
-        assert_eq!(pod_in(&run.topology, 6), None);
-        assert!(run.topology.host(6).is_some());
-        assert_eq!(notices.len(), 1, "{notices:?}");
-        assert!(notices[0].contains("default/nginx-old"), "{notices:?}");
-        assert_eq!(pod_in(&run.topology, 5).as_deref(), Some("nginx-old"));
-        assert_eq!(
-            run.topology
-                .pod_by_ip(Ipv4Addr::from(OLD_IP))
-                .map(|p| p.name.as_str()),
-            Some("nginx-old"),
-            "only the vanished namespace is named by that address"
-        );
-        // Said once.
-        assert!(run.discover(&old, &[(6, OLD_IP)], 1).is_empty());
-
-        // The API catches up: the new namespace is the new Pod, found first by address.
-        let new = model(&[("nginx-new", OLD_IP)]);
-        run.discover(&new, &[(6, OLD_IP)], 2);
-        assert_eq!(pod_in(&run.topology, 6).as_deref(), Some("nginx-new"));
-        assert_eq!(
-            run.topology
-                .pod_by_ip(Ipv4Addr::from(OLD_IP))
-                .map(|p| p.name.as_str()),
-            Some("nginx-new")
-        );
-        assert_eq!(pod_in(&run.topology, 5).as_deref(), Some("nginx-old"));
-
-        // Long after it vanished, the old namespace is forgotten.
-        run.discover(&new, &[(6, OLD_IP)], 2 + RETAIN.as_secs());
-        assert!(run.topology.host(5).is_none());
-        assert_eq!(pod_in(&run.topology, 6).as_deref(), Some("nginx-new"));
-    }
-
-    #[test]
-    fn a_namespace_keeps_its_pod_after_the_api_deleted_it() {
-        let both = model(&[("nginx-old", OLD_IP), ("nginx-new", [10, 244, 184, 65])]);
-        let mut run = Run::new(&both, &[(5, OLD_IP), (6, [10, 244, 184, 65])]);
-        // The API deleted the old Pod before its namespace went (a new address).
-        let new = model(&[("nginx-new", [10, 244, 184, 65])]);
-        run.discover(&new, &[(5, OLD_IP), (6, [10, 244, 184, 65])], 1);
-        assert_eq!(pod_in(&run.topology, 5).as_deref(), Some("nginx-old"));
-        assert_eq!(pod_in(&run.topology, 6).as_deref(), Some("nginx-new"));
-        // The host side of each veth still names its Pod.
-        let role = run.topology.interface_role(NODE, 15);
-        assert!(
-            matches!(role, crate::topology::roles::InterfaceRole::HostVeth(p) if p.name == "nginx-old")
-        );
-    }
-
-    #[test]
-    fn a_new_namespace_the_api_does_not_know_yet_is_unnamed_then_named() {
-        let old = model(&[("nginx-old", OLD_IP)]);
-        let mut run = Run::new(&old, &[(5, OLD_IP)]);
-        // Wired before the API shows the Pod (a new address): nothing to name it by.
-        assert!(
-            run.discover(&old, &[(5, OLD_IP), (7, [10, 244, 184, 65])], 1)
-                .is_empty()
-        );
-        assert_eq!(pod_in(&run.topology, 7), None);
-        assert!(matches!(
-            run.topology.interface_role(NODE, 17),
-            crate::topology::roles::InterfaceRole::Other
-        ));
-        let both = model(&[("nginx-old", OLD_IP), ("nginx-new", [10, 244, 184, 65])]);
-        run.discover(&both, &[(5, OLD_IP), (7, [10, 244, 184, 65])], 2);
-        assert_eq!(pod_in(&run.topology, 7).as_deref(), Some("nginx-new"));
-    }
-
-    #[test]
-    fn attachments_are_keyed_by_namespace_and_index() {
-        let m = model(&[("nginx-old", OLD_IP)]);
-        let topology = discover(&[(5, OLD_IP)], &m);
-        let wanted = super::super::attachments(&topology, &[Ipv4Addr::from(OLD_IP)]);
-        let keys: BTreeSet<Key> = wanted.iter().filter_map(|a| key_of(&topology, a)).collect();
-        // The uplink, the Pod's eth0 and its host side.
-        assert_eq!(keys, BTreeSet::from([(NODE, 3), (5, 2), (NODE, 15)]));
-        let stranger = Attachment {
-            netns_path: "/run/netns/elsewhere".into(),
-            interface: "eth0".into(),
-            why: String::new(),
-        };
-        assert_eq!(key_of(&topology, &stranger), None);
-    }
-
-    #[test]
-    fn followed_addresses_are_the_targets_current_ones() {
-        let m = model(&[("nginx-new", [10, 244, 184, 65])]);
-        let gone = Target::Pod(crate::k8s::model::PodInfo {
-            namespace: "default".into(),
-            name: "nginx-old".into(),
-            ip: Some(Ipv4Addr::from(OLD_IP)),
-            node: None,
-            ready: true,
-            owner: None,
-            uid: String::new(),
-        });
-        assert!(addresses_now(&m, &gone).is_empty());
-        let ip = Target::Ip(Ipv4Addr::from(OLD_IP));
-        assert_eq!(addresses_now(&m, &ip), [Ipv4Addr::from(OLD_IP)]);
-        let Some(now) = m.pod("default", "nginx-new").cloned() else {
-            panic!("pod");
-        };
-        assert_eq!(
-            addresses_now(&m, &Target::Pod(now)),
-            [Ipv4Addr::new(10, 244, 184, 65)]
-        );
-    }
-}
+mod tests;
+mod thread;

@@ -1,0 +1,154 @@
+//! The kernel side of a run: the programs loaded, the attach mode decided by probing
+//! ([`super::attach`]), every interface hooked, the ring buffer open, the drop-reason names,
+//! and what the programs cost.
+
+use anyhow::{Context as _, bail};
+use aya::Ebpf;
+
+use super::{Attachment, attach};
+use crate::{
+    btf::Btf,
+    caps,
+    drop_reason::DropReasons,
+    ebpf::{self, LoadOptions},
+    events::{self, EventStream},
+    exit::MissingPrivilege,
+    kernel_layout::KernelOffsets,
+    probes::{kfree_skb, tc::AttachMode},
+};
+
+/// The kernel side of a run: programs loaded and attached, ring buffer open.
+pub struct Kernel {
+    /// Before `ebpf`: the hooks go first when a run ends.
+    hooks: attach::Hooks,
+    ebpf: Ebpf,
+    pub stream: EventStream,
+    pub reasons: DropReasons,
+    pub attached: Vec<Attachment>,
+    /// How the TC classifiers are attached in this run.
+    pub mode: AttachMode,
+}
+
+/// Refuses at once, naming what is missing, when this process cannot follow.
+pub fn check_privileges() -> Result<(), MissingPrivilege> {
+    let missing = caps::missing(&caps::FOLLOW_NEEDS);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<_> = missing.iter().map(|c| c.name).collect();
+    Err(MissingPrivilege(format!(
+        "follow needs {} (run it as root, e.g. with sudo); `tracer doctor` shows what this user can do",
+        names.join(", ")
+    )))
+}
+
+impl Kernel {
+    /// Loads the programs, decides how to attach them here ([`attach::decide`]) and hooks
+    /// every interface of `plan`. Tells the user on stderr which way and what it hooked.
+    pub fn attach(
+        filter: &[std::net::Ipv4Addr],
+        plan: &[Attachment],
+        choice: attach::AttachChoice,
+    ) -> anyhow::Result<Self> {
+        check_privileges()?;
+        let btf = Btf::vmlinux().context("read kernel BTF")?;
+        let offsets = KernelOffsets::from_btf(&btf).context("kernel struct offsets")?;
+        let reasons = DropReasons::from_btf(&btf).unwrap_or_default();
+        let mut ebpf = ebpf::load(&LoadOptions {
+            trace_all: false,
+            offsets: Some(offsets),
+        })?;
+        events::follow_addresses(&mut ebpf, filter)?;
+        let aya_btf = aya::Btf::from_sys_fs().context("read kernel BTF")?;
+        let drops = kfree_skb::attach(&mut ebpf, &aya_btf);
+        let decision = attach::decide(choice, &mut ebpf);
+        let (mut hooks, swept) = attach::Hooks::start(&mut ebpf, decision.mode)?;
+        if !swept.is_empty() {
+            eprintln!("  cleaned up after a killed tracer: {}", swept.describe());
+        }
+        for problem in &swept.problems {
+            eprintln!("  note: cleaning up after a killed tracer: {problem}");
+        }
+        eprintln!(
+            "  attach mode: {} ({}){}",
+            decision.mode.name(),
+            decision.why,
+            match decision.mode {
+                AttachMode::Tcx => "; TCX links",
+                AttachMode::Netlink =>
+                    "; netlink filters under clsact qdiscs, removed on exit or by `tracer cleanup` after a kill",
+            }
+        );
+        eprintln!(
+            "  hooks: tc_ingress, tc_egress ({}); {}",
+            decision.mode.name(),
+            match &drops {
+                Ok(()) => "kfree_skb (tp_btf): drops with their reason".to_owned(),
+                Err(err) => format!("no drop hook ({err}): drops show as \"not observed\""),
+            }
+        );
+        let mut attached = Vec::new();
+        for attachment in plan {
+            match hooks.attach(&mut ebpf, attachment) {
+                Ok(()) => attached.push(attachment.clone()),
+                Err(e) => eprintln!(
+                    "tracer: not watching {} ({}): {e}",
+                    attachment.interface, attachment.why
+                ),
+            }
+        }
+        if attached.is_empty() {
+            bail!("no interface could be watched; see `tracer doctor`");
+        }
+        let stream = EventStream::take(&mut ebpf)?;
+        Ok(Self {
+            hooks,
+            ebpf,
+            stream,
+            reasons,
+            attached,
+            mode: decision.mode,
+        })
+    }
+
+    /// Hooks one more interface (a new Pod's, found while the run goes on).
+    pub fn hook(&mut self, attachment: &Attachment) -> Result<(), String> {
+        self.hooks.attach(&mut self.ebpf, attachment)
+    }
+
+    /// Lets go of an interface's hooks (it is gone).
+    pub fn unhook(&mut self, attachment: &Attachment) {
+        self.hooks.detach(attachment);
+    }
+
+    /// Adds addresses to the kernel's filter: packets from or to them are followed too.
+    pub fn follow_addresses(
+        &mut self,
+        addresses: &[std::net::Ipv4Addr],
+    ) -> Result<(), ebpf::LoadError> {
+        events::follow_addresses(&mut self.ebpf, addresses)
+    }
+
+    pub fn loss(&self) -> tracer_common::LossCounters {
+        events::loss(&self.ebpf).unwrap_or_default()
+    }
+
+    /// Average run time per invocation of each loaded program, from the kernel's BPF
+    /// statistics (only counted while [`enable_kernel_stats`]' descriptor is open).
+    pub fn program_costs(&self) -> Vec<(String, u64, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let info = program.info().ok()?;
+                let runs = info.run_count();
+                let ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
+                (runs > 0).then(|| (name.to_owned(), runs, ns / runs))
+            })
+            .collect()
+    }
+}
+
+/// Turns on the kernel's BPF run-time accounting until the returned descriptor is dropped.
+pub fn enable_kernel_stats() -> anyhow::Result<std::os::fd::OwnedFd> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).context("enable BPF run-time statistics")
+}
