@@ -8,6 +8,7 @@ LLVM_MAJOR=22
 APT_PACKAGES=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" libzstd-dev zlib1g-dev   # bpf-linker
   iptables iputils-ping curl iperf3 tcpdump tshark bpftool                        # lab and tests
+  nftables ipvsadm ipset                                                          # kube-proxy nftables/IPVS modes
 )
 
 step() { printf '[setup] %s\n' "$*"; }

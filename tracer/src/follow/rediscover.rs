@@ -583,6 +583,7 @@ mod tests {
                 .collect(),
             routes: vec![],
             dnat_rules: vec![],
+            proxy_modes: vec![],
         }
     }
 

@@ -229,6 +229,9 @@ impl Topology {
                 }
                 match host.info.link(ifindex) {
                     Some(link) if link.kind == "vxlan" => InterfaceRole::Tunnel(link),
+                    // A dummy carries nothing off the node (IPVS mode's kube-ipvs0 only holds
+                    // the ClusterIPs, on every node).
+                    Some(link) if link.kind == "dummy" => InterfaceRole::Other,
                     Some(_)
                         if host
                             .info
@@ -250,7 +253,8 @@ impl Topology {
     }
 
     /// The uplinks of a node: the interfaces holding one of its Node addresses (not the
-    /// Pod gateway bridge or the tunnel device, which have addresses of their own).
+    /// Pod gateway bridge, the tunnel device or a dummy such as IPVS mode's `kube-ipvs0`,
+    /// which have addresses of their own).
     pub fn uplinks(&self, node_cookie: u64) -> Vec<&Link> {
         let Some(host) = self.host(node_cookie) else {
             return Vec::new();
@@ -260,7 +264,7 @@ impl Topology {
             .iter()
             .filter(|a| self.is_node_address(a.ip))
             .filter_map(|a| host.info.link(a.ifindex))
-            .filter(|l| l.kind != "vxlan" && l.name != "lo")
+            .filter(|l| !matches!(l.kind.as_str(), "vxlan" | "dummy") && l.name != "lo")
             .collect()
     }
 

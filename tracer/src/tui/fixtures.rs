@@ -242,6 +242,12 @@ fn dnat(t: u64, client: Endpoints, endpoint: &Pod, chain: &str, index: usize) ->
         service_chain: Some(SVC_CHAIN.into()),
         endpoint_index: Some(index),
         endpoints_total: Some(3),
+        // As recorded before proxy modes: an iptables rule, its mode not stated.
+        proxy_mode: None,
+        nft_chain: None,
+        nft_service_chain: None,
+        ipvs_virtual_server: None,
+        ipvs_real_server: None,
     });
     h.note = format!(
         "{SERVICE} {CLUSTER_IP}:80 → {} {}:80, {chain}, endpoint {index} of 3",
@@ -368,6 +374,11 @@ fn reply_from_cpu1(
         service_chain: None,
         endpoint_index: None,
         endpoints_total: None,
+        proxy_mode: None,
+        nft_chain: None,
+        nft_service_chain: None,
+        ipvs_virtual_server: None,
+        ipvs_real_server: None,
     });
     undnat.note = format!(
         "conntrack reverses the Service DNAT: source {}:80 → {CLUSTER_IP}:80 ({SERVICE})",
