@@ -545,6 +545,27 @@ mod tests {
     }
 
     #[test]
+    fn kube_proxy_rules_follow_the_replacement_in_nftables_and_ipvs_mode() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let rollout = cluster
+            .rollout("nginx-test-7d9c4b6f5-abcde", false, "plan", 0)
+            .unwrap();
+        let after = cluster.with_changes(&rollout.changes);
+        let nginx = &after.services[0];
+        for node in kube_proxy_rules(&after, ProxyMode::Nftables) {
+            let text = node.nftables.unwrap();
+            assert!(text.contains(&nginx.nft_endpoint_chain(rollout.new.ip)));
+            assert!(!text.contains(&nginx.nft_endpoint_chain(rollout.old.ip)));
+        }
+        for node in kube_proxy_rules(&after, ProxyMode::Ipvs) {
+            let services = node.ipvs.unwrap().services;
+            let new = format!("-a -t 10.109.60.89:80 -r {}:80 -m -w 1", rollout.new.ip);
+            assert!(services.contains(&new), "{services:?}");
+            assert!(!services.iter().any(|l| l.contains("10.244.184.84")));
+        }
+    }
+
+    #[test]
     fn kube_proxy_rules_follow_the_replacement_on_every_node() {
         let cluster = Cluster::seed(Scenario::Healthy);
         let rollout = cluster

@@ -236,6 +236,50 @@ fn every_scenario_works_in_nftables_and_ipvs_mode() {
     }
 }
 
+/// `replace-pod` moves nginx-test's endpoint on cpu1 to a new Pod at 10.244.184.65:
+/// kube-proxy's rules in `mode` follow on every node, and the Service keeps answering.
+fn a_replaced_pod_moves_the_endpoint(lab: &Lab, mode: &str, shows: impl Fn(&str, &str) -> bool) {
+    let out = lab.tracer(&["lab", "replace-pod", "nginx-test-7d9c4b6f5-abcde"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in ["cpu1", "cpu2", "gpu1"] {
+        assert!(
+            shows(node, "10.244.184.65"),
+            "{mode} {node}: the new endpoint"
+        );
+        assert!(
+            !shows(node, "10.244.184.84"),
+            "{mode} {node}: the old one gone"
+        );
+    }
+    for _ in 0..6 {
+        let (code, page) = lab.curl("pod-nettest", "http://10.109.60.89/");
+        assert_eq!(code, 0, "{mode}: {page}");
+    }
+}
+
+#[test]
+fn a_replaced_pod_moves_the_endpoint_in_nftables_and_ipvs_mode() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up_in("healthy", "nftables");
+    a_replaced_pod_moves_the_endpoint(&lab, "nftables", |node, ip| {
+        lab.exec_ok(node, &["nft", "list", "table", "ip", "kube-proxy"])
+            .contains(&format!("dnat to {ip}:80"))
+    });
+    drop(lab);
+    if let Some(lab) = ipvs_lab("healthy") {
+        a_replaced_pod_moves_the_endpoint(&lab, "ipvs", |node, ip| {
+            lab.exec_ok(node, &["ipvsadm", "-Ln"])
+                .contains(&format!("-> {ip}:80"))
+        });
+    }
+}
+
 /// The host's network state: interfaces, addresses, routes, iptables and nftables rules.
 fn host_snapshot() -> String {
     let mut snapshot = String::new();

@@ -276,3 +276,64 @@ impl Topology {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::netinfo::Address;
+
+    fn link(ifindex: u32, name: &str, kind: &str) -> Link {
+        Link {
+            ifindex,
+            name: name.into(),
+            mtu: 1500,
+            kind: kind.into(),
+            peer_ifindex: None,
+            up: kind != "dummy",
+            master: None,
+            vxlan: None,
+        }
+    }
+
+    #[test]
+    fn kube_ipvs0_holding_the_cluster_ips_is_no_uplink() {
+        // An IPVS-mode node: its uplink, and the dummy holding every ClusterIP.
+        let node = NetnsInfo {
+            cookie: 7,
+            inode: 7,
+            path: "/run/netns/cpu2".into(),
+            links: vec![link(2, "enp2s0", ""), link(6, "kube-ipvs0", "dummy")],
+            addresses: vec![
+                Address {
+                    ifindex: 2,
+                    ip: Ipv4Addr::new(172, 30, 1, 80),
+                    prefix: 24,
+                },
+                Address {
+                    ifindex: 6,
+                    ip: Ipv4Addr::new(10, 109, 60, 89),
+                    prefix: 32,
+                },
+            ],
+            routes: vec![],
+            dnat_rules: vec![],
+            proxy_modes: vec![],
+        };
+        let topology = Topology::build(
+            vec![node],
+            &[NodeRef {
+                name: "cpu2".into(),
+                ips: vec![Ipv4Addr::new(172, 30, 1, 80)],
+            }],
+            &[],
+        );
+        let uplinks: Vec<&str> = topology
+            .uplinks(7)
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(uplinks, ["enp2s0"]);
+        assert_eq!(topology.interface_role(7, 2), InterfaceRole::Uplink);
+        assert_eq!(topology.interface_role(7, 6), InterfaceRole::Other);
+    }
+}

@@ -71,6 +71,7 @@ pub(super) fn info(
                     super::nat::no_endpoints_refusal(
                         ctx,
                         obs.netns_cookie,
+                        obs.tuple.proto,
                         std::net::SocketAddrV4::new(dst, obs.tuple.dport)
                     )
                 )

@@ -10,7 +10,7 @@ use crate::{
     journey::{
         memo::NatKey,
         model::{Hop, HopKind, Nat, Text},
-        observation::{Observation, Tuple},
+        observation::{IpProto, Observation, Tuple},
     },
     k8s::ObjectName,
     topology::{DnatRule, ProxyMode},
@@ -210,10 +210,15 @@ fn chooser_of(rule: Option<&DnatRule>, mode: ProxyMode) -> Option<Text> {
         .and_then(|r| r.chooser.as_deref().map(Text::from))
 }
 
-/// What refused a new connection to `service` (ClusterIP `dst`:`dport`), which has no
-/// endpoints, on the node of namespace `cookie`, in the words of the mode it runs there
-/// (iptables' when unknown, as in recordings made before proxy modes).
-pub(super) fn no_endpoints_refusal(ctx: &Context<'_>, cookie: u64, dst: SocketAddrV4) -> String {
+/// What refused a new `proto` connection to `dst`, the address of a Service without
+/// endpoints, on the node of namespace `cookie`, in the words of the kube-proxy mode it runs
+/// there (iptables' when unknown, as in recordings made before proxy modes).
+pub(super) fn no_endpoints_refusal(
+    ctx: &Context<'_>,
+    cookie: u64,
+    proto: IpProto,
+    dst: SocketAddrV4,
+) -> String {
     let modes = ctx
         .topology
         .host(cookie)
@@ -222,7 +227,8 @@ pub(super) fn no_endpoints_refusal(ctx: &Context<'_>, cookie: u64, dst: SocketAd
     match modes {
         [ProxyMode::Nftables] => "kube-proxy's nftables map no-endpoint-services sent it to reject-chain, which refused it (ICMP port unreachable to the sender)".to_owned(),
         [ProxyMode::Ipvs] => format!(
-            "its IPVS virtual server TCP {dst} has no real server, so IPVS refused it (ICMP port unreachable to the sender)"
+            "its IPVS virtual server {} {dst} has no real server, so IPVS refused it (ICMP port unreachable to the sender)",
+            proto.name().to_uppercase()
         ),
         _ => "kube-proxy's REJECT rule refused it (ICMP port unreachable to the sender)".to_owned(),
     }
