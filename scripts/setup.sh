@@ -9,6 +9,7 @@ APT_PACKAGES=(
   "llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" libzstd-dev zlib1g-dev   # bpf-linker
   iptables iputils-ping curl iperf3 tcpdump tshark bpftool                        # lab and tests
   qemu-system-x86 busybox-static kmod                                             # kernel VMs (cargo xtask vm)
+  nftables ipvsadm ipset                                                          # kube-proxy nftables/IPVS modes
 )
 VIRTME_NG_VERSION=1.42
 # The kernels the project tests in VMs: Debian bookworm's 6.1 (what Debian 12 nodes run, no

@@ -31,6 +31,7 @@ host_state() {
   ip route show table all 2>/dev/null || true
   ip -o link 2>/dev/null | sed 's/ state [A-Z]*//' || true
   iptables-save 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9:]*\]//' || true
+  nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/' || true
   tc qdisc show 2>/dev/null || true
   ip netns list 2>/dev/null | sed 's/ (id: [0-9]*)//' || true
 }

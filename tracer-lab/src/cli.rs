@@ -17,10 +17,13 @@ pub struct LabArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Build the lab (idempotent; switches scenario in place).
+    /// Build the lab (idempotent; switches scenario and proxy mode in place).
     Up {
         #[arg(long, default_value = "healthy")]
         scenario: String,
+        /// How kube-proxy implements Services: iptables, nftables or ipvs.
+        #[arg(long, default_value = "iptables")]
+        proxy_mode: String,
     },
     /// Remove everything the lab created.
     Down,
@@ -56,7 +59,13 @@ pub enum LabCommand {
 pub fn run(args: LabArgs) -> anyhow::Result<i32> {
     use std::io::Write as _;
     match args.command {
-        LabCommand::Up { scenario } => crate::up(crate::parse_scenario(&scenario)?)?,
+        LabCommand::Up {
+            scenario,
+            proxy_mode,
+        } => crate::up(
+            crate::parse_scenario(&scenario)?,
+            crate::parse_proxy_mode(&proxy_mode)?,
+        )?,
         LabCommand::Down => crate::down()?,
         // Written, not print!ed: print! panics when the pipe is closed.
         LabCommand::Status => std::io::stdout().write_all(crate::status()?.as_bytes())?,
@@ -90,6 +99,18 @@ mod tests {
             panic!("not exec")
         };
         assert_eq!((pod.as_str(), command.len()), ("nettest", 3));
+        let lab = Lab::try_parse_from(["lab", "up", "--proxy-mode", "nftables"]).unwrap();
+        let LabCommand::Up {
+            scenario,
+            proxy_mode,
+        } = lab.args.command
+        else {
+            panic!("not up")
+        };
+        assert_eq!(
+            (scenario.as_str(), proxy_mode.as_str()),
+            ("healthy", "nftables")
+        );
         let lab = Lab::try_parse_from(["lab", "replace-pod", "webapp", "--reuse-ip"]).unwrap();
         assert!(matches!(
             lab.args.command,

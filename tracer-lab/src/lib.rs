@@ -6,9 +6,10 @@
 //! namespaces it names `tracer-lab-…`.
 //!
 //! `spec` describes the cluster as data; `plan` turns it into `ip`/`bridge` batches,
-//! sysctls and (via `kube_proxy`) iptables rules; `apply` runs them inside the lab's
-//! namespaces; `state` records what was created so `down` removes exactly that; `daemon`
-//! runs the Pods' HTTP servers (`web`) and the Kubernetes API (`api`).
+//! sysctls and (via `kube_proxy`) kube-proxy's rules in the mode asked for (`--proxy-mode
+//! iptables|nftables|ipvs`); `apply` runs them inside the lab's namespaces; `state` records
+//! what was created so `down` removes exactly that; `daemon` runs the Pods' HTTP servers
+//! (`web`) and the Kubernetes API (`api`).
 //!
 //! The cluster is the scenario's seed plus the Pod changes made since `up`
 //! ([`spec::PodChange`], kept in `state`). `replace-pod` ([`replace_pod`]) replaces one
@@ -46,7 +47,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 pub use cli::{LabArgs, run};
-use spec::{Cluster, Scenario};
+use spec::{Cluster, ProxyMode, Scenario};
 use state::State;
 
 /// The lab needs root; the `tracer` binary turns this into its "missing privileges" exit
@@ -63,6 +64,12 @@ pub struct NeedsRoot;
 #[error("{0}")]
 pub struct BadUsage(pub String);
 
+/// The kernel lacks what the command needs (IPVS for `--proxy-mode ipvs`); the `tracer`
+/// binary turns this into its "kernel cannot support the command" exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KernelLacks(pub String);
+
 /// Where `up` writes the lab's kubeconfig (`/run/tracer-lab/kubeconfig` for the default
 /// lab): give it to kubectl and `tracer follow` with `--kubeconfig` or `$KUBECONFIG`.
 pub fn kubeconfig_path() -> std::path::PathBuf {
@@ -76,15 +83,79 @@ fn preflight() -> anyhow::Result<()> {
         return Err(NeedsRoot.into());
     }
     for tool in ["ip", "bridge", "iptables-restore"] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
-        if !found {
+        if !apply::on_path(tool) {
             bail!(
                 "`{tool}` is missing: the lab needs iproute2 and iptables (run scripts/setup.sh, or apt-get install iproute2 iptables)"
             );
         }
     }
     Ok(())
+}
+
+/// Refuses, with the reason, a proxy mode this machine cannot run: its tools (Debian's
+/// `nftables`, `ipvsadm` and `ipset`, which scripts/setup.sh installs) and, for IPVS, the
+/// kernel's IP Virtual Server, loaded as kube-proxy loads it (`modprobe ip_vs`).
+fn preflight_mode(mode: ProxyMode) -> anyhow::Result<()> {
+    let (tools, package): (&[&str], &str) = match mode {
+        ProxyMode::Iptables => (&[], ""),
+        ProxyMode::Nftables => (&["nft"], "nftables"),
+        ProxyMode::Ipvs => (&["ipvsadm", "ipset"], "ipvsadm ipset"),
+    };
+    for tool in tools {
+        if !apply::on_path(tool) {
+            bail!(
+                "`{tool}` is missing: --proxy-mode {mode} needs it (run scripts/setup.sh, or apt-get install {package})"
+            );
+        }
+    }
+    if mode == ProxyMode::Ipvs && !apply::ipvs_loaded() {
+        let modprobe = Command::new("modprobe")
+            .args(["-q", "ip_vs"])
+            .stderr(Stdio::null())
+            .status();
+        if !apply::ipvs_loaded() {
+            return Err(
+                KernelLacks(ipvs_missing_reason(modprobe.is_ok_and(|s| s.success()))).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Why IPVS is not there, as exactly as this machine can say.
+fn ipvs_missing_reason(modprobe_ok: bool) -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let built_without = Command::new("zcat")
+        .arg("/proc/config.gz")
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == "# CONFIG_IP_VS is not set")
+        });
+    let why = if built_without {
+        "it was built without IP Virtual Server (CONFIG_IP_VS is not set in /proc/config.gz)"
+            .to_owned()
+    } else if modprobe_ok {
+        "/proc/net/ip_vs is still absent after modprobe ip_vs".to_owned()
+    } else {
+        format!("modprobe ip_vs failed (no module ip_vs in /lib/modules/{release})")
+    };
+    format!(
+        "--proxy-mode ipvs needs the kernel's IP Virtual Server (ip_vs), and this kernel ({release}) has none: {why}; use --proxy-mode iptables or nftables here, or a kernel with IPVS"
+    )
+}
+
+pub fn parse_proxy_mode(name: &str) -> Result<ProxyMode, BadUsage> {
+    ProxyMode::from_name(name).ok_or_else(|| {
+        let valid: Vec<_> = ProxyMode::ALL.iter().map(|m| m.name()).collect();
+        BadUsage(format!(
+            "unknown proxy mode `{name}`; valid modes: {}",
+            valid.join(", ")
+        ))
+    })
 }
 
 pub fn parse_scenario(name: &str) -> Result<Scenario, BadUsage> {
@@ -97,9 +168,11 @@ pub fn parse_scenario(name: &str) -> Result<Scenario, BadUsage> {
     })
 }
 
-/// Builds the lab if needed and applies `scenario`; prints where the kubeconfig is.
-pub fn up(scenario: Scenario) -> anyhow::Result<()> {
+/// Builds the lab if needed and applies `scenario` with kube-proxy in `mode`; prints where
+/// the kubeconfig is.
+pub fn up(scenario: Scenario, mode: ProxyMode) -> anyhow::Result<()> {
     preflight()?;
+    preflight_mode(mode)?;
     let started = Instant::now();
     let state = State::open(&State::default_dir());
     state
@@ -148,17 +221,17 @@ pub fn up(scenario: Scenario) -> anyhow::Result<()> {
             }
         }
     }
-    let (batches, iptables) = plan::scenario(&cluster);
-    for batch in &batches {
+    for batch in &plan::scenario(&cluster) {
         apply::batch(batch)?;
     }
-    for (netns, rules) in &iptables {
-        apply::iptables_restore(netns, rules)?;
+    for node in &plan::kube_proxy_rules(&cluster, mode) {
+        apply::kube_proxy(node)?;
     }
     state.set_scenario(scenario)?;
+    state.set_proxy_mode(mode)?;
     ensure_daemon(&state)?;
     println!(
-        "lab up: scenario {scenario} ({}) in {:.1}s",
+        "lab up: scenario {scenario} ({}), kube-proxy in {mode} mode, in {:.1}s",
         scenario.description(),
         started.elapsed().as_secs_f64()
     );
@@ -253,6 +326,8 @@ pub fn status() -> anyhow::Result<String> {
     let existing = apply::existing_namespaces();
     let mut out = String::new();
     let _ = writeln!(out, "scenario   {scenario}: {}", scenario.description());
+    let mode = state.proxy_mode();
+    let _ = writeln!(out, "kube-proxy {mode} mode: {}", mode.description());
     match state.daemon_pid() {
         Some(pid) => {
             let _ = writeln!(
@@ -380,6 +455,7 @@ pub fn replace_pod(target: &str, reuse_ip: bool) -> anyhow::Result<()> {
     let seed = format!("{old}/{}/{}", now.as_nanos(), std::process::id());
     let rollout = cluster.rollout(&old, reuse_ip, &seed, now.as_secs())?;
     let daemon = state.daemon_pid().is_some();
+    let mode = state.proxy_mode();
     let mut cluster = cluster;
     for change in &rollout.changes {
         let next = cluster.clone().with_changes(std::slice::from_ref(change));
@@ -397,14 +473,14 @@ pub fn replace_pod(target: &str, reuse_ip: bool) -> anyhow::Result<()> {
                 // Serving (HTTP, API) before kube-proxy sends it traffic.
                 state.push_change(change)?;
                 wait_for_daemon(&state, daemon)?;
-                for (netns, rules) in plan::kube_proxy_rules(&next) {
-                    apply::iptables_restore(&netns, &rules)?;
+                for node in &plan::kube_proxy_rules(&next, mode) {
+                    apply::kube_proxy(node)?;
                 }
             }
             spec::PodChange::Remove { .. } => {
                 // No new connections to it, then out of the API, then unwired.
-                for (netns, rules) in plan::kube_proxy_rules(&next) {
-                    apply::iptables_restore(&netns, &rules)?;
+                for node in &plan::kube_proxy_rules(&next, mode) {
+                    apply::kube_proxy(node)?;
                 }
                 state.push_change(change)?;
                 wait_for_daemon(&state, daemon)?;
@@ -482,6 +558,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("namespace default"), "{err}");
+    }
+
+    #[test]
+    fn unknown_proxy_modes_list_the_valid_ones() {
+        let err = parse_proxy_mode("userspace").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown proxy mode `userspace`; valid modes: iptables, nftables, ipvs"
+        );
+        assert_eq!(parse_proxy_mode("ipvs").unwrap(), ProxyMode::Ipvs);
     }
 
     #[test]

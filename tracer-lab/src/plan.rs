@@ -12,18 +12,20 @@
 //!   outside the cluster (NodePort from outside).
 //!
 //! A scenario (applied on every `up`, so `up` switches in place) sets the node addresses,
-//! Calico's routes (`proto 80`), VXLAN neighbours and FDB entries, MTUs and the iptables
-//! rules. Its cleanup batch runs with `-force`, since what it removes may not exist yet.
+//! Calico's routes (`proto 80`), VXLAN neighbours and FDB entries and MTUs; kube-proxy's
+//! rules follow in the proxy mode asked for ([`kube_proxy_rules`]). The scenario's cleanup
+//! batch runs with `-force`, since what it removes may not exist yet.
 //!
 //! A Pod replaced after `up` (`lab replace-pod`) is wired by [`add_pod`] exactly as
 //! [`topology`] wires the seed's Pods, unwired by [`remove_pod`], and kube-proxy's rules are
 //! rewritten alone ([`kube_proxy_rules`]), without the rest of a scenario switch.
 
 use super::{
-    kube_proxy,
+    kube_proxy::{self, NodeRules},
     spec::{
-        CALICO_ROUTE_PROTO, Cluster, Node, OUTSIDE_CLIENT_IP, POD_GATEWAY, Pod, ROUTER_LAN_IP,
-        ROUTER_REMOTE_IP, SERVICE_NETWORK, UPLINK, VXLAN_DEVICE, VXLAN_MTU, VXLAN_PORT, VXLAN_VNI,
+        CALICO_ROUTE_PROTO, Cluster, Node, OUTSIDE_CLIENT_IP, POD_GATEWAY, Pod, ProxyMode,
+        ROUTER_LAN_IP, ROUTER_REMOTE_IP, SERVICE_NETWORK, UPLINK, VXLAN_DEVICE, VXLAN_MTU,
+        VXLAN_PORT, VXLAN_VNI,
     },
 };
 
@@ -267,20 +269,20 @@ pub fn remove_pod(pod: &Pod) -> Batch {
     node
 }
 
-/// `iptables-restore` input for every node: kube-proxy's rules for `cluster`, without the
-/// rest of a scenario switch (which briefly flushes the nodes' routes).
-pub fn kube_proxy_rules(cluster: &Cluster) -> Vec<(String, String)> {
+/// kube-proxy's rules in `mode` for every node (with each node's own firewall rule), for a
+/// scenario switch or alone (a replaced Pod: without the rest of a scenario switch, which
+/// briefly flushes the nodes' routes).
+pub fn kube_proxy_rules(cluster: &Cluster, mode: ProxyMode) -> Vec<NodeRules> {
     cluster
         .nodes
         .iter()
-        .map(|n| (node_netns(n.name), kube_proxy::rules(cluster)))
+        .map(|n| kube_proxy::node_rules(cluster, mode, n, &node_netns(n.name)))
         .collect()
 }
 
-/// Batches that (re)apply `cluster.scenario`, and each node's iptables rules.
-pub fn scenario(cluster: &Cluster) -> (Vec<Batch>, Vec<(String, String)>) {
+/// Batches that (re)apply `cluster.scenario`'s addresses, routes and MTUs.
+pub fn scenario(cluster: &Cluster) -> Vec<Batch> {
     let mut batches = Vec::new();
-    let mut iptables = Vec::new();
 
     let mut lan = Batch::new(&lan_netns(), Tool::Ip);
     for node in &cluster.nodes {
@@ -309,13 +311,12 @@ pub fn scenario(cluster: &Cluster) -> (Vec<Batch>, Vec<(String, String)>) {
             batches.push(fdb);
         }
     }
-    iptables.extend(kube_proxy_rules(cluster));
     for pod in &cluster.pods {
         let mut mtu = Batch::new(&pod_netns(&pod.name), Tool::Ip);
         mtu.line(format!("link set eth0 mtu {}", pod.mtu));
         batches.push(mtu);
     }
-    (batches, iptables)
+    batches
 }
 
 fn node_routes(cluster: &Cluster, node: &Node) -> Batch {
@@ -417,7 +418,7 @@ mod tests {
     #[test]
     fn healthy_routes_are_the_seeds() {
         let cluster = Cluster::seed(Scenario::Healthy);
-        let (batches, _) = scenario(&cluster);
+        let batches = scenario(&cluster);
         let cpu1 = lines_of(&batches, "tracer-lab-cpu1");
         assert!(
             cpu1.contains(&"route add 10.244.5.192/26 via 172.30.1.38 dev enp2s0 onlink proto 80")
@@ -432,7 +433,7 @@ mod tests {
     #[test]
     fn wrong_interface_leaves_cpu1_without_block_routes() {
         let cluster = Cluster::seed(Scenario::WrongInterface);
-        let (batches, _) = scenario(&cluster);
+        let batches = scenario(&cluster);
         let cpu1 = lines_of(&batches, "tracer-lab-cpu1");
         assert!(!cpu1.iter().any(|l| l.contains("10.244.102.128/26")));
         let cpu2 = lines_of(&batches, "tracer-lab-cpu2");
@@ -445,7 +446,7 @@ mod tests {
     #[test]
     fn vxlan_and_cross_subnet_route_through_the_tunnel() {
         let cluster = Cluster::seed(Scenario::Vxlan);
-        let (batches, _) = scenario(&cluster);
+        let batches = scenario(&cluster);
         let cpu2 = lines_of(&batches, "tracer-lab-cpu2");
         assert!(cpu2.contains(
             &"route add 10.244.184.64/26 via 10.244.184.64 dev vxlan.calico onlink proto 80"
@@ -455,7 +456,7 @@ mod tests {
         }));
 
         let cluster = Cluster::seed(Scenario::CrossSubnet);
-        let (batches, _) = scenario(&cluster);
+        let batches = scenario(&cluster);
         let cpu1 = lines_of(&batches, "tracer-lab-cpu1");
         assert!(
             cpu1.contains(
@@ -544,16 +545,38 @@ mod tests {
     }
 
     #[test]
+    fn kube_proxy_rules_follow_the_replacement_in_nftables_and_ipvs_mode() {
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let rollout = cluster
+            .rollout("nginx-test-7d9c4b6f5-abcde", false, "plan", 0)
+            .unwrap();
+        let after = cluster.with_changes(&rollout.changes);
+        let nginx = &after.services[0];
+        for node in kube_proxy_rules(&after, ProxyMode::Nftables) {
+            let text = node.nftables.unwrap();
+            assert!(text.contains(&nginx.nft_endpoint_chain(rollout.new.ip)));
+            assert!(!text.contains(&nginx.nft_endpoint_chain(rollout.old.ip)));
+        }
+        for node in kube_proxy_rules(&after, ProxyMode::Ipvs) {
+            let services = node.ipvs.unwrap().services;
+            let new = format!("-a -t 10.109.60.89:80 -r {}:80 -m -w 1", rollout.new.ip);
+            assert!(services.contains(&new), "{services:?}");
+            assert!(!services.iter().any(|l| l.contains("10.244.184.84")));
+        }
+    }
+
+    #[test]
     fn kube_proxy_rules_follow_the_replacement_on_every_node() {
         let cluster = Cluster::seed(Scenario::Healthy);
         let rollout = cluster
             .rollout("nginx-test-7d9c4b6f5-abcde", false, "plan", 0)
             .unwrap();
         let after = cluster.with_changes(&rollout.changes);
-        let rules = kube_proxy_rules(&after);
+        let rules = kube_proxy_rules(&after, ProxyMode::Iptables);
         assert_eq!(rules.len(), 3);
         let nginx = &after.services[0];
-        for (_, text) in &rules {
+        for node in &rules {
+            let text = node.iptables.as_deref().unwrap();
             assert!(text.contains(&format!("-j DNAT --to-destination {}:80", rollout.new.ip)));
             assert!(text.contains(&nginx.sep_chain(rollout.new.ip)));
             assert!(!text.contains("10.244.184.84:80"));

@@ -87,6 +87,56 @@ impl fmt::Display for Scenario {
     }
 }
 
+/// How kube-proxy implements Services on every node: the same Services and endpoints,
+/// three dataplanes. Independent of the scenario (`lab up --proxy-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProxyMode {
+    /// `KUBE-SERVICES` → `KUBE-SVC-…` → `KUBE-SEP-…` chains in iptables' `nat` table.
+    #[default]
+    Iptables,
+    /// The `kube-proxy` nftables table: verdict maps, per-Service and per-endpoint chains.
+    Nftables,
+    /// IPVS virtual servers on `kube-ipvs0`'s addresses, with iptables and ipsets for
+    /// masquerading and filtering.
+    Ipvs,
+}
+
+impl ProxyMode {
+    pub const ALL: [Self; 3] = [Self::Iptables, Self::Nftables, Self::Ipvs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Iptables => "iptables",
+            Self::Nftables => "nftables",
+            Self::Ipvs => "ipvs",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Iptables => {
+                "iptables nat chains KUBE-SERVICES -> KUBE-SVC-... -> KUBE-SEP-... (statistic --mode random)"
+            }
+            Self::Nftables => {
+                "the kube-proxy nftables table: @service-ips -> service-... chain -> numgen random vmap -> endpoint-... chain (dnat)"
+            }
+            Self::Ipvs => {
+                "IPVS virtual servers (rr) on kube-ipvs0's ClusterIPs, real servers in masquerade mode, ipsets and iptables for SNAT"
+            }
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl fmt::Display for ProxyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ipv4Net {
@@ -240,6 +290,43 @@ impl Service {
             port_proto_hash(&format!("{}tcp", self.port_name()), &ep)
         )
     }
+}
+
+impl Service {
+    /// kube-proxy's nftables name base for this Service port, `servicePortChainNameBase`:
+    /// `ns/name/proto/port-name`, behind a hash of itself.
+    fn nft_base(&self) -> String {
+        hash_and_truncate(&format!("{}/{}/tcp/", self.namespace, self.name))
+    }
+
+    /// The nftables cluster-policy chain, `service-HASH-ns/name/tcp/`: it picks an
+    /// endpoint (`numgen random mod n vmap`).
+    pub fn nft_service_chain(&self) -> String {
+        format!("service-{}", self.nft_base())
+    }
+
+    /// The nftables chain for external (NodePort) traffic, `external-HASH-ns/name/tcp/`.
+    pub fn nft_external_chain(&self) -> String {
+        format!("external-{}", self.nft_base())
+    }
+
+    /// The nftables chain that DNATs to one endpoint, as `servicePortEndpointChainNameBase`:
+    /// `endpoint-HASH-ns/name/tcp/__ip/port`.
+    pub fn nft_endpoint_chain(&self, endpoint: Ipv4Addr) -> String {
+        let name = format!(
+            "{}/{}/tcp/__{endpoint}/{}",
+            self.namespace, self.name, self.target_port
+        );
+        format!("endpoint-{}", hash_and_truncate(&name))
+    }
+}
+
+/// kube-proxy's nftables `hashAndTruncate`: the first 8 base32 characters of the name's
+/// SHA-256, a dash, the name (the lab's names are far below nftables' length limit, so the
+/// truncation never applies).
+fn hash_and_truncate(name: &str) -> String {
+    let digest = sha256(name.as_bytes());
+    format!("{}-{name}", &base32(&digest)[..8])
 }
 
 /// kube-proxy's `portProtoHash`: base32(sha256(a + b)), first 16 characters.
@@ -696,6 +783,37 @@ mod tests {
             nginx.sep_chain(Ipv4Addr::new(10, 244, 184, 84)),
             "KUBE-SEP-3DGSCWRDZYIA2HSW"
         );
+    }
+
+    #[test]
+    fn nftables_chain_names_are_kube_proxys() {
+        // kube-proxy's own examples (pkg/proxy/nftables/proxier.go): the hash is of the name.
+        assert_eq!(
+            hash_and_truncate("ns1/svc1/tcp/p80"),
+            "ULMVA6XW-ns1/svc1/tcp/p80"
+        );
+        assert_eq!(
+            hash_and_truncate("ns1/svc1/tcp/p80__10.180.0.1/80"),
+            "5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80"
+        );
+        let cluster = Cluster::seed(Scenario::Healthy);
+        let nginx = &cluster.services[0];
+        assert_eq!(
+            nginx.nft_service_chain(),
+            "service-E674OMPI-default/nginx-test/tcp/"
+        );
+        assert_eq!(
+            nginx.nft_endpoint_chain(Ipv4Addr::new(10, 244, 102, 138)),
+            "endpoint-BN54LRN2-default/nginx-test/tcp/__10.244.102.138/80"
+        );
+        assert_eq!(
+            cluster.services[1].nft_external_chain(),
+            "external-PC2HMAMJ-default/webapp/tcp/"
+        );
+        for mode in ProxyMode::ALL {
+            assert_eq!(ProxyMode::from_name(mode.name()), Some(mode));
+        }
+        assert_eq!(ProxyMode::default(), ProxyMode::Iptables);
     }
 
     #[test]

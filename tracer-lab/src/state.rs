@@ -1,8 +1,8 @@
 //! What the lab has created, kept under `/run/tracer-lab/` so `down` removes exactly that,
 //! even after a crashed `up`: namespace names are recorded *before* they are created.
 //!
-//! It also holds what the cluster is now: the scenario, and the Pod changes made since
-//! `up` (`changes`, one [`PodChange`] a line), from which [`State::cluster`] derives the
+//! It also holds what the cluster is now: the scenario, kube-proxy's mode, and the Pod
+//! changes made since `up` (`changes`, one [`PodChange`] a line), from which [`State::cluster`] derives the
 //! cluster every command and the daemon use. The daemon writes how many changes it has
 //! served (`applied`), so `replace-pod` can wait for the API and the HTTP servers before
 //! it moves traffic.
@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::spec::{Cluster, PodChange, Scenario};
+use super::spec::{Cluster, PodChange, ProxyMode, Scenario};
 
 pub struct State {
     dir: PathBuf,
@@ -84,6 +84,20 @@ impl State {
         let tmp = self.file("scenario.tmp");
         fs::write(&tmp, scenario.name())?;
         fs::rename(tmp, self.file("scenario"))
+    }
+
+    /// kube-proxy's mode; iptables for a lab built before modes existed.
+    pub fn proxy_mode(&self) -> ProxyMode {
+        fs::read_to_string(self.file("proxy-mode"))
+            .ok()
+            .and_then(|text| ProxyMode::from_name(text.trim()))
+            .unwrap_or_default()
+    }
+
+    pub fn set_proxy_mode(&self, mode: ProxyMode) -> io::Result<()> {
+        let tmp = self.file("proxy-mode.tmp");
+        fs::write(&tmp, mode.name())?;
+        fs::rename(tmp, self.file("proxy-mode"))
     }
 
     /// The Pod changes made since `up`, in order.
@@ -178,6 +192,9 @@ mod tests {
         assert_eq!(state.scenario(), None);
         state.set_scenario(Scenario::Vxlan).unwrap();
         assert_eq!(state.scenario(), Some(Scenario::Vxlan));
+        assert_eq!(state.proxy_mode(), ProxyMode::Iptables);
+        state.set_proxy_mode(ProxyMode::Ipvs).unwrap();
+        assert_eq!(state.proxy_mode(), ProxyMode::Ipvs);
         assert_eq!(state.daemon_pid(), None);
 
         assert!(state.changes().is_empty());

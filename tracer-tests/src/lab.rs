@@ -15,6 +15,37 @@ impl Lab {
         Self::up_named("", scenario)
     }
 
+    /// A lab with kube-proxy in `proxy_mode` (`iptables`, `nftables`, `ipvs`).
+    pub fn up_in(scenario: &str, proxy_mode: &str) -> Self {
+        Self::try_up_in(scenario, proxy_mode).unwrap_or_else(|out| {
+            panic!(
+                "lab up --scenario {scenario} --proxy-mode {proxy_mode}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// Like [`Lab::up_in`], or what `lab up` said when it failed (nothing is left then).
+    pub fn try_up_in(scenario: &str, proxy_mode: &str) -> Result<Self, Output> {
+        let lab = Self {
+            prefix: format!("tlt{}-", std::process::id()),
+        };
+        let out = lab.tracer(&[
+            "lab",
+            "up",
+            "--scenario",
+            scenario,
+            "--proxy-mode",
+            proxy_mode,
+        ]);
+        if out.status.success() {
+            Ok(lab)
+        } else {
+            Err(out)
+        }
+    }
+
     /// A second lab beside [`Lab::up`]'s, told apart by `tag` in its prefix (`tlt<pid><tag>-`).
     pub fn up_named(tag: &str, scenario: &str) -> Self {
         let lab = Self {
@@ -39,7 +70,19 @@ impl Lab {
     }
 
     pub fn switch(&self, scenario: &str) {
-        let out = self.tracer(&["lab", "up", "--scenario", scenario]);
+        self.switch_to(scenario, "iptables");
+    }
+
+    /// `lab up` in place, to another scenario or proxy mode.
+    pub fn switch_to(&self, scenario: &str, proxy_mode: &str) {
+        let out = self.tracer(&[
+            "lab",
+            "up",
+            "--scenario",
+            scenario,
+            "--proxy-mode",
+            proxy_mode,
+        ]);
         assert!(
             out.status.success(),
             "{}",

@@ -19,6 +19,12 @@ pub const KERNEL_UNSUPPORTED: i32 = 4;
 #[error("{0}")]
 pub struct MissingPrivilege(pub String);
 
+/// An error that means "this kernel cannot do it" (the lab's IPVS mode on a kernel without
+/// IPVS); `main` exits with [`KERNEL_UNSUPPORTED`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KernelUnsupported(pub String);
+
 /// A malformed or meaningless argument found after parsing (clap's own checks exit 2
 /// before this); `main` exits with [`USAGE`].
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,9 @@ pub fn status_of(error: &anyhow::Error) -> i32 {
     for cause in error.chain() {
         if cause.is::<MissingPrivilege>() {
             return NO_PRIVILEGE;
+        }
+        if cause.is::<KernelUnsupported>() {
+            return KERNEL_UNSUPPORTED;
         }
         if cause.is::<Usage>()
             || cause
@@ -123,6 +132,8 @@ mod tests {
         let privilege =
             anyhow::Error::new(MissingPrivilege("needs CAP_BPF".into())).context("follow");
         assert_eq!(status_of(&privilege), NO_PRIVILEGE);
+        let kernel = anyhow::Error::new(KernelUnsupported("no IPVS".into()));
+        assert_eq!(status_of(&kernel), KERNEL_UNSUPPORTED);
         let usage = anyhow::Error::new(Usage("unknown scenario `x`".into()));
         assert_eq!(status_of(&usage), USAGE);
         let bad_ip = anyhow::Error::new(ResolveError::BadSpec {

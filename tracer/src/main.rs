@@ -141,13 +141,17 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
     Ok(if failed { exit::FAILURE } else { exit::SUCCESS })
 }
 
-/// `tracer lab …`: the lab crate's own command line; its "needs root" becomes ours.
+/// `tracer lab …`: the lab crate's own command line; its "needs root", "invalid usage" and
+/// "this kernel lacks it" become ours.
 fn run_lab(args: tracer_lab::LabArgs) -> anyhow::Result<i32> {
     tracer_lab::run(args).map_err(|err| match err.downcast::<tracer_lab::NeedsRoot>() {
         Ok(needs_root) => exit::MissingPrivilege(needs_root.to_string()).into(),
         Err(other) => match other.downcast::<tracer_lab::BadUsage>() {
             Ok(usage) => exit::Usage(usage.0).into(),
-            Err(other) => other,
+            Err(other) => match other.downcast::<tracer_lab::KernelLacks>() {
+                Ok(lacks) => exit::KernelUnsupported(lacks.0).into(),
+                Err(other) => other,
+            },
         },
     })
 }

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::observation::IpProto;
+use crate::topology::ProxyMode;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -225,12 +226,29 @@ pub struct Nat {
     pub service: Option<Text>,
     /// The endpoint Pod chosen, `namespace/name`.
     pub endpoint_pod: Option<Text>,
-    /// kube-proxy chains: `KUBE-SEP-…` (the DNAT) and `KUBE-SVC-…` (that chose it).
+    /// kube-proxy's iptables chains: `KUBE-SEP-…` (the DNAT) and `KUBE-SVC-…` (that chose
+    /// it). Iptables mode only; the other modes have fields of their own below.
     pub chain: Option<Text>,
     pub service_chain: Option<Text>,
     /// 1-based position of the endpoint among the Service's ready endpoints, and their count.
     pub endpoint_index: Option<usize>,
     pub endpoints_total: Option<usize>,
+    /// Which kube-proxy mode's rule did it, as found on the node (absent when no rule was
+    /// found, and in recordings made before proxy modes).
+    #[serde(default)]
+    pub proxy_mode: Option<ProxyMode>,
+    /// nftables mode: the `endpoint-…` chain that DNATed, and the `service-…` chain whose
+    /// `numgen random` verdict map chose it.
+    #[serde(default)]
+    pub nft_chain: Option<Text>,
+    #[serde(default)]
+    pub nft_service_chain: Option<Text>,
+    /// IPVS mode: the virtual server (`TCP 10.109.60.89:80 rr`) and the real server it chose
+    /// (`10.244.5.203:80 Masq`).
+    #[serde(default)]
+    pub ipvs_virtual_server: Option<Text>,
+    #[serde(default)]
+    pub ipvs_real_server: Option<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Finds every network namespace on the machine and reads each one with `ip -j` and
-//! `iptables-save`, run from a thread that has entered it (children inherit the thread's
-//! namespace), so unnamed namespaces (`/proc/PID/ns/net`, as container runtimes leave
-//! them) are read the same way as named ones.
+//! kube-proxy's tools (`iptables-save`, `nft`, the IPVS table: [`super::kube_proxy`]), run
+//! from a thread that has entered it (children inherit the thread's namespace), so unnamed
+//! namespaces (`/proc/PID/ns/net`, as container runtimes leave them) are read the same way
+//! as named ones.
 
 use std::{
     collections::HashSet,
@@ -14,7 +15,10 @@ use std::{
 
 use serde_json::Value;
 
-use super::netinfo::{Address, DnatRule, Link, NetnsInfo, Route, Vxlan};
+use super::{
+    kube_proxy,
+    netinfo::{Address, Link, NetnsInfo, Route, Vxlan},
+};
 use crate::netns;
 
 /// Which network namespaces discovery reads.
@@ -92,7 +96,7 @@ pub fn read(path: &Path) -> Option<NetnsInfo> {
         let links = parse_links(&ip_json(&["-d", "link", "show"])?);
         let addresses = parse_addresses(&ip_json(&["addr", "show"])?);
         let routes = parse_routes(&ip_json(&["route", "show", "table", "main"])?);
-        let dnat_rules = parse_dnat_rules(&iptables_save());
+        let (dnat_rules, proxy_modes) = kube_proxy::read();
         Some(NetnsInfo {
             cookie,
             inode,
@@ -101,6 +105,7 @@ pub fn read(path: &Path) -> Option<NetnsInfo> {
             addresses,
             routes,
             dnat_rules,
+            proxy_modes,
         })
     })
     .ok()
@@ -113,18 +118,6 @@ fn ip_json(args: &[&str]) -> Option<Value> {
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
-}
-
-fn iptables_save() -> String {
-    let mut text = String::new();
-    for table in ["nat", "filter"] {
-        if let Ok(out) = Command::new("iptables-save").args(["-t", table]).output()
-            && out.status.success()
-        {
-            text.push_str(&String::from_utf8_lossy(&out.stdout));
-        }
-    }
-    text
 }
 
 fn u32_of(value: &Value, key: &str) -> Option<u32> {
@@ -243,68 +236,6 @@ pub fn parse_routes(json: &Value) -> Vec<Route> {
         .collect()
 }
 
-/// kube-proxy's DNAT rules, each with the `KUBE-SVC-…` chain that jumps to it.
-pub fn parse_dnat_rules(iptables_save: &str) -> Vec<DnatRule> {
-    let mut jumps: Vec<(String, String)> = Vec::new(); // (svc chain, sep chain), in rule order
-    let mut rules = Vec::new();
-    for line in iptables_save.lines() {
-        let Some(rest) = line.strip_prefix("-A ") else {
-            continue;
-        };
-        let mut words = rest.split_whitespace();
-        let Some(chain) = words.next() else { continue };
-        let tokens: Vec<&str> = rest.split_whitespace().collect();
-        let target = tokens
-            .iter()
-            .position(|t| *t == "-j")
-            .and_then(|i| tokens.get(i + 1));
-        if chain.starts_with("KUBE-SVC-")
-            && let Some(sep) = target.filter(|t| t.starts_with("KUBE-SEP-"))
-        {
-            jumps.push((chain.to_owned(), (*sep).to_owned()));
-        }
-        if target == Some(&"DNAT")
-            && let Some(to) = tokens
-                .iter()
-                .position(|t| *t == "--to-destination")
-                .and_then(|i| tokens.get(i + 1))
-            && let Some((ip, port)) = to.split_once(':')
-            && let (Ok(ip), Ok(port)) = (ip.parse(), port.parse())
-        {
-            rules.push(DnatRule {
-                sep_chain: chain.to_owned(),
-                svc_chain: None,
-                to: ip,
-                to_port: port,
-                comment: comment_of(rest),
-            });
-        }
-    }
-    for rule in &mut rules {
-        rule.svc_chain = jumps
-            .iter()
-            .find(|(_, sep)| *sep == rule.sep_chain)
-            .map(|(svc, _)| svc.clone());
-    }
-    rules
-}
-
-fn comment_of(rule: &str) -> String {
-    rule.split("--comment ")
-        .nth(1)
-        .map(|rest| {
-            if let Some(quoted) = rest.strip_prefix('"') {
-                quoted.split('"').next().unwrap_or_default().to_owned()
-            } else {
-                rest.split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            }
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,22 +293,5 @@ mod tests {
         assert_eq!(routes[1].describe(), "blackhole 10.244.102.128/26 proto 80");
         assert_eq!(routes[2].prefix, 32);
         assert_eq!(routes[3].describe(), "default via 172.30.1.1 dev enp2s0");
-    }
-
-    #[test]
-    fn finds_kube_proxy_dnat_rules_and_their_service_chain() {
-        let save = "*nat\n\
-            -A KUBE-SVC-W67AXLFK7VEUVN6G -m comment --comment \"default/nginx-test -> 10.244.102.138:80\" -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-SOT6P6LQ532M4OEI\n\
-            -A KUBE-SEP-SOT6P6LQ532M4OEI -p tcp -m comment --comment \"default/nginx-test\" -m tcp -j DNAT --to-destination 10.244.102.138:80\n\
-            COMMIT\n";
-        let rules = parse_dnat_rules(save);
-        assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0].sep_chain, "KUBE-SEP-SOT6P6LQ532M4OEI");
-        assert_eq!(
-            rules[0].svc_chain.as_deref(),
-            Some("KUBE-SVC-W67AXLFK7VEUVN6G")
-        );
-        assert_eq!(rules[0].to, Ipv4Addr::new(10, 244, 102, 138));
-        assert_eq!(rules[0].comment, "default/nginx-test");
     }
 }

@@ -1,6 +1,7 @@
-//! One network namespace as `ip -j` and `iptables-save` describe it.
+//! One network namespace as `ip -j`, and kube-proxy's rules in it (`iptables-save`, `nft`,
+//! the IPVS table), describe it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,16 +88,81 @@ impl Route {
     }
 }
 
-/// A DNAT rule of kube-proxy: `-A KUBE-SEP-… -p tcp … -j DNAT --to-destination ip:port`,
-/// and the Service chain that jumps to it, in the order of its rules.
+/// How kube-proxy implements Services in a namespace (a node's): which of its dataplanes
+/// wrote the rules found there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    /// `KUBE-SERVICES` → `KUBE-SVC-…` → `KUBE-SEP-…` in iptables' `nat` table.
+    #[default]
+    Iptables,
+    /// The `ip kube-proxy` nftables table.
+    Nftables,
+    /// IPVS virtual servers (with ipsets and a few iptables rules beside them).
+    Ipvs,
+}
+
+impl ProxyMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Iptables => "iptables",
+            Self::Nftables => "nftables",
+            Self::Ipvs => "ipvs",
+        }
+    }
+}
+
+impl std::fmt::Display for ProxyMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One way kube-proxy sends a Service's traffic to one endpoint, in whichever mode wrote
+/// it: the endpoint, the Service as kube-proxy names it, the rule that rewrites the
+/// destination and the one that chose it among the Service's endpoints.
+///
+/// Recordings made before proxy modes existed hold iptables rules under the same field
+/// names (`sep_chain`, `svc_chain`), and read back as iptables rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnatRule {
-    pub sep_chain: String,
-    pub svc_chain: Option<String>,
+    /// What rewrites the destination: iptables' `KUBE-SEP-…` chain, nftables'
+    /// `endpoint-HASH-ns/name/tcp/__ip/port` chain, or IPVS's real server as `ipvsadm -Ln`
+    /// shows it (`10.244.5.203:80 Masq`).
+    #[serde(rename = "sep_chain")]
+    pub rule: String,
+    /// What chose it: iptables' `KUBE-SVC-…` chain (`statistic --mode random`), nftables'
+    /// `service-HASH-ns/name/tcp/` chain (`numgen random mod n vmap`), or the IPVS virtual
+    /// server (`TCP 10.109.60.89:80 rr`).
+    #[serde(rename = "svc_chain")]
+    pub chooser: Option<String>,
     pub to: Ipv4Addr,
     pub to_port: u16,
-    /// The rule's comment: kube-proxy writes `ns/name` of the Service there.
+    /// The Service port as kube-proxy names it (`ns/name`, `ns/name:port`): iptables writes
+    /// it as the rules' comment, nftables into its chain names. Empty for IPVS, which knows
+    /// addresses only.
     pub comment: String,
+    #[serde(default)]
+    pub mode: ProxyMode,
+    /// IPVS: the virtual server's address, which is how its rules are told apart (they
+    /// name no Service).
+    #[serde(default)]
+    pub virtual_address: Option<SocketAddrV4>,
+}
+
+impl DnatRule {
+    /// The rule as `follow` names it on the DNAT hop: `KUBE-SEP-…` (as always in iptables
+    /// mode), `nftables chain endpoint-…`, `IPVS TCP 10.109.60.89:80 rr → 10.244.5.203:80 Masq`.
+    pub fn describe(&self) -> String {
+        match self.mode {
+            ProxyMode::Iptables => self.rule.clone(),
+            ProxyMode::Nftables => format!("nftables chain {}", self.rule),
+            ProxyMode::Ipvs => match &self.chooser {
+                Some(virtual_server) => format!("IPVS {virtual_server} → {}", self.rule),
+                None => format!("IPVS real server {}", self.rule),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,9 +176,12 @@ pub struct NetnsInfo {
     pub links: Vec<Link>,
     pub addresses: Vec<Address>,
     pub routes: Vec<Route>,
-    /// kube-proxy's DNAT rules, parsed from `iptables-save` (the rule text itself is not
-    /// kept: on a large cluster it runs to megabytes per node).
+    /// kube-proxy's rules to its endpoints, from whichever modes run here (the rule text
+    /// itself is not kept: on a large cluster it runs to megabytes per node).
     pub dnat_rules: Vec<DnatRule>,
+    /// The kube-proxy modes whose rules were found here (none in a Pod's namespace).
+    #[serde(default)]
+    pub proxy_modes: Vec<ProxyMode>,
 }
 
 impl NetnsInfo {
@@ -173,6 +242,7 @@ mod tests {
                 route([10, 244, 5, 192], 26, "b"),
             ],
             dnat_rules: vec![],
+            proxy_modes: vec![],
         };
         assert_eq!(
             ns.route_to(Ipv4Addr::new(10, 244, 5, 203))
@@ -193,5 +263,25 @@ mod tests {
             route([10, 244, 5, 192], 26, "enp2s0").describe(),
             "10.244.5.192/26 dev enp2s0 proto 80"
         );
+    }
+
+    #[test]
+    fn rules_recorded_before_proxy_modes_read_back_as_iptables_rules() {
+        // A namespace as a recording from before proxy modes holds it.
+        let old = r#"{"cookie":4,"inode":4026532,"path":"/run/netns/tracer-lab-cpu2","links":[],"addresses":[],"routes":[],
+            "dnat_rules":[{"sep_chain":"KUBE-SEP-SOT6P6LQ532M4OEI","svc_chain":"KUBE-SVC-W67AXLFK7VEUVN6G","to":"10.244.102.138","to_port":80,"comment":"default/nginx-test"}]}"#;
+        let ns: NetnsInfo = serde_json::from_str(old).unwrap();
+        let rule = &ns.dnat_rules[0];
+        assert_eq!(rule.mode, ProxyMode::Iptables);
+        assert_eq!(rule.rule, "KUBE-SEP-SOT6P6LQ532M4OEI");
+        assert_eq!(rule.chooser.as_deref(), Some("KUBE-SVC-W67AXLFK7VEUVN6G"));
+        assert_eq!(rule.virtual_address, None);
+        assert!(ns.proxy_modes.is_empty());
+        assert_eq!(rule.describe(), "KUBE-SEP-SOT6P6LQ532M4OEI");
+        // And what is written now keeps those names.
+        let json = serde_json::to_value(rule).unwrap();
+        assert_eq!(json["sep_chain"], "KUBE-SEP-SOT6P6LQ532M4OEI");
+        assert_eq!(json["svc_chain"], "KUBE-SVC-W67AXLFK7VEUVN6G");
+        assert_eq!(json["mode"], "iptables");
     }
 }

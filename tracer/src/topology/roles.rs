@@ -229,6 +229,9 @@ impl Topology {
                 }
                 match host.info.link(ifindex) {
                     Some(link) if link.kind == "vxlan" => InterfaceRole::Tunnel(link),
+                    // A dummy carries nothing off the node (IPVS mode's kube-ipvs0 only holds
+                    // the ClusterIPs, on every node).
+                    Some(link) if link.kind == "dummy" => InterfaceRole::Other,
                     Some(_)
                         if host
                             .info
@@ -250,7 +253,8 @@ impl Topology {
     }
 
     /// The uplinks of a node: the interfaces holding one of its Node addresses (not the
-    /// Pod gateway bridge or the tunnel device, which have addresses of their own).
+    /// Pod gateway bridge, the tunnel device or a dummy such as IPVS mode's `kube-ipvs0`,
+    /// which have addresses of their own).
     pub fn uplinks(&self, node_cookie: u64) -> Vec<&Link> {
         let Some(host) = self.host(node_cookie) else {
             return Vec::new();
@@ -260,7 +264,7 @@ impl Topology {
             .iter()
             .filter(|a| self.is_node_address(a.ip))
             .filter_map(|a| host.info.link(a.ifindex))
-            .filter(|l| l.kind != "vxlan" && l.name != "lo")
+            .filter(|l| !matches!(l.kind.as_str(), "vxlan" | "dummy") && l.name != "lo")
             .collect()
     }
 
@@ -270,5 +274,66 @@ impl Topology {
             Some(peer) => format!("{}@if{peer}", link.name),
             None => link.name.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::netinfo::Address;
+
+    fn link(ifindex: u32, name: &str, kind: &str) -> Link {
+        Link {
+            ifindex,
+            name: name.into(),
+            mtu: 1500,
+            kind: kind.into(),
+            peer_ifindex: None,
+            up: kind != "dummy",
+            master: None,
+            vxlan: None,
+        }
+    }
+
+    #[test]
+    fn kube_ipvs0_holding_the_cluster_ips_is_no_uplink() {
+        // An IPVS-mode node: its uplink, and the dummy holding every ClusterIP.
+        let node = NetnsInfo {
+            cookie: 7,
+            inode: 7,
+            path: "/run/netns/cpu2".into(),
+            links: vec![link(2, "enp2s0", ""), link(6, "kube-ipvs0", "dummy")],
+            addresses: vec![
+                Address {
+                    ifindex: 2,
+                    ip: Ipv4Addr::new(172, 30, 1, 80),
+                    prefix: 24,
+                },
+                Address {
+                    ifindex: 6,
+                    ip: Ipv4Addr::new(10, 109, 60, 89),
+                    prefix: 32,
+                },
+            ],
+            routes: vec![],
+            dnat_rules: vec![],
+            proxy_modes: vec![],
+        };
+        let topology = Topology::build(
+            vec![node],
+            &[NodeRef {
+                name: "cpu2".into(),
+                ips: vec![Ipv4Addr::new(172, 30, 1, 80)],
+            }],
+            &[],
+        );
+        let uplinks: Vec<&str> = topology
+            .uplinks(7)
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(uplinks, ["enp2s0"]);
+        assert_eq!(topology.interface_role(7, 2), InterfaceRole::Uplink);
+        assert_eq!(topology.interface_role(7, 6), InterfaceRole::Other);
     }
 }

@@ -46,6 +46,7 @@ fn netns(cookie: u64, links: Vec<Link>, addresses: &[(u32, [u8; 4])]) -> NetnsIn
             .collect(),
         routes: vec![],
         dnat_rules: vec![],
+        proxy_modes: vec![],
     }
 }
 

@@ -66,8 +66,14 @@ pub(super) fn info(
                 .filter(|s| s.ready_endpoints == 0)
             {
                 format!(
-                    "Service {} has no endpoints: kube-proxy's REJECT rule refused it (ICMP port unreachable to the sender)",
-                    service.name
+                    "Service {} has no endpoints: {}",
+                    service.name,
+                    super::nat::no_endpoints_refusal(
+                        ctx,
+                        obs.netns_cookie,
+                        obs.tuple.proto,
+                        std::net::SocketAddrV4::new(dst, obs.tuple.dport)
+                    )
                 )
             } else {
                 format!("an iptables/nftables rule on {where_} dropped it")

@@ -1,15 +1,19 @@
 //! NAT seen between two observations on one node: the packet's addresses changed, so a
-//! rule rewrote them — kube-proxy's Service DNAT (named by Service, endpoint and chain),
-//! conntrack reversing it on a reply, or a masquerade and its reversal.
+//! rule rewrote them — kube-proxy's Service DNAT (named by Service, endpoint and the rule
+//! of whichever mode the node runs: iptables chain, nftables chain, IPVS virtual and real
+//! server), conntrack reversing it on a reply, or a masquerade and its reversal.
+
+use std::net::SocketAddrV4;
 
 use super::{Context, ServiceRef, endpoints};
 use crate::{
     journey::{
         memo::NatKey,
         model::{Hop, HopKind, Nat, Text},
-        observation::{Observation, Tuple},
+        observation::{IpProto, Observation, Tuple},
     },
     k8s::ObjectName,
+    topology::{DnatRule, ProxyMode},
 };
 
 /// The NAT hops between `prev` and `obs` (none when the addresses did not change).
@@ -31,6 +35,11 @@ pub(super) fn hops(
         service_chain: None,
         endpoint_index: None,
         endpoints_total: None,
+        proxy_mode: None,
+        nft_chain: None,
+        nft_service_chain: None,
+        ipvs_virtual_server: None,
+        ipvs_real_server: None,
     };
     let dnat_service = ctx.service_at(before.dst, before.dport, before.proto);
     if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_none() {
@@ -130,11 +139,7 @@ fn service_dnat(
     let host = ctx.topology.host(prev.netns_cookie);
     let rule = host.and_then(|h| {
         h.info.dnat_rules.iter().find(|r| {
-            r.to == after.dst
-                && r.to_port == after.dport
-                && service
-                    .as_ref()
-                    .is_none_or(|s| ObjectName::of_rule_comment(&r.comment) == Some(s.name.clone()))
+            r.to == after.dst && r.to_port == after.dport && serves(r, service.as_ref(), before)
         })
     });
     let position = service.as_ref().and_then(|s| {
@@ -152,10 +157,15 @@ fn service_dnat(
         after: endpoints(after),
         service: name,
         endpoint_pod: hop.pod.clone(),
-        chain: rule.map(|r| Text::from(r.sep_chain.as_str())),
-        service_chain: rule.and_then(|r| r.svc_chain.as_deref().map(Text::from)),
+        chain: rule_of(rule, ProxyMode::Iptables),
+        service_chain: chooser_of(rule, ProxyMode::Iptables),
         endpoint_index: position.map(|p| p.0),
         endpoints_total: position.map(|p| p.1),
+        proxy_mode: rule.map(|r| r.mode),
+        nft_chain: rule_of(rule, ProxyMode::Nftables),
+        nft_service_chain: chooser_of(rule, ProxyMode::Nftables),
+        ipvs_virtual_server: chooser_of(rule, ProxyMode::Ipvs),
+        ipvs_real_server: rule_of(rule, ProxyMode::Ipvs),
     });
     hop.note = format!(
         "{} {}:{} → {} {}:{}{}{}",
@@ -167,7 +177,7 @@ fn service_dnat(
         endpoint_pod.as_ref().map_or("", |p| p.name.as_str()),
         after.dst,
         after.dport,
-        rule.map(|r| format!(", {}", r.sep_chain))
+        rule.map(|r| format!(", {}", r.describe()))
             .unwrap_or_default(),
         position
             .map(|(i, n)| format!(", endpoint {i} of {n}"))
@@ -175,4 +185,51 @@ fn service_dnat(
     )
     .into();
     hop
+}
+
+/// Whether `rule` is the Service's: by the name kube-proxy gave it (iptables comments,
+/// nftables chain names), or, for IPVS, which names none, by the virtual address the packet
+/// was sent to.
+fn serves(rule: &DnatRule, service: Option<&ServiceRef>, before: Tuple) -> bool {
+    match rule.virtual_address {
+        Some(address) => address == SocketAddrV4::new(before.dst, before.dport),
+        None => service
+            .is_none_or(|s| ObjectName::of_rule_comment(&rule.comment) == Some(s.name.clone())),
+    }
+}
+
+/// The rule that DNATed, when it is `mode`'s.
+fn rule_of(rule: Option<&DnatRule>, mode: ProxyMode) -> Option<Text> {
+    rule.filter(|r| r.mode == mode)
+        .map(|r| Text::from(r.rule.as_str()))
+}
+
+/// What chose the endpoint, when it is `mode`'s.
+fn chooser_of(rule: Option<&DnatRule>, mode: ProxyMode) -> Option<Text> {
+    rule.filter(|r| r.mode == mode)
+        .and_then(|r| r.chooser.as_deref().map(Text::from))
+}
+
+/// What refused a new `proto` connection to `dst`, the address of a Service without
+/// endpoints, on the node of namespace `cookie`, in the words of the kube-proxy mode it runs
+/// there (iptables' when unknown, as in recordings made before proxy modes).
+pub(super) fn no_endpoints_refusal(
+    ctx: &Context<'_>,
+    cookie: u64,
+    proto: IpProto,
+    dst: SocketAddrV4,
+) -> String {
+    let modes = ctx
+        .topology
+        .host(cookie)
+        .map(|h| h.info.proxy_modes.as_slice())
+        .unwrap_or_default();
+    match modes {
+        [ProxyMode::Nftables] => "kube-proxy's nftables map no-endpoint-services sent it to reject-chain, which refused it (ICMP port unreachable to the sender)".to_owned(),
+        [ProxyMode::Ipvs] => format!(
+            "its IPVS virtual server {} {dst} has no real server, so IPVS refused it (ICMP port unreachable to the sender)",
+            proto.name().to_uppercase()
+        ),
+        _ => "kube-proxy's REJECT rule refused it (ICMP port unreachable to the sender)".to_owned(),
+    }
 }

@@ -211,6 +211,12 @@ fn changed(f: &mut Vec<Field>, h: &Hop) {
         }
         opt(f, "chain", n.chain.clone());
         opt(f, "svc chain", n.service_chain.clone());
+        // Labels fit the column (10): the nftables and IPVS mode's own names.
+        opt(f, "nft chain", n.nft_chain.clone());
+        opt(f, "nft svc", n.nft_service_chain.clone());
+        opt(f, "ipvs vs", n.ipvs_virtual_server.clone());
+        opt(f, "ipvs rs", n.ipvs_real_server.clone());
+        opt(f, "kube-proxy", n.proxy_mode.map(|m| m.name().to_owned()));
     }
     if let Some(r) = &h.route {
         let style = if &*r.kind == "none" {

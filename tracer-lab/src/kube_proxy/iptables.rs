@@ -1,8 +1,7 @@
-//! kube-proxy's iptables rules for one lab node, generated the way kube-proxy (iptables
-//! mode) lays them out: the same chains, jumps, comments, `statistic` probabilities and
-//! masquerade marking, so `iptables-save` in the lab reads like a real node's and the
-//! chain names are the seed's. The text is fed to `iptables-restore` inside the node's
-//! namespace, replacing its `nat` and `filter` tables (the lab owns those namespaces).
+//! kube-proxy's iptables mode, generated the way kube-proxy lays its rules out: the same
+//! chains, jumps, comments, `statistic` probabilities and masquerade marking, so
+//! `iptables-save` in the lab reads like a real node's and the chain names are the seed's.
+//! The rules are the same on every node.
 //!
 //! The rule shapes follow kube-proxy's `syncProxyRules` (pkg/proxy/iptables/proxier.go):
 //! `KUBE-SERVICES` matches each ClusterIP:port and jumps to `KUBE-SVC-…`, which picks one
@@ -11,16 +10,14 @@
 //! (mark for masquerade) → `KUBE-SVC-…`. A Service without endpoints gets a REJECT rule in
 //! the filter table's `KUBE-SERVICES` / `KUBE-EXTERNAL-SERVICES`.
 
-use std::fmt::Write as _;
-
-use super::spec::{Cluster, POD_NETWORK, Scenario, Service, ServiceType};
+use super::Tables;
+use crate::spec::{Cluster, POD_NETWORK, Service, ServiceType};
 
 const MASQ_MARK: &str = "0x4000/0x4000";
 
-/// `iptables-restore` input for a node (kube-proxy writes the same rules on every node).
-pub fn rules(cluster: &Cluster) -> String {
-    let mut nat = Rules::default();
-    let mut filter = Rules::default();
+/// kube-proxy's `nat` and `filter` rules in iptables mode.
+pub(super) fn rules(cluster: &Cluster, tables: &mut Tables) {
+    let Tables { nat, filter } = tables;
 
     for chain in [
         "KUBE-SERVICES",
@@ -69,26 +66,19 @@ pub fn rules(cluster: &Cluster) -> String {
     filter.rule("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
 
     for service in &cluster.services {
-        service_rules(cluster, service, &mut nat, &mut filter);
+        service_rules(cluster, service, nat, filter);
     }
     nat.rule(
         "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
     );
-
-    if cluster.scenario == Scenario::MtuBlackhole {
-        // The black hole: the node's own "fragmentation needed" answers never leave it, so
-        // the sending Pod never learns the tunnel's smaller MTU.
-        filter.rule("-A OUTPUT -p icmp -m icmp --icmp-type 3/4 -m comment --comment \"lab mtu-blackhole: ICMP frag-needed filtered\" -j DROP");
-    }
-
-    format!(
-        "*nat\n{}COMMIT\n*filter\n{}COMMIT\n",
-        nat.render(),
-        filter.render()
-    )
 }
 
-fn service_rules(cluster: &Cluster, service: &Service, nat: &mut Rules, filter: &mut Rules) {
+fn service_rules(
+    cluster: &Cluster,
+    service: &Service,
+    nat: &mut super::Rules,
+    filter: &mut super::Rules,
+) {
     let name = service.port_name();
     let endpoints = cluster.endpoints(service);
     let (ip, port) = (service.cluster_ip, service.port);
@@ -161,44 +151,21 @@ fn probability(n: usize) -> String {
     format!("{:.10}", 1.0 / n as f64)
 }
 
-/// Chain declarations and rules of one table, in order.
-#[derive(Default)]
-struct Rules {
-    chains: Vec<String>,
-    rules: Vec<String>,
-}
-
-impl Rules {
-    fn chain(&mut self, name: &str) {
-        if !self.chains.iter().any(|c| c == name) {
-            self.chains.push(name.to_owned());
-        }
-    }
-
-    fn rule(&mut self, rule: &str) {
-        self.rules.push(rule.to_owned());
-    }
-
-    fn render(&self) -> String {
-        let mut out = String::new();
-        for chain in &self.chains {
-            let _ = writeln!(out, ":{chain} - [0:0]");
-        }
-        for rule in &self.rules {
-            let _ = writeln!(out, "{rule}");
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Scenario;
+
+    fn rules_of(cluster: &Cluster) -> String {
+        let mut tables = Tables::default();
+        rules(cluster, &mut tables);
+        tables.render()
+    }
 
     #[test]
     fn nginx_test_rules_match_the_seed() {
         let cluster = Cluster::seed(Scenario::Healthy);
-        let text = rules(&cluster);
+        let text = rules_of(&cluster);
         assert!(text.contains("-A KUBE-SERVICES -d 10.109.60.89/32 -p tcp -m comment --comment \"default/nginx-test cluster IP\" -m tcp --dport 80 -j KUBE-SVC-W67AXLFK7VEUVN6G"));
         assert!(text.contains("--comment \"default/nginx-test -> 10.244.102.138:80\" -m statistic --mode random --probability 0.3333333333 -j KUBE-SEP-SOT6P6LQ532M4OEI"));
         assert!(text.contains("--comment \"default/nginx-test -> 10.244.184.84:80\" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-3DGSCWRDZYIA2HSW"));
@@ -212,16 +179,8 @@ mod tests {
     #[test]
     fn no_endpoints_means_reject() {
         let cluster = Cluster::seed(Scenario::NoEndpoints);
-        let text = rules(&cluster);
+        let text = rules_of(&cluster);
         assert!(text.contains("-A KUBE-SERVICES -d 10.109.60.89/32 -p tcp -m comment --comment \"default/nginx-test has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable"));
         assert!(!text.contains("KUBE-SVC-W67AXLFK7VEUVN6G"));
-    }
-
-    #[test]
-    fn the_mtu_black_hole_filters_frag_needed() {
-        let healthy = Cluster::seed(Scenario::Healthy);
-        assert!(!rules(&healthy).contains("3/4"));
-        let blackhole = Cluster::seed(Scenario::MtuBlackhole);
-        assert!(rules(&blackhole).contains("--icmp-type 3/4"));
     }
 }
