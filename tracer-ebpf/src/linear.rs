@@ -8,12 +8,22 @@
 //! [`Linear::Unsure`] and goes to the general parser in `packet.rs`, which reads through
 //! `bpf_skb_load_bytes`. Both fill a [`PacketEvent`] the same way.
 
+use core::mem::offset_of;
+
 use aya_ebpf::programs::TcContext;
+use network_types::{
+    eth::EthHdr,
+    icmp::{IcmpIdSequence, Icmpv4Hdr},
+    ip::Ipv4Hdr,
+    tcp::TcpHdr,
+    udp::UdpHdr,
+    vxlan::VxlanHdr,
+};
 use tracer_common::{PacketEvent, flags};
 
 use crate::{
     emit::{may_follow, trace_all, wanted},
-    packet::is_vxlan_port,
+    packet::{ETH_P_IP_BE, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_FLAGS, is_vxlan_port},
 };
 
 pub enum Linear {
@@ -25,20 +35,42 @@ pub enum Linear {
     Unsure,
 }
 
-const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
 /// IPv4 version 4, header length 5 words: no options.
 const PLAIN_IPV4: u8 = 0x45;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 
-const IP: usize = 14;
-const L4: usize = IP + 20;
+/// Where each header starts when no IPv4 header has options.
+const IP: usize = EthHdr::LEN;
+const L4: usize = IP + Ipv4Hdr::LEN;
 /// Layout of a VXLAN packet: outer Ethernet, IPv4, UDP, VXLAN, inner Ethernet, IPv4.
-const VXLAN: usize = L4 + 8;
-const INNER_ETH: usize = VXLAN + 8;
-const INNER_IP: usize = INNER_ETH + 14;
-const INNER_L4: usize = INNER_IP + 20;
+const VXLAN: usize = L4 + UdpHdr::LEN;
+const INNER_ETH: usize = VXLAN + VxlanHdr::LEN;
+const INNER_IP: usize = INNER_ETH + EthHdr::LEN;
+const INNER_L4: usize = INNER_IP + Ipv4Hdr::LEN;
+
+/// Field offsets inside the headers, from network-types' layouts: each read below loads
+/// only the field it needs, at a constant offset the verifier can follow.
+const ETHER_TYPE: usize = offset_of!(EthHdr, ether_type);
+const IP_VIHL: usize = offset_of!(Ipv4Hdr, vihl);
+const IP_TOT_LEN: usize = offset_of!(Ipv4Hdr, tot_len);
+const IP_ID: usize = offset_of!(Ipv4Hdr, id);
+const IP_FRAGS: usize = offset_of!(Ipv4Hdr, frags);
+const IP_TTL: usize = offset_of!(Ipv4Hdr, ttl);
+const IP_PROTO: usize = offset_of!(Ipv4Hdr, proto);
+const IP_SRC: usize = offset_of!(Ipv4Hdr, src_addr);
+const IP_DST: usize = offset_of!(Ipv4Hdr, dst_addr);
+const UDP_SRC: usize = offset_of!(UdpHdr, src);
+const UDP_DST: usize = offset_of!(UdpHdr, dst);
+const TCP_SRC: usize = offset_of!(TcpHdr, source);
+const TCP_DST: usize = offset_of!(TcpHdr, dest);
+const TCP_SEQ: usize = offset_of!(TcpHdr, seq);
+const TCP_ACK: usize = offset_of!(TcpHdr, ack_seq);
+const ICMP_TYPE: usize = offset_of!(Icmpv4Hdr, type_);
+const ICMP_CODE: usize = offset_of!(Icmpv4Hdr, code);
+const ICMP_ID: usize = offset_of!(Icmpv4Hdr, data) + offset_of!(IcmpIdSequence, id);
+const ICMP_SEQ: usize = offset_of!(Icmpv4Hdr, data) + offset_of!(IcmpIdSequence, sequence);
+/// The VNI's 3 bytes and the reserved byte after them, read as one big-endian word: the
+/// VNI is its top 24 bits.
+const VXLAN_VNI_WORD: usize = offset_of!(VxlanHdr, vni);
 
 /// Reads a `T` at `offset` bytes into the packet.
 ///
@@ -76,17 +108,17 @@ pub fn certainly_unfollowed(ctx: &TcContext) -> bool {
         data: ctx.data(),
         end: ctx.data_end(),
     };
-    if !frame.has(L4 + 8) {
+    if !frame.has(L4 + UdpHdr::LEN) {
         return false;
     }
     let data = frame.data;
-    // SAFETY: L4 + 8 bytes checked above.
+    // SAFETY: L4 + UdpHdr::LEN bytes checked above.
     let (ethertype, version_ihl, proto, dport) = unsafe {
         (
-            get::<u16>(data, 12),
-            get::<u8>(data, IP),
-            get::<u8>(data, IP + 9),
-            u16::from_be(get::<u16>(data, L4 + 2)),
+            get::<u16>(data, ETHER_TYPE),
+            get::<u8>(data, IP + IP_VIHL),
+            get::<u8>(data, IP + IP_PROTO),
+            u16::from_be(get::<u16>(data, L4 + UDP_DST)),
         )
     };
     if ethertype != ETH_P_IP_BE {
@@ -102,17 +134,17 @@ pub fn certainly_unfollowed(ctx: &TcContext) -> bool {
         }
         // SAFETY: INNER_L4 bytes checked above.
         unsafe {
-            if get::<u16>(data, INNER_ETH + 12) != ETH_P_IP_BE {
+            if get::<u16>(data, INNER_ETH + ETHER_TYPE) != ETH_P_IP_BE {
                 return true;
             }
             (
-                get::<u32>(data, INNER_IP + 12),
-                get::<u32>(data, INNER_IP + 16),
+                get::<u32>(data, INNER_IP + IP_SRC),
+                get::<u32>(data, INNER_IP + IP_DST),
             )
         }
     } else {
-        // SAFETY: L4 + 8 bytes checked above.
-        unsafe { (get::<u32>(data, IP + 12), get::<u32>(data, IP + 16)) }
+        // SAFETY: L4 + UdpHdr::LEN bytes checked above.
+        unsafe { (get::<u32>(data, IP + IP_SRC), get::<u32>(data, IP + IP_DST)) }
     };
     !trace_all() && !may_follow(saddr) && !may_follow(daddr)
 }
@@ -130,10 +162,10 @@ pub fn parse(ctx: &TcContext, event: &mut PacketEvent) -> Linear {
     // SAFETY: L4 bytes checked above.
     let (ethertype, version_ihl, frag, proto) = unsafe {
         (
-            get::<u16>(data, 12),
-            get::<u8>(data, IP),
-            u16::from_be(get::<u16>(data, IP + 6)),
-            get::<u8>(data, IP + 9),
+            get::<u16>(data, ETHER_TYPE),
+            get::<u8>(data, IP + IP_VIHL),
+            u16::from_be(get::<u16>(data, IP + IP_FRAGS)),
+            get::<u8>(data, IP + IP_PROTO),
         )
     };
     if ethertype != ETH_P_IP_BE {
@@ -143,16 +175,16 @@ pub fn parse(ctx: &TcContext, event: &mut PacketEvent) -> Linear {
         return Linear::Unsure;
     }
     if proto == IPPROTO_UDP {
-        if !frame.has(L4 + 8) {
+        if !frame.has(L4 + UdpHdr::LEN) {
             return Linear::Unsure;
         }
-        // SAFETY: L4 + 8 bytes checked above.
-        if is_vxlan_port(u16::from_be(unsafe { get::<u16>(data, L4 + 2) })) {
+        // SAFETY: L4 + UdpHdr::LEN bytes checked above.
+        if is_vxlan_port(u16::from_be(unsafe { get::<u16>(data, L4 + UDP_DST) })) {
             return vxlan(frame, event);
         }
     }
     // SAFETY: L4 bytes checked above.
-    let (saddr, daddr) = unsafe { (get::<u32>(data, IP + 12), get::<u32>(data, IP + 16)) };
+    let (saddr, daddr) = unsafe { (get::<u32>(data, IP + IP_SRC), get::<u32>(data, IP + IP_DST)) };
     if !wanted(saddr, daddr) {
         return Linear::Skip;
     }
@@ -170,11 +202,11 @@ fn vxlan(frame: Frame, event: &mut PacketEvent) -> Linear {
     // SAFETY: INNER_L4 bytes checked above.
     let (inner_ethertype, inner_version_ihl, inner_frag, saddr, daddr) = unsafe {
         (
-            get::<u16>(data, INNER_ETH + 12),
-            get::<u8>(data, INNER_IP),
-            u16::from_be(get::<u16>(data, INNER_IP + 6)),
-            get::<u32>(data, INNER_IP + 12),
-            get::<u32>(data, INNER_IP + 16),
+            get::<u16>(data, INNER_ETH + ETHER_TYPE),
+            get::<u8>(data, INNER_IP + IP_VIHL),
+            u16::from_be(get::<u16>(data, INNER_IP + IP_FRAGS)),
+            get::<u32>(data, INNER_IP + IP_SRC),
+            get::<u32>(data, INNER_IP + IP_DST),
         )
     };
     if inner_ethertype != ETH_P_IP_BE {
@@ -188,11 +220,11 @@ fn vxlan(frame: Frame, event: &mut PacketEvent) -> Linear {
     }
     // SAFETY: INNER_L4 bytes checked above.
     unsafe {
-        event.outer_saddr = get(data, IP + 12);
-        event.outer_daddr = get(data, IP + 16);
-        event.outer_sport = get(data, L4);
-        event.outer_dport = get(data, L4 + 2);
-        event.vni = u32::from_be(get::<u32>(data, VXLAN + 4)) >> 8;
+        event.outer_saddr = get(data, IP + IP_SRC);
+        event.outer_daddr = get(data, IP + IP_DST);
+        event.outer_sport = get(data, L4 + UDP_SRC);
+        event.outer_dport = get(data, L4 + UDP_DST);
+        event.vni = u32::from_be(get::<u32>(data, VXLAN + VXLAN_VNI_WORD)) >> 8;
         event.flags = flags::ENCAPSULATED;
         ip_header(data, INNER_IP, event);
     }
@@ -211,19 +243,19 @@ fn vxlan(frame: Frame, event: &mut PacketEvent) -> Linear {
 unsafe fn ip_header(data: usize, ip: usize, event: &mut PacketEvent) {
     // SAFETY: the caller's bounds check.
     unsafe {
-        let frag = u16::from_be(get::<u16>(data, ip + 6));
+        let frag = u16::from_be(get::<u16>(data, ip + IP_FRAGS));
         if frag & 0x4000 != 0 {
             event.flags |= flags::DONT_FRAGMENT;
         }
         if frag & 0x1fff != 0 {
             event.flags |= flags::LATER_FRAGMENT;
         }
-        event.ip_len = get(data, ip + 2);
-        event.ip_id = get(data, ip + 4);
-        event.ttl = get(data, ip + 8);
-        event.ip_proto = get(data, ip + 9);
-        event.saddr = get(data, ip + 12);
-        event.daddr = get(data, ip + 16);
+        event.ip_len = get(data, ip + IP_TOT_LEN);
+        event.ip_id = get(data, ip + IP_ID);
+        event.ttl = get(data, ip + IP_TTL);
+        event.ip_proto = get(data, ip + IP_PROTO);
+        event.saddr = get(data, ip + IP_SRC);
+        event.daddr = get(data, ip + IP_DST);
     }
 }
 
@@ -234,38 +266,38 @@ fn transport<const AT: usize>(frame: Frame, event: &mut PacketEvent) -> Linear {
     let data = frame.data;
     match event.ip_proto {
         IPPROTO_TCP => {
-            if !frame.has(AT + 20) {
+            if !frame.has(AT + TcpHdr::LEN) {
                 return Linear::Unsure;
             }
-            // SAFETY: 20 bytes of TCP header checked above.
+            // SAFETY: the TCP header checked above.
             unsafe {
-                event.sport = get(data, AT);
-                event.dport = get(data, AT + 2);
-                event.tcp_seq = get(data, AT + 4);
-                event.tcp_ack = get(data, AT + 8);
-                event.tcp_flags = get(data, AT + 13);
+                event.sport = get(data, AT + TCP_SRC);
+                event.dport = get(data, AT + TCP_DST);
+                event.tcp_seq = get(data, AT + TCP_SEQ);
+                event.tcp_ack = get(data, AT + TCP_ACK);
+                event.tcp_flags = get(data, AT + TCP_FLAGS);
             }
         }
         IPPROTO_UDP => {
-            if !frame.has(AT + 8) {
+            if !frame.has(AT + UdpHdr::LEN) {
                 return Linear::Unsure;
             }
-            // SAFETY: 8 bytes of UDP header checked above.
+            // SAFETY: the UDP header checked above.
             unsafe {
-                event.sport = get(data, AT);
-                event.dport = get(data, AT + 2);
+                event.sport = get(data, AT + UDP_SRC);
+                event.dport = get(data, AT + UDP_DST);
             }
         }
         IPPROTO_ICMP => {
-            if !frame.has(AT + 8) {
+            if !frame.has(AT + Icmpv4Hdr::LEN) {
                 return Linear::Unsure;
             }
-            // SAFETY: 8 bytes of ICMP header checked above.
+            // SAFETY: the ICMP header checked above.
             unsafe {
-                event.icmp_type = get(data, AT);
-                event.icmp_code = get(data, AT + 1);
-                event.icmp_id = get(data, AT + 4);
-                event.icmp_seq = get(data, AT + 6);
+                event.icmp_type = get(data, AT + ICMP_TYPE);
+                event.icmp_code = get(data, AT + ICMP_CODE);
+                event.icmp_id = get(data, AT + ICMP_ID);
+                event.icmp_seq = get(data, AT + ICMP_SEQ);
             }
         }
         _ => {}

@@ -1,17 +1,32 @@
 //! Header parsing shared by every hook: IPv4, TCP/UDP/ICMP, and one level of VXLAN.
 //! Each hook supplies its own way of reading packet bytes ([`PacketBytes`]); the
 //! parsing itself is written once.
+//!
+//! The headers are network-types' `#[repr(C)]` layouts, read whole: one read (one
+//! `bpf_skb_load_bytes` or `bpf_probe_read_kernel` call) per header rather than one per
+//! field.
 
+use network_types::{
+    eth::{EthHdr, EtherType},
+    icmp::Icmpv4Hdr,
+    ip::{IpProto, Ipv4Hdr},
+    tcp::TcpHdr,
+    udp::UdpHdr,
+    vxlan::VxlanHdr,
+};
 use tracer_common::{PacketEvent, flags};
 
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMP: u8 = IpProto::Icmp as u8;
+pub const IPPROTO_TCP: u8 = IpProto::Tcp as u8;
+pub const IPPROTO_UDP: u8 = IpProto::Udp as u8;
+/// The Ethernet type of IPv4 as it is on the wire (network-types keeps it big-endian).
+pub const ETH_P_IP_BE: u16 = EtherType::Ipv4 as u16;
+/// The byte of TCP flags (CWR … FIN): after the data offset, inside network-types'
+/// bitfield.
+pub const TCP_FLAGS: usize = core::mem::offset_of!(TcpHdr, window) - 1;
 /// UDP ports VXLAN arrives on: IANA's 4789 (Calico, Cilium) and Linux's historical 8472
 /// (flannel's default).
 const VXLAN_PORTS: [u16; 2] = [4789, 8472];
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
 
 /// Reads `T` at a byte offset into the packet (offset 0 = where the hook's view starts).
 pub trait PacketBytes {
@@ -26,7 +41,7 @@ pub fn is_vxlan_port(port: u16) -> bool {
 /// Whether the Ethernet frame at `offset` carries IPv4.
 #[inline(always)]
 pub fn is_ipv4_frame(bytes: &impl PacketBytes, offset: usize) -> bool {
-    matches!(bytes.read::<u16>(offset + 12), Some(t) if u16::from_be(t) == ETH_P_IP)
+    matches!(bytes.read::<EthHdr>(offset), Some(eth) if eth.ether_type == ETH_P_IP_BE)
 }
 
 /// Parses the IPv4 packet at `l3` into `event`. A VXLAN packet (UDP to 4789) is parsed
@@ -35,52 +50,53 @@ pub fn is_ipv4_frame(bytes: &impl PacketBytes, offset: usize) -> bool {
 #[inline(always)]
 pub fn parse_ipv4(bytes: &impl PacketBytes, l3: usize, event: &mut PacketEvent) -> Option<()> {
     let l4 = parse_ip_header(bytes, l3, event)?;
-    if event.ip_proto == IPPROTO_UDP
-        && event.flags & flags::LATER_FRAGMENT == 0
-        && is_vxlan_port(u16::from_be(bytes.read::<u16>(l4 + 2)?))
-    {
-        let vxlan = l4 + 8;
-        let vni_be: u32 = bytes.read(vxlan + 4)?;
-        event.outer_saddr = event.saddr;
-        event.outer_daddr = event.daddr;
-        event.outer_sport = bytes.read(l4)?;
-        event.outer_dport = bytes.read(l4 + 2)?;
-        event.vni = u32::from_be(vni_be) >> 8;
-        let inner_eth = vxlan + 8;
-        if !is_ipv4_frame(bytes, inner_eth) {
-            return None;
+    if event.ip_proto == IPPROTO_UDP && event.flags & flags::LATER_FRAGMENT == 0 {
+        let udp: UdpHdr = bytes.read(l4)?;
+        if is_vxlan_port(udp.dst_port()) {
+            let vxlan = l4 + UdpHdr::LEN;
+            let header: VxlanHdr = bytes.read(vxlan)?;
+            event.outer_saddr = event.saddr;
+            event.outer_daddr = event.daddr;
+            event.outer_sport = u16::from_ne_bytes(udp.src);
+            event.outer_dport = u16::from_ne_bytes(udp.dst);
+            event.vni = header.vni();
+            let inner_eth = vxlan + VxlanHdr::LEN;
+            if !is_ipv4_frame(bytes, inner_eth) {
+                return None;
+            }
+            event.flags = flags::ENCAPSULATED;
+            let inner_l4 = parse_ip_header(bytes, inner_eth + EthHdr::LEN, event)?;
+            return parse_l4(bytes, inner_l4, event);
         }
-        event.flags = flags::ENCAPSULATED;
-        let inner_l4 = parse_ip_header(bytes, inner_eth + ETH_HLEN, event)?;
-        return parse_l4(bytes, inner_l4, event);
     }
     parse_l4(bytes, l4, event)
 }
 
-/// Fills the IP fields and returns the offset of the L4 header.
+/// Fills the IP fields and returns the offset of the L4 header. The event keeps addresses,
+/// length and ID in network byte order, as on the wire.
 #[inline(always)]
 fn parse_ip_header(bytes: &impl PacketBytes, l3: usize, event: &mut PacketEvent) -> Option<usize> {
-    let version_ihl: u8 = bytes.read(l3)?;
-    if version_ihl >> 4 != 4 {
+    let ip: Ipv4Hdr = bytes.read(l3)?;
+    if ip.version() != 4 {
         return None;
     }
-    let ihl = usize::from(version_ihl & 0x0f) * 4;
-    if ihl < 20 {
+    let ihl = usize::from(ip.ihl());
+    if ihl < Ipv4Hdr::LEN {
         return None;
     }
-    event.ip_len = bytes.read(l3 + 2)?;
-    event.ip_id = bytes.read(l3 + 4)?;
-    let frag = u16::from_be(bytes.read(l3 + 6)?);
+    event.ip_len = u16::from_ne_bytes(ip.tot_len);
+    event.ip_id = u16::from_ne_bytes(ip.id);
+    let frag = u16::from_be_bytes(ip.frags);
     if frag & 0x4000 != 0 {
         event.flags |= flags::DONT_FRAGMENT;
     }
     if frag & 0x1fff != 0 {
         event.flags |= flags::LATER_FRAGMENT;
     }
-    event.ttl = bytes.read(l3 + 8)?;
-    event.ip_proto = bytes.read(l3 + 9)?;
-    event.saddr = bytes.read(l3 + 12)?;
-    event.daddr = bytes.read(l3 + 16)?;
+    event.ttl = ip.ttl;
+    event.ip_proto = ip.proto;
+    event.saddr = u32::from_ne_bytes(ip.src_addr);
+    event.daddr = u32::from_ne_bytes(ip.dst_addr);
     Some(l3 + ihl)
 }
 
@@ -91,21 +107,30 @@ fn parse_l4(bytes: &impl PacketBytes, l4: usize, event: &mut PacketEvent) -> Opt
     }
     match event.ip_proto {
         IPPROTO_TCP => {
-            event.sport = bytes.read(l4)?;
-            event.dport = bytes.read(l4 + 2)?;
-            event.tcp_seq = bytes.read(l4 + 4)?;
-            event.tcp_ack = bytes.read(l4 + 8)?;
-            event.tcp_flags = bytes.read(l4 + 13)?;
+            let tcp: TcpHdr = bytes.read(l4)?;
+            event.sport = u16::from_ne_bytes(tcp.source);
+            event.dport = u16::from_ne_bytes(tcp.dest);
+            event.tcp_seq = u32::from_ne_bytes(tcp.seq);
+            event.tcp_ack = u32::from_ne_bytes(tcp.ack_seq);
+            // SAFETY: `TcpHdr` is `repr(C)` bytes only (no padding), so every bit pattern
+            // is a valid array of its size.
+            let raw: [u8; TcpHdr::LEN] = unsafe { core::mem::transmute(tcp) };
+            event.tcp_flags = raw[TCP_FLAGS];
         }
         IPPROTO_UDP => {
-            event.sport = bytes.read(l4)?;
-            event.dport = bytes.read(l4 + 2)?;
+            let udp: UdpHdr = bytes.read(l4)?;
+            event.sport = u16::from_ne_bytes(udp.src);
+            event.dport = u16::from_ne_bytes(udp.dst);
         }
         IPPROTO_ICMP => {
-            event.icmp_type = bytes.read(l4)?;
-            event.icmp_code = bytes.read(l4 + 1)?;
-            event.icmp_id = bytes.read(l4 + 4)?;
-            event.icmp_seq = bytes.read(l4 + 6)?;
+            let icmp: Icmpv4Hdr = bytes.read(l4)?;
+            event.icmp_type = icmp.type_;
+            event.icmp_code = icmp.code;
+            // An echo's identifier and sequence number; for other types the same bytes,
+            // which identity does not use.
+            let [id0, id1, seq0, seq1] = icmp.data;
+            event.icmp_id = u16::from_ne_bytes([id0, id1]);
+            event.icmp_seq = u16::from_ne_bytes([seq0, seq1]);
         }
         _ => {}
     }

@@ -116,7 +116,7 @@ fn a_bridge_cni_cluster_named_from_a_cluster_file_is_followed() {
             "{j:#}"
         );
         let encap = &hops(j, "encapsulation")[0]["encap"];
-        assert_eq!(encap["vni"], 1);
+        assert_eq!(encap["vni"], 1, "{j:#}");
         assert_eq!(encap["device"], "flannel.1");
         assert_eq!(encap["outer_dst"], "192.168.50.11");
         assert_eq!(encap["udp_port"], 8472);

@@ -101,6 +101,14 @@ fn stop_iperf_server() {
     }
 }
 
+/// `kernel cost: tc_ingress: 42 ns per run over 123 runs` → (`tc_ingress`, 42).
+fn kernel_cost(line: &str) -> Option<(String, f64)> {
+    let rest = line.split("kernel cost: ").nth(1)?;
+    let (program, figures) = rest.split_once(": ")?;
+    let ns = figures.split_whitespace().next()?.parse().ok()?;
+    Some((program.to_owned(), ns))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -362,6 +370,70 @@ impl Bench {
             self.report,
             "\nGoals: (b) ≥ 0.98 of (a); (c) ≥ 0.90 of (a) and better than (d)."
         )?;
+        Ok(())
+    }
+
+    /// Section 2 for this build and another tracer binary (`--versus OLD`, e.g. the build
+    /// before a change to the kernel programs), interleaved run by run on one lab, as
+    /// medians and their ratio: what the change costs per hop.
+    fn kernel_cost_versus(&mut self, baseline: &Path) -> anyhow::Result<()> {
+        self.tracer(&["lab", "up", "--scenario", "vxlan"])?;
+        self.start_iperf_server()?;
+        let builds = [
+            ("this build", self.tracer.clone()),
+            ("baseline", baseline.to_owned()),
+        ];
+        let cases: [(&str, [&str; 2], u64); 2] = [
+            ("not followed (an unrelated pair is), flood", UNRELATED, 0),
+            (
+                "followed (this flow), every event delivered",
+                [CLIENT, SERVER],
+                20_000,
+            ),
+        ];
+        // (case, program) → ns per run, for each build.
+        let mut ns: std::collections::BTreeMap<(usize, String), [Vec<f64>; 2]> =
+            std::collections::BTreeMap::new();
+        for _ in 0..self.reps {
+            for (case, (_, pair, rate)) in cases.iter().enumerate() {
+                for (build, (_, binary)) in builds.iter().enumerate() {
+                    let own = std::mem::replace(&mut self.tracer, binary.clone());
+                    let measured = (|| {
+                        let follow = self.follow(&[pair[0], pair[1], "--kernel-stats"])?;
+                        self.iperf_udp(*rate)?;
+                        Self::stop(follow)
+                    })();
+                    self.tracer = own;
+                    for (program, figure) in measured?.iter().filter_map(|l| kernel_cost(l)) {
+                        ns.entry((case, program)).or_default()[build].push(figure);
+                    }
+                }
+            }
+        }
+        writeln!(
+            self.report,
+            "\n## Kernel cost per hop, this build versus {} (VXLAN scenario, UDP 64 B)\n",
+            baseline.display()
+        )?;
+        writeln!(
+            self.report,
+            "Medians of {} interleaved runs of {} s each; `tracer follow --kernel-stats`.\n",
+            self.reps, self.seconds
+        )?;
+        writeln!(
+            self.report,
+            "| packets | program | this build (ns per run) | baseline (ns per run) | ratio |"
+        )?;
+        writeln!(self.report, "|---|---|---|---|---|")?;
+        for ((case, program), [new, old]) in ns {
+            let (new, old) = (median(new), median(old));
+            writeln!(
+                self.report,
+                "| {} | {program} | {new:.0} | {old:.0} | {:.2} |",
+                cases[case].0,
+                new / old
+            )?;
+        }
         Ok(())
     }
 
@@ -716,6 +788,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .unwrap_or_default()
             .trim()
     );
+    let versus = args
+        .iter()
+        .position(|a| a == "--versus")
+        .map(|i| {
+            args.get(i + 1)
+                .map(PathBuf::from)
+                .context("--versus needs a tracer binary")
+        })
+        .transpose()?;
+    if let Some(baseline) = versus {
+        let result = bench.kernel_cost_versus(&baseline);
+        let _ = bench.tracer(&["lab", "down"]);
+        let _ = std::fs::remove_dir_all(&work);
+        result?;
+        // A comparison for a change, not the product's figures: printed, not written over
+        // docs/benchmarks.md.
+        print!("{}", bench.report);
+        return Ok(());
+    }
     let result = (|| -> anyhow::Result<()> {
         bench.data_path_tax()?;
         bench.kernel_cost_and_loss()?;
