@@ -4,6 +4,7 @@
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
+use aya_log_ebpf::debug;
 use tracer_common::kind;
 
 use crate::{
@@ -52,6 +53,17 @@ fn observe(ctx: &TcContext, hook: u16) {
             }
             if parse_ipv4(&bytes, 14, event).is_none() {
                 count_loss(|c| c.parse_failed += 1);
+                // Off unless `follow --kernel-log`: then the verifier keeps this branch.
+                let version_ihl = bytes.read::<u8>(14).unwrap_or(0);
+                // SAFETY: a read of the context the kernel handed us.
+                let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+                debug!(
+                    ctx,
+                    "ifindex {}: a {}-byte IPv4 frame the parser could not read (version/IHL byte {:x})",
+                    ifindex,
+                    ctx.len(),
+                    version_ihl
+                );
                 return;
             }
             if !wanted(event.saddr, event.daddr) {

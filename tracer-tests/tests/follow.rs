@@ -306,3 +306,82 @@ fn drops_in_another_network_with_the_same_addresses_are_not_reported() {
         );
     }
 }
+
+/// Sends one Ethernet frame that says IPv4 but whose header length (3 words) is below the
+/// minimum, from `interface` inside the network namespace at `netns`: a frame no parser may
+/// read.
+fn send_unreadable_ipv4_frame(netns: &std::path::Path, interface: &str) {
+    tracer_netns::run_in_scoped(netns, || {
+        let ifindex = tracer_netns::ifindex(interface).expect("interface in the namespace");
+        let mut frame = vec![0xff; 6]; // broadcast
+        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+        frame.extend_from_slice(&0x0800u16.to_be_bytes());
+        // Version 4, IHL 3; then the rest of a 20-byte header: ICMP, 10.244.102.137 →
+        // 10.244.184.84.
+        frame.extend_from_slice(&[0x43, 0, 0, 20, 0, 1, 0, 0, 64, 1, 0, 0]);
+        frame.extend_from_slice(&[10, 244, 102, 137, 10, 244, 184, 84]);
+        // SAFETY: plain socket calls on a descriptor this closure owns and closes.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut to: libc::sockaddr_ll = std::mem::zeroed();
+            to.sll_family = libc::AF_PACKET as u16;
+            to.sll_ifindex = i32::try_from(ifindex).unwrap();
+            to.sll_halen = 6;
+            to.sll_addr[..6].copy_from_slice(&frame[..6]);
+            let sent = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&to).cast(),
+                u32::try_from(size_of::<libc::sockaddr_ll>()).unwrap(),
+            );
+            let error = std::io::Error::last_os_error();
+            libc::close(fd);
+            assert_eq!(sent, 34, "send the frame: {error}");
+        }
+    })
+    .expect("enter the Pod's namespace");
+}
+
+#[test]
+fn kernel_log_reports_a_frame_the_parser_could_not_read() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let follow = Follow::start(
+        &lab,
+        &["nettest", "nginx-test-7d9c4b6f5-abcde", "--kernel-log"],
+    );
+    // The frame crosses the TC hook on the Pod's eth0 before sendto returns, so its report
+    // is in the log's ring buffer before the tracer is told to stop.
+    send_unreadable_ipv4_frame(
+        &std::path::Path::new("/run/netns").join(lab.ns("pod-nettest")),
+        "eth0",
+    );
+    let (stdout, stderr) = follow.stop_raw();
+    // Reported where it left the Pod (eth0, ifindex 2) and where it entered the node (the
+    // Pod's host-side veth): the frame crossed two hooks.
+    let reports: Vec<_> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("a 34-byte IPv4 frame the parser could not read (version/IHL byte 43)")
+        })
+        .collect();
+    assert_eq!(reports.len(), 2, "{stderr}");
+    assert!(
+        reports[0].starts_with("tracer: kernel debug: ifindex 2: "),
+        "{stderr}"
+    );
+    let summary = tracer_tests::follow::summary_of(&stdout);
+    assert_eq!(
+        summary["counters"]["source"]["parse_failed"], 2,
+        "{summary:#}"
+    );
+}

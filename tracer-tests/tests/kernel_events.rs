@@ -31,6 +31,7 @@ fn attach_mode_here() -> AttachMode {
     let mut ebpf = ebpf::load(&LoadOptions {
         trace_all: true,
         offsets: None,
+        kernel_log: false,
     })
     .expect("load");
     match tracer::follow::attach::probe_tcx(&mut ebpf) {
@@ -73,6 +74,7 @@ fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
     let mut ebpf = ebpf::load(&LoadOptions {
         trace_all: false,
         offsets: Some(offsets),
+        kernel_log: false,
     })
     .expect("load eBPF object");
     events::follow_addresses(&mut ebpf, &[pair.addr_a, pair.addr_b]).expect("filter map");
@@ -195,6 +197,7 @@ fn unrelated_traffic_is_filtered_in_the_kernel() {
     let mut ebpf = ebpf::load(&LoadOptions {
         trace_all: false,
         offsets: None,
+        kernel_log: false,
     })
     .expect("load");
     // Follow an address that is not in this pair: nothing of the ping may come out.
@@ -235,6 +238,7 @@ fn helper_hold_tcx_link_until_killed() {
     let mut ebpf = ebpf::load(&LoadOptions {
         trace_all: true,
         offsets: None,
+        kernel_log: false,
     })
     .unwrap();
     let path = std::path::PathBuf::from(format!("/run/netns/{netns_name}"));

@@ -37,6 +37,7 @@ fn flooding_the_ring_buffer_is_counted_exactly_and_recovers() {
     let mut ebpf = ebpf::load(&LoadOptions {
         trace_all: false,
         offsets: None,
+        kernel_log: false,
     })
     .unwrap();
     events::follow_addresses(&mut ebpf, &[pair.addr_b]).unwrap();

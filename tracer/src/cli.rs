@@ -106,6 +106,11 @@ pub struct FollowArgs {
     /// this run only) and print it with the summary.
     #[arg(long)]
     pub kernel_stats: bool,
+    /// Show what the kernel programs report about packets they could not handle (frames
+    /// their parser could not read, …) as notices, recorded with the session. Off, the
+    /// verifier removes those reports: they cost nothing.
+    #[arg(long)]
+    pub kernel_log: bool,
     /// Name things from this file (`kubectl get pods,svc,endpointslices,nodes -A -o json`)
     /// instead of the Kubernetes API.
     #[arg(long, value_name = "FILE")]

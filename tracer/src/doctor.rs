@@ -161,6 +161,7 @@ pub fn run() -> Report {
     let options = LoadOptions {
         trace_all: true,
         offsets: offsets.as_ref().ok().copied(),
+        kernel_log: false,
     };
     match ebpf::load(&options) {
         Ok(_) => probe_programs(&options, aya_btf.as_ref(), &mut checks),

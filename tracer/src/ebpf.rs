@@ -72,6 +72,9 @@ pub struct LoadOptions {
     /// Needed by the tracepoint programs; without it they keep zero offsets and must not be
     /// attached.
     pub offsets: Option<KernelOffsets>,
+    /// The programs' own diagnostics (aya-log), read by
+    /// [`crate::follow::kernel_log::KernelLog`]; off, they cost nothing.
+    pub kernel_log: bool,
 }
 
 /// Creates the maps and parses the programs; programs are loaded into the kernel
@@ -81,6 +84,9 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
     let trace_all = u8::from(options.trace_all);
     let mut loader = EbpfLoader::new();
     loader.override_global(globals::TRACE_ALL, &trace_all, true);
+    // aya-log's level is "everything" unless set: always set it.
+    let log_level = crate::follow::kernel_log::level(options.kernel_log);
+    loader.override_global(aya_log::LEVEL, &log_level, true);
     if let Some(offsets) = &options.offsets {
         offsets.apply(&mut loader);
     }

@@ -5,7 +5,7 @@
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
 
-use super::{Attachment, attach};
+use super::{Attachment, attach, kernel_log::KernelLog};
 use crate::{
     btf::Btf,
     caps,
@@ -27,6 +27,8 @@ pub struct Kernel {
     pub attached: Vec<Attachment>,
     /// How the TC classifiers are attached in this run.
     pub mode: AttachMode,
+    /// The programs' diagnostics, with `--kernel-log`.
+    pub log: Option<KernelLog>,
 }
 
 /// Refuses at once, naming what is missing, when this process cannot follow.
@@ -49,6 +51,7 @@ impl Kernel {
         filter: &[std::net::Ipv4Addr],
         plan: &[Attachment],
         choice: attach::AttachChoice,
+        kernel_log: bool,
     ) -> anyhow::Result<Self> {
         check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
@@ -57,7 +60,13 @@ impl Kernel {
         let mut ebpf = ebpf::load(&LoadOptions {
             trace_all: false,
             offsets: Some(offsets),
+            kernel_log,
         })?;
+        let log = if kernel_log {
+            Some(KernelLog::take(&mut ebpf)?)
+        } else {
+            None
+        };
         events::follow_addresses(&mut ebpf, filter)?;
         let aya_btf = aya::Btf::from_sys_fs().context("read kernel BTF")?;
         let drops = kfree_skb::attach(&mut ebpf, &aya_btf);
@@ -108,6 +117,7 @@ impl Kernel {
             reasons,
             attached,
             mode: decision.mode,
+            log,
         })
     }
 

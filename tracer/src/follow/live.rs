@@ -112,6 +112,9 @@ pub fn run(
         let stopping =
             signals::stop_requested() || limits.duration.is_some_and(|d| started.elapsed() >= d);
         live.tick(kernel, &mut notices);
+        if let Some(log) = &mut kernel.log {
+            log.drain_into(&mut notices);
+        }
         for text in notices.drain(..) {
             let at_ns = monotonic_ns();
             feed(

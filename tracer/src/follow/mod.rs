@@ -22,6 +22,7 @@ pub mod cleanup;
 pub mod command;
 pub mod discovery;
 pub mod kernel;
+pub mod kernel_log;
 pub mod live;
 pub mod plan;
 pub mod rediscover;
