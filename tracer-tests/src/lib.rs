@@ -240,3 +240,28 @@ pub fn tracer_as_nobody<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::
         .output()
         .expect("setpriv")
 }
+
+/// The host's own network state — interfaces, addresses, routes, iptables and nftables
+/// rules, qdiscs — without what changes by itself (counters): a test takes it before and
+/// after, and the two must be equal (nothing of a test may leak into the host).
+pub fn host_snapshot() -> String {
+    let mut snapshot = String::new();
+    for argv in [
+        &["ip", "-o", "addr"][..],
+        &["ip", "route", "show", "table", "all"],
+        &["ip", "-o", "link"],
+        &["iptables-save"],
+        &["nft", "list", "ruleset"],
+        &["tc", "qdisc", "show"],
+    ] {
+        let text = run(argv);
+        let stable: Vec<_> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(" [").next().unwrap_or(l))
+            .map(|l| l.split(" counter packets ").next().unwrap_or(l).to_owned())
+            .collect();
+        snapshot.push_str(&stable.join("\n"));
+    }
+    snapshot
+}

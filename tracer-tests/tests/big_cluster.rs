@@ -1,8 +1,10 @@
 //! A cluster of 50,000 Pods (issue #10): memory and time follow what is followed, not the
 //! cluster. The lab's own objects plus 50,000 more Pods in a ~100 MB cluster file: `follow`
-//! resolves its arguments in under 2 s and stays under 200 MB, and its recording — only the
-//! names its packets need — replays named. Timing and memory are the release build's (what
-//! users run). Needs root; serial.
+//! resolves its arguments in under 2 s of CPU time and stays under 200 MB, and its
+//! recording — only the names its packets need — replays named. Timing and memory are the
+//! release build's (what users run). The time is the process's CPU time, not the wall
+//! clock's: what resolving costs, the same on a busy machine as on an idle one. Needs root;
+//! serial.
 
 use std::{
     fmt::Write as _,
@@ -29,6 +31,18 @@ fn pod(i: usize) -> String {
         hn = (i % 1000) / 250,
         hh = i % 250,
     )
+}
+
+/// CPU time a process has used so far (user + system, `/proc/PID/stat`).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: a plain query.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap();
+    Duration::from_millis(ticks * 1000 / per_second)
 }
 
 /// Peak resident memory of a process, kB (`VmHWM`).
@@ -106,32 +120,36 @@ fn a_50000_pod_cluster_file_resolves_fast_in_little_memory_and_its_recording_rep
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send((started.elapsed(), line));
+            // Read at once: the process goes on working, so this errs on the high side.
+            let spent = cpu_time(pid);
+            let _ = tx.send((started.elapsed(), spent, line));
         }
     });
     let mut resolved = None;
     let mut said = String::new();
     while !said.contains("watching") {
-        let (at, line) = rx
+        let (at, spent, line) = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("tracer did not start: {said}"));
         if line.starts_with("following ") {
-            resolved = Some(at);
+            resolved = Some((at, spent));
         }
         said.push_str(&line);
         said.push('\n');
     }
-    let resolved = resolved.expect("the following line");
+    let (resolved_wall, resolved) = resolved.expect("the following line");
     assert!(lab.ping("pod-nettest", "10.244.184.84"));
     thread::sleep(Duration::from_millis(500));
     let peak = peak_kb(pid);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(i32::try_from(pid).unwrap(), libc::SIGINT) };
     assert!(tracer.0.wait().unwrap().success());
-    eprintln!("{size_mb} MB, {PODS} Pods: resolved in {resolved:?}, peak {peak} kB");
+    eprintln!(
+        "{size_mb} MB, {PODS} Pods: resolved in {resolved:?} of CPU time ({resolved_wall:?} on the wall clock), peak {peak} kB"
+    );
     assert!(
         resolved < Duration::from_secs(2),
-        "resolved in {resolved:?}: {said}"
+        "resolved in {resolved:?} of CPU time: {said}"
     );
     assert!(peak < 200 * 1024, "peak {peak} kB");
 

@@ -41,33 +41,12 @@ fn vxlan_packets_on(lab: &Lab, node: &str, traffic: impl FnOnce()) -> usize {
         .count()
 }
 
-fn host_snapshot() -> String {
-    let mut snapshot = String::new();
-    for argv in [
-        &["ip", "-o", "addr"][..],
-        &["ip", "route", "show", "table", "all"],
-        &["ip", "-o", "link"],
-        &["iptables-save"],
-        &["tc", "qdisc", "show"],
-    ] {
-        let text = run(argv);
-        // Counters and timestamps change by themselves; everything else must not.
-        let stable: Vec<_> = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| l.split(" [").next().unwrap_or(l).to_owned())
-            .collect();
-        snapshot.push_str(&stable.join("\n"));
-    }
-    snapshot
-}
-
 #[test]
 fn healthy_lab_serves_the_seeds_cluster() {
     if !require_root() {
         return;
     }
-    let host_before = host_snapshot();
+    let host_before = tracer_tests::host_snapshot();
     let lab = Lab::up("healthy");
 
     // Direct routes exactly as the seed's `ip route | grep 10.244`.
@@ -183,7 +162,7 @@ fn healthy_lab_serves_the_seeds_cluster() {
     drop(lab);
     assert_eq!(
         host_before,
-        host_snapshot(),
+        tracer_tests::host_snapshot(),
         "the host namespace is exactly as it was"
     );
 }

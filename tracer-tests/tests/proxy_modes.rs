@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracer_tests::{
     follow::{Follow, hops},
     lab::Lab,
-    require_root, run,
+    require_root,
 };
 
 const NGINX_ENDPOINTS: [&str; 3] = ["10.244.102.138", "10.244.184.84", "10.244.5.203"];
@@ -280,29 +280,6 @@ fn a_replaced_pod_moves_the_endpoint_in_nftables_and_ipvs_mode() {
     }
 }
 
-/// The host's network state: interfaces, addresses, routes, iptables and nftables rules.
-fn host_snapshot() -> String {
-    let mut snapshot = String::new();
-    for argv in [
-        &["ip", "-o", "addr"][..],
-        &["ip", "route", "show", "table", "all"],
-        &["ip", "-o", "link"],
-        &["iptables-save"],
-        &["nft", "list", "ruleset"],
-    ] {
-        let text = run(argv);
-        // Counters change by themselves; everything else must not.
-        let stable: Vec<_> = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| l.split(" [").next().unwrap_or(l))
-            .map(|l| l.split(" counter packets ").next().unwrap_or(l).to_owned())
-            .collect();
-        snapshot.push_str(&stable.join("\n"));
-    }
-    snapshot
-}
-
 /// What kube-proxy left on a node, mode by mode: iptables' `KUBE-` chains, the
 /// `kube-proxy` nftables table, `kube-ipvs0`.
 fn kube_proxy_on(lab: &Lab, node: &str) -> (bool, bool, bool) {
@@ -322,7 +299,7 @@ fn proxy_modes_switch_in_place_and_leave_nothing_of_the_old_one() {
     if !require_root() {
         return;
     }
-    let host_before = host_snapshot();
+    let host_before = tracer_tests::host_snapshot();
     let lab = Lab::up_in("healthy", "nftables");
     let answers = |lab: &Lab| {
         let (code, page) = lab.curl("pod-nettest", "http://10.109.60.89/");
@@ -396,7 +373,7 @@ fn proxy_modes_switch_in_place_and_leave_nothing_of_the_old_one() {
     drop(lab);
     assert_eq!(
         host_before,
-        host_snapshot(),
+        tracer_tests::host_snapshot(),
         "the host namespace is exactly as it was"
     );
 }

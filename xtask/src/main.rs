@@ -31,7 +31,10 @@ fn root_and_release_tracer(task: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     if !status.success() {
         bail!("cargo build --release failed");
     }
-    let tracer = root.join("target/release/tracer").canonicalize()?;
+    // Where that build put it: CARGO_TARGET_DIR when set (as cargo itself reads it).
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let tracer = target.join("release/tracer").canonicalize()?;
     Ok((root, tracer))
 }
 
