@@ -38,13 +38,18 @@
 use core::mem::size_of;
 
 /// Revision of this ABI. Bump on any layout change; userspace refuses other revisions.
-pub const ABI_VERSION: u8 = 2;
+/// 3: [`flags::REASON_UNKNOWN`] (drops read without a reason).
+pub const ABI_VERSION: u8 = 3;
 
-/// Where an event was observed. Numeric ranges leave room per family:
-/// TC hooks 1.., tracepoints 20.., probes used only by `tracer doctor` 60...
+/// Where an event was observed, and so which struct the record is. Numeric ranges leave
+/// room per family: TC hooks 1.., tracepoints 20.., kernel functions (fentry or kprobe)
+/// 40.., probes used only by `tracer doctor` 60...
 pub mod kind {
+    /// [`super::PacketEvent`].
     pub const TC_INGRESS: u16 = 1;
+    /// [`super::PacketEvent`].
     pub const TC_EGRESS: u16 = 2;
+    /// [`super::PacketEvent`], with the drop reason (or [`super::flags::REASON_UNKNOWN`]).
     pub const KFREE_SKB: u16 = 20;
 }
 
@@ -60,6 +65,9 @@ pub mod flags {
     /// `kfree_skb` only: another `sk_buff` still shares the freed one's data (the kernel's
     /// `skb_cloned()`), so a copy of the packet is freed, not necessarily the packet.
     pub const SHARED_DATA: u8 = 1 << 3;
+    /// `kfree_skb` only: the program read no drop reason — the kernel's tracepoint has none
+    /// (before Linux 5.17), or the reason-less program was chosen (`--drop-hook no-reason`).
+    pub const REASON_UNKNOWN: u8 = 1 << 4;
 }
 
 /// First bytes of every ring-buffer record.
@@ -201,6 +209,8 @@ pub mod programs {
     pub const TC_INGRESS: &str = "tc_ingress";
     pub const TC_EGRESS: &str = "tc_egress";
     pub const KFREE_SKB: &str = "kfree_skb";
+    /// `kfree_skb` read as kernels before 5.17 offer it: the packet, no reason.
+    pub const KFREE_SKB_NO_REASON: &str = "kfree_skb_no_reason";
     /// Do-nothing programs that exist so `tracer doctor` can try loading each type.
     pub const PROBE_RAW_TRACEPOINT: &str = "probe_raw_tracepoint";
     pub const PROBE_KPROBE: &str = "probe_kprobe";

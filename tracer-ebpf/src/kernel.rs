@@ -130,8 +130,9 @@ pub fn data_is_shared(skb: *const u8, head: *const u8) -> bool {
     kread::<u32>(shinfo, global(&OFF_SHINFO_DATAREF)).is_some_and(|refs| refs & 0xffff != 1)
 }
 
+/// The cookie of `dev`'s network namespace; 0 (counted as a parse failure) when unknown.
 #[inline(always)]
-fn netns_cookie_of_dev(dev: *const u8) -> u64 {
+pub fn netns_cookie_of_dev(dev: *const u8) -> u64 {
     let net: *const u8 = kread(dev, global(&OFF_DEV_ND_NET)).unwrap_or(core::ptr::null());
     if net.is_null() {
         count_loss(|c| c.parse_failed += 1);
