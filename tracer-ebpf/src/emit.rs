@@ -8,9 +8,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{
-    ABI_VERSION, EventHeader, LossCounters, PacketEvent, follow_bits,
-};
+use tracer_common::{ABI_VERSION, EventHeader, LossCounters, PacketEvent, follow_bits};
 
 /// A ring-buffer record: one of the ABI's event structs, each starting with its header.
 pub trait Record: Copy {

@@ -1,5 +1,4 @@
-//! tracer's kernel programs: TC classifiers, the drop tracepoint, and — where the kernel
-//! allows fentry or kprobes — the NAT rewrite and the routing decision. They parse, filter
+//! tracer's kernel programs: TC classifiers and the drop tracepoint. They parse, filter
 //! and emit; they never change a packet's fate (every TC program returns `TC_ACT_UNSPEC`,
 //! "continue as if we were not here") and they count in `LOSS` whatever they could not
 //! hand over. Correlation, naming and presentation all live in userspace.

@@ -25,7 +25,7 @@ use crate::{
     kernel_layout::KernelOffsets,
     netns,
     probes::{
-        kfree_skb,
+        kfree_skb::{self, DropHook, DropHookChoice},
         tc::{self, AttachMode, Direction},
     },
 };
@@ -172,6 +172,7 @@ pub fn run() -> Report {
                 "tc_netlink",
                 "ring_buffer",
                 "tp_btf",
+                "drop_reason",
                 "raw_tracepoint",
                 "kprobe",
                 "fentry",
@@ -288,6 +289,8 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
     };
     checks.push(check("ring_buffer", ring));
 
+    // The drop hook as `follow --drop-hook auto` attaches it: with the reason, or without.
+    let mut drop_hook = None;
     checks.push(check(
         "tp_btf",
         with_object(options, |ebpf| {
@@ -295,9 +298,27 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
             if options.offsets.is_none() {
                 return Err("struct offsets unavailable (see btf)".to_owned());
             }
-            kfree_skb::attach(ebpf, btf).map_err(|e| explain(&e))?;
-            Ok("tp_btf program attached to kfree_skb".to_owned())
+            let hook =
+                kfree_skb::attach(ebpf, btf, DropHookChoice::Auto).map_err(|e| explain(&e))?;
+            drop_hook = Some(hook);
+            Ok(format!(
+                "tp_btf program {} attached to kfree_skb",
+                hook.program()
+            ))
         }),
+    ));
+    checks.push(check(
+        "drop_reason",
+        match drop_hook {
+            Some(DropHook::WithReason) => {
+                Ok("the kfree_skb tracepoint carries the drop reason".to_owned())
+            }
+            Some(DropHook::NoReason) => Err(
+                "the kfree_skb tracepoint has no reason argument here (before Linux 5.17): drops are reported with reason unknown"
+                    .to_owned(),
+            ),
+            None => Err("no drop hook (see tp_btf)".to_owned()),
+        },
     ));
 
     checks.push(check(
@@ -406,6 +427,17 @@ fn available(checks: &[Check], name: &str) -> bool {
         .any(|c| c.name == name && c.status == Status::Available)
 }
 
+/// The drop hook `follow --drop-hook auto` attaches given these checks.
+fn drop_hook(checks: &[Check]) -> Option<DropHook> {
+    if !available(checks, "tp_btf") {
+        None
+    } else if available(checks, "drop_reason") {
+        Some(DropHook::WithReason)
+    } else {
+        Some(DropHook::NoReason)
+    }
+}
+
 /// The attach mode `follow --attach auto` picks given these checks: the same probe decides.
 fn attach_mode(checks: &[Check]) -> Option<AttachMode> {
     if available(checks, "tc_tcx") {
@@ -432,17 +464,25 @@ fn planned_hooks(mode: Option<AttachMode>, checks: &[Check]) -> Vec<PlannedHook>
         });
     }
     if available(checks, "tp_btf") {
-        hooks.push(PlannedHook {
-            program: programs::KFREE_SKB,
-            attach: "tp_btf",
-            purpose: "drops, with the kernel's drop reason",
+        hooks.push(if available(checks, "drop_reason") {
+            PlannedHook {
+                program: programs::KFREE_SKB,
+                attach: "tp_btf",
+                purpose: "drops, with the kernel's drop reason",
+            }
+        } else {
+            PlannedHook {
+                program: programs::KFREE_SKB_NO_REASON,
+                attach: "tp_btf",
+                purpose: "drops, without a reason (this kernel's tracepoint has none)",
+            }
         });
     }
     hooks
 }
 
 /// Each hop kind of the journey schema, and how it is known with these hooks.
-fn hop_visibility(tc: bool, drops: bool) -> Vec<HopVisibility> {
+fn hop_visibility(tc: bool, drops: Option<DropHook>) -> Vec<HopVisibility> {
     let at_interface = |kind: &'static str, where_: &str| HopVisibility {
         kind,
         visibility: if tc {
@@ -488,16 +528,18 @@ fn hop_visibility(tc: bool, drops: bool) -> Vec<HopVisibility> {
         at_interface("pod_delivery", "the Pod's eth0 (ingress)"),
         HopVisibility {
             kind: "drop",
-            visibility: if drops {
+            visibility: if drops.is_some() {
                 Visibility::Observed
             } else {
                 Visibility::Missing
             },
-            how: if drops {
-                "tp_btf kfree_skb, with the drop reason".to_owned()
-            } else {
-                "no drop hook here: a packet that vanishes shows as not_observed after its last hop"
-                    .to_owned()
+            how: match drops {
+                Some(DropHook::WithReason) => "tp_btf kfree_skb, with the drop reason".to_owned(),
+                Some(DropHook::NoReason) => {
+                    "tp_btf kfree_skb, without a reason (reason unknown on this kernel)".to_owned()
+                }
+                None => "no drop hook here: a packet that vanishes shows as not_observed after its last hop"
+                    .to_owned(),
             },
         },
     ]
@@ -521,9 +563,12 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
     sees.push(
         "routing decisions: the route each packet took, from its node's routing table".to_owned(),
     );
-    let drops = available(&checks, "tp_btf");
-    if drops {
+    let drops = drop_hook(&checks);
+    if drops == Some(DropHook::WithReason) {
         sees.push("drops, with the kernel's drop reason (tp_btf kfree_skb)".to_owned());
+    } else if drops == Some(DropHook::NoReason) {
+        sees.push("drops, where they happen (tp_btf kfree_skb_no_reason)".to_owned());
+        misses.push("why a packet was dropped: this kernel's kfree_skb tracepoint has no reason argument (before Linux 5.17), so drops say \"reason unknown on this kernel\"".to_owned());
     } else {
         misses.push("drops and their reasons: a packet that vanishes shows as \"not observed\" after its last hop".to_owned());
     }
@@ -635,6 +680,7 @@ mod tests {
             "tc_netlink",
             "ring_buffer",
             "tp_btf",
+            "drop_reason",
             "raw_tracepoint",
             "kprobe",
             "fentry",
@@ -674,6 +720,7 @@ mod tests {
                 "tc_netlink",
                 "ring_buffer",
                 "tp_btf",
+                "drop_reason",
                 "raw_tracepoint",
                 "tracepoint_fib_table_lookup",
             ]),
@@ -699,6 +746,7 @@ mod tests {
                 "tc_netlink",
                 "ring_buffer",
                 "tp_btf",
+                "drop_reason",
                 "raw_tracepoint",
                 "kprobe",
                 "fentry",
@@ -737,6 +785,34 @@ mod tests {
         let text = render_text(&report);
         assert!(text.contains("follow attaches here: netlink"), "{text}");
         assert!(text.contains("SIGKILL"), "{text}");
+    }
+
+    #[test]
+    fn a_kernel_whose_drop_tracepoint_has_no_reason_plans_the_reasonless_hook() {
+        let report = summarise(
+            "5.15".into(),
+            checks(&["btf", "tc_netlink", "ring_buffer", "tp_btf", "kprobe"]),
+            all_caps(),
+        );
+        assert!(report.follow_works);
+        let drops: Vec<_> = report
+            .hooks
+            .iter()
+            .filter(|h| h.attach == "tp_btf")
+            .map(|h| h.program)
+            .collect();
+        assert_eq!(drops, ["kfree_skb_no_reason"]);
+        let drop = report.hops.iter().find(|h| h.kind == "drop").unwrap();
+        assert_eq!(drop.visibility, Visibility::Observed);
+        assert!(drop.how.contains("reason unknown"), "{}", drop.how);
+        assert!(
+            report
+                .follow_misses
+                .iter()
+                .any(|l| l.contains("reason unknown on this kernel")),
+            "{:?}",
+            report.follow_misses
+        );
     }
 
     #[test]

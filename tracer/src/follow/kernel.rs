@@ -14,7 +14,10 @@ use crate::{
     events::{self, EventStream},
     exit::MissingPrivilege,
     kernel_layout::KernelOffsets,
-    probes::{kfree_skb, tc::AttachMode},
+    probes::{
+        kfree_skb::{self, DropHookChoice},
+        tc::AttachMode,
+    },
 };
 
 /// The kernel side of a run: programs loaded and attached, ring buffer open.
@@ -52,6 +55,7 @@ impl Kernel {
         plan: &[Attachment],
         choice: attach::AttachChoice,
         kernel_log: bool,
+        drop_choice: DropHookChoice,
     ) -> anyhow::Result<Self> {
         check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
@@ -69,7 +73,7 @@ impl Kernel {
         };
         events::follow_addresses(&mut ebpf, filter)?;
         let aya_btf = aya::Btf::from_sys_fs().context("read kernel BTF")?;
-        let drops = kfree_skb::attach(&mut ebpf, &aya_btf);
+        let drops = kfree_skb::attach(&mut ebpf, &aya_btf, drop_choice);
         let decision = attach::decide(choice, &mut ebpf);
         let (mut hooks, swept) = attach::Hooks::start(&mut ebpf, decision.mode)?;
         if !swept.is_empty() {
@@ -92,7 +96,7 @@ impl Kernel {
             "  hooks: tc_ingress, tc_egress ({}); {}",
             decision.mode.name(),
             match &drops {
-                Ok(()) => "kfree_skb (tp_btf): drops with their reason".to_owned(),
+                Ok(hook) => format!("{} (tp_btf): {}", hook.program(), hook.describe()),
                 Err(err) => format!("no drop hook ({err}): drops show as \"not observed\""),
             }
         );

@@ -172,6 +172,7 @@ pub(crate) mod tests {
             icmp_seq: 0,
             outer: None,
             drop_reason: 0,
+            reason_unknown: false,
             shared_data: false,
             skb_len: 74,
             mark: 0,

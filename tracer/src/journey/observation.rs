@@ -13,7 +13,7 @@ pub enum Hook {
     Ingress,
     /// Packet leaving through an interface (TC egress).
     Egress,
-    /// Packet freed with a drop reason (`tp_btf/kfree_skb`).
+    /// Packet freed as a drop (`tp_btf/kfree_skb`), with the kernel's reason where it has one.
     Drop,
 }
 
@@ -149,6 +149,9 @@ pub struct Observation {
     pub icmp_seq: u16,
     pub outer: Option<Outer>,
     pub drop_reason: u32,
+    /// Drops only: the kernel gave no reason (its `kfree_skb` tracepoint has none before
+    /// Linux 5.17, or `follow --drop-hook no-reason`); `drop_reason` is then meaningless.
+    pub reason_unknown: bool,
     /// Drops only: another `sk_buff` still shares this one's data when it is freed (the
     /// kernel's `skb_cloned()`): a copy of the packet dies, not necessarily the packet
     /// (`journey::fate`).
@@ -203,6 +206,7 @@ impl Observation {
                 vni: e.vni,
             }),
             drop_reason: e.drop_reason,
+            reason_unknown: e.flags & flags::REASON_UNKNOWN != 0,
             shared_data: e.flags & flags::SHARED_DATA != 0,
             skb_len: e.skb_len,
             mark: e.mark,

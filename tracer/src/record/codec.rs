@@ -1,7 +1,7 @@
 //! The binary form of an [`Observation`] inside an observations record: fixed-width
 //! little-endian fields, plus the outer VXLAN header only when there is one. 72 bytes for
-//! a plain hop, 88 for an encapsulated one. Version 2 adds a flag (shared data) in a bit
-//! version 1 left zero, so both versions decode the same way.
+//! a plain hop, 88 for an encapsulated one. Version 2 adds flags (shared data; the drop
+//! reason unknown) in bits version 1 left zero, so both versions decode the same way.
 
 use std::net::Ipv4Addr;
 
@@ -11,6 +11,7 @@ const HAS_OUTER: u8 = 1;
 const DONT_FRAGMENT: u8 = 2;
 const LATER_FRAGMENT: u8 = 4;
 const SHARED_DATA: u8 = 8;
+const REASON_UNKNOWN: u8 = 16;
 
 pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
     let hook = match obs.hook {
@@ -25,7 +26,12 @@ pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
         } else {
             0
         }
-        | if obs.shared_data { SHARED_DATA } else { 0 };
+        | if obs.shared_data { SHARED_DATA } else { 0 }
+        | if obs.reason_unknown {
+            REASON_UNKNOWN
+        } else {
+            0
+        };
     out.extend_from_slice(&obs.ts_ns.to_le_bytes());
     out.extend_from_slice(&obs.netns_cookie.to_le_bytes());
     out.extend_from_slice(&obs.cpu.to_le_bytes());
@@ -149,6 +155,7 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
             icmp_seq,
             outer,
             drop_reason,
+            reason_unknown: flags & REASON_UNKNOWN != 0,
             shared_data: flags & SHARED_DATA != 0,
             skb_len,
             mark,
@@ -195,6 +202,7 @@ mod tests {
                 vni: 4096,
             }),
             drop_reason: 0,
+            reason_unknown: outer,
             shared_data: outer,
             skb_len: 74,
             mark: 0,
