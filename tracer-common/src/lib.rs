@@ -38,7 +38,7 @@
 use core::mem::size_of;
 
 /// Revision of this ABI. Bump on any layout change; userspace refuses other revisions.
-/// 3: [`flags::REASON_UNKNOWN`] (drops read without a reason).
+/// 3: [`flags::REASON_UNKNOWN`] (drops read without a reason); [`RouteEvent`].
 pub const ABI_VERSION: u8 = 3;
 
 /// Where an event was observed, and so which struct the record is. Numeric ranges leave
@@ -51,6 +51,8 @@ pub mod kind {
     pub const TC_EGRESS: u16 = 2;
     /// [`super::PacketEvent`], with the drop reason (or [`super::flags::REASON_UNKNOWN`]).
     pub const KFREE_SKB: u16 = 20;
+    /// [`super::RouteEvent`]: the `fib_table_lookup` tracepoint, for a received packet.
+    pub const FIB_LOOKUP: u16 = 21;
 }
 
 /// Bits of [`PacketEvent::flags`].
@@ -136,6 +138,29 @@ pub struct PacketEvent {
 }
 const _: () = assert!(size_of::<PacketEvent>() == 96);
 
+/// One FIB table lookup made to route a received packet, as the `fib_table_lookup`
+/// tracepoint reports it: the packet (read from the `sk_buff` its TC ingress hook saw just
+/// before on this CPU, so it carries the same invariant fields as every other hop; its
+/// `ifindex` is the input device), the table, and what the lookup chose. A record of its
+/// own: one per routed packet, and the common event must not grow for it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteEvent {
+    /// `packet.header.kind` is [`kind::FIB_LOOKUP`].
+    pub packet: PacketEvent,
+    /// The table looked up (254 main, 255 local, …).
+    pub table: u32,
+    /// The next hop's gateway, network byte order; 0 for a directly connected route or
+    /// when nothing matched.
+    pub gateway: u32,
+    /// The output device's interface index (in the packet's namespace); 0 when none.
+    pub oif: u32,
+    /// The lookup's result: 0 a route matched, `-EAGAIN` nothing matched, `-EINVAL` a
+    /// blackhole, `-EHOSTUNREACH` unreachable, `-EACCES` prohibit.
+    pub err: i32,
+}
+const _: () = assert!(size_of::<RouteEvent>() == 112);
+
 /// The kernel side never wakes userspace (`BPF_RB_NO_WAKEUP`: a wakeup per record is an
 /// interrupt and a context switch); userspace drains the `EVENTS` ring buffer on a timer
 /// instead, sleeping at most this long when it finds little. 10 ms at the highest event
@@ -172,11 +197,19 @@ pub mod globals {
     pub const SKB_CLONED_BIT: &str = "SKB_CLONED_BIT";
     pub const SKB_END: &str = "OFF_SKB_END";
     pub const SHINFO_DATAREF: &str = "OFF_SHINFO_DATAREF";
+    /// `struct flowi4` and `struct fib_nh_common`: what a route lookup asked and chose.
+    pub const FLOWI4_IIF: &str = "OFF_FLOWI4_IIF";
+    pub const FLOWI4_SADDR: &str = "OFF_FLOWI4_SADDR";
+    pub const FLOWI4_DADDR: &str = "OFF_FLOWI4_DADDR";
+    pub const NHC_DEV: &str = "OFF_NHC_DEV";
+    pub const NHC_GW_FAMILY: &str = "OFF_NHC_GW_FAMILY";
+    pub const NHC_GW: &str = "OFF_NHC_GW";
 }
 
 /// Map names, shared so both sides spell them the same.
 pub mod maps {
-    /// Ring buffer carrying [`super::PacketEvent`]s.
+    /// Ring buffer carrying [`super::PacketEvent`]s and [`super::RouteEvent`]s (the
+    /// header's `kind` says which).
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU array of [`super::LossCounters`] at index 0.
     pub const LOSS: &str = "LOSS";
@@ -211,6 +244,8 @@ pub mod programs {
     pub const KFREE_SKB: &str = "kfree_skb";
     /// `kfree_skb` read as kernels before 5.17 offer it: the packet, no reason.
     pub const KFREE_SKB_NO_REASON: &str = "kfree_skb_no_reason";
+    /// `tp_btf/fib_table_lookup`: the routing decision for a received packet.
+    pub const FIB_TABLE_LOOKUP: &str = "fib_table_lookup";
     /// Do-nothing programs that exist so `tracer doctor` can try loading each type.
     pub const PROBE_RAW_TRACEPOINT: &str = "probe_raw_tracepoint";
     pub const PROBE_KPROBE: &str = "probe_kprobe";
@@ -234,4 +269,6 @@ mod user {
     unsafe impl aya::Pod for super::PacketEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LossCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RouteEvent {}
 }

@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{ABI_VERSION, EventHeader, LossCounters, PacketEvent, follow_bits};
+use tracer_common::{ABI_VERSION, EventHeader, LossCounters, PacketEvent, RouteEvent, follow_bits};
 
 /// A ring-buffer record: one of the ABI's event structs, each starting with its header.
 pub trait Record: Copy {
@@ -19,6 +19,13 @@ impl Record for PacketEvent {
     #[inline(always)]
     fn header(&mut self) -> &mut EventHeader {
         &mut self.header
+    }
+}
+
+impl Record for RouteEvent {
+    #[inline(always)]
+    fn header(&mut self) -> &mut EventHeader {
+        &mut self.packet.header
     }
 }
 

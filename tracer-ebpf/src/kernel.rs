@@ -35,6 +35,18 @@ pub static SKB_CLONED_BIT: u32 = 0;
 pub static OFF_SKB_END: u32 = 0;
 #[unsafe(no_mangle)]
 pub static OFF_SHINFO_DATAREF: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_FLOWI4_IIF: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_FLOWI4_SADDR: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_FLOWI4_DADDR: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_NHC_DEV: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_NHC_GW_FAMILY: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_NHC_GW: u32 = 0;
 
 /// Reads `T` at `base + offset`.
 #[inline(always)]

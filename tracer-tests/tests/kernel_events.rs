@@ -52,12 +52,14 @@ fn collect(
 ) -> Vec<PacketEvent> {
     let deadline = Instant::now() + timeout;
     let mut events = Vec::new();
+    let mut records = Vec::new();
     while Instant::now() < deadline && !done(&events) {
         if stream
             .wait(Duration::from_millis(50))
             .expect("poll ring buffer")
         {
-            stream.drain_into(&mut events);
+            stream.drain_into(&mut records);
+            events.extend(records.drain(..).map(|r| *r.packet()));
         }
     }
     events

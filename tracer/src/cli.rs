@@ -133,6 +133,10 @@ pub struct FollowArgs {
     /// `no-reason` forces the fallback (drops then say "reason unknown on this kernel").
     #[arg(long, value_enum, default_value_t = crate::probes::kfree_skb::DropHookChoice::Auto)]
     pub drop_hook: crate::probes::kfree_skb::DropHookChoice,
+    /// Do not observe routing decisions (the `fib_table_lookup` tracepoint): infer each
+    /// from its node's routing table, as on kernels without the tracepoint.
+    #[arg(long)]
+    pub no_route_hook: bool,
 }
 
 #[derive(Debug, Args)]

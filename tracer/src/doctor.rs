@@ -26,6 +26,7 @@ use crate::{
     netns,
     probes::{
         kfree_skb::{self, DropHook, DropHookChoice},
+        route,
         tc::{self, AttachMode, Direction},
     },
 };
@@ -173,6 +174,7 @@ pub fn run() -> Report {
                 "ring_buffer",
                 "tp_btf",
                 "drop_reason",
+                "route_hook",
                 "raw_tracepoint",
                 "kprobe",
                 "fentry",
@@ -321,6 +323,22 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
         },
     ));
 
+    // The route hook, attached as `follow` attaches it.
+    checks.push(check(
+        "route_hook",
+        with_object(options, |ebpf| {
+            let btf = btf.ok_or("kernel BTF unavailable")?;
+            let offsets = options
+                .offsets
+                .ok_or_else(|| "struct offsets unavailable (see btf)".to_owned())?;
+            route::attach(ebpf, btf, &offsets).map_err(|e| match e {
+                route::RouteHookError::Load(e) => explain(&e),
+                other => other.to_string(),
+            })?;
+            Ok("tp_btf program attached to fib_table_lookup".to_owned())
+        }),
+    ));
+
     checks.push(check(
         "raw_tracepoint",
         with_object(options, |ebpf| {
@@ -402,7 +420,7 @@ fn ring_buffer_roundtrip(ebpf: &mut Ebpf) -> Result<(), String> {
         {
             stream.drain_into(&mut events);
         }
-        if events.iter().any(|e| u16::from_be(e.dport) == 9) {
+        if events.iter().any(|e| u16::from_be(e.packet().dport) == 9) {
             return Ok(());
         }
     }
@@ -478,11 +496,18 @@ fn planned_hooks(mode: Option<AttachMode>, checks: &[Check]) -> Vec<PlannedHook>
             }
         });
     }
+    if mode.is_some() && available(checks, "route_hook") {
+        hooks.push(PlannedHook {
+            program: programs::FIB_TABLE_LOOKUP,
+            attach: "tp_btf",
+            purpose: "routing decisions for the packets the TC ingress hook saw",
+        });
+    }
     hooks
 }
 
 /// Each hop kind of the journey schema, and how it is known with these hooks.
-fn hop_visibility(tc: bool, drops: Option<DropHook>) -> Vec<HopVisibility> {
+fn hop_visibility(tc: bool, drops: Option<DropHook>, routes: bool) -> Vec<HopVisibility> {
     let at_interface = |kind: &'static str, where_: &str| HopVisibility {
         kind,
         visibility: if tc {
@@ -517,10 +542,18 @@ fn hop_visibility(tc: bool, drops: Option<DropHook>) -> Vec<HopVisibility> {
         inferred("reply_undnat", nat),
         inferred("snat", nat),
         inferred("reply_unsnat", nat),
-        inferred(
-            "route_decision",
-            "looked up in the node's routing table where the packet left or died (the fib_table_lookup tracepoint is not used yet)",
-        ),
+        if tc && routes {
+            HopVisibility {
+                kind: "route_decision",
+                visibility: Visibility::Observed,
+                how: "tp_btf fib_table_lookup: the table, gateway and output device the kernel chose (the prefix named from the node's table)".to_owned(),
+            }
+        } else {
+            inferred(
+                "route_decision",
+                "looked up in the node's routing table where the packet left or died (no fib_table_lookup hook here)",
+            )
+        },
         at_interface("encapsulation", "the VXLAN device (egress)"),
         at_interface("decapsulation", "the VXLAN device (ingress)"),
         at_interface("node_egress", "the node's uplink (egress)"),
@@ -558,11 +591,12 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
                 .to_owned(),
         ),
     }
-    // Routes are looked up in each node's table at the hop where a packet leaves; the
-    // `fib_table_lookup` tracepoint (reported above) is not used yet.
-    sees.push(
-        "routing decisions: the route each packet took, from its node's routing table".to_owned(),
-    );
+    let routes = mode.is_some() && available(&checks, "route_hook");
+    sees.push(if routes {
+        "routing decisions as the kernel made them: table, gateway and output device (tp_btf fib_table_lookup)".to_owned()
+    } else {
+        "routing decisions: the route each packet took, from its node's routing table (no fib_table_lookup hook here)".to_owned()
+    });
     let drops = drop_hook(&checks);
     if drops == Some(DropHook::WithReason) {
         sees.push("drops, with the kernel's drop reason (tp_btf kfree_skb)".to_owned());
@@ -576,7 +610,7 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
         misses.push("inside-the-kernel detail of NAT and VXLAN functions (no kprobe/fentry here): DNAT, un-DNAT and encapsulation are still shown, inferred from the headers before and after each hop and named from the node's kube-proxy rules".to_owned());
     } else {
         // kprobe/fentry load here, but `follow` has no hook of that kind yet.
-        misses.push("the NAT rewrite and the route lookup themselves: kprobe/fentry work on this kernel, but follow does not use them yet; DNAT, un-DNAT and routes are inferred from the headers before and after each hop and the node's kube-proxy rules and routing table".to_owned());
+        misses.push("the NAT rewrite itself: kprobe/fentry work on this kernel, but follow does not use them yet; DNAT and un-DNAT are inferred from the headers before and after each hop and the node's kube-proxy rules".to_owned());
     }
     if !available(&checks, "ring_buffer") {
         misses.push("no events can reach userspace: the ring buffer test failed".to_owned());
@@ -600,7 +634,7 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
         kernel,
         attach_mode: mode,
         hooks: planned_hooks(mode, &checks),
-        hops: hop_visibility(mode.is_some(), drops),
+        hops: hop_visibility(mode.is_some(), drops, routes),
         checks,
         capabilities,
         follow_sees: sees,
@@ -681,6 +715,7 @@ mod tests {
             "ring_buffer",
             "tp_btf",
             "drop_reason",
+            "route_hook",
             "raw_tracepoint",
             "kprobe",
             "fentry",
@@ -721,6 +756,7 @@ mod tests {
                 "ring_buffer",
                 "tp_btf",
                 "drop_reason",
+                "route_hook",
                 "raw_tracepoint",
                 "tracepoint_fib_table_lookup",
             ]),
@@ -734,6 +770,25 @@ mod tests {
                 .any(|l| l.contains("no kprobe/fentry"))
         );
         assert!(report.follow_sees.iter().any(|l| l.contains("drop reason")));
+        let routes: Vec<_> = report
+            .hooks
+            .iter()
+            .filter(|h| h.program == "fib_table_lookup")
+            .map(|h| h.attach)
+            .collect();
+        assert_eq!(routes, ["tp_btf"]);
+        let route = report
+            .hops
+            .iter()
+            .find(|h| h.kind == "route_decision")
+            .unwrap();
+        assert_eq!(route.visibility, Visibility::Observed, "{}", route.how);
+        let dnat = report
+            .hops
+            .iter()
+            .find(|h| h.kind == "service_dnat")
+            .unwrap();
+        assert_eq!(dnat.visibility, Visibility::Inferred);
     }
 
     #[test]

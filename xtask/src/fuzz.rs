@@ -73,6 +73,7 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             shared_data: false,
             skb_len: 74,
             mark: 0,
+            route: None,
         })
         .collect();
     recorder.record(&Input::Observations {

@@ -70,6 +70,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         args.attach,
         args.kernel_log,
         args.drop_hook,
+        !args.no_route_hook,
     )?;
     let nodes: std::collections::BTreeSet<_> = topology
         .hosts

@@ -16,6 +16,7 @@ use crate::{
     kernel_layout::KernelOffsets,
     probes::{
         kfree_skb::{self, DropHookChoice},
+        route,
         tc::AttachMode,
     },
 };
@@ -56,6 +57,7 @@ impl Kernel {
         choice: attach::AttachChoice,
         kernel_log: bool,
         drop_choice: DropHookChoice,
+        route_hook: bool,
     ) -> anyhow::Result<Self> {
         check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
@@ -74,6 +76,11 @@ impl Kernel {
         events::follow_addresses(&mut ebpf, filter)?;
         let aya_btf = aya::Btf::from_sys_fs().context("read kernel BTF")?;
         let drops = kfree_skb::attach(&mut ebpf, &aya_btf, drop_choice);
+        let routes = if route_hook {
+            route::attach(&mut ebpf, &aya_btf, &offsets).map_err(|e| e.to_string())
+        } else {
+            Err("--route-hook off".to_owned())
+        };
         let decision = attach::decide(choice, &mut ebpf);
         let (mut hooks, swept) = attach::Hooks::start(&mut ebpf, decision.mode)?;
         if !swept.is_empty() {
@@ -93,11 +100,17 @@ impl Kernel {
             }
         );
         eprintln!(
-            "  hooks: tc_ingress, tc_egress ({}); {}",
+            "  hooks: tc_ingress, tc_egress ({}); {}{}",
             decision.mode.name(),
             match &drops {
                 Ok(hook) => format!("{} (tp_btf): {}", hook.program(), hook.describe()),
                 Err(err) => format!("no drop hook ({err}): drops show as \"not observed\""),
+            },
+            match &routes {
+                Ok(()) => "; fib_table_lookup (tp_btf): routing decisions observed".to_owned(),
+                Err(err) => format!(
+                    "; no route hook ({err}): routing decisions inferred from each node's table"
+                ),
             }
         );
         let mut attached = Vec::new();

@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use tracer_common::{PacketEvent, flags, kind};
 
+use crate::events::KernelEvent;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Hook {
@@ -15,6 +17,51 @@ pub enum Hook {
     Egress,
     /// Packet freed as a drop (`tp_btf/kfree_skb`), with the kernel's reason where it has one.
     Drop,
+    /// The routing decision for a received packet (`tp_btf/fib_table_lookup`); `ifindex` is
+    /// the input device and [`Observation::route`] what the lookup chose.
+    Route,
+}
+
+/// What one FIB table lookup chose, as the kernel reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteChoice {
+    /// 254 main, 255 local, …
+    pub table: u32,
+    pub gateway: Option<Ipv4Addr>,
+    /// The output device's interface index; 0 when none.
+    pub oif: u32,
+    /// 0 a route matched; a negative errno otherwise (`-EAGAIN` nothing matched).
+    pub err: i32,
+}
+
+impl RouteChoice {
+    /// `main`, `local`, `default`, or the number.
+    pub fn table_name(&self) -> String {
+        match self.table {
+            253 => "default".to_owned(),
+            254 => "main".to_owned(),
+            255 => "local".to_owned(),
+            n => n.to_string(),
+        }
+    }
+
+    /// What kind of answer the lookup gave, in `ip route`'s words: `unicast` (or `local`,
+    /// told by the caller from the device), `none` when nothing matched, or the kind of
+    /// route that refuses the packet.
+    pub fn outcome(&self) -> &'static str {
+        const EAGAIN: i32 = 11;
+        const EINVAL: i32 = 22;
+        const EACCES: i32 = 13;
+        const EHOSTUNREACH: i32 = 113;
+        match -self.err {
+            0 => "unicast",
+            EAGAIN => "none",
+            EINVAL => "blackhole",
+            EACCES => "prohibit",
+            EHOSTUNREACH => "unreachable",
+            _ => "error",
+        }
+    }
 }
 
 /// The IP protocol of a packet, by its number in the IP header.
@@ -158,6 +205,8 @@ pub struct Observation {
     pub shared_data: bool,
     pub skb_len: u32,
     pub mark: u32,
+    /// Route observations only: what the lookup chose.
+    pub route: Option<RouteChoice>,
 }
 
 fn ip(raw: u32) -> Ipv4Addr {
@@ -166,11 +215,29 @@ fn ip(raw: u32) -> Ipv4Addr {
 
 impl Observation {
     /// `None` for an event kind this build does not know.
+    pub fn from_kernel(event: &KernelEvent) -> Option<Self> {
+        match event {
+            KernelEvent::Packet(p) => Self::from_event(p),
+            KernelEvent::Route(r) => {
+                let mut obs = Self::from_event(&r.packet)?;
+                obs.route = Some(RouteChoice {
+                    table: r.table,
+                    gateway: (r.gateway != 0).then(|| ip(r.gateway)),
+                    oif: r.oif,
+                    err: r.err,
+                });
+                Some(obs)
+            }
+        }
+    }
+
+    /// `None` for an event kind this build does not know.
     pub fn from_event(e: &PacketEvent) -> Option<Self> {
         let hook = match e.header.kind {
             kind::TC_INGRESS => Hook::Ingress,
             kind::TC_EGRESS => Hook::Egress,
             kind::KFREE_SKB => Hook::Drop,
+            kind::FIB_LOOKUP => Hook::Route,
             _ => return None,
         };
         Some(Self {
@@ -210,6 +277,7 @@ impl Observation {
             shared_data: e.flags & flags::SHARED_DATA != 0,
             skb_len: e.skb_len,
             mark: e.mark,
+            route: None,
         })
     }
 

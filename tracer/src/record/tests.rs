@@ -51,6 +51,7 @@ fn observation(i: u32) -> Observation {
         shared_data: false,
         skb_len: 98,
         mark: 0,
+        route: None,
     }
 }
 
