@@ -671,7 +671,7 @@ pub fn render_text(report: &Report) -> String {
     for hook in &report.hooks {
         let _ = writeln!(
             out,
-            "  {:<12} {:<8} {}",
+            "  {:<19} {:<8} {}",
             hook.program, hook.attach, hook.purpose
         );
     }
