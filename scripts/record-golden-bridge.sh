@@ -13,7 +13,7 @@ sh tracer-tests/scripts/bridge-cluster.sh "$p"
 rm -f "$out"
 log=$(mktemp)
 $tracer follow client svc/web --cluster-file tests/fixtures/cluster-bridge.json \
-  --netns-prefix "$p" --output summary --record "$out" 2>"$log" &
+  --netns-prefix "$p" --output summary --record "$out" --no-route-hook 2>"$log" &
 pid=$!
 until grep -q watching "$log"; do sleep 0.05; done
 ip netns exec "${p}pod-client" ping -c 2 -i 0.2 -q 10.42.1.7 >/dev/null

@@ -14,6 +14,11 @@ kubeconfig=/run/tgold-state/kubeconfig
 trap '$tracer lab down >/dev/null 2>&1 || true' EXIT
 in_pod() { ip netns exec "tgold-pod-$1" "${@:2}"; }
 
+# The golden sessions are TC-mode sessions (routes inferred from each node's table, as on
+# kernels without the fib_table_lookup tracepoint), except those recorded after
+# `route_flag=` below.
+route_flag=--no-route-hook
+
 # record NAME FROM TO SCENARIO [PREFIX] -- traffic command (run once the follow is attached)
 record() {
   local name=$1 from=$2 to=$3 scenario=$4 prefix=tgold-
@@ -25,7 +30,7 @@ record() {
   local log
   log=$(mktemp)
   $tracer follow "$from" "$to" --kubeconfig "$kubeconfig" --netns-prefix "$prefix" \
-    --output summary --record "$out/$name.trace" 2>"$log" &
+    --output summary --record "$out/$name.trace" $route_flag 2>"$log" &
   local pid=$!
   until grep -q watching "$log"; do sleep 0.05; done
   "$@" || true
@@ -74,6 +79,15 @@ partial_traffic() {
   for _ in 1 2 3 4; do in_pod nettest curl -s -o /dev/null -m 2 http://10.109.60.89/; done
 }
 record partial-nodes nettest svc/nginx-test healthy tgold-cpu -- partial_traffic
+
+# Routing decisions observed by the fib_table_lookup tracepoint (route hops ●).
+route_flag=
+route_traffic() {
+  in_pod nettest curl -s -o /dev/null -m 2 http://10.109.60.89/
+}
+record routes-observed nettest svc/nginx-test healthy -- route_traffic
+record routes-observed-wrong-interface nettest nginx-test-7d9c4b6f5-abcde wrong-interface -- \
+  in_pod nettest ping -c 1 -W 1 -q 10.244.184.84
 
 $tracer lab down >/dev/null
 bash scripts/record-golden-bridge.sh "$tracer" "$out/bridge-cni.trace"

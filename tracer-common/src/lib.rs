@@ -38,14 +38,21 @@
 use core::mem::size_of;
 
 /// Revision of this ABI. Bump on any layout change; userspace refuses other revisions.
-pub const ABI_VERSION: u8 = 2;
+/// 3: [`flags::REASON_UNKNOWN`] (drops read without a reason); [`RouteEvent`].
+pub const ABI_VERSION: u8 = 3;
 
-/// Where an event was observed. Numeric ranges leave room per family:
-/// TC hooks 1.., tracepoints 20.., probes used only by `tracer doctor` 60...
+/// Where an event was observed, and so which struct the record is. Numeric ranges leave
+/// room per family: TC hooks 1.., tracepoints 20.., kernel functions (fentry or kprobe)
+/// 40.., probes used only by `tracer doctor` 60...
 pub mod kind {
+    /// [`super::PacketEvent`].
     pub const TC_INGRESS: u16 = 1;
+    /// [`super::PacketEvent`].
     pub const TC_EGRESS: u16 = 2;
+    /// [`super::PacketEvent`], with the drop reason (or [`super::flags::REASON_UNKNOWN`]).
     pub const KFREE_SKB: u16 = 20;
+    /// [`super::RouteEvent`]: the `fib_table_lookup` tracepoint, for a received packet.
+    pub const FIB_LOOKUP: u16 = 21;
 }
 
 /// Bits of [`PacketEvent::flags`].
@@ -60,6 +67,9 @@ pub mod flags {
     /// `kfree_skb` only: another `sk_buff` still shares the freed one's data (the kernel's
     /// `skb_cloned()`), so a copy of the packet is freed, not necessarily the packet.
     pub const SHARED_DATA: u8 = 1 << 3;
+    /// `kfree_skb` only: the program read no drop reason — the kernel's tracepoint has none
+    /// (before Linux 5.17), or the reason-less program was chosen (`--drop-hook no-reason`).
+    pub const REASON_UNKNOWN: u8 = 1 << 4;
 }
 
 /// First bytes of every ring-buffer record.
@@ -128,6 +138,29 @@ pub struct PacketEvent {
 }
 const _: () = assert!(size_of::<PacketEvent>() == 96);
 
+/// One FIB table lookup made to route a received packet, as the `fib_table_lookup`
+/// tracepoint reports it: the packet (read from the `sk_buff` its TC ingress hook saw just
+/// before on this CPU, so it carries the same invariant fields as every other hop; its
+/// `ifindex` is the input device), the table, and what the lookup chose. A record of its
+/// own: one per routed packet, and the common event must not grow for it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteEvent {
+    /// `packet.header.kind` is [`kind::FIB_LOOKUP`].
+    pub packet: PacketEvent,
+    /// The table looked up (254 main, 255 local, …).
+    pub table: u32,
+    /// The next hop's gateway, network byte order; 0 for a directly connected route or
+    /// when nothing matched.
+    pub gateway: u32,
+    /// The output device's interface index (in the packet's namespace); 0 when none.
+    pub oif: u32,
+    /// The lookup's result: 0 a route matched, `-EAGAIN` nothing matched, `-EINVAL` a
+    /// blackhole, `-EHOSTUNREACH` unreachable, `-EACCES` prohibit.
+    pub err: i32,
+}
+const _: () = assert!(size_of::<RouteEvent>() == 112);
+
 /// The kernel side never wakes userspace (`BPF_RB_NO_WAKEUP`: a wakeup per record is an
 /// interrupt and a context switch); userspace drains the `EVENTS` ring buffer on a timer
 /// instead, sleeping at most this long when it finds little. 10 ms at the highest event
@@ -164,11 +197,19 @@ pub mod globals {
     pub const SKB_CLONED_BIT: &str = "SKB_CLONED_BIT";
     pub const SKB_END: &str = "OFF_SKB_END";
     pub const SHINFO_DATAREF: &str = "OFF_SHINFO_DATAREF";
+    /// `struct flowi4` and `struct fib_nh_common`: what a route lookup asked and chose.
+    pub const FLOWI4_IIF: &str = "OFF_FLOWI4_IIF";
+    pub const FLOWI4_SADDR: &str = "OFF_FLOWI4_SADDR";
+    pub const FLOWI4_DADDR: &str = "OFF_FLOWI4_DADDR";
+    pub const NHC_DEV: &str = "OFF_NHC_DEV";
+    pub const NHC_GW_FAMILY: &str = "OFF_NHC_GW_FAMILY";
+    pub const NHC_GW: &str = "OFF_NHC_GW";
 }
 
 /// Map names, shared so both sides spell them the same.
 pub mod maps {
-    /// Ring buffer carrying [`super::PacketEvent`]s.
+    /// Ring buffer carrying [`super::PacketEvent`]s and [`super::RouteEvent`]s (the
+    /// header's `kind` says which).
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU array of [`super::LossCounters`] at index 0.
     pub const LOSS: &str = "LOSS";
@@ -201,6 +242,10 @@ pub mod programs {
     pub const TC_INGRESS: &str = "tc_ingress";
     pub const TC_EGRESS: &str = "tc_egress";
     pub const KFREE_SKB: &str = "kfree_skb";
+    /// `kfree_skb` read as kernels before 5.17 offer it: the packet, no reason.
+    pub const KFREE_SKB_NO_REASON: &str = "kfree_skb_no_reason";
+    /// `tp_btf/fib_table_lookup`: the routing decision for a received packet.
+    pub const FIB_TABLE_LOOKUP: &str = "fib_table_lookup";
     /// Do-nothing programs that exist so `tracer doctor` can try loading each type.
     pub const PROBE_RAW_TRACEPOINT: &str = "probe_raw_tracepoint";
     pub const PROBE_KPROBE: &str = "probe_kprobe";
@@ -224,4 +269,6 @@ mod user {
     unsafe impl aya::Pod for super::PacketEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LossCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RouteEvent {}
 }

@@ -8,7 +8,26 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{ABI_VERSION, LossCounters, PacketEvent, follow_bits};
+use tracer_common::{ABI_VERSION, EventHeader, LossCounters, PacketEvent, RouteEvent, follow_bits};
+
+/// A ring-buffer record: one of the ABI's event structs, each starting with its header.
+pub trait Record: Copy {
+    fn header(&mut self) -> &mut EventHeader;
+}
+
+impl Record for PacketEvent {
+    #[inline(always)]
+    fn header(&mut self) -> &mut EventHeader {
+        &mut self.header
+    }
+}
+
+impl Record for RouteEvent {
+    #[inline(always)]
+    fn header(&mut self) -> &mut EventHeader {
+        &mut self.packet.header
+    }
+}
 
 /// 4 MiB: about 43,000 events in flight before userspace must catch up.
 #[map(name = "EVENTS")]
@@ -58,24 +77,27 @@ pub fn may_follow(addr: u32) -> bool {
     FOLLOW_BITS.get(word).is_some_and(|w| w & bit != 0)
 }
 
-/// Sets every byte of `event` to zero with twelve 8-byte stores. `PacketEvent::default()`
-/// compiles to a call of a byte-at-a-time `memset` on this target (about 500 instructions
-/// per event); volatile stores keep LLVM from turning these back into that call.
+/// Sets every byte of `event` to zero with 8-byte stores (twelve for a `PacketEvent`).
+/// `PacketEvent::default()` compiles to a call of a byte-at-a-time `memset` on this target
+/// (about 500 instructions per event); volatile stores keep LLVM from turning these back
+/// into that call.
 #[inline(always)]
-pub fn zero(event: &mut PacketEvent) {
-    const WORDS: usize = size_of::<PacketEvent>() / 8;
-    const _: () = assert!(size_of::<PacketEvent>() % 8 == 0);
+pub fn zero<T: Record>(event: &mut T) {
+    let words_in = const {
+        assert!(size_of::<T>() % 8 == 0);
+        size_of::<T>() / 8
+    };
     let words = core::ptr::from_mut(event).cast::<u64>();
-    for i in 0..WORDS {
-        // SAFETY: in bounds (size asserted above); PacketEvent is 8-byte aligned and any
-        // bit pattern, zero included, is a valid value of it.
+    for i in 0..words_in {
+        // SAFETY: in bounds (size asserted above); the ABI's events are 8-byte aligned and
+        // any bit pattern, zero included, is a valid value of them.
         unsafe { words.add(i).write_volatile(0) };
     }
 }
 
 /// A zeroed event in `slot` (on the program's stack), ready to fill.
 #[inline(always)]
-pub fn zeroed(slot: &mut MaybeUninit<PacketEvent>) -> &mut PacketEvent {
+pub fn zeroed<T: Record>(slot: &mut MaybeUninit<T>) -> &mut T {
     // SAFETY: `zero` writes every byte before the reference is handed out.
     unsafe {
         zero(&mut *slot.as_mut_ptr());
@@ -85,19 +107,20 @@ pub fn zeroed(slot: &mut MaybeUninit<PacketEvent>) -> &mut PacketEvent {
 
 /// Stamps the header and hands the event to userspace, counting it if the ring is full.
 #[inline(always)]
-pub fn submit(event: &mut PacketEvent, kind: u16, netns_cookie: u64) {
-    event.header.kind = kind;
-    event.header.abi = ABI_VERSION;
-    event.header.netns_cookie = netns_cookie;
+pub fn submit<T: Record>(event: &mut T, kind: u16, netns_cookie: u64) {
+    let header = event.header();
+    header.kind = kind;
+    header.abi = ABI_VERSION;
+    header.netns_cookie = netns_cookie;
     // SAFETY: both helpers take no arguments and cannot fail.
     unsafe {
-        event.header.ts_ns = bpf_ktime_get_ns();
-        event.header.cpu = bpf_get_smp_processor_id();
+        header.ts_ns = bpf_ktime_get_ns();
+        header.cpu = bpf_get_smp_processor_id();
     }
     // Never wake userspace: it drains on a timer (`EVENTS_POLL_MS`). A wakeup is an
     // interrupt and a context switch, dearer than the record itself at high rates.
     if EVENTS
-        .output::<PacketEvent>(&*event, u64::from(BPF_RB_NO_WAKEUP))
+        .output::<T>(&*event, u64::from(BPF_RB_NO_WAKEUP))
         .is_err()
     {
         count_loss(|c| c.ringbuf_full += 1);

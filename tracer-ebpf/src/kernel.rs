@@ -35,6 +35,18 @@ pub static SKB_CLONED_BIT: u32 = 0;
 pub static OFF_SKB_END: u32 = 0;
 #[unsafe(no_mangle)]
 pub static OFF_SHINFO_DATAREF: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_FLOWI4_IIF: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_FLOWI4_SADDR: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_FLOWI4_DADDR: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_NHC_DEV: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_NHC_GW_FAMILY: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_NHC_GW: u32 = 0;
 
 /// Reads `T` at `base + offset`.
 #[inline(always)]
@@ -130,8 +142,9 @@ pub fn data_is_shared(skb: *const u8, head: *const u8) -> bool {
     kread::<u32>(shinfo, global(&OFF_SHINFO_DATAREF)).is_some_and(|refs| refs & 0xffff != 1)
 }
 
+/// The cookie of `dev`'s network namespace; 0 (counted as a parse failure) when unknown.
 #[inline(always)]
-fn netns_cookie_of_dev(dev: *const u8) -> u64 {
+pub fn netns_cookie_of_dev(dev: *const u8) -> u64 {
     let net: *const u8 = kread(dev, global(&OFF_DEV_ND_NET)).unwrap_or(core::ptr::null());
     if net.is_null() {
         count_loss(|c| c.parse_failed += 1);

@@ -1,109 +1,61 @@
 //! `tp_btf/kfree_skb`: a packet freed with a drop reason. `struct sk_buff` has no stable
 //! layout and aya has no CO-RE for Rust programs, so the offsets come from the running
 //! kernel's BTF, patched in by userspace as load-time globals (`OFF_*`).
+//!
+//! Two programs for one tracepoint: `kfree_skb` reads the reason (its third argument,
+//! Linux 5.17+); `kfree_skb_no_reason` reads only the packet, as kernels before 5.17 offer
+//! it, and marks the drop [`flags::REASON_UNKNOWN`]. The verifier refuses the first where
+//! the argument does not exist, so userspace tries it first and falls back.
 
 use core::mem::MaybeUninit;
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use tracer_common::{flags, kind};
+use tracer_common::{PacketEvent, flags, kind};
 
 use crate::{
-    emit::{global, may_follow, submit, trace_all, wanted, zeroed},
-    kernel::{
-        OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, data_is_shared, device_of,
-        kread, netns_cookie_of_socket,
-    },
-    packet::{PacketBytes, is_vxlan_port, parse_ipv4},
+    emit::{submit, zeroed},
+    kernel::{data_is_shared, device_of, netns_cookie_of_socket},
+    skb::Skb,
 };
-
-/// The packet starting at the skb's network header.
-struct KernelBytes(*const u8);
-
-impl PacketBytes for KernelBytes {
-    #[inline(always)]
-    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
-        kread(self.0, offset as u32)
-    }
-}
-
-/// The first 28 bytes at the network header: an option-less IPv4 header and, for UDP, the
-/// UDP header.
-#[derive(Clone, Copy)]
-#[repr(C)]
-struct Ipv4Udp {
-    version_ihl: u8,
-    _tos: u8,
-    _len: u16,
-    _id: u16,
-    _frag: u16,
-    _ttl: u8,
-    proto: u8,
-    _check: u16,
-    saddr: u32,
-    daddr: u32,
-    _sport: u16,
-    dport: u16,
-    _udp_rest: u32,
-}
-
-/// Most freed skbs are not packets we follow: tell from one read of the headers and the
-/// addresses' bits in `FOLLOW_BITS`, before the field-by-field parse. False means "parse
-/// it" (including anything this does not understand, such as VXLAN or IP options).
-#[inline(always)]
-fn certainly_unfollowed(l3: *const u8) -> bool {
-    let Some(h) = kread::<Ipv4Udp>(l3, 0) else {
-        // Fewer than 28 readable bytes: let the parser decide.
-        return false;
-    };
-    if h.version_ihl >> 4 != 4 {
-        // Not IPv4 at all (ARP, IPv6, an skb without a network header yet).
-        return true;
-    }
-    if trace_all() || h.version_ihl != 0x45 {
-        return false;
-    }
-    if h.proto == 17 && is_vxlan_port(u16::from_be(h.dport)) {
-        return false;
-    }
-    !may_follow(h.saddr) && !may_follow(h.daddr)
-}
 
 #[btf_tracepoint(function = "kfree_skb")]
 pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     let skb: *const u8 = ctx.arg(0);
     let reason: u32 = ctx.arg(2);
-    let _ = observe(skb, reason);
+    let _ = observe(skb, Some(reason));
+    0
+}
+
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn kfree_skb_no_reason(ctx: BtfTracePointContext) -> i32 {
+    let skb: *const u8 = ctx.arg(0);
+    let _ = observe(skb, None);
     0
 }
 
 #[inline(always)]
-fn observe(skb: *const u8, reason: u32) -> Option<()> {
-    let head: *const u8 = kread(skb, global(&OFF_SKB_HEAD))?;
-    let network_header: u16 = kread(skb, global(&OFF_SKB_NETWORK_HEADER))?;
-    let l3 = head.wrapping_add(usize::from(network_header));
-    if certainly_unfollowed(l3) {
+fn observe(skb: *const u8, reason: Option<u32>) -> Option<()> {
+    let skb = Skb::at(skb)?;
+    if skb.certainly_unfollowed() {
         return None;
     }
-    let bytes = KernelBytes(l3);
-    let mut slot = MaybeUninit::uninit();
+    let mut slot = MaybeUninit::<PacketEvent>::uninit();
     let event = zeroed(&mut slot);
     // Most freed skbs are not IPv4 at their network header (or not packets we follow);
     // those are not losses, so nothing is counted here.
-    parse_ipv4(&bytes, 0, event)?;
-    if !wanted(event.saddr, event.daddr) {
-        return None;
+    skb.parse(event)?;
+    match reason {
+        Some(reason) => event.drop_reason = reason,
+        None => event.flags |= flags::REASON_UNKNOWN,
     }
-    event.drop_reason = reason;
     // A copy's death is not the packet's (userspace's `journey::fate`).
-    if data_is_shared(skb, head) {
+    if data_is_shared(skb.ptr, skb.head) {
         event.flags |= flags::SHARED_DATA;
     }
-    event.skb_len = kread(skb, global(&OFF_SKB_LEN)).unwrap_or(0);
-    event.mark = kread(skb, global(&OFF_SKB_MARK)).unwrap_or(0);
-    let (ifindex, mut cookie) = device_of(skb);
+    let (ifindex, mut cookie) = device_of(skb.ptr);
     if cookie == 0 {
         // No device any more (a socket purging its queue): the socket's namespace.
-        cookie = netns_cookie_of_socket(skb);
+        cookie = netns_cookie_of_socket(skb.ptr);
     }
     event.ifindex = ifindex;
     submit(event, kind::KFREE_SKB, cookie);

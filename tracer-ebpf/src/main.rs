@@ -1,7 +1,8 @@
-//! tracer's kernel programs. They parse, filter and emit; they never change a packet's fate
-//! (every TC program returns `TC_ACT_UNSPEC`, "continue as if we were not here") and they
-//! count in `LOSS` whatever they could not hand over. Correlation, naming and presentation
-//! all live in userspace.
+//! tracer's kernel programs: TC classifiers, the drop tracepoint and the route-lookup
+//! tracepoint. They parse, filter
+//! and emit; they never change a packet's fate (every TC program returns `TC_ACT_UNSPEC`,
+//! "continue as if we were not here") and they count in `LOSS` whatever they could not
+//! hand over. Correlation, naming and presentation all live in userspace.
 #![no_std]
 #![no_main]
 
@@ -11,6 +12,8 @@ mod kfree_skb;
 mod linear;
 mod packet;
 mod probes;
+mod route;
+mod skb;
 mod tc;
 
 #[cfg(not(test))]

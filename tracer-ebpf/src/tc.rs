@@ -12,6 +12,7 @@ use crate::{
     kernel::netns_cookie_of_skb,
     linear::{self, Linear},
     packet::{PacketBytes, is_ipv4_frame, parse_ipv4},
+    route,
 };
 
 struct TcBytes<'a>(&'a TcContext);
@@ -81,4 +82,8 @@ fn observe(ctx: &TcContext, hook: u16) {
     // at run time a TC program's context is the kernel's `struct sk_buff` itself.
     let cookie = netns_cookie_of_skb(ctx.skb.skb as *const u8, skb.ifindex);
     submit(event, hook, cookie);
+    if hook == kind::TC_INGRESS {
+        // Its routing decision comes next on this CPU (`route`).
+        route::received(ctx.skb.skb as *const u8, skb.ifindex, cookie);
+    }
 }

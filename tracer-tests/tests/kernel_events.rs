@@ -52,12 +52,14 @@ fn collect(
 ) -> Vec<PacketEvent> {
     let deadline = Instant::now() + timeout;
     let mut events = Vec::new();
+    let mut records = Vec::new();
     while Instant::now() < deadline && !done(&events) {
         if stream
             .wait(Duration::from_millis(50))
             .expect("poll ring buffer")
         {
-            stream.drain_into(&mut events);
+            stream.drain_into(&mut records);
+            events.extend(records.drain(..).map(|r| *r.packet()));
         }
     }
     events
@@ -91,7 +93,8 @@ fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
     })
     .expect("enter netns A");
     let aya_btf = aya::Btf::from_sys_fs().expect("aya BTF");
-    kfree_skb::attach(&mut ebpf, &aya_btf).expect("attach tp_btf/kfree_skb");
+    kfree_skb::attach(&mut ebpf, &aya_btf, kfree_skb::DropHookChoice::Reason)
+        .expect("attach tp_btf/kfree_skb");
     let mut stream = EventStream::take(&mut ebpf).expect("ring buffer");
 
     let cookie_a = netns::run_in(&pair.netns_path_a(), netns::current_cookie)

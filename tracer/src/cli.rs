@@ -128,6 +128,15 @@ pub struct FollowArgs {
     /// (6.6+) and clsact qdiscs with netlink filters otherwise; `tcx` or `netlink` force one.
     #[arg(long, value_enum, default_value_t = crate::follow::attach::AttachChoice::Auto)]
     pub attach: crate::follow::attach::AttachChoice,
+    /// Which drop hook to use: `auto` reads the kernel's drop reason where its `kfree_skb`
+    /// tracepoint has one (Linux 5.17+) and falls back to the packet alone otherwise;
+    /// `no-reason` forces the fallback (drops then say "reason unknown on this kernel").
+    #[arg(long, value_enum, default_value_t = crate::probes::kfree_skb::DropHookChoice::Auto)]
+    pub drop_hook: crate::probes::kfree_skb::DropHookChoice,
+    /// Do not observe routing decisions (the `fib_table_lookup` tracepoint): infer each
+    /// from its node's routing table, as on kernels without the tracepoint.
+    #[arg(long)]
+    pub no_route_hook: bool,
 }
 
 #[derive(Debug, Args)]

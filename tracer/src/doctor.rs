@@ -25,7 +25,8 @@ use crate::{
     kernel_layout::KernelOffsets,
     netns,
     probes::{
-        kfree_skb,
+        kfree_skb::{self, DropHook, DropHookChoice},
+        route,
         tc::{self, AttachMode, Direction},
     },
 };
@@ -172,6 +173,8 @@ pub fn run() -> Report {
                 "tc_netlink",
                 "ring_buffer",
                 "tp_btf",
+                "drop_reason",
+                "route_hook",
                 "raw_tracepoint",
                 "kprobe",
                 "fentry",
@@ -288,6 +291,8 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
     };
     checks.push(check("ring_buffer", ring));
 
+    // The drop hook as `follow --drop-hook auto` attaches it: with the reason, or without.
+    let mut drop_hook = None;
     checks.push(check(
         "tp_btf",
         with_object(options, |ebpf| {
@@ -295,8 +300,42 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
             if options.offsets.is_none() {
                 return Err("struct offsets unavailable (see btf)".to_owned());
             }
-            kfree_skb::attach(ebpf, btf).map_err(|e| explain(&e))?;
-            Ok("tp_btf program attached to kfree_skb".to_owned())
+            let hook =
+                kfree_skb::attach(ebpf, btf, DropHookChoice::Auto).map_err(|e| explain(&e))?;
+            drop_hook = Some(hook);
+            Ok(format!(
+                "tp_btf program {} attached to kfree_skb",
+                hook.program()
+            ))
+        }),
+    ));
+    checks.push(check(
+        "drop_reason",
+        match drop_hook {
+            Some(DropHook::WithReason) => {
+                Ok("the kfree_skb tracepoint carries the drop reason".to_owned())
+            }
+            Some(DropHook::NoReason) => Err(
+                "the kfree_skb tracepoint has no reason argument here (before Linux 5.17): drops are reported with reason unknown"
+                    .to_owned(),
+            ),
+            None => Err("no drop hook (see tp_btf)".to_owned()),
+        },
+    ));
+
+    // The route hook, attached as `follow` attaches it.
+    checks.push(check(
+        "route_hook",
+        with_object(options, |ebpf| {
+            let btf = btf.ok_or("kernel BTF unavailable")?;
+            let offsets = options
+                .offsets
+                .ok_or_else(|| "struct offsets unavailable (see btf)".to_owned())?;
+            route::attach(ebpf, btf, &offsets).map_err(|e| match e {
+                route::RouteHookError::Load(e) => explain(&e),
+                other => other.to_string(),
+            })?;
+            Ok("tp_btf program attached to fib_table_lookup".to_owned())
         }),
     ));
 
@@ -381,7 +420,7 @@ fn ring_buffer_roundtrip(ebpf: &mut Ebpf) -> Result<(), String> {
         {
             stream.drain_into(&mut events);
         }
-        if events.iter().any(|e| u16::from_be(e.dport) == 9) {
+        if events.iter().any(|e| u16::from_be(e.packet().dport) == 9) {
             return Ok(());
         }
     }
@@ -404,6 +443,17 @@ fn available(checks: &[Check], name: &str) -> bool {
     checks
         .iter()
         .any(|c| c.name == name && c.status == Status::Available)
+}
+
+/// The drop hook `follow --drop-hook auto` attaches given these checks.
+fn drop_hook(checks: &[Check]) -> Option<DropHook> {
+    if !available(checks, "tp_btf") {
+        None
+    } else if available(checks, "drop_reason") {
+        Some(DropHook::WithReason)
+    } else {
+        Some(DropHook::NoReason)
+    }
 }
 
 /// The attach mode `follow --attach auto` picks given these checks: the same probe decides.
@@ -432,17 +482,32 @@ fn planned_hooks(mode: Option<AttachMode>, checks: &[Check]) -> Vec<PlannedHook>
         });
     }
     if available(checks, "tp_btf") {
+        hooks.push(if available(checks, "drop_reason") {
+            PlannedHook {
+                program: programs::KFREE_SKB,
+                attach: "tp_btf",
+                purpose: "drops, with the kernel's drop reason",
+            }
+        } else {
+            PlannedHook {
+                program: programs::KFREE_SKB_NO_REASON,
+                attach: "tp_btf",
+                purpose: "drops, without a reason (this kernel's tracepoint has none)",
+            }
+        });
+    }
+    if mode.is_some() && available(checks, "route_hook") {
         hooks.push(PlannedHook {
-            program: programs::KFREE_SKB,
+            program: programs::FIB_TABLE_LOOKUP,
             attach: "tp_btf",
-            purpose: "drops, with the kernel's drop reason",
+            purpose: "routing decisions for the packets the TC ingress hook saw",
         });
     }
     hooks
 }
 
 /// Each hop kind of the journey schema, and how it is known with these hooks.
-fn hop_visibility(tc: bool, drops: bool) -> Vec<HopVisibility> {
+fn hop_visibility(tc: bool, drops: Option<DropHook>, routes: bool) -> Vec<HopVisibility> {
     let at_interface = |kind: &'static str, where_: &str| HopVisibility {
         kind,
         visibility: if tc {
@@ -477,10 +542,18 @@ fn hop_visibility(tc: bool, drops: bool) -> Vec<HopVisibility> {
         inferred("reply_undnat", nat),
         inferred("snat", nat),
         inferred("reply_unsnat", nat),
-        inferred(
-            "route_decision",
-            "looked up in the node's routing table where the packet left or died (the fib_table_lookup tracepoint is not used yet)",
-        ),
+        if tc && routes {
+            HopVisibility {
+                kind: "route_decision",
+                visibility: Visibility::Observed,
+                how: "tp_btf fib_table_lookup: the table, gateway and output device the kernel chose (the prefix named from the node's table)".to_owned(),
+            }
+        } else {
+            inferred(
+                "route_decision",
+                "looked up in the node's routing table where the packet left or died (no fib_table_lookup hook here)",
+            )
+        },
         at_interface("encapsulation", "the VXLAN device (egress)"),
         at_interface("decapsulation", "the VXLAN device (ingress)"),
         at_interface("node_egress", "the node's uplink (egress)"),
@@ -488,16 +561,18 @@ fn hop_visibility(tc: bool, drops: bool) -> Vec<HopVisibility> {
         at_interface("pod_delivery", "the Pod's eth0 (ingress)"),
         HopVisibility {
             kind: "drop",
-            visibility: if drops {
+            visibility: if drops.is_some() {
                 Visibility::Observed
             } else {
                 Visibility::Missing
             },
-            how: if drops {
-                "tp_btf kfree_skb, with the drop reason".to_owned()
-            } else {
-                "no drop hook here: a packet that vanishes shows as not_observed after its last hop"
-                    .to_owned()
+            how: match drops {
+                Some(DropHook::WithReason) => "tp_btf kfree_skb, with the drop reason".to_owned(),
+                Some(DropHook::NoReason) => {
+                    "tp_btf kfree_skb, without a reason (reason unknown on this kernel)".to_owned()
+                }
+                None => "no drop hook here: a packet that vanishes shows as not_observed after its last hop"
+                    .to_owned(),
             },
         },
     ]
@@ -516,14 +591,18 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
                 .to_owned(),
         ),
     }
-    // Routes are looked up in each node's table at the hop where a packet leaves; the
-    // `fib_table_lookup` tracepoint (reported above) is not used yet.
-    sees.push(
-        "routing decisions: the route each packet took, from its node's routing table".to_owned(),
-    );
-    let drops = available(&checks, "tp_btf");
-    if drops {
+    let routes = mode.is_some() && available(&checks, "route_hook");
+    sees.push(if routes {
+        "routing decisions as the kernel made them: table, gateway and output device (tp_btf fib_table_lookup)".to_owned()
+    } else {
+        "routing decisions: the route each packet took, from its node's routing table (no fib_table_lookup hook here)".to_owned()
+    });
+    let drops = drop_hook(&checks);
+    if drops == Some(DropHook::WithReason) {
         sees.push("drops, with the kernel's drop reason (tp_btf kfree_skb)".to_owned());
+    } else if drops == Some(DropHook::NoReason) {
+        sees.push("drops, where they happen (tp_btf kfree_skb_no_reason)".to_owned());
+        misses.push("why a packet was dropped: this kernel's kfree_skb tracepoint has no reason argument (before Linux 5.17), so drops say \"reason unknown on this kernel\"".to_owned());
     } else {
         misses.push("drops and their reasons: a packet that vanishes shows as \"not observed\" after its last hop".to_owned());
     }
@@ -531,7 +610,7 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
         misses.push("inside-the-kernel detail of NAT and VXLAN functions (no kprobe/fentry here): DNAT, un-DNAT and encapsulation are still shown, inferred from the headers before and after each hop and named from the node's kube-proxy rules".to_owned());
     } else {
         // kprobe/fentry load here, but `follow` has no hook of that kind yet.
-        misses.push("the NAT rewrite and the route lookup themselves: kprobe/fentry work on this kernel, but follow does not use them yet; DNAT, un-DNAT and routes are inferred from the headers before and after each hop and the node's kube-proxy rules and routing table".to_owned());
+        misses.push("the NAT rewrite itself: kprobe/fentry work on this kernel, but follow does not use them yet; DNAT and un-DNAT are inferred from the headers before and after each hop and the node's kube-proxy rules".to_owned());
     }
     if !available(&checks, "ring_buffer") {
         misses.push("no events can reach userspace: the ring buffer test failed".to_owned());
@@ -555,7 +634,7 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
         kernel,
         attach_mode: mode,
         hooks: planned_hooks(mode, &checks),
-        hops: hop_visibility(mode.is_some(), drops),
+        hops: hop_visibility(mode.is_some(), drops, routes),
         checks,
         capabilities,
         follow_sees: sees,
@@ -592,7 +671,7 @@ pub fn render_text(report: &Report) -> String {
     for hook in &report.hooks {
         let _ = writeln!(
             out,
-            "  {:<12} {:<8} {}",
+            "  {:<19} {:<8} {}",
             hook.program, hook.attach, hook.purpose
         );
     }
@@ -635,6 +714,8 @@ mod tests {
             "tc_netlink",
             "ring_buffer",
             "tp_btf",
+            "drop_reason",
+            "route_hook",
             "raw_tracepoint",
             "kprobe",
             "fentry",
@@ -674,6 +755,8 @@ mod tests {
                 "tc_netlink",
                 "ring_buffer",
                 "tp_btf",
+                "drop_reason",
+                "route_hook",
                 "raw_tracepoint",
                 "tracepoint_fib_table_lookup",
             ]),
@@ -687,6 +770,25 @@ mod tests {
                 .any(|l| l.contains("no kprobe/fentry"))
         );
         assert!(report.follow_sees.iter().any(|l| l.contains("drop reason")));
+        let routes: Vec<_> = report
+            .hooks
+            .iter()
+            .filter(|h| h.program == "fib_table_lookup")
+            .map(|h| h.attach)
+            .collect();
+        assert_eq!(routes, ["tp_btf"]);
+        let route = report
+            .hops
+            .iter()
+            .find(|h| h.kind == "route_decision")
+            .unwrap();
+        assert_eq!(route.visibility, Visibility::Observed, "{}", route.how);
+        let dnat = report
+            .hops
+            .iter()
+            .find(|h| h.kind == "service_dnat")
+            .unwrap();
+        assert_eq!(dnat.visibility, Visibility::Inferred);
     }
 
     #[test]
@@ -699,6 +801,7 @@ mod tests {
                 "tc_netlink",
                 "ring_buffer",
                 "tp_btf",
+                "drop_reason",
                 "raw_tracepoint",
                 "kprobe",
                 "fentry",
@@ -737,6 +840,34 @@ mod tests {
         let text = render_text(&report);
         assert!(text.contains("follow attaches here: netlink"), "{text}");
         assert!(text.contains("SIGKILL"), "{text}");
+    }
+
+    #[test]
+    fn a_kernel_whose_drop_tracepoint_has_no_reason_plans_the_reasonless_hook() {
+        let report = summarise(
+            "5.15".into(),
+            checks(&["btf", "tc_netlink", "ring_buffer", "tp_btf", "kprobe"]),
+            all_caps(),
+        );
+        assert!(report.follow_works);
+        let drops: Vec<_> = report
+            .hooks
+            .iter()
+            .filter(|h| h.attach == "tp_btf")
+            .map(|h| h.program)
+            .collect();
+        assert_eq!(drops, ["kfree_skb_no_reason"]);
+        let drop = report.hops.iter().find(|h| h.kind == "drop").unwrap();
+        assert_eq!(drop.visibility, Visibility::Observed);
+        assert!(drop.how.contains("reason unknown"), "{}", drop.how);
+        assert!(
+            report
+                .follow_misses
+                .iter()
+                .any(|l| l.contains("reason unknown on this kernel")),
+            "{:?}",
+            report.follow_misses
+        );
     }
 
     #[test]

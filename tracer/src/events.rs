@@ -1,5 +1,6 @@
 //! Reading what the kernel programs emit: ring-buffer records decoded into owned
-//! [`PacketEvent`]s, and the per-CPU loss counters summed.
+//! [`KernelEvent`]s (a [`PacketEvent`], or a [`RouteEvent`] by its header's kind), and the
+//! per-CPU loss counters summed.
 
 use std::{io, os::fd::AsRawFd, time::Duration};
 
@@ -8,7 +9,7 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
 };
 use thiserror::Error;
-use tracer_common::{ABI_VERSION, LossCounters, PacketEvent, maps};
+use tracer_common::{ABI_VERSION, LossCounters, PacketEvent, RouteEvent, kind, maps};
 
 use crate::ebpf::LoadError;
 
@@ -20,20 +21,49 @@ pub enum DecodeError {
     Abi(u8),
 }
 
-/// Decodes one ring-buffer record; checks its length and ABI revision first.
-pub fn decode(record: &[u8]) -> Result<PacketEvent, DecodeError> {
-    let expected = size_of::<PacketEvent>();
+/// One ring-buffer record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelEvent {
+    Packet(PacketEvent),
+    Route(RouteEvent),
+}
+
+impl KernelEvent {
+    /// The packet as the hook saw it (every record begins with one).
+    pub fn packet(&self) -> &PacketEvent {
+        match self {
+            Self::Packet(p) => p,
+            Self::Route(r) => &r.packet,
+        }
+    }
+}
+
+/// Decodes one ring-buffer record; checks its length (by its kind) and ABI revision first.
+pub fn decode(record: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let at = std::mem::offset_of!(tracer_common::EventHeader, kind);
+    let header_kind = record
+        .get(at..at + 2)
+        .map(|b| u16::from_ne_bytes([b[0], b[1]]));
+    if header_kind == Some(kind::FIB_LOOKUP) {
+        read::<RouteEvent>(record, |e| e.packet.header.abi).map(KernelEvent::Route)
+    } else {
+        read::<PacketEvent>(record, |e| e.header.abi).map(KernelEvent::Packet)
+    }
+}
+
+fn read<T: aya::Pod>(record: &[u8], abi: impl Fn(&T) -> u8) -> Result<T, DecodeError> {
+    let expected = size_of::<T>();
     if record.len() != expected {
         return Err(DecodeError::Size {
             got: record.len(),
             expected,
         });
     }
-    // SAFETY: length checked; PacketEvent is plain old data valid for any bytes;
+    // SAFETY: length checked; the ABI's events are plain old data valid for any bytes;
     // read_unaligned because ring-buffer records are only 8-byte aligned by contract.
-    let event = unsafe { record.as_ptr().cast::<PacketEvent>().read_unaligned() };
-    if event.header.abi != ABI_VERSION {
-        return Err(DecodeError::Abi(event.header.abi));
+    let event = unsafe { record.as_ptr().cast::<T>().read_unaligned() };
+    if abi(&event) != ABI_VERSION {
+        return Err(DecodeError::Abi(abi(&event)));
     }
     Ok(event)
 }
@@ -82,7 +112,7 @@ impl EventStream {
     }
 
     /// Drains every record available now into `out`; returns how many were read.
-    pub fn drain_into(&mut self, out: &mut Vec<PacketEvent>) -> usize {
+    pub fn drain_into(&mut self, out: &mut Vec<KernelEvent>) -> usize {
         let mut read = 0;
         while let Some(record) = self.ring.next() {
             read += 1;
@@ -97,7 +127,7 @@ impl EventStream {
     /// Drains the ring into `out`, first sleeping when the last drain found it nearly
     /// idle: the programs never wake us (see [`tracer_common::EVENTS_POLL_MS`]), so this
     /// is how a quiet ring is watched without spinning.
-    pub fn next_batch(&mut self, last_read: usize, out: &mut Vec<PacketEvent>) -> usize {
+    pub fn next_batch(&mut self, last_read: usize, out: &mut Vec<KernelEvent>) -> usize {
         if last_read < tracer_common::EVENTS_BUSY_BATCH {
             std::thread::sleep(Duration::from_millis(tracer_common::EVENTS_POLL_MS));
         }
@@ -173,14 +203,14 @@ mod tests {
         let event = PacketEvent {
             header: EventHeader {
                 abi: ABI_VERSION,
-                kind: tracer_common::kind::TC_INGRESS,
+                kind: kind::TC_INGRESS,
                 ..Default::default()
             },
             saddr: u32::from_ne_bytes([10, 0, 0, 1]),
             ..Default::default()
         };
         let bytes = bytes_of(&event);
-        assert_eq!(decode(&bytes), Ok(event));
+        assert_eq!(decode(&bytes), Ok(KernelEvent::Packet(event)));
         assert_eq!(
             decode(&bytes[..10]),
             Err(DecodeError::Size {
@@ -193,6 +223,35 @@ mod tests {
         assert_eq!(
             decode(&bytes_of(&other_abi)),
             Err(DecodeError::Abi(ABI_VERSION + 1))
+        );
+    }
+
+    #[test]
+    fn a_route_record_is_read_by_its_kind() {
+        let route = RouteEvent {
+            packet: PacketEvent {
+                header: EventHeader {
+                    abi: ABI_VERSION,
+                    kind: kind::FIB_LOOKUP,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            table: 254,
+            oif: 3,
+            ..Default::default()
+        };
+        // SAFETY: RouteEvent is plain old data without padding.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&raw const route).cast::<u8>(), size_of::<RouteEvent>())
+        };
+        assert_eq!(decode(bytes), Ok(KernelEvent::Route(route)));
+        assert_eq!(
+            decode(&bytes[..96]),
+            Err(DecodeError::Size {
+                got: 96,
+                expected: 112
+            })
         );
     }
 

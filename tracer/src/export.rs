@@ -301,13 +301,18 @@ pub fn export(
                 continue;
             };
             let node = hop.node.as_deref().unwrap_or("host").to_owned();
-            let interface = hop
-                .interface
-                .as_deref()
-                .map_or_else(|| format!("if{}", obs.ifindex), str::to_owned);
+            // A routing decision is not on an interface: its packets go in one of their own.
+            let interface = if hop.kind == HopKind::RouteDecision {
+                "fib_table_lookup".to_owned()
+            } else {
+                hop.interface
+                    .as_deref()
+                    .map_or_else(|| format!("if{}", obs.ifindex), str::to_owned)
+            };
             let next_id = u32::try_from(interfaces.len()).unwrap_or(u32::MAX);
             let description = match hop.kind {
                 HopKind::Drop => format!("kernel drops on {node}"),
+                HopKind::RouteDecision => format!("routing decisions on {node}"),
                 _ => format!(
                     "{interface} on {node}{}",
                     hop.pod

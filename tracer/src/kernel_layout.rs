@@ -26,6 +26,33 @@ pub struct KernelOffsets {
     /// `skb_shared_info.dataref`: together, how many `sk_buff`s share the data.
     pub skb_end: u32,
     pub shinfo_dataref: u32,
+    /// For the route-lookup tracepoint; `None` where this kernel's BTF lacks them (the
+    /// program is then not attached and routes are inferred).
+    pub route: Option<RouteOffsets>,
+}
+
+/// Byte offsets into `struct flowi4` and `struct fib_nh_common`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteOffsets {
+    pub flowi4_iif: u32,
+    pub flowi4_saddr: u32,
+    pub flowi4_daddr: u32,
+    pub nhc_dev: u32,
+    pub nhc_gw_family: u32,
+    pub nhc_gw: u32,
+}
+
+impl RouteOffsets {
+    pub fn from_btf(btf: &Btf) -> Result<Self, BtfError> {
+        Ok(Self {
+            flowi4_iif: btf.member_offset("flowi4", &["__fl_common", "flowic_iif"])?,
+            flowi4_saddr: btf.member_offset("flowi4", &["saddr"])?,
+            flowi4_daddr: btf.member_offset("flowi4", &["daddr"])?,
+            nhc_dev: btf.member_offset("fib_nh_common", &["nhc_dev"])?,
+            nhc_gw_family: btf.member_offset("fib_nh_common", &["nhc_gw_family"])?,
+            nhc_gw: btf.member_offset("fib_nh_common", &["nhc_gw"])?,
+        })
+    }
 }
 
 impl KernelOffsets {
@@ -46,6 +73,7 @@ impl KernelOffsets {
             skb_cloned_bit: btf.member_bit_offset("sk_buff", &["cloned"])? % 8,
             skb_end: btf.member_offset("sk_buff", &["end"])?,
             shinfo_dataref: btf.member_offset("skb_shared_info", &["dataref"])?,
+            route: RouteOffsets::from_btf(btf).ok(),
         })
     }
 
@@ -68,6 +96,18 @@ impl KernelOffsets {
             (globals::SHINFO_DATAREF, &self.shinfo_dataref),
         ] {
             loader.override_global(name, value, true);
+        }
+        if let Some(route) = &self.route {
+            for (name, value) in [
+                (globals::FLOWI4_IIF, &route.flowi4_iif),
+                (globals::FLOWI4_SADDR, &route.flowi4_saddr),
+                (globals::FLOWI4_DADDR, &route.flowi4_daddr),
+                (globals::NHC_DEV, &route.nhc_dev),
+                (globals::NHC_GW_FAMILY, &route.nhc_gw_family),
+                (globals::NHC_GW, &route.nhc_gw),
+            ] {
+                loader.override_global(name, value, true);
+            }
         }
     }
 }

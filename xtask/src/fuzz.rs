@@ -69,9 +69,11 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             icmp_seq: 0,
             outer: None,
             drop_reason: if i == 3 { 2 } else { 0 },
+            reason_unknown: false,
             shared_data: false,
             skb_len: 74,
             mark: 0,
+            route: None,
         })
         .collect();
     recorder.record(&Input::Observations {

@@ -64,8 +64,14 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     for warning in follow::visibility_warnings(&topology, &plan) {
         eprintln!("  note: {warning}");
     }
-    let mut kernel =
-        follow::Kernel::attach(&plan.filter, &attachments, args.attach, args.kernel_log)?;
+    let mut kernel = follow::Kernel::attach(
+        &plan.filter,
+        &attachments,
+        args.attach,
+        args.kernel_log,
+        args.drop_hook,
+        !args.no_route_hook,
+    )?;
     let nodes: std::collections::BTreeSet<_> = topology
         .hosts
         .iter()

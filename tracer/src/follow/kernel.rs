@@ -14,7 +14,11 @@ use crate::{
     events::{self, EventStream},
     exit::MissingPrivilege,
     kernel_layout::KernelOffsets,
-    probes::{kfree_skb, tc::AttachMode},
+    probes::{
+        kfree_skb::{self, DropHookChoice},
+        route,
+        tc::AttachMode,
+    },
 };
 
 /// The kernel side of a run: programs loaded and attached, ring buffer open.
@@ -52,6 +56,8 @@ impl Kernel {
         plan: &[Attachment],
         choice: attach::AttachChoice,
         kernel_log: bool,
+        drop_choice: DropHookChoice,
+        route_hook: bool,
     ) -> anyhow::Result<Self> {
         check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
@@ -69,7 +75,12 @@ impl Kernel {
         };
         events::follow_addresses(&mut ebpf, filter)?;
         let aya_btf = aya::Btf::from_sys_fs().context("read kernel BTF")?;
-        let drops = kfree_skb::attach(&mut ebpf, &aya_btf);
+        let drops = kfree_skb::attach(&mut ebpf, &aya_btf, drop_choice);
+        let routes = if route_hook {
+            route::attach(&mut ebpf, &aya_btf, &offsets).map_err(|e| e.to_string())
+        } else {
+            Err("--route-hook off".to_owned())
+        };
         let decision = attach::decide(choice, &mut ebpf);
         let (mut hooks, swept) = attach::Hooks::start(&mut ebpf, decision.mode)?;
         if !swept.is_empty() {
@@ -89,11 +100,17 @@ impl Kernel {
             }
         );
         eprintln!(
-            "  hooks: tc_ingress, tc_egress ({}); {}",
+            "  hooks: tc_ingress, tc_egress ({}); {}{}",
             decision.mode.name(),
             match &drops {
-                Ok(()) => "kfree_skb (tp_btf): drops with their reason".to_owned(),
+                Ok(hook) => format!("{} (tp_btf): {}", hook.program(), hook.describe()),
                 Err(err) => format!("no drop hook ({err}): drops show as \"not observed\""),
+            },
+            match &routes {
+                Ok(()) => "; fib_table_lookup (tp_btf): routing decisions observed".to_owned(),
+                Err(err) => format!(
+                    "; no route hook ({err}): routing decisions inferred from each node's table"
+                ),
             }
         );
         let mut attached = Vec::new();

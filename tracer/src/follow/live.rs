@@ -159,7 +159,7 @@ pub fn run(
         let in_scope = live.current();
         let batch: Vec<Observation> = events
             .drain(..)
-            .filter_map(|e| Observation::from_event(&e))
+            .filter_map(|e| Observation::from_kernel(&e))
             // The drop tracepoint sees every namespace on the machine: keep drops in the
             // traced ones (and those whose namespace is unknown), not another network's
             // packets that happen to carry the same addresses.

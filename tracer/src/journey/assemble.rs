@@ -7,7 +7,7 @@ type HashMap<K, V> = foldhash::HashMap<K, V>;
 use super::{
     fate,
     identity::{HOP_WINDOW_NS, Key, plausibly_same},
-    observation::Observation,
+    observation::{Hook, Observation},
 };
 
 /// A packet is handed on once no hop has joined it for this long.
@@ -58,9 +58,10 @@ impl Assembler {
                         && o.ifindex == obs.ifindex
                         && o.hook == obs.hook
                 });
+                // One packet may be looked up in several routing tables (policy rules).
                 obs.ts_ns.abs_diff(last.ts_ns) <= HOP_WINDOW_NS
                     && plausibly_same(last, &obs)
-                    && (!repeats || fate::may_repeat(&obs))
+                    && (!repeats || fate::may_repeat(&obs) || obs.hook == Hook::Route)
             })
         });
         if let Some(id) = joined {
@@ -172,9 +173,11 @@ pub(crate) mod tests {
             icmp_seq: 0,
             outer: None,
             drop_reason: 0,
+            reason_unknown: false,
             shared_data: false,
             skb_len: 74,
             mark: 0,
+            route: None,
         }
     }
 

@@ -39,6 +39,18 @@
 //!    `QUEUE_PURGE`, a copy whose packet was not followed in), it is counted
 //!    (`late_discards` in every summary) and not shown as a journey.
 //!
+//! ## Without a reason
+//!
+//! Before Linux 5.17 the tracepoint has no reason argument (and `follow --drop-hook
+//! no-reason` reads none on any kernel). Such a drop is judged by rule 1's kernel fact and
+//! the journey alone, as a receiving-stack reason is: with `shared_data` a copy; after the
+//! packet was seen entering a Pod a note on the delivery; otherwise the packet's fate. The
+//! facts decide the cases that matter most — the copies raw and packet sockets discard,
+//! and any drop on a node after routing or NAT made the data private. Known limit: a path
+//! drop while the data is still shared (a TCP segment dropped by its own Pod's qdisc,
+//! before any router) is called a copy, and a packet purged from a socket's queue after
+//! delivery is called refused by the receiving side.
+//!
 //! ## Audit of the kernel's drop reasons (Linux 6.18 `enum skb_drop_reason`)
 //!
 //! - Queued: `QUEUE_PURGE`, `SOCKET_CLOSE`.
@@ -75,6 +87,9 @@ use crate::drop_reason::DropReasons;
 /// What a drop reason says about where the packet was (see the module doc's audit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReasonClass {
+    /// No reason to go by (the kernel's tracepoint has none): judged by the kernel facts
+    /// alone, as a receiving-stack reason (module doc, "Without a reason").
+    Unknown,
     /// On its way: routing, netfilter, devices, queues, tunnels.
     Path,
     /// At a destination host's transport or socket layer.
@@ -118,12 +133,21 @@ pub enum DropFate {
 /// What a drop event means; `delivered` says whether the packet was already seen entering
 /// a Pod.
 pub fn of(obs: &Observation, reasons: &DropReasons, delivered: bool) -> DropFate {
-    match ReasonClass::of(&reasons.name(obs.drop_reason)) {
+    let class = if obs.reason_unknown {
+        ReasonClass::Unknown
+    } else {
+        ReasonClass::of(&reasons.name(obs.drop_reason))
+    };
+    match class {
         ReasonClass::Path => DropFate::Fate,
         ReasonClass::Queued => DropFate::Discard(Discard::AfterDelivery),
-        ReasonClass::ReceivingStack if obs.shared_data => DropFate::Discard(Discard::Copy),
-        ReasonClass::ReceivingStack if delivered => DropFate::Discard(Discard::Refused),
-        ReasonClass::ReceivingStack => DropFate::Fate,
+        ReasonClass::ReceivingStack | ReasonClass::Unknown if obs.shared_data => {
+            DropFate::Discard(Discard::Copy)
+        }
+        ReasonClass::ReceivingStack | ReasonClass::Unknown if delivered => {
+            DropFate::Discard(Discard::Refused)
+        }
+        ReasonClass::ReceivingStack | ReasonClass::Unknown => DropFate::Fate,
     }
 }
 
@@ -243,5 +267,31 @@ mod tests {
         assert_eq!(ReasonClass::of("SOCKET_CLOSE"), ReasonClass::Queued);
         assert_eq!(ReasonClass::of("NETFILTER_DROP"), ReasonClass::Path);
         assert_eq!(ReasonClass::of("A_REASON_FROM_2030"), ReasonClass::Path);
+    }
+
+    #[test]
+    fn without_a_reason_the_kernel_facts_decide() {
+        let r = reasons();
+        let unknown = |shared_data| {
+            let mut obs = drop(0, shared_data);
+            obs.reason_unknown = true;
+            obs
+        };
+        // A copy that sockets refused is still a copy; the only copy dying on a node (no
+        // route, a netfilter rule) is still the packet's end.
+        assert_eq!(
+            of(&unknown(true), &r, false),
+            DropFate::Discard(Discard::Copy)
+        );
+        assert_eq!(of(&unknown(false), &r, false), DropFate::Fate);
+        assert_eq!(
+            of(&unknown(false), &r, true),
+            DropFate::Discard(Discard::Refused)
+        );
+        let copies = RawJourney {
+            id: 3,
+            observations: vec![unknown(true)],
+        };
+        assert!(only_late_discards(&copies, &r));
     }
 }

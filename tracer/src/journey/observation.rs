@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use tracer_common::{PacketEvent, flags, kind};
 
+use crate::events::KernelEvent;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Hook {
@@ -13,8 +15,53 @@ pub enum Hook {
     Ingress,
     /// Packet leaving through an interface (TC egress).
     Egress,
-    /// Packet freed with a drop reason (`tp_btf/kfree_skb`).
+    /// Packet freed as a drop (`tp_btf/kfree_skb`), with the kernel's reason where it has one.
     Drop,
+    /// The routing decision for a received packet (`tp_btf/fib_table_lookup`); `ifindex` is
+    /// the input device and [`Observation::route`] what the lookup chose.
+    Route,
+}
+
+/// What one FIB table lookup chose, as the kernel reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteChoice {
+    /// 254 main, 255 local, …
+    pub table: u32,
+    pub gateway: Option<Ipv4Addr>,
+    /// The output device's interface index; 0 when none.
+    pub oif: u32,
+    /// 0 a route matched; a negative errno otherwise (`-EAGAIN` nothing matched).
+    pub err: i32,
+}
+
+impl RouteChoice {
+    /// `main`, `local`, `default`, or the number.
+    pub fn table_name(&self) -> String {
+        match self.table {
+            253 => "default".to_owned(),
+            254 => "main".to_owned(),
+            255 => "local".to_owned(),
+            n => n.to_string(),
+        }
+    }
+
+    /// What kind of answer the lookup gave, in `ip route`'s words: `unicast` (or `local`,
+    /// told by the caller from the device), `none` when nothing matched, or the kind of
+    /// route that refuses the packet.
+    pub fn outcome(&self) -> &'static str {
+        const EAGAIN: i32 = 11;
+        const EINVAL: i32 = 22;
+        const EACCES: i32 = 13;
+        const EHOSTUNREACH: i32 = 113;
+        match -self.err {
+            0 => "unicast",
+            EAGAIN => "none",
+            EINVAL => "blackhole",
+            EACCES => "prohibit",
+            EHOSTUNREACH => "unreachable",
+            _ => "error",
+        }
+    }
 }
 
 /// The IP protocol of a packet, by its number in the IP header.
@@ -149,12 +196,17 @@ pub struct Observation {
     pub icmp_seq: u16,
     pub outer: Option<Outer>,
     pub drop_reason: u32,
+    /// Drops only: the kernel gave no reason (its `kfree_skb` tracepoint has none before
+    /// Linux 5.17, or `follow --drop-hook no-reason`); `drop_reason` is then meaningless.
+    pub reason_unknown: bool,
     /// Drops only: another `sk_buff` still shares this one's data when it is freed (the
     /// kernel's `skb_cloned()`): a copy of the packet dies, not necessarily the packet
     /// (`journey::fate`).
     pub shared_data: bool,
     pub skb_len: u32,
     pub mark: u32,
+    /// Route observations only: what the lookup chose.
+    pub route: Option<RouteChoice>,
 }
 
 fn ip(raw: u32) -> Ipv4Addr {
@@ -163,11 +215,29 @@ fn ip(raw: u32) -> Ipv4Addr {
 
 impl Observation {
     /// `None` for an event kind this build does not know.
+    pub fn from_kernel(event: &KernelEvent) -> Option<Self> {
+        match event {
+            KernelEvent::Packet(p) => Self::from_event(p),
+            KernelEvent::Route(r) => {
+                let mut obs = Self::from_event(&r.packet)?;
+                obs.route = Some(RouteChoice {
+                    table: r.table,
+                    gateway: (r.gateway != 0).then(|| ip(r.gateway)),
+                    oif: r.oif,
+                    err: r.err,
+                });
+                Some(obs)
+            }
+        }
+    }
+
+    /// `None` for an event kind this build does not know.
     pub fn from_event(e: &PacketEvent) -> Option<Self> {
         let hook = match e.header.kind {
             kind::TC_INGRESS => Hook::Ingress,
             kind::TC_EGRESS => Hook::Egress,
             kind::KFREE_SKB => Hook::Drop,
+            kind::FIB_LOOKUP => Hook::Route,
             _ => return None,
         };
         Some(Self {
@@ -203,9 +273,11 @@ impl Observation {
                 vni: e.vni,
             }),
             drop_reason: e.drop_reason,
+            reason_unknown: e.flags & flags::REASON_UNKNOWN != 0,
             shared_data: e.flags & flags::SHARED_DATA != 0,
             skb_len: e.skb_len,
             mark: e.mark,
+            route: None,
         })
     }
 

@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// The recordings, one per path the product must explain.
-pub const RECORDINGS: [&str; 8] = [
+pub const RECORDINGS: [&str; 10] = [
     "healthy-service",
     "vxlan",
     "wrong-interface",
@@ -22,6 +22,10 @@ pub const RECORDINGS: [&str; 8] = [
     "bridge-cni",
     "concurrent-pings",
     "partial-nodes",
+    // Routing decisions observed by the fib_table_lookup tracepoint; the others are TC
+    // mode, routes inferred.
+    "routes-observed",
+    "routes-observed-wrong-interface",
 ];
 
 pub fn data() -> PathBuf {

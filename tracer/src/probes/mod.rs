@@ -2,4 +2,5 @@
 //! `tracer-ebpf/src/`, each knowing how to load and attach its program.
 
 pub mod kfree_skb;
+pub mod route;
 pub mod tc;

@@ -1,22 +1,25 @@
 //! The binary form of an [`Observation`] inside an observations record: fixed-width
-//! little-endian fields, plus the outer VXLAN header only when there is one. 72 bytes for
-//! a plain hop, 88 for an encapsulated one. Version 2 adds a flag (shared data) in a bit
-//! version 1 left zero, so both versions decode the same way.
+//! little-endian fields, plus the outer VXLAN header only when there is one and what a
+//! route lookup chose only for a route observation (hook 3, added within format 2). 72
+//! bytes for a plain hop, 88 for an encapsulated one, 88 for a route lookup. Version 2 adds flags (shared data; the drop
+//! reason unknown) in bits version 1 left zero, so both versions decode the same way.
 
 use std::net::Ipv4Addr;
 
-use crate::journey::observation::{Hook, IpProto, Observation, Outer, Tuple};
+use crate::journey::observation::{Hook, IpProto, Observation, Outer, RouteChoice, Tuple};
 
 const HAS_OUTER: u8 = 1;
 const DONT_FRAGMENT: u8 = 2;
 const LATER_FRAGMENT: u8 = 4;
 const SHARED_DATA: u8 = 8;
+const REASON_UNKNOWN: u8 = 16;
 
 pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
     let hook = match obs.hook {
         Hook::Ingress => 0u8,
         Hook::Egress => 1,
         Hook::Drop => 2,
+        Hook::Route => 3,
     };
     let flags = if obs.outer.is_some() { HAS_OUTER } else { 0 }
         | if obs.dont_fragment { DONT_FRAGMENT } else { 0 }
@@ -25,7 +28,12 @@ pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
         } else {
             0
         }
-        | if obs.shared_data { SHARED_DATA } else { 0 };
+        | if obs.shared_data { SHARED_DATA } else { 0 }
+        | if obs.reason_unknown {
+            REASON_UNKNOWN
+        } else {
+            0
+        };
     out.extend_from_slice(&obs.ts_ns.to_le_bytes());
     out.extend_from_slice(&obs.netns_cookie.to_le_bytes());
     out.extend_from_slice(&obs.cpu.to_le_bytes());
@@ -51,6 +59,18 @@ pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
         out.extend_from_slice(&outer.sport.to_le_bytes());
         out.extend_from_slice(&outer.dport.to_le_bytes());
         out.extend_from_slice(&outer.vni.to_le_bytes());
+    }
+    if obs.hook == Hook::Route {
+        let route = obs.route.unwrap_or(RouteChoice {
+            table: 0,
+            gateway: None,
+            oif: 0,
+            err: 0,
+        });
+        out.extend_from_slice(&route.table.to_le_bytes());
+        out.extend_from_slice(&route.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
+        out.extend_from_slice(&route.oif.to_le_bytes());
+        out.extend_from_slice(&route.err.to_le_bytes());
     }
 }
 
@@ -95,6 +115,7 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
             0 => Hook::Ingress,
             1 => Hook::Egress,
             2 => Hook::Drop,
+            3 => Hook::Route,
             _ => return None,
         };
         let flags = c.u8()?;
@@ -128,6 +149,18 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
         } else {
             None
         };
+        let route = if hook == Hook::Route {
+            let table = c.u32()?;
+            let gateway = Some(c.ip()?).filter(|g| !g.is_unspecified());
+            Some(RouteChoice {
+                table,
+                gateway,
+                oif: c.u32()?,
+                err: c.u32()?.cast_signed(),
+            })
+        } else {
+            None
+        };
         out.push(Observation {
             ts_ns,
             cpu,
@@ -149,9 +182,11 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
             icmp_seq,
             outer,
             drop_reason,
+            reason_unknown: flags & REASON_UNKNOWN != 0,
             shared_data: flags & SHARED_DATA != 0,
             skb_len,
             mark,
+            route,
         });
     }
     Some(out)
@@ -195,9 +230,11 @@ mod tests {
                 vni: 4096,
             }),
             drop_reason: 0,
+            reason_unknown: outer,
             shared_data: outer,
             skb_len: 74,
             mark: 0,
+            route: None,
         }
     }
 
@@ -210,5 +247,29 @@ mod tests {
         assert_eq!(buf.len(), 72 + 88);
         assert_eq!(decode_all(&buf).unwrap(), vec![sample(false), sample(true)]);
         assert!(decode_all(&buf[..100]).is_none());
+    }
+
+    #[test]
+    fn a_route_lookup_round_trips() {
+        let mut route = sample(false);
+        route.hook = Hook::Route;
+        route.route = Some(RouteChoice {
+            table: 254,
+            gateway: Some(Ipv4Addr::new(172, 30, 1, 43)),
+            oif: 2,
+            err: 0,
+        });
+        let mut missed = route;
+        missed.route = Some(RouteChoice {
+            table: 254,
+            gateway: None,
+            oif: 0,
+            err: -11,
+        });
+        let mut buf = Vec::new();
+        encode(&route, &mut buf);
+        assert_eq!(buf.len(), 88);
+        encode(&missed, &mut buf);
+        assert_eq!(decode_all(&buf).unwrap(), vec![route, missed]);
     }
 }

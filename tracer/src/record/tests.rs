@@ -47,9 +47,11 @@ fn observation(i: u32) -> Observation {
         icmp_seq: i as u16,
         outer: None,
         drop_reason: 0,
+        reason_unknown: false,
         shared_data: false,
         skb_len: 98,
         mark: 0,
+        route: None,
     }
 }
 

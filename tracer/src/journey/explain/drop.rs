@@ -19,26 +19,24 @@ pub(super) fn info(
     interface: Option<Text>,
     ctx: &Context<'_>,
 ) -> DropInfo {
-    let reason = ctx.reasons.name(obs.drop_reason);
+    let reason = reason_name(obs, ctx);
     let where_ = node.as_deref().unwrap_or("this host").to_owned();
     let dst = obs.tuple.dst;
     let route = ctx.route_on(obs.netns_cookie, dst);
     let hint = match reason.as_str() {
+        _ if obs.reason_unknown => {
+            // Without the kernel's word, the one cause the tables can show for certain.
+            if &*route.kind == "none" {
+                format!(
+                    "{UNKNOWN_REASON}; {where_}'s routing table has {}",
+                    no_route(obs, ctx, &where_)
+                )
+            } else {
+                format!("{UNKNOWN_REASON}: the kernel freed it on {where_}")
+            }
+        }
         "IP_INNOROUTES" | "IP_OUTNOROUTES" | "NO_ROUTE" | "IP_INADDRERRORS" => {
-            let owner = ctx
-                .cluster
-                .pod_by_ip(dst)
-                .map(|p| match p.node {
-                    Some(n) => format!(" ({}, on {n})", p.name),
-                    None => format!(" ({})", p.name),
-                })
-                .unwrap_or_default();
-            let block = block_of(ctx, dst)
-                .map(|(node, prefix)| {
-                    format!("; the route to {node}'s Pod block {prefix} is missing on {where_}")
-                })
-                .unwrap_or_default();
-            format!("no route to {dst}{owner} on {where_}{block}")
+            no_route(obs, ctx, &where_)
         }
         "PKT_TOO_BIG" => {
             let mtu = route
@@ -92,6 +90,38 @@ pub(super) fn info(
     }
 }
 
+/// What a drop read without a reason says instead of one.
+const UNKNOWN_REASON: &str = "reason unknown on this kernel (its kfree_skb tracepoint has none)";
+
+/// The reason's name from BTF, or `unknown` when the drop hook could not read one.
+fn reason_name(obs: &Observation, ctx: &Context<'_>) -> String {
+    if obs.reason_unknown {
+        "unknown".to_owned()
+    } else {
+        ctx.reasons.name(obs.drop_reason)
+    }
+}
+
+/// "no route to 10.244.102.137 (default/nettest, on cpu1) on gpu1; the route to cpu1's Pod
+/// block 10.244.102.128/26 is missing on gpu1".
+fn no_route(obs: &Observation, ctx: &Context<'_>, where_: &str) -> String {
+    let dst = obs.tuple.dst;
+    let owner = ctx
+        .cluster
+        .pod_by_ip(dst)
+        .map(|p| match p.node {
+            Some(n) => format!(" ({}, on {n})", p.name),
+            None => format!(" ({})", p.name),
+        })
+        .unwrap_or_default();
+    let block = block_of(ctx, dst)
+        .map(|(node, prefix)| {
+            format!("; the route to {node}'s Pod block {prefix} is missing on {where_}")
+        })
+        .unwrap_or_default();
+    format!("no route to {dst}{owner} on {where_}{block}")
+}
+
 /// The node whose Pod block holds `ip`, judged from the other nodes' routing tables (a
 /// node routes its own block as a local blackhole, as Calico does, or via its bridge).
 fn block_of(ctx: &Context<'_>, ip: Ipv4Addr) -> Option<(String, String)> {
@@ -124,7 +154,7 @@ fn no_listener(obs: &Observation) -> String {
 
 /// The note a drop that was not the packet's fate adds to the hop before it.
 pub(super) fn discard_note(obs: &Observation, discard: Discard, ctx: &Context<'_>) -> String {
-    let reason = ctx.reasons.name(obs.drop_reason);
+    let reason = reason_name(obs, ctx);
     match discard {
         Discard::Copy => format!(
             "a copy of it was discarded by a socket that did not want it ({reason}); another copy lives on"
@@ -135,6 +165,8 @@ pub(super) fn discard_note(obs: &Observation, discard: Discard, ctx: &Context<'_
         Discard::Refused => {
             let why = if reason == "NO_SOCKET" {
                 no_listener(obs)
+            } else if obs.reason_unknown {
+                format!("the receiving stack freed it, {UNKNOWN_REASON}")
             } else {
                 format!("the receiving stack refused it ({reason})")
             };

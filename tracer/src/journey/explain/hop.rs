@@ -62,6 +62,7 @@ fn describe(
     let interface = ctx.interface_name(obs);
     let kind = match (role, obs.hook) {
         (_, Hook::Drop) => HopKind::Drop,
+        (_, Hook::Route) => HopKind::RouteDecision,
         (InterfaceRole::PodInterface(_), Hook::Egress) => HopKind::PodEgress,
         (InterfaceRole::PodInterface(_), Hook::Ingress) => HopKind::PodDelivery,
         (InterfaceRole::HostVeth(_), _) => HopKind::VethCrossing,
@@ -177,7 +178,7 @@ fn describe(
                     "arrives on {} via {iface}",
                     node.as_deref().unwrap_or("the host")
                 ),
-                Hook::Drop => String::new(),
+                Hook::Drop | Hook::Route => String::new(),
             };
             hop.note = match outer {
                 Some(o) => format!("{towards} (VXLAN {} → {}, VNI {})", o.src, o.dst, o.vni),

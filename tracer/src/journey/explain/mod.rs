@@ -5,11 +5,13 @@
 //! Observed hops come from the hooks; the others are inferred and marked `observed:
 //! false`: a NAT hop where the addresses changed between two observations on one node, a
 //! route hop where a packet arrived on a node and left it (or died there), looked up in
-//! that node's routing table, and a `not_observed` hop for the next hop a packet that
+//! that node's routing table — unless the kernel reported the lookup itself (`route`: the
+//! route hop is then observed) — and a `not_observed` hop for the next hop a packet that
 //! vanished without a drop event should have reached.
 //!
 //! Files: this one walks the observations (`explain`); `context` is what naming needs and
-//! the routes looked up; `hop` says what an observed hop is; `nat` infers NAT between two
+//! the routes looked up; `hop` says what an observed hop is; `route` what an observed route
+//! lookup chose; `nat` infers NAT between two
 //! hops; `drop` explains a drop; `ending` says what came after the last observation; and
 //! `diagnosis` writes the one-line summary. Which drop events end a packet is decided by
 //! [`super::fate`].
@@ -20,6 +22,7 @@ mod drop;
 mod ending;
 mod hop;
 mod nat;
+mod route;
 
 pub use context::{ClusterNames, Context, Followed, PodName, ServiceRef};
 
@@ -80,8 +83,11 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
     // The observations that are the packet's own path: drops that were not its fate are
     // notes on the hop before them.
     let is_path = |i: usize| !matches!(fates[i], Some(DropFate::Discard(_)));
+    // Where the packet was, as opposed to what a routing lookup decided for it: a journey
+    // begins and ends at one of these.
+    let is_place = |i: usize| is_path(i) && raw.observations[i].hook != Hook::Route;
     let first_index = (0..raw.observations.len())
-        .find(|&i| is_path(i))
+        .find(|&i| is_place(i))
         .unwrap_or(0);
     let first = raw.observations[first_index];
     let t0 = first.ts_ns;
@@ -130,12 +136,39 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         }
         let node = ctx.node_of(obs);
         let role = ctx.topology.interface_role(obs.netns_cookie, obs.ifindex);
+        if obs.hook == Hook::Route && matches!(role, InterfaceRole::PodInterface(_)) {
+            // A Pod routing what it received to itself: its delivery hop says so already.
+            continue;
+        }
 
         if let Some(prev) = previous
             && prev.tuple != obs.tuple
         {
             let where_ = ctx.node_in(prev.netns_cookie);
             hops.extend(nat::hops(prev, obs, t, where_, ctx));
+        }
+
+        if let Some(choice) = obs.route {
+            // Policy rules may send one packet through several tables: the last lookup
+            // in a row is the decision.
+            let decided = raw.observations[index + 1..]
+                .iter()
+                .zip(index + 1..)
+                .find(|&(_, i)| is_path(i))
+                .is_none_or(|(next, _)| {
+                    next.hook != Hook::Route || next.netns_cookie != obs.netns_cookie
+                });
+            if decided {
+                let mut hop = route::observed(obs, choice, t, node, ctx);
+                hop.packet = Some(endpoints(obs.tuple));
+                hop.observation = Some(index);
+                hops.push(hop);
+                if arrived == Some(obs.netns_cookie) {
+                    arrived = None;
+                }
+            }
+            previous = Some(obs);
+            continue;
         }
 
         let departs = obs.hook == Hook::Drop
@@ -165,7 +198,7 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
 
     let last_index = (0..raw.observations.len())
         .rev()
-        .find(|&i| is_path(i))
+        .find(|&i| is_place(i))
         .unwrap_or(first_index);
     let last = raw.observations[last_index];
     let (verdict, drop) = if let Some(drop_hop) = hops.iter().find(|h| h.kind == HopKind::Drop) {

@@ -132,7 +132,7 @@ fn class(hop: &Hop, theme: Theme) -> (&'static str, Style) {
         HopKind::Drop => ("✗", theme.dropped()),
         HopKind::NotObserved => ("?", theme.not_observed()),
         HopKind::RouteDecision if hop.route.as_ref().is_some_and(|r| &*r.kind == "none") => {
-            ("~", theme.warning())
+            (if hop.observed { "●" } else { "~" }, theme.warning())
         }
         _ if !hop.observed => ("~", theme.inferred()),
         _ => ("●", theme.text()),
