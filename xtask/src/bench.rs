@@ -410,6 +410,7 @@ impl Bench {
                 }
             }
         }
+        stop_iperf_server();
         writeln!(
             self.report,
             "\n## Kernel cost per hop, this build versus {} (VXLAN scenario, UDP 64 B)\n",
@@ -427,11 +428,15 @@ impl Bench {
         writeln!(self.report, "|---|---|---|---|---|")?;
         for ((case, program), [new, old]) in ns {
             let (new, old) = (median(new), median(old));
+            let (old, ratio) = if old.is_nan() {
+                ("(no such program)".to_owned(), "—".to_owned())
+            } else {
+                (format!("{old:.0}"), format!("{:.2}", new / old))
+            };
             writeln!(
                 self.report,
-                "| {} | {program} | {new:.0} | {old:.0} | {:.2} |",
-                cases[case].0,
-                new / old
+                "| {} | {program} | {new:.0} | {old} | {ratio} |",
+                cases[case].0
             )?;
         }
         Ok(())
