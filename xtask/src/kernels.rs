@@ -146,6 +146,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             &root,
             &VmOptions {
                 writable: vec![out.clone()],
+                console: Some(out.join("console.log")),
                 ..VmOptions::default()
             },
         )?;

@@ -198,6 +198,10 @@ pub struct VmOptions {
     /// Directories the guest may write to (everything else is read-only or a throwaway
     /// overlay).
     pub writable: Vec<PathBuf>,
+    /// Where the VM's console goes; none: this process's stdout and stderr. virtme-ng
+    /// writes terminal control to it (and truncated a log file it was given as stdout), so
+    /// unattended runs keep it apart.
+    pub console: Option<PathBuf>,
 }
 
 impl Default for VmOptions {
@@ -206,6 +210,7 @@ impl Default for VmOptions {
             memory: "3G".to_owned(),
             cpus: 2,
             writable: Vec::new(),
+            console: None,
         }
     }
 }
@@ -242,6 +247,11 @@ pub fn run(
         vng.args(["--disable-kvm", "--qemu-opts=-cpu max"]);
     }
     vng.args(["--exec", command]).stdin(Stdio::null());
+    if let Some(path) = &options.console {
+        let console =
+            std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+        vng.stdout(console.try_clone()?).stderr(console);
+    }
     let started = Instant::now();
     let status = vng
         .status()
