@@ -174,6 +174,14 @@ pub fn summary_of(text: &str) -> Value {
         .unwrap_or_else(|| panic!("no summary line in {text}"))
 }
 
+/// The journeys whose packet `summary` (`SYN`, `echo-reply`, …) is this one.
+pub fn of_summary<'a>(journeys: &'a [Value], summary: &str) -> Vec<&'a Value> {
+    journeys
+        .iter()
+        .filter(|j| j["summary"] == summary)
+        .collect()
+}
+
 /// Hops of a journey with this kind.
 pub fn hops<'a>(journey: &'a Value, kind: &str) -> Vec<&'a Value> {
     journey["hops"]

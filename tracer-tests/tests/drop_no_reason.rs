@@ -5,8 +5,11 @@
 
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
-use tracer_tests::{follow::Follow, lab::Lab, require_root};
+use tracer_tests::{
+    follow::{Follow, of_summary},
+    lab::Lab,
+    require_root,
+};
 
 const NO_REASON: [&str; 2] = ["--drop-hook", "no-reason"];
 
@@ -20,13 +23,6 @@ fn follow_without_reasons(lab: &Lab) -> Follow {
         "the forced hook is the one attached: {stderr}"
     );
     follow
-}
-
-fn of_summary<'a>(journeys: &'a [Value], summary: &str) -> Vec<&'a Value> {
-    journeys
-        .iter()
-        .filter(|j| j["summary"] == summary)
-        .collect()
 }
 
 /// The seed incident: the reply dies on cpu1 for want of a route. Without the kernel's

@@ -5,17 +5,10 @@
 
 use serde_json::Value;
 use tracer_tests::{
-    follow::{Follow, hops},
+    follow::{Follow, hops, of_summary},
     lab::Lab,
     require_root,
 };
-
-fn of_summary<'a>(journeys: &'a [Value], summary: &str) -> Vec<&'a Value> {
-    journeys
-        .iter()
-        .filter(|j| j["summary"] == summary)
-        .collect()
-}
 
 fn kinds(journey: &Value) -> Vec<&str> {
     journey["hops"]

@@ -92,3 +92,23 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
     }
     Ok(loader.load(object)?)
 }
+
+/// Loads the BTF tracepoint program `name` for the kernel's `tracepoint` and attaches it;
+/// the link lives as long as `ebpf`.
+pub fn attach_btf_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    name: &'static str,
+    tracepoint: &str,
+) -> Result<(), LoadError> {
+    let program: &mut aya::programs::BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::NoProgram(name))?
+        .try_into()
+        .map_err(LoadError::program(name))?;
+    program
+        .load(tracepoint, btf)
+        .map_err(LoadError::program(name))?;
+    program.attach().map_err(LoadError::program(name))?;
+    Ok(())
+}

@@ -4,11 +4,11 @@
 //! it where the argument does not exist; then the reason-less one is attached, and its
 //! drops say "reason unknown on this kernel". Chosen by trying, never by version.
 
-use aya::{Btf, Ebpf, programs::BtfTracePoint};
+use aya::{Btf, Ebpf};
 use clap::ValueEnum;
 use tracer_common::programs;
 
-use crate::ebpf::LoadError;
+use crate::ebpf::{self, LoadError};
 
 /// Which drop program to use (`follow --drop-hook`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -61,15 +61,6 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, choice: DropHookChoice) -> Result<Drop
 }
 
 fn attach_one(ebpf: &mut Ebpf, btf: &Btf, hook: DropHook) -> Result<DropHook, LoadError> {
-    let name = hook.program();
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(LoadError::NoProgram(name))?
-        .try_into()
-        .map_err(LoadError::program(name))?;
-    program
-        .load("kfree_skb", btf)
-        .map_err(LoadError::program(name))?;
-    program.attach().map_err(LoadError::program(name))?;
+    ebpf::attach_btf_tracepoint(ebpf, btf, hook.program(), "kfree_skb")?;
     Ok(hook)
 }

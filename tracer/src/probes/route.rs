@@ -3,10 +3,13 @@
 //! observed; where it does not (no such tracepoint, or its structs not in BTF), they are
 //! inferred from the node's routing table.
 
-use aya::{Btf, Ebpf, programs::BtfTracePoint};
+use aya::{Btf, Ebpf};
 use tracer_common::programs;
 
-use crate::{ebpf::LoadError, kernel_layout::KernelOffsets};
+use crate::{
+    ebpf::{self, LoadError},
+    kernel_layout::KernelOffsets,
+};
 
 /// Why the route hook cannot be used here.
 #[derive(Debug, thiserror::Error)]
@@ -21,15 +24,6 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, offsets: &KernelOffsets) -> Result<(),
     if offsets.route.is_none() {
         return Err(RouteHookError::NoOffsets);
     }
-    let name = programs::FIB_TABLE_LOOKUP;
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(LoadError::NoProgram(name))?
-        .try_into()
-        .map_err(LoadError::program(name))?;
-    program
-        .load("fib_table_lookup", btf)
-        .map_err(LoadError::program(name))?;
-    program.attach().map_err(LoadError::program(name))?;
+    ebpf::attach_btf_tracepoint(ebpf, btf, programs::FIB_TABLE_LOOKUP, "fib_table_lookup")?;
     Ok(())
 }

@@ -266,21 +266,11 @@ pub fn is_tracer_filter(handle: u32, name: &str) -> bool {
 pub fn list_filters(interface: &str) -> std::io::Result<Vec<BpfFilter>> {
     let mut filters = Vec::new();
     for direction in Direction::BOTH {
-        let out = Command::new("tc")
-            .args([
-                "-j",
-                "filter",
-                "show",
-                "dev",
-                interface,
-                direction.tc_word(),
-            ])
-            .output()?;
-        if !out.status.success() {
-            // No clsact qdisc (or the interface went away): nothing of ours there.
+        // None: no clsact qdisc (or the interface went away): nothing of ours there.
+        let Some(out) = show_filters(interface, direction)? else {
             continue;
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        };
+        let text = String::from_utf8_lossy(&out);
         if text.trim().is_empty() {
             continue;
         }
@@ -288,6 +278,22 @@ pub fn list_filters(interface: &str) -> std::io::Result<Vec<BpfFilter>> {
         filters.extend(parse_filters(&json, direction));
     }
     Ok(filters)
+}
+
+/// `tc -j filter show dev INTERFACE DIRECTION`'s output, or `None` when `tc` fails (no
+/// clsact qdisc, no such interface).
+fn show_filters(interface: &str, direction: Direction) -> std::io::Result<Option<Vec<u8>>> {
+    let out = Command::new("tc")
+        .args([
+            "-j",
+            "filter",
+            "show",
+            "dev",
+            interface,
+            direction.tc_word(),
+        ])
+        .output()?;
+    Ok(out.status.success().then_some(out.stdout))
 }
 
 /// Whether `interface` has a clsact qdisc, in the calling thread's namespace.
@@ -320,20 +326,10 @@ pub fn remove_clsact_if_empty(interface: &str) -> std::io::Result<bool> {
 /// True when neither side of the clsact qdisc has any filter, of any kind.
 fn list_all_filters_empty(interface: &str) -> std::io::Result<bool> {
     for direction in Direction::BOTH {
-        let out = Command::new("tc")
-            .args([
-                "-j",
-                "filter",
-                "show",
-                "dev",
-                interface,
-                direction.tc_word(),
-            ])
-            .output()?;
-        if !out.status.success() {
+        let Some(out) = show_filters(interface, direction)? else {
             return Ok(false);
-        }
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        };
+        let json: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
         if json.as_array().is_some_and(|a| !a.is_empty()) {
             return Ok(false);
         }
