@@ -70,6 +70,7 @@ fn service_requests_and_replies_show_the_routes_the_kernel_chose() {
         assert!(!routes.is_empty(), "{syn:#}");
         for route in &routes {
             assert_eq!(route["observed"], true, "{syn:#}");
+            assert!(route["inferred_from"].is_null(), "{syn:#}");
             assert_eq!(route["route"]["table"], "main", "{syn:#}");
             assert!(
                 route["note"]
@@ -84,6 +85,15 @@ fn service_requests_and_replies_show_the_routes_the_kernel_chose() {
         let dnat = kinds.iter().position(|k| *k == "service_dnat").unwrap();
         let route = kinds.iter().position(|k| *k == "route_decision").unwrap();
         assert!(dnat < route, "{syn:#}");
+        // No hook here sees the rewrite itself (TC and tracepoints only): the hop says so.
+        let dnat_hop = &syn["hops"][dnat];
+        assert_eq!(dnat_hop["observed"], false, "{syn:#}");
+        let from = dnat_hop["inferred_from"].as_str().unwrap();
+        assert!(
+            from.contains("cpu2's kube-proxy rules")
+                && from.contains("no hook sees the NAT rewrite"),
+            "{syn:#}"
+        );
         route_leads_to_its_device(syn);
     }
     let syn_acks = of_summary(&journeys, "SYN,ACK");
@@ -143,6 +153,13 @@ fn without_the_route_hook_routes_are_inferred() {
     for request in requests {
         let routes = hops(request, "route_decision");
         assert!(!routes.is_empty(), "{request:#}");
-        assert!(routes.iter().all(|h| h["observed"] == false), "{request:#}");
+        for route in routes {
+            assert_eq!(route["observed"], false, "{request:#}");
+            let from = route["inferred_from"].as_str().unwrap();
+            assert!(
+                from.contains("routing table as tracer read it"),
+                "{request:#}"
+            );
+        }
     }
 }

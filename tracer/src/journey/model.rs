@@ -189,6 +189,9 @@ pub struct Hop {
     pub drop: Option<DropInfo>,
     /// A short human explanation.
     pub note: Text,
+    /// For a hop tracer inferred: what it was worked out from, and why no hook saw it.
+    #[serde(default)]
+    pub inferred_from: Option<Text>,
     /// Which raw observation this hop is (observed hops only): lets exports reach the
     /// packet's full headers. Not part of the JSON schema.
     #[serde(skip)]
@@ -213,7 +216,17 @@ impl Hop {
             encap: None,
             drop: None,
             note: Text::default(),
+            inferred_from: None,
             observation: None,
+        }
+    }
+
+    /// A hop no hook saw but tracer worked out `from` what the hooks around it did.
+    pub fn inferred(kind: HopKind, t_ns: u64, node: Option<Text>, from: String) -> Self {
+        Self {
+            observed: false,
+            inferred_from: Some(from.into()),
+            ..Self::new(kind, t_ns, node)
         }
     }
 }

@@ -27,8 +27,11 @@ pub(super) fn after(last: &Observation, ctx: &Context<'_>) -> Option<Hop> {
                 .is_some_and(|h| h.info.has_address(dst)) =>
         {
             // Addressed to the node itself: delivered locally.
-            let mut hop = Hop::new(HopKind::NodeIngress, t, node);
-            hop.observed = false;
+            let from = format!(
+                "its last hook, the ingress of {}'s own address; nothing past it is hooked",
+                node.as_deref().unwrap_or("the node")
+            );
+            let mut hop = Hop::inferred(HopKind::NodeIngress, t, node, from);
             hop.note = format!(
                 "delivered locally to {}",
                 hop.node.as_deref().unwrap_or_default()

@@ -105,8 +105,12 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         && matches!(first.icmp_type, 3 | 11 | 12)
         && !matches!(first_role, InterfaceRole::PodInterface(_));
     if generated_error {
-        let mut hop = Hop::new(HopKind::IcmpError, 0, ctx.node_of(&first));
-        hop.observed = false;
+        let mut hop = Hop::inferred(
+            HopKind::IcmpError,
+            0,
+            ctx.node_of(&first),
+            "its first hook is on a node, not in a Pod: the node's kernel sent it".to_owned(),
+        );
         hop.packet = Some(endpoints(first.tuple));
         hop.note = format!(
             "{} generated ICMP {} from {} to {}",
@@ -178,8 +182,15 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
             && cookie == obs.netns_cookie
         {
             let route = ctx.route_on(cookie, obs.tuple.dst);
-            let mut hop = Hop::new(HopKind::RouteDecision, t, node.clone());
-            hop.observed = false;
+            let mut hop = Hop::inferred(
+                HopKind::RouteDecision,
+                t,
+                node.clone(),
+                format!(
+                    "{}'s routing table as tracer read it; the kernel's own lookup was not seen for this packet (no route hook, or none matched it)",
+                    node.as_deref().unwrap_or("the node")
+                ),
+            );
             hop.note = route.text.clone();
             hop.packet = Some(endpoints(obs.tuple));
             hop.route = Some(route);

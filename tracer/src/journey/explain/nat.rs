@@ -44,8 +44,12 @@ pub(super) fn hops(
     let dnat_service = ctx.service_at(before.dst, before.dport, before.proto);
     if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_none() {
         // Not a Service address: conntrack giving a reply its masqueraded client back.
-        let mut hop = Hop::new(HopKind::ReplyUnsnat, t, node.clone());
-        hop.observed = false;
+        let mut hop = Hop::inferred(
+            HopKind::ReplyUnsnat,
+            t,
+            node.clone(),
+            rewritten_between_hooks(node.as_deref(), ""),
+        );
         hop.packet = Some(endpoints(after));
         hop.nat = Some(nat(None));
         hop.note = format!(
@@ -91,8 +95,15 @@ pub(super) fn hops(
             };
             let mut hop = ctx.memo.nat(key, || {
                 let name = service.map(|s| Text::from(s.name.to_string()));
-                let mut hop = Hop::new(HopKind::ReplyUndnat, 0, node.clone());
-                hop.observed = false;
+                let mut hop = Hop::inferred(
+                    HopKind::ReplyUndnat,
+                    0,
+                    node.clone(),
+                    rewritten_between_hooks(
+                        node.as_deref(),
+                        ", and the Service whose address it restores",
+                    ),
+                );
                 hop.service.clone_from(&name);
                 hop.nat = Some(nat(name.clone()));
                 hop.note = format!(
@@ -111,8 +122,8 @@ pub(super) fn hops(
             hop.nat = Some(nat(hop.service.clone()));
             hops.push(hop);
         } else {
-            let mut hop = Hop::new(HopKind::Snat, t, node);
-            hop.observed = false;
+            let from = rewritten_between_hooks(node.as_deref(), "");
+            let mut hop = Hop::inferred(HopKind::Snat, t, node, from);
             hop.packet = Some(endpoints(after));
             hop.nat = Some(nat(None));
             hop.note = format!(
@@ -148,8 +159,12 @@ fn service_dnat(
     });
     let endpoint_pod = ctx.cluster.pod_by_ip(after.dst).map(|p| p.name);
     let name = service.as_ref().map(|s| Text::from(s.name.to_string()));
-    let mut hop = Hop::new(HopKind::ServiceDnat, 0, node);
-    hop.observed = false;
+    let rules = format!(
+        ", and {}'s kube-proxy rules",
+        node.as_deref().unwrap_or("the node")
+    );
+    let from = rewritten_between_hooks(node.as_deref(), &rules);
+    let mut hop = Hop::inferred(HopKind::ServiceDnat, 0, node, from);
     hop.service.clone_from(&name);
     hop.pod = endpoint_pod.as_ref().map(|p| Text::from(p.to_string()));
     hop.nat = Some(Nat {
@@ -185,6 +200,15 @@ fn service_dnat(
     )
     .into();
     hop
+}
+
+/// What a NAT hop is worked out from: netfilter rewrites the packet between two of
+/// tracer's hooks (TC and tracepoints), and no hook of tracer's sees the rewrite itself.
+fn rewritten_between_hooks(node: Option<&str>, and: &str) -> String {
+    format!(
+        "the addresses the hooks before and after it saw on {}{and}; no hook sees the NAT rewrite itself",
+        node.unwrap_or("the node")
+    )
 }
 
 /// Whether `rule` is the Service's: by the name kube-proxy gave it (iptables comments,

@@ -151,8 +151,11 @@ fn hop_fields(j: &Journey, i: usize, h: &Hop) -> Vec<Field> {
         format!("{} · {seen}", h.kind.label()),
         emphasis,
     )];
-    // What changed here first: it is why the hop matters.
+    // What changed here first: it is why the hop matters; then what tracer knows it from.
     changed(&mut f, h);
+    if let Some(from) = &h.inferred_from {
+        f.push(("from".to_owned(), from.to_string(), Emphasis::Inferred));
+    }
     let delta = i
         .checked_sub(1)
         .and_then(|p| j.hops.get(p))
