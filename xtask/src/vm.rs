@@ -111,7 +111,7 @@ impl Accel {
     }
 }
 
-fn host_release() -> String {
+pub fn host_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
