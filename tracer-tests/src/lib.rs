@@ -114,6 +114,19 @@ pub fn scaled(duration: std::time::Duration) -> std::time::Duration {
     duration * time_scale()
 }
 
+/// Polls `done` until it holds; panics naming `what` after `timeout` ([`scaled`]).
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let timeout = scaled(timeout);
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Runs a command, panics with its output if it fails, returns stdout.
 pub fn run(argv: &[&str]) -> String {
     let out = Command::new(argv[0])

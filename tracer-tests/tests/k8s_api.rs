@@ -18,6 +18,7 @@ use tracer_lab::{
     api::{self, ApiServer},
     spec::{Cluster, Scenario},
 };
+use tracer_tests::wait_until;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -65,18 +66,6 @@ fn connect(kubeconfig: &Path) -> ClusterHandle {
     match ClusterHandle::start(&source, START_TIMEOUT) {
         Ok(handle) => handle,
         Err(e) => panic!("ClusterHandle::start: {e}"),
-    }
-}
-
-/// Polls `done` until it holds or `timeout` passes.
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

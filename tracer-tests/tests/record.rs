@@ -231,45 +231,34 @@ fn a_recorder_killed_with_sigkill_replays_every_complete_record() {
     }
     let lab = Lab::up("healthy");
     let recording = scratch("killed.trace");
-    let mut ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("pod-nettest"),
-            "ping",
-            "-i",
-            "0.05",
-            "-c",
-            "200",
-            "10.244.184.84",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard(
-        tracer_tests::tracer()
-            .args([
-                "follow",
-                "nettest",
-                "nginx-test-7d9c4b6f5-abcde",
-                "--output",
-                "json",
-                "--record",
-            ])
-            .arg(&recording)
-            .arg("--kubeconfig")
-            .arg(lab.kubeconfig())
-            .args(["--netns-prefix", &lab.prefix])
+    let record_arg = recording.to_str().unwrap().to_owned();
+    let follow = Follow::start(
+        &lab,
+        &[
+            "nettest",
+            "nginx-test-7d9c4b6f5-abcde",
+            "--record",
+            &record_arg,
+        ],
+    );
+    // Pings go on while the recorder is killed: it dies mid-stream.
+    let mut ping = ChildGuard(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("pod-nettest")])
+            .args(["ping", "-i", "0.05", "-c", "2000", "10.244.184.84"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    thread::sleep(Duration::from_secs(4));
-    child.0.kill().unwrap(); // SIGKILL
-    child.0.wait().unwrap();
-    let _ = ping.kill();
-    let _ = ping.wait();
+    // The writer flushes each chunk as the session drains: wait until some are on disk.
+    tracer_tests::wait_until(
+        "the recording to hold 4 journeys",
+        Duration::from_secs(20),
+        || replay_json(&recording).0.len() >= 4,
+    );
+    follow.kill(); // SIGKILL
+    let _ = ping.0.kill();
+    let _ = ping.0.wait();
 
     let (journeys, stderr, ok) = replay_json(&recording);
     assert!(ok, "{stderr}");
@@ -298,33 +287,45 @@ fn a_recorder_killed_with_sigkill_replays_every_complete_record() {
 
 /// Runs `tracer follow ARGS --record /tmp/tracer-full/r.trace` inside a private mount
 /// namespace whose /tmp/tracer-full is an 80 KiB tmpfs (nothing is mounted on the host)
-/// while nettest pings fast enough to fill it; returns the exit status, stdout, stderr and
-/// the partial recording (copied out).
+/// while nettest pings fast enough to fill it, and stops it with Ctrl-C once the disk has
+/// filled; returns the exit status, stdout, stderr and the partial recording (copied out).
 fn follow_into_a_full_disk(lab: &Lab, tag: &str, args: &str) -> (i32, String, String, PathBuf) {
     let out_dir = scratch(tag);
     std::fs::create_dir_all(&out_dir).unwrap();
     let script = format!(
         "set -e; mkdir -p /tmp/tracer-full; mount -t tmpfs -o size=80k tracer-full /tmp/tracer-full; \
-         set +e; {tracer} follow nettest nginx-test-7d9c4b6f5-abcde {args} --duration 6s --kubeconfig {kc} \
-           --netns-prefix {prefix} --record /tmp/tracer-full/r.trace > {out}/stdout.txt 2> {out}/stderr.txt; \
-         echo $? > {out}/status; cp /tmp/tracer-full/r.trace {out}/r.trace",
+         set +e; {tracer} follow nettest nginx-test-7d9c4b6f5-abcde {args} --kubeconfig {kc} \
+           --netns-prefix {prefix} --record /tmp/tracer-full/r.trace > {out}/stdout.txt 2> {out}/stderr.txt & \
+         echo $! > {out}/pid; wait $!; echo $? > {out}/status; cp /tmp/tracer-full/r.trace {out}/r.trace",
         tracer = tracer_tests::tracer_bin().display(),
         kc = lab.kubeconfig().display(),
         prefix = lab.prefix,
         out = out_dir.display()
     );
-    let mut session = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .spawn()
-        .unwrap();
-    thread::sleep(Duration::from_secs(2));
+    let mut session = ChildGuard(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .spawn()
+            .unwrap(),
+    );
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    tracer_tests::wait_until("follow to attach", Duration::from_secs(30), || {
+        read("stderr.txt").contains("watching")
+    });
     // Enough traffic to fill 80 KiB of recording.
     let _ = lab.exec(
         "pod-nettest",
         &["ping", "-i", "0.002", "-c", "1500", "-q", "10.244.184.84"],
     );
-    assert!(session.wait().unwrap().success());
-    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap();
+    tracer_tests::wait_until("the recording to stop", Duration::from_secs(10), || {
+        read("stderr.txt").contains("recording stopped")
+    });
+    // In-flight packets settle, then Ctrl-C.
+    thread::sleep(tracer_tests::scaled(Duration::from_millis(800)));
+    let pid: i32 = read("pid").trim().parse().unwrap();
+    // SAFETY: signalling the tracer this test started.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    assert!(session.0.wait().unwrap().success());
     let status = read("status").trim().parse().unwrap();
     (
         status,
