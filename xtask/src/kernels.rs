@@ -44,6 +44,8 @@ const MATRIX: Selection = &[
     ("record", &[]),
     ("bridge_cni", &[]),
     ("cli", &[]),
+    ("drop_no_reason", &[]),
+    ("route_hook", &[]),
 ];
 
 /// How much longer the tests may wait under TCG: follow's start-up (lab of 13 namespaces,
