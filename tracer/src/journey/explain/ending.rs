@@ -59,6 +59,13 @@ pub(super) fn after(last: &Observation, ctx: &Context<'_>) -> Option<Hop> {
                             "left for node {peer} ({next_hop}); {peer} is not traced from here"
                         )
                         .into();
+                        hop.inferred_from = Some(
+                            format!(
+                                "its last hook, leaving {}, and the route there to {next_hop}",
+                                node.as_deref().unwrap_or("the node")
+                            )
+                            .into(),
+                        );
                         hop.node = Some(peer.into());
                     }
                     None => {
@@ -66,6 +73,13 @@ pub(super) fn after(last: &Observation, ctx: &Context<'_>) -> Option<Hop> {
                         hop.kind = HopKind::NodeEgress;
                         hop.node.clone_from(&node);
                         hop.note = format!("left the cluster towards {next_hop}").into();
+                        hop.inferred_from = Some(
+                            format!(
+                                "its last hook, leaving {}, and the route there to {next_hop}, outside the cluster",
+                                node.as_deref().unwrap_or("the node")
+                            )
+                            .into(),
+                        );
                     }
                 },
             }
