@@ -40,6 +40,8 @@ pub struct Recording {
     cut: Option<(u64, String)>,
     /// Damage skipped so far, for the summary.
     skipped: Vec<String>,
+    /// A step read ahead while joining a batch's records.
+    ahead: Option<Step>,
 }
 
 impl Recording {
@@ -56,6 +58,7 @@ impl Recording {
             clean: false,
             cut: None,
             skipped: Vec::new(),
+            ahead: None,
         })
     }
 
@@ -71,7 +74,33 @@ impl Recording {
     /// The next input; `None` at the end of the recording.
     pub fn next_input(&mut self) -> Option<Input> {
         loop {
-            match self.reader.next_step() {
+            match self.next_step() {
+                Step::Record(Record::Observations {
+                    now_ns: Some(now_ns),
+                    mut batch,
+                }) => {
+                    // The records of one live batch (they share its `now_ns`) are one
+                    // input again: packets are closed after the whole batch, as live.
+                    loop {
+                        match self.next_step() {
+                            Step::Record(Record::Observations {
+                                now_ns: Some(next),
+                                batch: more,
+                            }) if next == now_ns => batch.extend(more),
+                            other => {
+                                self.ahead = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    let record = Record::Observations {
+                        now_ns: Some(now_ns),
+                        batch,
+                    };
+                    if let Some(input) = self.input_of(record) {
+                        return Some(input);
+                    }
+                }
                 Step::Record(record) => {
                     if let Some(input) = self.input_of(record) {
                         return Some(input);
@@ -99,6 +128,10 @@ impl Recording {
                 }
             }
         }
+    }
+
+    fn next_step(&mut self) -> Step {
+        self.ahead.take().unwrap_or_else(|| self.reader.next_step())
     }
 
     fn input_of(&mut self, record: Record) -> Option<Input> {
@@ -270,3 +303,6 @@ pub fn following(path: &Path) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests;

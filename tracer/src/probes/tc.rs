@@ -206,20 +206,10 @@ pub fn tracer_priority(in_use: &[u16]) -> u16 {
 
 /// The priorities of every filter (any kind) on one side of `interface`'s clsact qdisc.
 pub fn priorities(interface: &str, direction: Direction) -> std::io::Result<Vec<u16>> {
-    let out = Command::new("tc")
-        .args([
-            "-j",
-            "filter",
-            "show",
-            "dev",
-            interface,
-            direction.tc_word(),
-        ])
-        .output()?;
-    if !out.status.success() {
+    let Some(out) = show_filters(interface, direction)? else {
         return Ok(Vec::new());
-    }
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    };
+    let json: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
     Ok(json
         .as_array()
         .map(|filters| {

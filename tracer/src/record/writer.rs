@@ -45,7 +45,7 @@ use super::{
     },
 };
 use crate::{
-    journey::observation::Observation,
+    journey::{assemble::CLOSE_AFTER_NS, observation::Observation},
     k8s::{ClusterModel, model::ModelRows},
     pipeline::{Input, Session},
     topology::Topology,
@@ -154,6 +154,11 @@ pub struct Recorder {
     /// Offline writers (tools, benchmarks) wait for the disk instead of counting batches
     /// as unrecorded.
     wait_for_disk: bool,
+    /// The `now_ns` of the previous batch, recorded or not.
+    previous_now_ns: u64,
+    /// From when on every recorded observation's packet is closed (the newest one's time
+    /// plus [`CLOSE_AFTER_NS`]).
+    all_closed_at_ns: u64,
 }
 
 impl Recorder {
@@ -194,6 +199,8 @@ impl Recorder {
             unrecorded_batches: 0,
             limit,
             wait_for_disk: false,
+            previous_now_ns: 0,
+            all_closed_at_ns: 0,
         })
     }
 
@@ -351,12 +358,29 @@ impl Recorder {
 
     fn observations(&mut self, now_ns: u64, batch: &[Observation]) {
         self.offered += batch.len() as u64;
+        // A read that found nothing still closes the packets that went quiet, and which
+        // reads close which packets decides the order journeys come out in: replay must
+        // close them at the same moments. Empty reads are kept while a recorded packet may
+        // still be open, and left out once every one is closed.
+        let may_close = self.previous_now_ns < self.all_closed_at_ns;
+        self.previous_now_ns = now_ns;
         if batch.is_empty() {
+            if may_close {
+                let mut buf = BytesMut::new();
+                frame_into(&mut buf, kind::OBSERVATIONS, &now_ns.to_le_bytes());
+                self.observations_chunk(buf.freeze(), 0);
+            }
             return;
         }
+        let newest = batch.iter().map(|o| o.ts_ns).max().unwrap_or(0);
+        self.all_closed_at_ns = self
+            .all_closed_at_ns
+            .max(newest.saturating_add(CLOSE_AFTER_NS));
         self.name_addresses(batch);
         let mut buf = BytesMut::new();
         let mut count = 0;
+        // One batch may take several records; they share its `now_ns`, and replay joins
+        // them back into one batch.
         for chunk in batch.chunks(OBSERVATIONS_PER_RECORD) {
             let mut payload = Vec::with_capacity(8 + chunk.len() * 88);
             payload.extend_from_slice(&now_ns.to_le_bytes());
