@@ -39,7 +39,8 @@ use core::mem::size_of;
 
 /// Revision of this ABI. Bump on any layout change; userspace refuses other revisions.
 /// 3: [`flags::REASON_UNKNOWN`] (drops read without a reason); [`RouteEvent`].
-pub const ABI_VERSION: u8 = 3;
+/// 4: [`NatEvent`].
+pub const ABI_VERSION: u8 = 4;
 
 /// Where an event was observed, and so which struct the record is. Numeric ranges leave
 /// room per family: TC hooks 1.., tracepoints 20.., kernel functions (fentry or kprobe)
@@ -53,6 +54,9 @@ pub mod kind {
     pub const KFREE_SKB: u16 = 20;
     /// [`super::RouteEvent`]: the `fib_table_lookup` tracepoint, for a received packet.
     pub const FIB_LOOKUP: u16 = 21;
+    /// [`super::NatEvent`]: netfilter about to rewrite a packet's addresses
+    /// (`nf_nat_manip_pkt`, by fentry or kprobe).
+    pub const NAT: u16 = 40;
 }
 
 /// Bits of [`PacketEvent::flags`].
@@ -161,6 +165,52 @@ pub struct RouteEvent {
 }
 const _: () = assert!(size_of::<RouteEvent>() == 112);
 
+/// One direction of a conntrack entry, as `struct nf_conntrack_tuple` holds it for IPv4:
+/// addresses and ports in network byte order; for ICMP `sport` is the echo identifier and
+/// `dport` the type and code bytes, as conntrack keeps them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtTuple {
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(size_of::<CtTuple>() == 16);
+
+/// Which addresses a NAT rewrite changes ([`NatEvent::manip`], the kernel's
+/// `enum nf_nat_manip_type`).
+pub mod manip {
+    /// The source: a masquerade, or conntrack undoing a DNAT on a reply.
+    pub const SRC: u8 = 0;
+    /// The destination: a DNAT (a Service), or conntrack undoing a masquerade on a reply.
+    pub const DST: u8 = 1;
+}
+
+/// Netfilter about to rewrite a packet's addresses (`nf_nat_manip_pkt(skb, ct, mtype,
+/// dir)`): the packet as it is before the rewrite (so it carries the same invariant fields
+/// as every other hop; `ifindex` is the device it is on) and the conntrack entry's two
+/// tuples, which say what it becomes. A record of its own: one per rewritten packet, and
+/// the common event must not grow for it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatEvent {
+    /// `packet.header.kind` is [`kind::NAT`].
+    pub packet: PacketEvent,
+    /// The connection as its first packet set it up (`IP_CT_DIR_ORIGINAL`) …
+    pub original: CtTuple,
+    /// … and as its replies are expected (`IP_CT_DIR_REPLY`).
+    pub reply: CtTuple,
+    /// One of [`manip`].
+    pub manip: u8,
+    /// The packet's direction in its connection: 0 original, 1 reply.
+    pub dir: u8,
+    pub _pad: [u8; 6],
+}
+const _: () = assert!(size_of::<NatEvent>() == 136);
+
 /// The kernel side never wakes userspace (`BPF_RB_NO_WAKEUP`: a wakeup per record is an
 /// interrupt and a context switch); userspace drains the `EVENTS` ring buffer on a timer
 /// instead, sleeping at most this long when it finds little. 10 ms at the highest event
@@ -204,12 +254,17 @@ pub mod globals {
     pub const NHC_DEV: &str = "OFF_NHC_DEV";
     pub const NHC_GW_FAMILY: &str = "OFF_NHC_GW_FAMILY";
     pub const NHC_GW: &str = "OFF_NHC_GW";
+    /// `struct nf_conn`: where `tuplehash[0].tuple` is, and how far apart the two
+    /// `tuplehash` entries are. The program reads each `struct nf_conntrack_tuple` whole;
+    /// userspace checks its layout is the one the program expects before attaching.
+    pub const CT_TUPLE: &str = "OFF_CT_TUPLE";
+    pub const CT_TUPLEHASH_SIZE: &str = "CT_TUPLEHASH_SIZE";
 }
 
 /// Map names, shared so both sides spell them the same.
 pub mod maps {
-    /// Ring buffer carrying [`super::PacketEvent`]s and [`super::RouteEvent`]s (the
-    /// header's `kind` says which).
+    /// Ring buffer carrying [`super::PacketEvent`]s, [`super::RouteEvent`]s and
+    /// [`super::NatEvent`]s (the header's `kind` says which).
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU array of [`super::LossCounters`] at index 0.
     pub const LOSS: &str = "LOSS";
@@ -246,6 +301,9 @@ pub mod programs {
     pub const KFREE_SKB_NO_REASON: &str = "kfree_skb_no_reason";
     /// `tp_btf/fib_table_lookup`: the routing decision for a received packet.
     pub const FIB_TABLE_LOOKUP: &str = "fib_table_lookup";
+    /// `nf_nat_manip_pkt`, as fentry (tried first) or kprobe: the NAT rewrite.
+    pub const NAT_FENTRY: &str = "nat_fentry";
+    pub const NAT_KPROBE: &str = "nat_kprobe";
     /// Do-nothing programs that exist so `tracer doctor` can try loading each type.
     pub const PROBE_RAW_TRACEPOINT: &str = "probe_raw_tracepoint";
     pub const PROBE_KPROBE: &str = "probe_kprobe";
@@ -271,4 +329,6 @@ mod user {
     unsafe impl aya::Pod for super::LossCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RouteEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::NatEvent {}
 }

@@ -8,7 +8,9 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{ABI_VERSION, EventHeader, LossCounters, PacketEvent, RouteEvent, follow_bits};
+use tracer_common::{
+    ABI_VERSION, EventHeader, LossCounters, NatEvent, PacketEvent, RouteEvent, follow_bits,
+};
 
 /// A ring-buffer record: one of the ABI's event structs, each starting with its header.
 pub trait Record: Copy {
@@ -23,6 +25,13 @@ impl Record for PacketEvent {
 }
 
 impl Record for RouteEvent {
+    #[inline(always)]
+    fn header(&mut self) -> &mut EventHeader {
+        &mut self.packet.header
+    }
+}
+
+impl Record for NatEvent {
     #[inline(always)]
     fn header(&mut self) -> &mut EventHeader {
         &mut self.packet.header

@@ -47,6 +47,10 @@ pub static OFF_NHC_DEV: u32 = 0;
 pub static OFF_NHC_GW_FAMILY: u32 = 0;
 #[unsafe(no_mangle)]
 pub static OFF_NHC_GW: u32 = 0;
+#[unsafe(no_mangle)]
+pub static OFF_CT_TUPLE: u32 = 0;
+#[unsafe(no_mangle)]
+pub static CT_TUPLEHASH_SIZE: u32 = 0;
 
 /// Reads `T` at `base + offset`.
 #[inline(always)]

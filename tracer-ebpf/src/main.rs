@@ -1,5 +1,5 @@
-//! tracer's kernel programs: TC classifiers, the drop tracepoint and the route-lookup
-//! tracepoint. They parse, filter
+//! tracer's kernel programs: TC classifiers, the drop tracepoint, the route-lookup
+//! tracepoint and the NAT rewrite (fentry or kprobe). They parse, filter
 //! and emit; they never change a packet's fate (every TC program returns `TC_ACT_UNSPEC`,
 //! "continue as if we were not here") and they count in `LOSS` whatever they could not
 //! hand over. Correlation, naming and presentation all live in userspace.
@@ -10,6 +10,7 @@ mod emit;
 mod kernel;
 mod kfree_skb;
 mod linear;
+mod nat;
 mod packet;
 mod probes;
 mod route;

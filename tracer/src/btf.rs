@@ -67,6 +67,7 @@ enum Type {
     /// STRUCT or UNION.
     Composite {
         members: Vec<Member>,
+        size: u32,
     },
     Enum {
         name: String,
@@ -174,7 +175,10 @@ impl Btf {
                             .map_err(|_| BtfError::Malformed("too many types"))?;
                         structs_by_name.entry(name.clone()).or_insert(id);
                     }
-                    Type::Composite { members }
+                    Type::Composite {
+                        members,
+                        size: size_or_type,
+                    }
                 }
                 btf_kind::ENUM => {
                     let mut values = Vec::with_capacity(vlen);
@@ -266,6 +270,18 @@ impl Btf {
             type_id = found_type;
         }
         Ok(bits)
+    }
+
+    /// `sizeof(struct strukt)`.
+    pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
+        let type_id = *self
+            .structs_by_name
+            .get(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        match self.resolve(type_id) {
+            Some(Type::Composite { size, .. }) => Ok(*size),
+            _ => Err(BtfError::NoStruct(strukt.to_owned())),
+        }
     }
 
     fn resolve(&self, mut type_id: u32) -> Option<&Type> {

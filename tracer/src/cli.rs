@@ -137,6 +137,10 @@ pub struct FollowArgs {
     /// from its node's routing table, as on kernels without the tracepoint.
     #[arg(long)]
     pub no_route_hook: bool,
+    /// Do not observe NAT rewrites (`nf_nat_manip_pkt` by fentry or kprobe): infer each
+    /// from the headers before and after it, as on kernels without fentry and kprobes.
+    #[arg(long)]
+    pub no_nat_hook: bool,
 }
 
 #[derive(Debug, Args)]

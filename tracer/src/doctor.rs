@@ -26,6 +26,7 @@ use crate::{
     netns,
     probes::{
         kfree_skb::{self, DropHook, DropHookChoice},
+        nat::{self, NatHook},
         route,
         tc::{self, AttachMode, Direction},
     },
@@ -175,6 +176,7 @@ pub fn run() -> Report {
                 "tp_btf",
                 "drop_reason",
                 "route_hook",
+                "nat_hook",
                 "raw_tracepoint",
                 "kprobe",
                 "fentry",
@@ -339,6 +341,24 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
         }),
     ));
 
+    // The NAT hook, attached as `follow` attaches it: fentry, else kprobe.
+    checks.push(check(
+        "nat_hook",
+        with_object(options, |ebpf| {
+            let btf = btf.ok_or("kernel BTF unavailable")?;
+            let offsets = options
+                .offsets
+                .ok_or_else(|| "struct offsets unavailable (see btf)".to_owned())?;
+            let hook = nat::attach(ebpf, btf, &offsets).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "{} program {} attached to {}",
+                hook.attach_type(),
+                hook.program(),
+                nat::FUNCTION
+            ))
+        }),
+    ));
+
     checks.push(check(
         "raw_tracepoint",
         with_object(options, |ebpf| {
@@ -456,6 +476,18 @@ fn drop_hook(checks: &[Check]) -> Option<DropHook> {
     }
 }
 
+/// The NAT hook `follow` attaches given these checks (its detail says which type).
+fn nat_hook(checks: &[Check]) -> Option<NatHook> {
+    let check = checks
+        .iter()
+        .find(|c| c.name == "nat_hook" && c.status == Status::Available)?;
+    Some(if check.detail.starts_with("fentry") {
+        NatHook::Fentry
+    } else {
+        NatHook::Kprobe
+    })
+}
+
 /// The attach mode `follow --attach auto` picks given these checks: the same probe decides.
 fn attach_mode(checks: &[Check]) -> Option<AttachMode> {
     if available(checks, "tc_tcx") {
@@ -503,11 +535,25 @@ fn planned_hooks(mode: Option<AttachMode>, checks: &[Check]) -> Vec<PlannedHook>
             purpose: "routing decisions for the packets the TC ingress hook saw",
         });
     }
+    if mode.is_some()
+        && let Some(hook) = nat_hook(checks)
+    {
+        hooks.push(PlannedHook {
+            program: hook.program(),
+            attach: hook.attach_type(),
+            purpose: "NAT rewrites (Service DNAT, un-DNAT, masquerade) with their conntrack entries",
+        });
+    }
     hooks
 }
 
 /// Each hop kind of the journey schema, and how it is known with these hooks.
-fn hop_visibility(tc: bool, drops: Option<DropHook>, routes: bool) -> Vec<HopVisibility> {
+fn hop_visibility(
+    tc: bool,
+    drops: Option<DropHook>,
+    routes: bool,
+    nat_hook: Option<NatHook>,
+) -> Vec<HopVisibility> {
     let at_interface = |kind: &'static str, where_: &str| HopVisibility {
         kind,
         visibility: if tc {
@@ -534,14 +580,28 @@ fn hop_visibility(tc: bool, drops: Option<DropHook>, routes: bool) -> Vec<HopVis
             "needs the TC hops around it, which cannot be attached here".to_owned()
         },
     };
-    let nat = "the addresses changed between two hooks on one node, named from that node's kube-proxy rules; no kprobe/fentry NAT hook yet";
+    let nat = |kind: &'static str| match nat_hook {
+        Some(hook) if tc => HopVisibility {
+            kind,
+            visibility: Visibility::Observed,
+            how: format!(
+                "{} {}: the rewrite and its conntrack entry, named from the node's kube-proxy rules",
+                hook.attach_type(),
+                nat::FUNCTION
+            ),
+        },
+        _ => inferred(
+            kind,
+            "the addresses changed between two hooks on one node, named from that node's kube-proxy rules (no NAT hook here: it needs fentry or kprobes)",
+        ),
+    };
     vec![
         at_interface("pod_egress", "the Pod's eth0 (egress)"),
         at_interface("veth_crossing", "the host side of the Pod's veth"),
-        inferred("service_dnat", nat),
-        inferred("reply_undnat", nat),
-        inferred("snat", nat),
-        inferred("reply_unsnat", nat),
+        nat("service_dnat"),
+        nat("reply_undnat"),
+        nat("snat"),
+        nat("reply_unsnat"),
         if tc && routes {
             HopVisibility {
                 kind: "route_decision",
@@ -606,11 +666,23 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
     } else {
         misses.push("drops and their reasons: a packet that vanishes shows as \"not observed\" after its last hop".to_owned());
     }
-    if !available(&checks, "kprobe") && !available(&checks, "fentry") {
-        misses.push("inside-the-kernel detail of NAT and VXLAN functions (no kprobe/fentry here): DNAT, un-DNAT and encapsulation are still shown, inferred from the headers before and after each hop and named from the node's kube-proxy rules".to_owned());
+    let nats = nat_hook(&checks).filter(|_| mode.is_some());
+    if let Some(hook) = nats {
+        sees.push(format!(
+            "NAT rewrites as netfilter made them, with their conntrack entries: Service DNAT, un-DNAT, masquerade ({} {})",
+            hook.attach_type(),
+            nat::FUNCTION
+        ));
+    } else if !available(&checks, "kprobe") && !available(&checks, "fentry") {
+        misses.push("the NAT rewrite itself (no kprobe/fentry here): DNAT, un-DNAT and masquerade are still shown, inferred from the headers before and after each hop and named from the node's kube-proxy rules".to_owned());
     } else {
-        // kprobe/fentry load here, but `follow` has no hook of that kind yet.
-        misses.push("the NAT rewrite itself: kprobe/fentry work on this kernel, but follow does not use them yet; DNAT and un-DNAT are inferred from the headers before and after each hop and the node's kube-proxy rules".to_owned());
+        misses.push(format!(
+            "the NAT rewrite itself: kprobe/fentry work on this kernel but the NAT hook did not attach ({}); DNAT and un-DNAT are inferred from the headers before and after each hop and the node's kube-proxy rules (load nf_nat, e.g. by adding a NAT rule, before follow)",
+            checks
+                .iter()
+                .find(|c| c.name == "nat_hook")
+                .map_or("not tried", |c| c.detail.as_str())
+        ));
     }
     if !available(&checks, "ring_buffer") {
         misses.push("no events can reach userspace: the ring buffer test failed".to_owned());
@@ -634,7 +706,7 @@ fn summarise(kernel: String, checks: Vec<Check>, capabilities: Vec<CapabilityChe
         kernel,
         attach_mode: mode,
         hooks: planned_hooks(mode, &checks),
-        hops: hop_visibility(mode.is_some(), drops, routes),
+        hops: hop_visibility(mode.is_some(), drops, routes, nats),
         checks,
         capabilities,
         follow_sees: sees,
@@ -716,6 +788,7 @@ mod tests {
             "tp_btf",
             "drop_reason",
             "route_hook",
+            "nat_hook",
             "raw_tracepoint",
             "kprobe",
             "fentry",
@@ -729,7 +802,12 @@ mod tests {
             } else {
                 Status::Unavailable
             },
-            detail: String::new(),
+            // As the real check words it: the attach type first.
+            detail: if name == "nat_hook" {
+                "kprobe program nat_kprobe attached to nf_nat_manip_pkt".to_owned()
+            } else {
+                String::new()
+            },
         })
         .collect()
     }
@@ -833,13 +911,51 @@ mod tests {
             report
                 .follow_misses
                 .iter()
-                .any(|l| l.contains("does not use them yet")),
-            "kprobes here are not used, and doctor says so: {:?}",
+                .any(|l| l.contains("the NAT hook did not attach")),
+            "kprobes here without the NAT hook, and doctor says so: {:?}",
             report.follow_misses
         );
         let text = render_text(&report);
         assert!(text.contains("follow attaches here: netlink"), "{text}");
         assert!(text.contains("SIGKILL"), "{text}");
+    }
+
+    #[test]
+    fn where_the_nat_hook_attaches_nat_hops_are_planned_as_observed() {
+        let report = summarise(
+            "6.1".into(),
+            checks(&[
+                "btf",
+                "tc_netlink",
+                "ring_buffer",
+                "tp_btf",
+                "drop_reason",
+                "route_hook",
+                "nat_hook",
+                "kprobe",
+            ]),
+            all_caps(),
+        );
+        let nat: Vec<_> = report
+            .hooks
+            .iter()
+            .filter(|h| h.program.starts_with("nat_"))
+            .map(|h| (h.program, h.attach))
+            .collect();
+        assert_eq!(nat, [("nat_kprobe", "kprobe")]);
+        for kind in ["service_dnat", "reply_undnat", "snat", "reply_unsnat"] {
+            let hop = report.hops.iter().find(|h| h.kind == kind).unwrap();
+            assert_eq!(hop.visibility, Visibility::Observed, "{kind}");
+            assert!(hop.how.contains("kprobe nf_nat_manip_pkt"), "{}", hop.how);
+        }
+        assert!(
+            report
+                .follow_sees
+                .iter()
+                .any(|l| l.contains("NAT rewrites as netfilter made them")),
+            "{:?}",
+            report.follow_sees
+        );
     }
 
     #[test]

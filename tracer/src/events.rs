@@ -1,6 +1,6 @@
 //! Reading what the kernel programs emit: ring-buffer records decoded into owned
-//! [`KernelEvent`]s (a [`PacketEvent`], or a [`RouteEvent`] by its header's kind), and the
-//! per-CPU loss counters summed.
+//! [`KernelEvent`]s (a [`PacketEvent`], [`RouteEvent`] or [`NatEvent`] by its header's
+//! kind), and the per-CPU loss counters summed.
 
 use std::{io, os::fd::AsRawFd, time::Duration};
 
@@ -9,7 +9,7 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
 };
 use thiserror::Error;
-use tracer_common::{ABI_VERSION, LossCounters, PacketEvent, RouteEvent, kind, maps};
+use tracer_common::{ABI_VERSION, LossCounters, NatEvent, PacketEvent, RouteEvent, kind, maps};
 
 use crate::ebpf::LoadError;
 
@@ -26,6 +26,7 @@ pub enum DecodeError {
 pub enum KernelEvent {
     Packet(PacketEvent),
     Route(RouteEvent),
+    Nat(NatEvent),
 }
 
 impl KernelEvent {
@@ -34,6 +35,7 @@ impl KernelEvent {
         match self {
             Self::Packet(p) => p,
             Self::Route(r) => &r.packet,
+            Self::Nat(n) => &n.packet,
         }
     }
 }
@@ -44,10 +46,12 @@ pub fn decode(record: &[u8]) -> Result<KernelEvent, DecodeError> {
     let header_kind = record
         .get(at..at + 2)
         .map(|b| u16::from_ne_bytes([b[0], b[1]]));
-    if header_kind == Some(kind::FIB_LOOKUP) {
-        read::<RouteEvent>(record, |e| e.packet.header.abi).map(KernelEvent::Route)
-    } else {
-        read::<PacketEvent>(record, |e| e.header.abi).map(KernelEvent::Packet)
+    match header_kind {
+        Some(kind::FIB_LOOKUP) => {
+            read::<RouteEvent>(record, |e| e.packet.header.abi).map(KernelEvent::Route)
+        }
+        Some(kind::NAT) => read::<NatEvent>(record, |e| e.packet.header.abi).map(KernelEvent::Nat),
+        _ => read::<PacketEvent>(record, |e| e.header.abi).map(KernelEvent::Packet),
     }
 }
 

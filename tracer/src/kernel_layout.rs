@@ -1,6 +1,8 @@
 //! The kernel struct offsets the tracepoint programs need, read from BTF at start-up and
 //! handed to the programs as load-time globals (see `tracer_common::globals`).
 
+use std::path::Path;
+
 use aya::EbpfLoader;
 use tracer_common::globals;
 
@@ -29,6 +31,55 @@ pub struct KernelOffsets {
     /// For the route-lookup tracepoint; `None` where this kernel's BTF lacks them (the
     /// program is then not attached and routes are inferred).
     pub route: Option<RouteOffsets>,
+    /// For the NAT hook: where conntrack's BTF is (nf_conntrack built in or loaded) and
+    /// its tuple is laid out as the program reads it; `None` otherwise (NAT is then
+    /// inferred).
+    pub nat: Option<NatOffsets>,
+}
+
+/// Where `struct nf_conn` keeps its two tuples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatOffsets {
+    /// `tuplehash[0].tuple`: the original direction.
+    pub ct_tuple: u32,
+    /// `sizeof(struct nf_conntrack_tuple_hash)`: how much further the reply's is.
+    pub tuplehash_size: u32,
+}
+
+impl NatOffsets {
+    /// The IPv4 layout of `struct nf_conntrack_tuple` the NAT program reads whole (a
+    /// 16-byte address union, then the port, … ; unchanged since Linux 2.6).
+    const TUPLE_LAYOUT: [(&[&str], u32); 5] = [
+        (&["src", "u3"], 0),
+        (&["src", "u"], 16),
+        (&["dst", "u3"], 20),
+        (&["dst", "u"], 36),
+        (&["dst", "protonum"], 38),
+    ];
+
+    pub fn from_btf(btf: &Btf) -> Result<Self, BtfError> {
+        for (path, expected) in Self::TUPLE_LAYOUT {
+            if btf.member_offset("nf_conntrack_tuple", path)? != expected {
+                return Err(BtfError::Malformed(
+                    "struct nf_conntrack_tuple is not laid out as the NAT hook reads it",
+                ));
+            }
+        }
+        Ok(Self {
+            ct_tuple: btf.member_offset("nf_conn", &["tuplehash"])?
+                + btf.member_offset("nf_conntrack_tuple_hash", &["tuple"])?,
+            tuplehash_size: btf.struct_size("nf_conntrack_tuple_hash")?,
+        })
+    }
+
+    /// From the kernel's own BTF when conntrack is built in, else from the `nf_conntrack`
+    /// module's (there only while the module is loaded).
+    pub fn find(vmlinux: &Btf) -> Result<Self, BtfError> {
+        Self::from_btf(vmlinux).or_else(|_| {
+            let module = Btf::from_file(Path::new("/sys/kernel/btf/nf_conntrack"), Some(vmlinux))?;
+            Self::from_btf(&module)
+        })
+    }
 }
 
 /// Byte offsets into `struct flowi4` and `struct fib_nh_common`.
@@ -74,6 +125,7 @@ impl KernelOffsets {
             skb_end: btf.member_offset("sk_buff", &["end"])?,
             shinfo_dataref: btf.member_offset("skb_shared_info", &["dataref"])?,
             route: RouteOffsets::from_btf(btf).ok(),
+            nat: NatOffsets::find(btf).ok(),
         })
     }
 
@@ -108,6 +160,10 @@ impl KernelOffsets {
             ] {
                 loader.override_global(name, value, true);
             }
+        }
+        if let Some(nat) = &self.nat {
+            loader.override_global(globals::CT_TUPLE, &nat.ct_tuple, true);
+            loader.override_global(globals::CT_TUPLEHASH_SIZE, &nat.tuplehash_size, true);
         }
     }
 }

@@ -74,6 +74,7 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             skb_len: 74,
             mark: 0,
             route: None,
+            nat: None,
         })
         .collect();
     recorder.record(&Input::Observations {

@@ -5,7 +5,8 @@
 //! there from this machine's filesystem. Prints one line per kernel and test binary;
 //! `--smoke` runs only the tests that show `follow` works on that kernel (the healthy
 //! Service path, the seed's incident, netlink leftovers, doctor against follow), which is
-//! what `scripts/test.sh` runs on 6.1; `--docs` writes `docs/kernels.md` from the run.
+//! what `scripts/test.sh` runs on 6.1; `--suite NAME` only that test binary of the matrix
+//! (repeatable, to iterate on one hook); `--docs` writes `docs/kernels.md` from the run.
 
 use std::{
     fmt::Write as _,
@@ -46,6 +47,7 @@ const MATRIX: Selection = &[
     ("cli", &[]),
     ("drop_no_reason", &[]),
     ("route_hook", &[]),
+    ("nat_hook", &[]),
 ];
 
 /// How much longer the tests may wait under TCG: follow's start-up (lab of 13 namespaces,
@@ -88,14 +90,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut wanted = Vec::new();
     let mut smoke = false;
     let mut docs = false;
+    let mut suites: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--kernel" => wanted.push(it.next().context("--kernel KERNEL")?.clone()),
             "--smoke" => smoke = true,
             "--docs" => docs = true,
+            "--suite" => suites.push(it.next().context("--suite NAME")?.clone()),
             other => bail!(
-                "usage: cargo xtask kernels [--kernel K]... [--smoke] [--docs] (unknown {other})"
+                "usage: cargo xtask kernels [--kernel K]... [--smoke | --suite NAME...] [--docs] (unknown {other})"
             ),
         }
     }
@@ -119,7 +123,29 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             vm::kernels_dir().display()
         );
     }
-    let selection = if smoke { SMOKE } else { MATRIX };
+    if docs && (smoke || !suites.is_empty()) {
+        bail!("--docs describes the whole matrix: not with --smoke or --suite");
+    }
+    let selection: Selection = if smoke {
+        SMOKE
+    } else if suites.is_empty() {
+        MATRIX
+    } else {
+        for suite in &suites {
+            if !MATRIX.iter().any(|(binary, _)| binary == suite) {
+                bail!("--suite {suite}: not a test binary of the matrix");
+            }
+        }
+        // A short-lived command: the selection lives as long as the run.
+        Box::leak(
+            MATRIX
+                .iter()
+                .filter(|(binary, _)| suites.iter().any(|s| s == binary))
+                .copied()
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()?;

@@ -71,6 +71,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         args.kernel_log,
         args.drop_hook,
         !args.no_route_hook,
+        !args.no_nat_hook,
     )?;
     let nodes: std::collections::BTreeSet<_> = topology
         .hosts

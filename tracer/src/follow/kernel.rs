@@ -16,7 +16,7 @@ use crate::{
     kernel_layout::KernelOffsets,
     probes::{
         kfree_skb::{self, DropHookChoice},
-        route,
+        nat, route,
         tc::AttachMode,
     },
 };
@@ -58,6 +58,7 @@ impl Kernel {
         kernel_log: bool,
         drop_choice: DropHookChoice,
         route_hook: bool,
+        nat_hook: bool,
     ) -> anyhow::Result<Self> {
         check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
@@ -79,7 +80,12 @@ impl Kernel {
         let routes = if route_hook {
             route::attach(&mut ebpf, &aya_btf, &offsets).map_err(|e| e.to_string())
         } else {
-            Err("--route-hook off".to_owned())
+            Err("--no-route-hook".to_owned())
+        };
+        let nats = if nat_hook {
+            nat::attach(&mut ebpf, &aya_btf, &offsets).map_err(|e| e.to_string())
+        } else {
+            Err("--no-nat-hook".to_owned())
         };
         let decision = attach::decide(choice, &mut ebpf);
         let (mut hooks, swept) = attach::Hooks::start(&mut ebpf, decision.mode)?;
@@ -100,17 +106,32 @@ impl Kernel {
             }
         );
         eprintln!(
-            "  hooks: tc_ingress, tc_egress ({}); {}{}",
+            "  hooks: tc_ingress, tc_egress ({}); {}; {}; {}",
             decision.mode.name(),
             match &drops {
                 Ok(hook) => format!("{} (tp_btf): {}", hook.program(), hook.describe()),
                 Err(err) => format!("no drop hook ({err}): drops show as \"not observed\""),
             },
             match &routes {
-                Ok(()) => "; fib_table_lookup (tp_btf): routing decisions observed".to_owned(),
-                Err(err) => format!(
-                    "; no route hook ({err}): routing decisions inferred from each node's table"
+                Ok(()) => "fib_table_lookup (tp_btf): routing decisions observed".to_owned(),
+                Err(err) => {
+                    format!(
+                        "no route hook ({err}): routing decisions inferred from each node's table"
+                    )
+                }
+            },
+            match &nats {
+                Ok(hook) => format!(
+                    "{} ({}) on {}: NAT rewrites observed with their conntrack entries",
+                    hook.program(),
+                    hook.attach_type(),
+                    nat::FUNCTION
                 ),
+                Err(err) => {
+                    format!(
+                        "no NAT hook ({err}): NAT inferred from the headers before and after it"
+                    )
+                }
             }
         );
         let mut attached = Vec::new();

@@ -58,10 +58,13 @@ impl Assembler {
                         && o.ifindex == obs.ifindex
                         && o.hook == obs.hook
                 });
-                // One packet may be looked up in several routing tables (policy rules).
+                // One packet may be looked up in several routing tables (policy rules), and
+                // rewritten twice on one device (a DNAT, then a masquerade back out of it).
                 obs.ts_ns.abs_diff(last.ts_ns) <= HOP_WINDOW_NS
                     && plausibly_same(last, &obs)
-                    && (!repeats || fate::may_repeat(&obs) || obs.hook == Hook::Route)
+                    && (!repeats
+                        || fate::may_repeat(&obs)
+                        || matches!(obs.hook, Hook::Route | Hook::Nat))
             })
         });
         if let Some(id) = joined {
@@ -178,6 +181,7 @@ pub(crate) mod tests {
             skb_len: 74,
             mark: 0,
             route: None,
+            nat: None,
         }
     }
 

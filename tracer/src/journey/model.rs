@@ -262,6 +262,18 @@ pub struct Nat {
     pub ipvs_virtual_server: Option<Text>,
     #[serde(default)]
     pub ipvs_real_server: Option<Text>,
+    /// The conntrack entry, where the rewrite itself was observed (`nf_nat_manip_pkt`): the
+    /// connection as its first packet set it up, and as its replies are expected. Absent
+    /// for a NAT hop inferred between two hooks.
+    #[serde(default)]
+    pub conntrack: Option<Conntrack>,
+}
+
+/// A conntrack entry's two tuples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conntrack {
+    pub original: Endpoints,
+    pub reply: Endpoints,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

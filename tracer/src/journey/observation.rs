@@ -20,6 +20,55 @@ pub enum Hook {
     /// The routing decision for a received packet (`tp_btf/fib_table_lookup`); `ifindex` is
     /// the input device and [`Observation::route`] what the lookup chose.
     Route,
+    /// Netfilter rewriting the packet's addresses (`nf_nat_manip_pkt`, by fentry or
+    /// kprobe): the packet as it was before; [`Observation::nat`] what it becomes.
+    Nat,
+}
+
+/// A NAT rewrite as netfilter made it: which addresses it changed, and the conntrack
+/// entry that says to what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatRewrite {
+    /// The source (a masquerade, or a reply's un-DNAT) or the destination (a DNAT, or a
+    /// reply's un-masquerade).
+    pub manip: NatManip,
+    /// Whether the packet travels its connection's reply direction.
+    pub reply_direction: bool,
+    /// The connection as its first packet set it up, and as its replies are expected.
+    pub original: Tuple,
+    pub reply: Tuple,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatManip {
+    Source,
+    Destination,
+}
+
+impl NatRewrite {
+    /// `packet` as the rewrite leaves it: conntrack makes a packet of one direction look
+    /// like the reverse of the other direction's tuple, in the addresses it rewrites.
+    pub fn apply(&self, packet: Tuple) -> Tuple {
+        let other = if self.reply_direction {
+            self.original
+        } else {
+            self.reply
+        };
+        let target = other.reversed();
+        match self.manip {
+            NatManip::Source => Tuple {
+                src: target.src,
+                sport: target.sport,
+                ..packet
+            },
+            NatManip::Destination => Tuple {
+                dst: target.dst,
+                dport: target.dport,
+                ..packet
+            },
+        }
+    }
 }
 
 /// What one FIB table lookup chose, as the kernel reported it.
@@ -207,6 +256,8 @@ pub struct Observation {
     pub mark: u32,
     /// Route observations only: what the lookup chose.
     pub route: Option<RouteChoice>,
+    /// NAT observations only: the rewrite.
+    pub nat: Option<NatRewrite>,
 }
 
 fn ip(raw: u32) -> Ipv4Addr {
@@ -228,6 +279,33 @@ impl Observation {
                 });
                 Some(obs)
             }
+            KernelEvent::Nat(n) => {
+                let mut obs = Self::from_event(&n.packet)?;
+                let tuple = |t: &tracer_common::CtTuple| {
+                    let proto = IpProto::from_number(t.proto);
+                    // ICMP's "ports" in conntrack are the echo id and the type/code:
+                    // packets' tuples carry none.
+                    let ports = proto != IpProto::Icmp;
+                    Tuple {
+                        proto,
+                        src: ip(t.saddr),
+                        dst: ip(t.daddr),
+                        sport: if ports { u16::from_be(t.sport) } else { 0 },
+                        dport: if ports { u16::from_be(t.dport) } else { 0 },
+                    }
+                };
+                obs.nat = Some(NatRewrite {
+                    manip: if n.manip == tracer_common::manip::SRC {
+                        NatManip::Source
+                    } else {
+                        NatManip::Destination
+                    },
+                    reply_direction: n.dir != 0,
+                    original: tuple(&n.original),
+                    reply: tuple(&n.reply),
+                });
+                Some(obs)
+            }
         }
     }
 
@@ -238,6 +316,7 @@ impl Observation {
             kind::TC_EGRESS => Hook::Egress,
             kind::KFREE_SKB => Hook::Drop,
             kind::FIB_LOOKUP => Hook::Route,
+            kind::NAT => Hook::Nat,
             _ => return None,
         };
         Some(Self {
@@ -278,6 +357,7 @@ impl Observation {
             skb_len: e.skb_len,
             mark: e.mark,
             route: None,
+            nat: None,
         })
     }
 

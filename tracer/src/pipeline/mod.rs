@@ -36,6 +36,8 @@ pub mod counters;
 #[cfg(test)]
 pub(crate) mod golden_tests;
 pub mod input;
+#[cfg(test)]
+mod observed_nat_tests;
 pub mod run;
 pub mod source;
 

@@ -2,5 +2,6 @@
 //! `tracer-ebpf/src/`, each knowing how to load and attach its program.
 
 pub mod kfree_skb;
+pub mod nat;
 pub mod route;
 pub mod tc;

@@ -1,12 +1,16 @@
 //! The binary form of an [`Observation`] inside an observations record: fixed-width
-//! little-endian fields, plus the outer VXLAN header only when there is one and what a
-//! route lookup chose only for a route observation (hook 3, added within format 2). 72
-//! bytes for a plain hop, 88 for an encapsulated one, 88 for a route lookup. Version 2 adds flags (shared data; the drop
-//! reason unknown) in bits version 1 left zero, so both versions decode the same way.
+//! little-endian fields, plus the outer VXLAN header only when there is one, what a route
+//! lookup chose only for a route observation (hook 3, added within format 2) and the
+//! rewrite only for a NAT observation (hook 4, likewise). 72 bytes for a plain hop, 88 for
+//! an encapsulated one or a route lookup, 100 for a NAT rewrite. Version 2 adds flags
+//! (shared data; the drop reason unknown) in bits version 1 left zero, so both versions
+//! decode the same way.
 
 use std::net::Ipv4Addr;
 
-use crate::journey::observation::{Hook, IpProto, Observation, Outer, RouteChoice, Tuple};
+use crate::journey::observation::{
+    Hook, IpProto, NatManip, NatRewrite, Observation, Outer, RouteChoice, Tuple,
+};
 
 const HAS_OUTER: u8 = 1;
 const DONT_FRAGMENT: u8 = 2;
@@ -20,6 +24,7 @@ pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
         Hook::Egress => 1,
         Hook::Drop => 2,
         Hook::Route => 3,
+        Hook::Nat => 4,
     };
     let flags = if obs.outer.is_some() { HAS_OUTER } else { 0 }
         | if obs.dont_fragment { DONT_FRAGMENT } else { 0 }
@@ -72,6 +77,26 @@ pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
         out.extend_from_slice(&route.oif.to_le_bytes());
         out.extend_from_slice(&route.err.to_le_bytes());
     }
+    if obs.hook == Hook::Nat {
+        let nat = obs.nat.unwrap_or(NatRewrite {
+            manip: NatManip::Destination,
+            reply_direction: false,
+            original: obs.tuple,
+            reply: obs.tuple.reversed(),
+        });
+        let manip = match nat.manip {
+            NatManip::Source => 0u8,
+            NatManip::Destination => 1,
+        };
+        out.extend_from_slice(&[manip, u8::from(nat.reply_direction)]);
+        for tuple in [nat.original, nat.reply] {
+            out.push(tuple.proto.number());
+            out.extend_from_slice(&tuple.src.octets());
+            out.extend_from_slice(&tuple.dst.octets());
+            out.extend_from_slice(&tuple.sport.to_le_bytes());
+            out.extend_from_slice(&tuple.dport.to_le_bytes());
+        }
+    }
 }
 
 struct Cursor<'a> {
@@ -100,6 +125,15 @@ impl Cursor<'_> {
     fn ip(&mut self) -> Option<Ipv4Addr> {
         self.take::<4>().map(Ipv4Addr::from)
     }
+    fn tuple(&mut self) -> Option<Tuple> {
+        Some(Tuple {
+            proto: IpProto::from_number(self.u8()?),
+            src: self.ip()?,
+            dst: self.ip()?,
+            sport: self.u16()?,
+            dport: self.u16()?,
+        })
+    }
 }
 
 /// Decodes every observation in a record's payload; `None` if it is malformed.
@@ -116,6 +150,7 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
             1 => Hook::Egress,
             2 => Hook::Drop,
             3 => Hook::Route,
+            4 => Hook::Nat,
             _ => return None,
         };
         let flags = c.u8()?;
@@ -161,6 +196,26 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
         } else {
             None
         };
+        let nat = if hook == Hook::Nat {
+            let manip = match c.u8()? {
+                0 => NatManip::Source,
+                1 => NatManip::Destination,
+                _ => return None,
+            };
+            let reply_direction = match c.u8()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            Some(NatRewrite {
+                manip,
+                reply_direction,
+                original: c.tuple()?,
+                reply: c.tuple()?,
+            })
+        } else {
+            None
+        };
         out.push(Observation {
             ts_ns,
             cpu,
@@ -187,6 +242,7 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
             skb_len,
             mark,
             route,
+            nat,
         });
     }
     Some(out)
@@ -235,6 +291,7 @@ mod tests {
             skb_len: 74,
             mark: 0,
             route: None,
+            nat: None,
         }
     }
 
@@ -271,5 +328,34 @@ mod tests {
         assert_eq!(buf.len(), 88);
         encode(&missed, &mut buf);
         assert_eq!(decode_all(&buf).unwrap(), vec![route, missed]);
+    }
+
+    #[test]
+    fn a_nat_rewrite_round_trips() {
+        let mut dnat = sample(false);
+        dnat.hook = Hook::Nat;
+        let endpoint = Tuple {
+            src: Ipv4Addr::new(10, 244, 184, 84),
+            ..dnat.tuple.reversed()
+        };
+        dnat.nat = Some(NatRewrite {
+            manip: NatManip::Destination,
+            reply_direction: false,
+            original: dnat.tuple,
+            reply: endpoint,
+        });
+        let mut undnat = dnat;
+        undnat.nat = Some(NatRewrite {
+            manip: NatManip::Source,
+            reply_direction: true,
+            ..dnat.nat.unwrap()
+        });
+        let mut buf = Vec::new();
+        encode(&dnat, &mut buf);
+        assert_eq!(buf.len(), 100);
+        encode(&undnat, &mut buf);
+        assert_eq!(decode_all(&buf).unwrap(), vec![dnat, undnat]);
+        buf[72] = 9;
+        assert!(decode_all(&buf).is_none(), "an unknown rewrite is damage");
     }
 }

@@ -52,6 +52,7 @@ fn observation(i: u32) -> Observation {
         skb_len: 98,
         mark: 0,
         route: None,
+        nat: None,
     }
 }
 

@@ -63,6 +63,8 @@ fn describe(
     let kind = match (role, obs.hook) {
         (_, Hook::Drop) => HopKind::Drop,
         (_, Hook::Route) => HopKind::RouteDecision,
+        // NAT observations become NAT hops in `nat::observed`, not here.
+        (_, Hook::Nat) => HopKind::ServiceDnat,
         (InterfaceRole::PodInterface(_), Hook::Egress) => HopKind::PodEgress,
         (InterfaceRole::PodInterface(_), Hook::Ingress) => HopKind::PodDelivery,
         (InterfaceRole::HostVeth(_), _) => HopKind::VethCrossing,
@@ -178,7 +180,7 @@ fn describe(
                     "arrives on {} via {iface}",
                     node.as_deref().unwrap_or("the host")
                 ),
-                Hook::Drop | Hook::Route => String::new(),
+                Hook::Drop | Hook::Route | Hook::Nat => String::new(),
             };
             hop.note = match outer {
                 Some(o) => format!("{towards} (VXLAN {} → {}, VNI {})", o.src, o.dst, o.vni),

@@ -3,7 +3,8 @@
 //! verdict, and one line of diagnosis.
 //!
 //! Observed hops come from the hooks; the others are inferred and marked `observed:
-//! false`: a NAT hop where the addresses changed between two observations on one node, a
+//! false`: a NAT hop where the addresses changed between two observations on one node
+//! (unless the kernel reported the rewrite itself, `nat`: the NAT hop is then observed), a
 //! route hop where a packet arrived on a node and left it (or died there), looked up in
 //! that node's routing table — unless the kernel reported the lookup itself (`route`: the
 //! route hop is then observed) — and a `not_observed` hop for the next hop a packet that
@@ -85,14 +86,16 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
     let is_path = |i: usize| !matches!(fates[i], Some(DropFate::Discard(_)));
     // Where the packet was, as opposed to what a routing lookup decided for it: a journey
     // begins and ends at one of these.
-    let is_place = |i: usize| is_path(i) && raw.observations[i].hook != Hook::Route;
+    let is_place =
+        |i: usize| is_path(i) && !matches!(raw.observations[i].hook, Hook::Route | Hook::Nat);
     let first_index = (0..raw.observations.len())
         .find(|&i| is_place(i))
         .unwrap_or(0);
     let first = raw.observations[first_index];
     let t0 = first.ts_ns;
     let mut hops: Vec<Hop> = Vec::new();
-    let mut previous: Option<&Observation> = None;
+    // The packet as the latest observation left it (after a rewrite it reported).
+    let mut previous: Option<Observation> = None;
     // Where the packet last arrived on a node, awaiting its routing decision.
     let mut arrived: Option<u64> = None;
 
@@ -145,11 +148,25 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
             continue;
         }
 
-        if let Some(prev) = previous
+        if let Some(prev) = &previous
             && prev.tuple != obs.tuple
         {
             let where_ = ctx.node_in(prev.netns_cookie);
             hops.extend(nat::hops(prev, obs, t, where_, ctx));
+        }
+
+        if let Some(rewrite) = obs.nat {
+            let rewritten = Observation {
+                tuple: rewrite.apply(obs.tuple),
+                ..*obs
+            };
+            let where_ = ctx.node_in(obs.netns_cookie);
+            for mut hop in nat::hops(obs, &rewritten, t, where_, ctx) {
+                nat::observed(&mut hop, &rewrite, index);
+                hops.push(hop);
+            }
+            previous = Some(rewritten);
+            continue;
         }
 
         if let Some(choice) = obs.route {
@@ -171,7 +188,7 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
                     arrived = None;
                 }
             }
-            previous = Some(obs);
+            previous = Some(*obs);
             continue;
         }
 
@@ -204,7 +221,7 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         if arrives_on_node(&role, obs.hook) && ctx.topology.node_name(obs.netns_cookie).is_some() {
             arrived = Some(obs.netns_cookie);
         }
-        previous = Some(obs);
+        previous = Some(*obs);
     }
 
     let last_index = (0..raw.observations.len())

@@ -1,7 +1,9 @@
 //! NAT seen between two observations on one node: the packet's addresses changed, so a
 //! rule rewrote them — kube-proxy's Service DNAT (named by Service, endpoint and the rule
 //! of whichever mode the node runs: iptables chain, nftables chain, IPVS virtual and real
-//! server), conntrack reversing it on a reply, or a masquerade and its reversal.
+//! server), conntrack reversing it on a reply, or a masquerade and its reversal. Where the
+//! kernel reported the rewrite itself (`nf_nat_manip_pkt`), the same hops are made from
+//! the packet before it and what conntrack makes of it, and marked observed ([`observed`]).
 
 use std::net::SocketAddrV4;
 
@@ -9,8 +11,8 @@ use super::{Context, ServiceRef, endpoints};
 use crate::{
     journey::{
         memo::NatKey,
-        model::{Hop, HopKind, Nat, Text},
-        observation::{IpProto, Observation, Tuple},
+        model::{Conntrack, Hop, HopKind, Nat, Text},
+        observation::{IpProto, NatRewrite, Observation, Tuple},
     },
     k8s::ObjectName,
     topology::{DnatRule, ProxyMode},
@@ -40,6 +42,7 @@ pub(super) fn hops(
         nft_service_chain: None,
         ipvs_virtual_server: None,
         ipvs_real_server: None,
+        conntrack: None,
     };
     let dnat_service = ctx.service_at(before.dst, before.dport, before.proto);
     if (before.dst != after.dst || before.dport != after.dport) && dnat_service.is_none() {
@@ -137,6 +140,27 @@ pub(super) fn hops(
     hops
 }
 
+/// Makes a NAT hop worked out from `rewrite` — the kernel's report of the rewrite, the
+/// raw observation at `index` — observed, with the conntrack entry.
+pub(super) fn observed(hop: &mut Hop, rewrite: &NatRewrite, index: usize) {
+    hop.observed = true;
+    hop.inferred_from = None;
+    hop.observation = Some(index);
+    if let Some(nat) = &mut hop.nat {
+        nat.conntrack = Some(Conntrack {
+            original: endpoints(rewrite.original),
+            reply: endpoints(rewrite.reply),
+        });
+    }
+    hop.note = format!(
+        "{}; conntrack {} / reply {}",
+        hop.note,
+        rewrite.original.describe(),
+        rewrite.reply.describe()
+    )
+    .into();
+}
+
 /// A Service DNAT seen between two observations on a node: which Service, which endpoint
 /// (and its place among the Service's endpoints), and kube-proxy's chains for it.
 fn service_dnat(
@@ -181,6 +205,7 @@ fn service_dnat(
         nft_service_chain: chooser_of(rule, ProxyMode::Nftables),
         ipvs_virtual_server: chooser_of(rule, ProxyMode::Ipvs),
         ipvs_real_server: rule_of(rule, ProxyMode::Ipvs),
+        conntrack: None,
     });
     hop.note = format!(
         "{} {}:{} → {} {}:{}{}{}",
@@ -203,10 +228,11 @@ fn service_dnat(
 }
 
 /// What a NAT hop is worked out from: netfilter rewrites the packet between two of
-/// tracer's hooks (TC and tracepoints), and no hook of tracer's sees the rewrite itself.
+/// tracer's hooks, and the NAT hook (`nf_nat_manip_pkt`, which needs fentry or kprobes)
+/// did not report the rewrite.
 fn rewritten_between_hooks(node: Option<&str>, and: &str) -> String {
     format!(
-        "the addresses the hooks before and after it saw on {}{and}; no hook sees the NAT rewrite itself",
+        "the addresses the hooks before and after it saw on {}{and}; the rewrite itself was not seen (no NAT hook on this kernel, or none matched it)",
         node.unwrap_or("the node")
     )
 }

@@ -220,6 +220,10 @@ fn changed(f: &mut Vec<Field>, h: &Hop) {
         opt(f, "ipvs vs", n.ipvs_virtual_server.clone());
         opt(f, "ipvs rs", n.ipvs_real_server.clone());
         opt(f, "kube-proxy", n.proxy_mode.map(|m| m.name().to_owned()));
+        if let Some(ct) = &n.conntrack {
+            f.push(field("conntrack", text::tuple(&ct.original)));
+            f.push(field("ct reply", text::tuple(&ct.reply)));
+        }
     }
     if let Some(r) = &h.route {
         let style = if &*r.kind == "none" {
