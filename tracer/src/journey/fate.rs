@@ -72,6 +72,11 @@
 //!   `RECURSION_LIMIT`, and any name a later kernel adds (a new reason is a path drop until
 //!   audited: a false "dropped" is visible, a hidden drop is not).
 //!
+//! `NOT_SPECIFIED` is what every `kfree_skb()` without a reason gives: on kernels before
+//! about 6.4 that is most of the TCP stack's frees (a FIN freed 40 ms after it entered the
+//! Pod, on Debian's 6.1). Before the packet entered a Pod it is a path drop as above; after,
+//! it names no path and is judged as a drop without a reason.
+//!
 //! Known limit: with `shared_data`, a receiving-stack refusal of the only copy that
 //! *reaches a socket* is still called a copy when the sender's retransmission copy shares
 //! its data — a TCP segment to a closed port that crossed no router and no NAT (both make
@@ -136,7 +141,13 @@ pub fn of(obs: &Observation, reasons: &DropReasons, delivered: bool) -> DropFate
     let class = if obs.reason_unknown {
         ReasonClass::Unknown
     } else {
-        ReasonClass::of(&reasons.name(obs.drop_reason))
+        match ReasonClass::of(&reasons.name(obs.drop_reason)) {
+            // Inside the Pod that received it, "not specified" names no path (module doc).
+            ReasonClass::Path if delivered && reasons.is_unspecific(obs.drop_reason) => {
+                ReasonClass::Unknown
+            }
+            class => class,
+        }
     };
     match class {
         ReasonClass::Path => DropFate::Fate,
@@ -173,6 +184,7 @@ pub fn only_late_discards(raw: &RawJourney, reasons: &DropReasons) -> bool {
 mod tests {
     use super::*;
 
+    const NOT_SPECIFIED: u32 = 1;
     const NO_SOCKET: u32 = 2;
     const SOCKET_FILTER: u32 = 4;
     const INNOROUTES: u32 = 90;
@@ -220,6 +232,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn not_specified_inside_the_receiving_pod_is_a_note_and_before_it_a_fate() {
+        let r = DropReasons::from_pairs(&[(NOT_SPECIFIED, "NOT_SPECIFIED")]);
+        assert_eq!(
+            of(&drop(NOT_SPECIFIED, false), &r, true),
+            DropFate::Discard(Discard::Refused)
+        );
+        assert_eq!(
+            of(&drop(NOT_SPECIFIED, true), &r, true),
+            DropFate::Discard(Discard::Copy)
+        );
+        assert_eq!(of(&drop(NOT_SPECIFIED, false), &r, false), DropFate::Fate);
+        assert_eq!(of(&drop(NOT_SPECIFIED, true), &r, false), DropFate::Fate);
     }
 
     #[test]

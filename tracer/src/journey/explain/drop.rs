@@ -162,13 +162,18 @@ pub(super) fn discard_note(obs: &Observation, discard: Discard, ctx: &Context<'_
         Discard::AfterDelivery => {
             format!("later discarded from a socket's queue after delivery ({reason})")
         }
+        Discard::Refused if !obs.reason_unknown && ctx.reasons.is_unspecific(obs.drop_reason) => {
+            format!(
+                "then freed by the receiving stack without a named reason ({reason}): the path had delivered it"
+            )
+        }
         Discard::Refused => {
             let why = if reason == "NO_SOCKET" {
                 no_listener(obs)
             } else if obs.reason_unknown {
                 format!("the receiving stack freed it, {UNKNOWN_REASON}")
             } else {
-                format!("the receiving stack refused it ({reason})")
+                "the receiving stack refused it".to_owned()
             };
             format!("then not taken by the receiving side: {why} ({reason})")
         }
