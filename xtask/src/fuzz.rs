@@ -1,13 +1,14 @@
 //! `cargo xtask fuzz [--seconds N]`: fuzzes the recording reader with cargo-fuzz (installed
 //! on first use), starting from the committed corpus in `fuzz/corpus/reader` (seeded with a
-//! small synthetic recording in the current format and damaged copies of it).
+//! small synthetic recording in the current format — every hook, the route lookup and the
+//! NAT rewrite with their extra fields — and damaged copies of it).
 
 use std::{net::Ipv4Addr, path::Path, process::Command, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use tracer::{
     drop_reason::DropReasons,
-    journey::observation::{Hook, IpProto, Observation, Tuple},
+    journey::observation::{Hook, IpProto, NatManip, NatRewrite, Observation, RouteChoice, Tuple},
     pipeline::{Input, Session},
     record::writer::{Provenance, Recorder},
     topology::Topology,
@@ -17,7 +18,7 @@ use tracer::{
 /// (each written once; the corpus keeps what the fuzzer found since).
 fn seed(corpus: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(corpus)?;
-    let path = corpus.join("recording-v2");
+    let path = corpus.join("recording-v2-hooks");
     if path.exists() {
         return Ok(());
     }
@@ -41,20 +42,29 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
         since_ns: 0,
         topology: Arc::new(Topology::default()),
     });
-    let observations: Vec<Observation> = (0..4u16)
+    let hooks = [
+        Hook::Egress,
+        Hook::Ingress,
+        Hook::Nat,
+        Hook::Route,
+        Hook::Egress,
+        Hook::Drop,
+    ];
+    let service = Tuple {
+        proto: IpProto::Tcp,
+        src: Ipv4Addr::new(10, 244, 102, 137),
+        dst: Ipv4Addr::new(10, 109, 60, 89),
+        sport: 40000,
+        dport: 80,
+    };
+    let observations: Vec<Observation> = (0..6u16)
         .map(|i| Observation {
             ts_ns: 1_000 + u64::from(i) * 500,
             cpu: 0,
-            hook: if i == 3 { Hook::Drop } else { Hook::Egress },
+            hook: hooks[usize::from(i)],
             netns_cookie: 1,
             ifindex: 2,
-            tuple: Tuple {
-                proto: IpProto::Tcp,
-                src: Ipv4Addr::new(10, 244, 102, 137),
-                dst: Ipv4Addr::new(10, 109, 60, 89),
-                sport: 40000,
-                dport: 80,
-            },
+            tuple: service,
             ip_id: i,
             ip_len: 60,
             ttl: 64,
@@ -68,13 +78,26 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             icmp_id: 0,
             icmp_seq: 0,
             outer: None,
-            drop_reason: if i == 3 { 2 } else { 0 },
+            drop_reason: if i == 5 { 2 } else { 0 },
             reason_unknown: false,
             shared_data: false,
             skb_len: 74,
             mark: 0,
-            route: None,
-            nat: None,
+            route: (i == 3).then_some(RouteChoice {
+                table: 254,
+                gateway: Some(Ipv4Addr::new(172, 30, 1, 43)),
+                oif: 2,
+                err: 0,
+            }),
+            nat: (i == 2).then_some(NatRewrite {
+                manip: NatManip::Destination,
+                reply_direction: false,
+                original: service,
+                reply: Tuple {
+                    src: Ipv4Addr::new(10, 244, 184, 84),
+                    ..service.reversed()
+                },
+            }),
         })
         .collect();
     recorder.record(&Input::Observations {
@@ -85,11 +108,14 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
         bail!("writing {}: {error}", path.display());
     }
     let bytes = std::fs::read(&path)?;
-    std::fs::write(corpus.join("truncated-v2"), &bytes[..bytes.len() * 2 / 3])?;
+    std::fs::write(
+        corpus.join("truncated-v2-hooks"),
+        &bytes[..bytes.len() * 2 / 3],
+    )?;
     let mut flipped = bytes.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0xff;
-    std::fs::write(corpus.join("flipped-v2"), flipped)?;
+    std::fs::write(corpus.join("flipped-v2-hooks"), flipped)?;
     Ok(())
 }
 
