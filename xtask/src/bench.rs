@@ -773,6 +773,9 @@ pub fn replicate(seed: &Path, out: &Path, hops: usize) -> anyhow::Result<usize> 
     Ok(written)
 }
 
+const SECTIONS: &str =
+    "--section needs one of: tax (1), kernel (2 and 4), pipeline (3 and 5), startup";
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let (root, tracer) = crate::root_and_release_tracer("bench")?;
@@ -812,16 +815,44 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         print!("{}", bench.report);
         return Ok(());
     }
+    let section = args
+        .iter()
+        .position(|a| a == "--section")
+        .map(|i| args.get(i + 1).cloned().context(SECTIONS))
+        .transpose()?;
     let result = (|| -> anyhow::Result<()> {
-        bench.data_path_tax()?;
-        bench.kernel_cost_and_loss()?;
-        bench.pipeline_and_replay()?;
-        bench.startup()?;
+        let all = section.is_none();
+        let want = |name: &str| all || section.as_deref() == Some(name);
+        if !all
+            && !["tax", "kernel", "pipeline", "startup"]
+                .iter()
+                .any(|n| want(n))
+        {
+            bail!("{SECTIONS}");
+        }
+        if want("tax") {
+            bench.data_path_tax()?;
+        }
+        if want("kernel") {
+            bench.kernel_cost_and_loss()?;
+        }
+        if want("pipeline") {
+            bench.pipeline_and_replay()?;
+        }
+        if want("startup") {
+            bench.startup()?;
+        }
         Ok(())
     })();
     let _ = bench.tracer(&["lab", "down"]);
     let _ = std::fs::remove_dir_all(&work);
     result?;
+    if section.is_some() {
+        // One section is a check while working, not the product's figures: printed, not
+        // written over docs/benchmarks.md.
+        print!("{}", bench.report);
+        return Ok(());
+    }
     let header = format!(
         "# Benchmarks\n\nMeasured in one run with `sudo -E cargo xtask bench{}` on {machine}, against the built-in lab. Each section says what was measured; ratios compare runs of that same invocation.\n",
         if quick { " --quick" } else { "" }

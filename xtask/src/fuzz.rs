@@ -10,15 +10,19 @@ use tracer::{
     drop_reason::DropReasons,
     journey::observation::{Hook, IpProto, NatManip, NatRewrite, Observation, RouteChoice, Tuple},
     pipeline::{Input, Session},
-    record::writer::{Provenance, Recorder},
+    record::{
+        format::FORMAT_VERSION,
+        writer::{Provenance, Recorder},
+    },
     topology::Topology,
 };
 
 /// Seeds the corpus with a small recording in the current format and damaged copies of it
-/// (each written once; the corpus keeps what the fuzzer found since).
+/// (each written once per format version; the corpus keeps what the fuzzer found since,
+/// and the seeds of earlier versions, which the reader still reads).
 fn seed(corpus: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(corpus)?;
-    let path = corpus.join("recording-v2-hooks");
+    let path = corpus.join(format!("recording-v{FORMAT_VERSION}-hooks"));
     if path.exists() {
         return Ok(());
     }
@@ -109,13 +113,16 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
     }
     let bytes = std::fs::read(&path)?;
     std::fs::write(
-        corpus.join("truncated-v2-hooks"),
+        corpus.join(format!("truncated-v{FORMAT_VERSION}-hooks")),
         &bytes[..bytes.len() * 2 / 3],
     )?;
     let mut flipped = bytes.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0xff;
-    std::fs::write(corpus.join("flipped-v2-hooks"), flipped)?;
+    std::fs::write(
+        corpus.join(format!("flipped-v{FORMAT_VERSION}-hooks")),
+        flipped,
+    )?;
     Ok(())
 }
 

@@ -1,10 +1,11 @@
-//! The binary form of an [`Observation`] inside an observations record: fixed-width
-//! little-endian fields, plus the outer VXLAN header only when there is one, what a route
-//! lookup chose only for a route observation (hook 3, added within format 2) and the
-//! rewrite only for a NAT observation (hook 4, likewise). 72 bytes for a plain hop, 88 for
-//! an encapsulated one or a route lookup, 100 for a NAT rewrite. Version 2 adds flags
-//! (shared data; the drop reason unknown) in bits version 1 left zero, so both versions
-//! decode the same way.
+//! The fixed-width form of an [`Observation`] in formats 1 and 2 (read only: format 3
+//! writes the compact form, `super::compact`): little-endian fields, plus the outer VXLAN
+//! header only when there is one, what a route lookup chose only for a route observation
+//! (hook 3, added within format 2) and the rewrite only for a NAT observation (hook 4,
+//! likewise). 72 bytes for a plain hop, 88 for an encapsulated one or a route lookup, 100
+//! for a NAT rewrite. Version 2 adds flags (shared data; the drop reason unknown) in bits
+//! version 1 left zero, so both versions decode the same way. The encoder stays for tests:
+//! they make format-2 records to compare with.
 
 use std::net::Ipv4Addr;
 
@@ -18,6 +19,7 @@ const LATER_FRAGMENT: u8 = 4;
 const SHARED_DATA: u8 = 8;
 const REASON_UNKNOWN: u8 = 16;
 
+#[cfg(test)]
 pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
     let hook = match obs.hook {
         Hook::Ingress => 0u8,

@@ -13,6 +13,7 @@
 //! damaged record is skipped to the next intact one, the reader saying where and why.
 
 pub mod codec;
+pub mod compact;
 pub mod crc32;
 pub mod format;
 pub mod reader;

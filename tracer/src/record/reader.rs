@@ -19,7 +19,7 @@ use std::{
 use thiserror::Error;
 
 use super::{
-    codec, crc32,
+    codec, compact, crc32,
     format::{
         ClusterRecord, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_RECORD_LEN, RECORD_HEAD_LEN,
         Record, SYNC, TopologyRecord, kind,
@@ -354,10 +354,15 @@ fn decode(version: u32, kind: u8, body: &[u8]) -> Option<Record> {
             batch: codec::decode_all(body)?,
         },
         kind::OBSERVATIONS => {
-            let now = body.get(..8)?;
+            let now_ns = u64::from_le_bytes(body.get(..8)?.try_into().ok()?);
+            let batch = if version < 3 {
+                codec::decode_all(&body[8..])?
+            } else {
+                compact::decode_batch(&body[8..], now_ns)?
+            };
             Record::Observations {
-                now_ns: Some(u64::from_le_bytes(now.try_into().ok()?)),
-                batch: codec::decode_all(&body[8..])?,
+                now_ns: Some(now_ns),
+                batch,
             }
         }
         kind::COUNTERS => Record::Counters(json(body)?),

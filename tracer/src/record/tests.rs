@@ -114,19 +114,18 @@ fn scratch(name: &str) -> std::path::PathBuf {
 
 /// A complete recording written by the real recorder: `batches` batches of 10 observations.
 pub fn sample_recording(path: &Path, batches: u32) {
-    let mut recorder = Recorder::start(
-        private_file(path),
-        path,
-        Provenance {
-            tracer_version: "test".into(),
-            created_at: "2026-11-29T00:00:00.000000Z".into(),
-            hostname: "test".into(),
-            command: vec!["tracer".into()],
-        },
-    )
-    .unwrap();
+    let mut recorder = Recorder::start(private_file(path), path, provenance()).unwrap();
     write_session(&mut recorder, batches, &cluster(3));
     recorder.finish();
+}
+
+fn provenance() -> Provenance {
+    Provenance {
+        tracer_version: "test".into(),
+        created_at: "2026-11-29T00:00:00.000000Z".into(),
+        hostname: "test".into(),
+        command: vec!["tracer".into()],
+    }
 }
 
 fn write_session(recorder: &mut Recorder, batches: u32, names: &ClusterModel) {
@@ -324,4 +323,52 @@ fn record_kinds_are_stable() {
         ],
         [1, 2, 3, 4, 5, 6, 7, 8, 9]
     );
+}
+
+/// Every committed lab recording (format 2) written again by this recorder (format 3,
+/// compact observations) replays to exactly the same journeys: the compact form keeps
+/// everything replay uses, and format 2 keeps replaying. (Sizes: `compact::tests`.)
+#[test]
+fn every_format_2_recording_rewritten_as_format_3_replays_the_same() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/recordings");
+    let mut files = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect::<Vec<_>>();
+    files.sort();
+    assert!(files.len() >= 9, "{files:?}");
+    let journeys_of = |path: &Path| {
+        let mut out = Vec::new();
+        let mut sink = crate::replay::Each(|_: &_, j: &crate::journey::model::Journey| {
+            out.push(serde_json::to_string(j).unwrap());
+            true
+        });
+        let replayed = crate::replay::replay(path, &mut sink).unwrap();
+        assert!(!replayed.summary.failed, "{}", path.display());
+        out
+    };
+    for old in files {
+        assert_eq!(
+            Reader::open(&old).unwrap().version(),
+            2,
+            "{}",
+            old.display()
+        );
+        let new = scratch(&format!(
+            "v3-{}",
+            old.file_stem().unwrap().to_string_lossy()
+        ));
+        let _ = std::fs::remove_file(&new);
+        let mut recorder = Recorder::offline(private_file(&new), &new, provenance()).unwrap();
+        let mut recording = crate::replay::Recording::open(&old).unwrap();
+        while let Some(input) = recording.next_input() {
+            recorder.record(&input);
+        }
+        assert!(recorder.finish().error.is_none());
+        assert_eq!(Reader::open(&new).unwrap().version(), 3);
+        let expected = journeys_of(&old);
+        assert!(!expected.is_empty(), "{}", old.display());
+        assert_eq!(journeys_of(&new), expected, "{}", old.display());
+        let _ = std::fs::remove_file(&new);
+    }
 }

@@ -38,7 +38,7 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use serde::Serialize;
 
 use super::{
-    codec, crc32,
+    compact, crc32,
     format::{
         ClusterRecord, End, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_RECORD_LEN, Meta,
         NoticeRecord, OBSERVATIONS_PER_RECORD, SYNC, TopologyRecord, kind,
@@ -382,11 +382,9 @@ impl Recorder {
         // One batch may take several records; they share its `now_ns`, and replay joins
         // them back into one batch.
         for chunk in batch.chunks(OBSERVATIONS_PER_RECORD) {
-            let mut payload = Vec::with_capacity(8 + chunk.len() * 88);
+            let mut payload = Vec::with_capacity(8 + chunk.len() * 16);
             payload.extend_from_slice(&now_ns.to_le_bytes());
-            for obs in chunk {
-                codec::encode(obs, &mut payload);
-            }
+            compact::encode_batch(chunk, now_ns, &mut payload);
             frame_into(&mut buf, kind::OBSERVATIONS, &payload);
             count += chunk.len() as u64;
         }
