@@ -294,6 +294,12 @@ impl Observation {
                         dport: if ports { u16::from_be(t.dport) } else { 0 },
                     }
                 };
+                // The kernel side writes zeros for a tuple it could not read: no rewrite
+                // is known then, and explanation infers it as on a kernel without the hook.
+                let unreadable = |t: &tracer_common::CtTuple| t.saddr == 0 || t.daddr == 0;
+                if unreadable(&n.original) || unreadable(&n.reply) {
+                    return Some(obs);
+                }
                 obs.nat = Some(NatRewrite {
                     manip: if n.manip == tracer_common::manip::SRC {
                         NatManip::Source
@@ -431,5 +437,42 @@ mod tests {
         assert_eq!(obs.summary(), "SYN");
         assert_eq!(obs.hook, Hook::Egress);
         assert!(obs.outer.is_none());
+    }
+
+    #[test]
+    fn a_rewrite_with_unreadable_tuples_reports_no_rewrite() {
+        let packet = PacketEvent {
+            header: EventHeader {
+                kind: kind::NAT,
+                abi: ABI_VERSION,
+                ..Default::default()
+            },
+            saddr: u32::from_ne_bytes([10, 244, 102, 137]),
+            daddr: u32::from_ne_bytes([10, 109, 60, 89]),
+            ip_proto: 6,
+            ..Default::default()
+        };
+        let read = tracer_common::CtTuple {
+            saddr: packet.saddr,
+            daddr: packet.daddr,
+            proto: 6,
+            ..Default::default()
+        };
+        let event = |original, reply| {
+            KernelEvent::Nat(tracer_common::NatEvent {
+                packet,
+                original,
+                reply,
+                manip: tracer_common::manip::DST,
+                ..Default::default()
+            })
+        };
+        let obs = Observation::from_kernel(&event(read, read)).unwrap();
+        assert!(obs.nat.is_some());
+        for (original, reply) in [(read, Default::default()), (Default::default(), read)] {
+            let obs = Observation::from_kernel(&event(original, reply)).unwrap();
+            assert_eq!(obs.hook, Hook::Nat);
+            assert_eq!(obs.nat, None);
+        }
     }
 }

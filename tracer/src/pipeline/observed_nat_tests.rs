@@ -71,12 +71,9 @@ fn reports(journeys: &[Correlated]) -> Vec<(Observation, Observation)> {
     reports
 }
 
-#[test]
-fn a_reported_rewrite_makes_the_nat_hops_observed_with_their_conntrack_entry() {
-    let inputs = inputs("healthy-service");
-    let inferred = correlate(inputs.clone());
-    let reports = reports(&inferred);
-    let with_reports: Vec<Input> = inputs
+/// `inputs` with each report added just after the observation it follows.
+fn with_reports(inputs: Vec<Input>, reports: &[(Observation, Observation)]) -> Vec<Input> {
+    inputs
         .into_iter()
         .map(|input| match input {
             Input::Observations { now_ns, batch } => {
@@ -94,8 +91,15 @@ fn a_reported_rewrite_makes_the_nat_hops_observed_with_their_conntrack_entry() {
             }
             other => other,
         })
-        .collect();
-    let observed = correlate(with_reports);
+        .collect()
+}
+
+#[test]
+fn a_reported_rewrite_makes_the_nat_hops_observed_with_their_conntrack_entry() {
+    let inputs = inputs("healthy-service");
+    let inferred = correlate(inputs.clone());
+    let reports = reports(&inferred);
+    let observed = correlate(with_reports(inputs, &reports));
 
     assert_eq!(
         observed.len(),
@@ -158,4 +162,64 @@ fn a_reported_rewrite_makes_the_nat_hops_observed_with_their_conntrack_entry() {
     }
     assert!(seen.contains(&HopKind::ServiceDnat), "{seen:?}");
     assert!(seen.contains(&HopKind::ReplyUndnat), "{seen:?}");
+}
+
+/// A report whose conntrack tuples the kernel could not read (all zero: no rewrite, as
+/// `Observation::from_kernel` makes it), or as a recording keeps it (a rewrite that changes
+/// nothing), tells nothing: the journeys are exactly those inferred without the hook — no
+/// NAT hop to 0.0.0.0, none observed.
+#[test]
+fn a_report_without_a_readable_entry_leaves_the_nat_hops_inferred() {
+    let inputs = inputs("healthy-service");
+    let inferred = correlate(inputs.clone());
+    let reports = reports(&inferred);
+    assert!(!reports.is_empty());
+    let strip = |journeys: Vec<Correlated>| {
+        journeys
+            .into_iter()
+            .map(|c| {
+                let mut j = c.journey;
+                for hop in &mut j.hops {
+                    hop.observation = None;
+                }
+                serde_json::to_string(&j).unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = strip(inferred);
+    let unreadable: Vec<_> = reports
+        .iter()
+        .map(|(before, report)| {
+            (
+                *before,
+                Observation {
+                    nat: None,
+                    ..*report
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        strip(correlate(with_reports(inputs.clone(), &unreadable))),
+        expected
+    );
+    let unchanged: Vec<_> = reports
+        .iter()
+        .map(|(before, report)| {
+            let nat = NatRewrite {
+                manip: NatManip::Destination,
+                reply_direction: false,
+                original: report.tuple,
+                reply: report.tuple.reversed(),
+            };
+            (
+                *before,
+                Observation {
+                    nat: Some(nat),
+                    ..*report
+                },
+            )
+        })
+        .collect();
+    assert_eq!(strip(correlate(with_reports(inputs, &unchanged))), expected);
 }

@@ -155,6 +155,11 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
             hops.extend(nat::hops(prev, obs, t, where_, ctx));
         }
 
+        if obs.hook == Hook::Nat && obs.nat.is_none_or(|r| r.apply(obs.tuple) == obs.tuple) {
+            // A rewrite whose conntrack tuples could not be read (or one that changes
+            // nothing) says nothing: the NAT hop is inferred from the packet after it.
+            continue;
+        }
         if let Some(rewrite) = obs.nat {
             let rewritten = Observation {
                 tuple: rewrite.apply(obs.tuple),
