@@ -1,5 +1,6 @@
 //! The terminal UI in a real terminal: tmux runs `tracer replay` and a live `tracer follow`,
-//! keys go in with `send-keys`, and the screen is read back with `capture-pane`. Needs
+//! keys go in with `send-keys`, and the screen is read back with `capture-pane` — the
+//! journey list and a path, and the flow view (`f`) with its drill-down. Needs
 //! root (the lab); serial.
 
 use std::{
@@ -134,6 +135,23 @@ fn replay_in_a_real_terminal_draws_a_known_journeys_path() {
         "nettest's veth on the path:\n{screen}"
     );
     assert!(screen.contains("cpu2"), "{screen}");
+    // The flow view: the request flow and its path; Enter lists that path's journeys.
+    tmux.keys(&["Escape", "f"]);
+    let screen = tmux.wait_for(&[
+        "Flows",
+        "tcp nettest → svc/nginx-test:80 (request)",
+        "tcp svc/nginx-test:80 → nettest (reply)",
+        "▶ path 1 ✓ delivered",
+    ]);
+    assert!(
+        screen.contains("service DNAT 10.109.60.89:80 → "),
+        "{screen}"
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&[
+        "on path 1 of tcp nettest → svc/nginx-test:80 (request)",
+        "SYN",
+    ]);
     tmux.keys(&["q"]);
     thread::sleep(Duration::from_millis(500));
     assert!(
@@ -161,6 +179,14 @@ fn live_follow_in_a_real_terminal_shows_journeys_as_they_happen() {
     assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
     let screen = tmux.wait_for(&["nettest", "svc/nginx-test", "SYN"]);
     assert!(screen.contains("delivered"), "{screen}");
+    // The flow view live: the connection's request and reply flows, each path delivered.
+    tmux.keys(&["f"]);
+    tmux.wait_for(&[
+        "Flows",
+        "tcp nettest → svc/nginx-test:80 (request)",
+        "tcp svc/nginx-test:80 → nettest (reply)",
+        "✓ delivered",
+    ]);
     tmux.keys(&["q"]);
     thread::sleep(Duration::from_secs(1));
     assert!(!tmux.screen().contains("LIVE"), "q ends the live session");

@@ -90,6 +90,11 @@ pub struct FollowArgs {
     /// How to show journeys; default: tui on a terminal, text otherwise.
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,
+    /// Show each flow (protocol, direction, FROM, TO, the server's port) and its distinct
+    /// paths, with packet counts, first and last seen, and the spread of durations: at the
+    /// end with `--output text` and `json`; the terminal UI starts in its flow view (`f`).
+    #[arg(long)]
+    pub flows: bool,
     /// Stop after this long (e.g. 500ms, 30s, 5m, 1h; more than zero, at most a year).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -150,6 +155,11 @@ pub struct ReplayArgs {
     /// How to show journeys; default: tui on a terminal, text otherwise.
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,
+    /// Show each flow (protocol, direction, FROM, TO, the server's port) and its distinct
+    /// paths, with packet counts, first and last seen, and the spread of durations: at the
+    /// end with `--output text` and `json`; the terminal UI starts in its flow view (`f`).
+    #[arg(long)]
+    pub flows: bool,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ pub mod events;
 pub mod exit;
 pub mod export;
 pub mod files;
+pub mod flows;
 pub mod follow;
 pub mod journey;
 pub mod k8s;

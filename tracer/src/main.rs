@@ -119,8 +119,8 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
         Ok(replayed.summary.failed)
     };
     let failed = match output {
-        Output::Json => run(&mut JsonSink::new(std::io::stdout().lock()))?,
-        Output::Text => run(&mut TextSink::new(std::io::stdout().lock()))?,
+        Output::Json => run(&mut JsonSink::new(std::io::stdout().lock()).with_flows(args.flows))?,
+        Output::Text => run(&mut TextSink::new(std::io::stdout().lock()).with_flows(args.flows))?,
         Output::Summary => run(&mut SummarySink)?,
         Output::Tui => {
             let header = tui::Header {
@@ -132,7 +132,12 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
             let (tx, rx) = std::sync::mpsc::sync_channel(1024);
             std::thread::scope(|scope| -> anyhow::Result<bool> {
                 let reader = scope.spawn(move || run(&mut UiSink::replay(tx)));
-                tui::run(header, rx)?;
+                let first = if args.flows {
+                    tui::state::View::Flows
+                } else {
+                    tui::state::View::Journeys
+                };
+                tui::run_with_retention(header, rx, tui::state::DEFAULT_RETENTION, first)?;
                 // The reader stops at its next send once the UI has gone.
                 Ok(matches!(reader.join(), Ok(Ok(true))))
             })?

@@ -162,8 +162,12 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         Ok(())
     };
     match output {
-        Output::Json => session(&mut JsonSink::new(std::io::stdout().lock()))?,
-        Output::Text => session(&mut TextSink::new(std::io::stdout().lock()))?,
+        Output::Json => {
+            session(&mut JsonSink::new(std::io::stdout().lock()).with_flows(args.flows))?;
+        }
+        Output::Text => {
+            session(&mut TextSink::new(std::io::stdout().lock()).with_flows(args.flows))?;
+        }
         Output::Summary => session(&mut SummarySink)?,
         Output::Tui => {
             let header = tui::Header {
@@ -180,7 +184,12 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
             // The session runs beside the UI; quitting the UI stops it like Ctrl-C.
             std::thread::scope(|scope| -> anyhow::Result<()> {
                 let worker = scope.spawn(move || session(&mut UiSink::live(tx)));
-                let ui = tui::event_loop::run_with_retention(header, rx, LIVE_RETENTION);
+                let first = if args.flows {
+                    tui::state::View::Flows
+                } else {
+                    tui::state::View::Journeys
+                };
+                let ui = tui::event_loop::run_with_retention(header, rx, LIVE_RETENTION, first);
                 follow::request_stop();
                 let result = worker
                     .join()

@@ -1,24 +1,35 @@
 //! `--output text`: one compact block per journey — a header line, one line per hop
-//! (time offset, node, what happened, names), and the diagnosis.
+//! (time offset, node, what happened, names), and the diagnosis; with `--flows`, the flows
+//! and their distinct paths (`crate::flows`) before the summary.
 
 use std::io::{self, BufWriter, Write};
 
 use super::{Sink, Summary};
 use crate::{
     clock::format_duration,
+    flows::FlowTable,
     journey::model::{Hop, Journey, Verdict},
 };
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
 pub struct TextSink<W: Write> {
     out: BufWriter<W>,
+    flows: Option<FlowTable>,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W) -> Self {
         Self {
             out: BufWriter::with_capacity(1 << 16, out),
+            flows: None,
         }
+    }
+
+    /// Also print the flows and their paths at the end (`--flows`).
+    #[must_use]
+    pub fn with_flows(mut self, flows: bool) -> Self {
+        self.flows = flows.then(FlowTable::default);
+        self
     }
 }
 
@@ -76,6 +87,9 @@ fn hop_line(hop: &Hop) -> String {
 
 impl<W: Write> Sink for TextSink<W> {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
+        if let Some(flows) = &mut self.flows {
+            flows.add(journey);
+        }
         self.out.write_all(render(journey).as_bytes())?;
         self.out.write_all(b"\n")
     }
@@ -85,6 +99,9 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {
+        if let Some(flows) = &self.flows {
+            writeln!(self.out, "{}", flows.text())?;
+        }
         writeln!(self.out, "{}", summary.text())?;
         self.out.flush()
     }

@@ -21,7 +21,7 @@ use crossterm::event::{self, Event};
 use super::{
     Header, UiEvent,
     input::map_key,
-    state::{DEFAULT_RETENTION, Outcome, State},
+    state::{DEFAULT_RETENTION, Outcome, State, View},
     terminal::{self, TerminalGuard},
     view::{self, Theme},
 };
@@ -36,18 +36,22 @@ const DRAIN_BUDGET: Duration = Duration::from_millis(15);
 /// Runs the UI until the user quits (q / Ctrl-C). Restores the terminal on return, on
 /// error and on panic.
 pub fn run(header: Header, events: Receiver<UiEvent>) -> io::Result<()> {
-    run_with_retention(header, events, DEFAULT_RETENTION)
+    run_with_retention(header, events, DEFAULT_RETENTION, View::Journeys)
 }
 
 /// [`run`], keeping the newest `retention` journeys instead of [`DEFAULT_RETENTION`]
-/// (a journey takes about 8 KB).
+/// (a journey takes about 8 KB), starting in the `first` view (`--flows`: the flows).
 pub fn run_with_retention(
     header: Header,
     events: Receiver<UiEvent>,
     retention: usize,
+    first: View,
 ) -> io::Result<()> {
     let theme = Theme::from_env();
     let mut state = State::with_retention(header, retention);
+    if first == View::Flows {
+        state = state.showing_flows();
+    }
     let mut guard = TerminalGuard::new()?;
     let started = Instant::now();
     let mut drawn: Option<(u64, Instant)> = None;

@@ -19,6 +19,7 @@
 //! | `n`/`p` | replay: next / previous journey |
 //! | `.` | step through the selected journey hop by hop |
 //! | End | replay: jump to the end (show everything) |
+//! | `f` | flows and their distinct paths; Enter lists a path's journeys, Esc or `f` returns |
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -68,6 +69,7 @@ pub fn map_key(key: KeyEvent, prompt: bool) -> Option<Action> {
         KeyCode::Char('p') => Action::PrevJourney,
         KeyCode::Char('.') => Action::StepHop,
         KeyCode::End => Action::JumpToEnd,
+        KeyCode::Char('f') => Action::ToggleFlows,
         _ => return None,
     })
 }
@@ -99,6 +101,7 @@ mod tests {
         assert_eq!(map_key(ch(' '), false), Some(Action::TogglePause));
         assert_eq!(map_key(ch('?'), false), Some(Action::ToggleHelp));
         assert_eq!(map_key(ch('/'), false), Some(Action::StartFilter));
+        assert_eq!(map_key(ch('f'), false), Some(Action::ToggleFlows));
         assert_eq!(map_key(ch('x'), false), None);
     }
 

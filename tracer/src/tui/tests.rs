@@ -254,3 +254,83 @@ fn counters(ringbuf_full: u64, parse_failed: u64) -> crate::pipeline::Counters {
     counters.source.parse_failed = parse_failed;
     counters
 }
+
+/// The flow view over the fixture journeys (replays of the lab recordings): each flow, each
+/// path with its figures and places; the cursor on the first path.
+#[test]
+fn flows_80x24() {
+    let mut s = state(Mode::Live);
+    s.handle(Action::ToggleFlows);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+}
+
+/// The cursor moved onto the first dropped path: the view scrolls to keep it on screen.
+#[test]
+fn flows_on_a_drop_120x40() {
+    let mut s = state(Mode::Live);
+    s.handle(Action::ToggleFlows);
+    let dropped = (0..s.flows().paths())
+        .find(|&i| {
+            s.flows()
+                .records()
+                .nth(i)
+                .is_some_and(|r| r.verdict == crate::journey::model::Verdict::Dropped)
+        })
+        .expect("a dropped path among the fixtures");
+    for _ in 0..dropped {
+        s.handle(Action::Down);
+    }
+    assert_eq!(s.flow_cursor(), dropped);
+    insta::assert_snapshot!(draw(&s, 120, 40));
+}
+
+/// Enter on a path lists exactly that path's journeys; Esc lists them all again.
+#[test]
+fn flow_path_journeys_80x24() {
+    let mut s = state(Mode::Live);
+    let all = s.visible().len();
+    s.handle(Action::ToggleFlows);
+    s.handle(Action::Open);
+    let record = s.flows().records().next().expect("a path");
+    let expected: Vec<u64> = fixtures::journeys()
+        .iter()
+        .filter(|j| s.path_filter().is_some_and(|p| p.matches(j)))
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(expected.len() as u64, record.packets);
+    let listed: Vec<u64> = s
+        .visible()
+        .iter()
+        .filter_map(|seq| s.journey(*seq).map(|j| j.id))
+        .collect();
+    assert_eq!(listed, expected);
+    insta::assert_snapshot!(draw(&s, 80, 24));
+    s.handle(Action::Back);
+    assert_eq!(s.visible().len(), all);
+    assert!(s.path_filter().is_none());
+}
+
+/// A replay's flow view counts what the playback clock has shown, and a seek back recounts.
+#[test]
+fn replay_flows_follow_the_playback_clock() {
+    let mut s = State::new(header(Mode::Replay));
+    for j in fixtures::journeys() {
+        s.apply(UiEvent::Journey(Box::new(j)));
+    }
+    s.apply(UiEvent::SourceEnded);
+    s.handle(Action::ToggleFlows);
+    let counted = |s: &State| s.flows().records().map(|r| r.packets).sum::<u64>();
+    assert_eq!(counted(&s), s.counts().total());
+    s.handle(Action::JumpToEnd);
+    let all = counted(&s);
+    assert_eq!(all, fixtures::journeys().len() as u64);
+    insta::assert_snapshot!("replay_flows_end_120x40", draw(&s, 120, 40));
+    s.handle(Action::SeekBack);
+    s.handle(Action::SeekBack);
+    assert!(
+        counted(&s) < all,
+        "a seek back recounts: {} of {all}",
+        counted(&s)
+    );
+    assert_eq!(counted(&s), s.counts().total());
+}

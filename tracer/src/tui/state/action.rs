@@ -41,6 +41,8 @@ pub enum Action {
     StepHop,
     /// Replay: show everything.
     JumpToEnd,
+    /// `f`: the flows and their distinct paths, or back to the journeys.
+    ToggleFlows,
 }
 
 /// What the loop does after an action.

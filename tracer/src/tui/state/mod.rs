@@ -17,6 +17,10 @@
 //! - Selection: a journey (by arrival number, stable while others come and go), a hop
 //!   within it, and which pane has the focus. While "following", the selection stays on
 //!   the newest journey, as `tail -f` does; moving up stops that, `G` resumes it.
+//! - Flows (`f`): the revealed journeys grouped into flows and their distinct paths
+//!   (`crate::flows`), with a cursor on one path; Enter lists only that path's journeys (a
+//!   path filter beside the text filter; Esc clears it). Live, they count every journey
+//!   shown since the start; a replay's seek recounts them from the journeys still kept.
 
 pub mod action;
 pub mod filter;
@@ -36,6 +40,7 @@ pub use store::{Entry, Seq, Store};
 
 use super::{Header, Mode, UiEvent};
 use crate::{
+    flows::{self, FlowKey, FlowTable},
     journey::model::{Journey, Verdict},
     pipeline::Counters,
 };
@@ -49,6 +54,31 @@ pub const READ_AHEAD: usize = 10_000;
 const PAGE: usize = 10;
 /// How many notices are kept.
 const NOTICES: usize = 50;
+
+/// What the body shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Journeys,
+    Flows,
+}
+
+/// The journeys of one flow path (the flow view's Enter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathFilter {
+    pub flow: FlowKey,
+    pub steps: Vec<String>,
+    pub verdict: Verdict,
+    /// `path 2 of tcp nettest → svc/nginx-test:80 (request)`.
+    pub label: String,
+}
+
+impl PathFilter {
+    pub fn matches(&self, journey: &Journey) -> bool {
+        journey.verdict == self.verdict
+            && FlowKey::of(journey) == self.flow
+            && flows::steps(journey) == self.steps
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -135,6 +165,11 @@ pub struct State {
     /// Set by the last action when it could not do what was asked; cleared by the next.
     status: Option<String>,
     generation: u64,
+    view: View,
+    flows: FlowTable,
+    /// The flow view's cursor: which path, counted across flows.
+    flow_cursor: usize,
+    path_filter: Option<PathFilter>,
 }
 
 impl State {
@@ -169,7 +204,18 @@ impl State {
             now: Duration::ZERO,
             status: None,
             generation: 0,
+            view: View::Journeys,
+            flows: FlowTable::default(),
+            flow_cursor: 0,
+            path_filter: None,
         }
+    }
+
+    /// Starts in the flow view (`--flows`).
+    #[must_use]
+    pub fn showing_flows(mut self) -> Self {
+        self.view = View::Flows;
+        self
     }
 
     // ----- ingest -----
@@ -254,7 +300,12 @@ impl State {
         }
         entry.revealed = true;
         let verdict = entry.journey.verdict;
-        let shown = self.filter.matches(&entry.journey);
+        self.flows.add(&entry.journey);
+        let shown = self.filter.matches(&entry.journey)
+            && self
+                .path_filter
+                .as_ref()
+                .is_none_or(|p| p.matches(&entry.journey));
         if replay {
             self.counts.add(verdict, 1);
             self.rate.record(self.now, 1);
@@ -350,6 +401,10 @@ impl State {
             }
         }
         self.pending = pending;
+        self.flows = FlowTable::default();
+        for entry in self.store.iter().filter(|e| e.revealed) {
+            self.flows.add(&entry.journey);
+        }
         self.rebuild();
     }
 
@@ -359,7 +414,14 @@ impl State {
         self.visible = self
             .store
             .iter()
-            .filter(|e| e.revealed && self.filter.matches(&e.journey))
+            .filter(|e| {
+                e.revealed
+                    && self.filter.matches(&e.journey)
+                    && self
+                        .path_filter
+                        .as_ref()
+                        .is_none_or(|p| p.matches(&e.journey))
+            })
             .map(|e| e.seq)
             .collect();
         if self.follow {
@@ -390,8 +452,12 @@ impl State {
             }
             return Outcome::Continue;
         }
+        if self.view == View::Flows && self.prompt.is_none() && self.handle_in_flows(action) {
+            return Outcome::Continue;
+        }
         match action {
             Action::Quit => return Outcome::Quit,
+            Action::ToggleFlows => self.view = View::Flows,
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(PAGE as i64)),
@@ -455,6 +521,50 @@ impl State {
             }
         }
         Outcome::Continue
+    }
+
+    /// The flow view's own keys; `false` for the others (pause, replay, help), which do
+    /// what they do in the journey list.
+    fn handle_in_flows(&mut self, action: Action) -> bool {
+        let last = self.flows.paths().saturating_sub(1);
+        match action {
+            Action::Up => self.flow_cursor = self.flow_cursor.saturating_sub(1),
+            Action::Down => self.flow_cursor = (self.flow_cursor + 1).min(last),
+            Action::PageUp => self.flow_cursor = self.flow_cursor.saturating_sub(PAGE),
+            Action::PageDown => self.flow_cursor = (self.flow_cursor + PAGE).min(last),
+            Action::Top => self.flow_cursor = 0,
+            Action::Bottom => self.flow_cursor = last,
+            Action::Open => self.open_flow_path(),
+            Action::Back | Action::ToggleFlows => self.view = View::Journeys,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Lists only the journeys of the path under the flow cursor.
+    fn open_flow_path(&mut self) {
+        let Some((flow, index, path)) = self.flow_path_at(self.flow_cursor()) else {
+            self.status = Some("no flow yet".into());
+            return;
+        };
+        self.path_filter = Some(PathFilter {
+            label: format!("path {} of {}", index + 1, flow.describe()),
+            flow: flow.clone(),
+            steps: path.steps.clone(),
+            verdict: path.verdict,
+        });
+        self.view = View::Journeys;
+        self.focus = Focus::List;
+        self.follow = false;
+        self.rebuild();
+    }
+
+    /// The flow, the path's index within it, and the path, at a cursor position.
+    fn flow_path_at(&self, cursor: usize) -> Option<(&FlowKey, usize, &flows::PathStats)> {
+        self.flows
+            .flows()
+            .flat_map(|(flow, paths)| paths.iter().enumerate().map(move |(i, p)| (flow, i, p)))
+            .nth(cursor)
     }
 
     fn with_playback(&mut self, f: impl FnOnce(&mut Playback)) {
@@ -529,6 +639,9 @@ impl State {
             self.step = None;
         } else if self.focus == Focus::Path {
             self.focus = Focus::List;
+        } else if self.path_filter.is_some() {
+            self.path_filter = None;
+            self.rebuild();
         } else if !self.filter.is_empty() {
             self.set_filter("");
         }
@@ -639,6 +752,23 @@ impl State {
     }
 
     // ----- what the views read -----
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    pub fn flow_cursor(&self) -> usize {
+        self.flow_cursor.min(self.flows.paths().saturating_sub(1))
+    }
+
+    /// The flow path the list is narrowed to, if any.
+    pub fn path_filter(&self) -> Option<&PathFilter> {
+        self.path_filter.as_ref()
+    }
 
     pub fn header(&self) -> &Header {
         &self.header

@@ -11,7 +11,7 @@ use ratatui::{
 use super::{Theme, header::clip, text};
 use crate::tui::{
     Mode,
-    state::{Focus, State},
+    state::{Focus, State, View},
 };
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
@@ -39,9 +39,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
 
 fn hints(state: &State, theme: Theme, w: usize) -> Line<'static> {
     let mut keys: Vec<(&str, &str)> = Vec::new();
-    match state.focus() {
-        Focus::List => keys.extend([("↑↓", "move"), ("Enter", "path")]),
-        Focus::Path => keys.extend([("↑↓", "hop"), ("Esc", "list")]),
+    match (state.view(), state.focus()) {
+        (View::Flows, _) => keys.extend([("↑↓", "path"), ("Enter", "its journeys"), ("f", "back")]),
+        (View::Journeys, Focus::List) => keys.extend([("↑↓", "move"), ("Enter", "path")]),
+        (View::Journeys, Focus::Path) => keys.extend([("↑↓", "hop"), ("Esc", "list")]),
     }
     if state.mode() == Mode::Replay {
         keys.extend([
@@ -56,6 +57,9 @@ fn hints(state: &State, theme: Theme, w: usize) -> Line<'static> {
         keys.extend([("␣", "pause"), ("Tab", "focus"), (".", "step")]);
     }
     keys.extend([("/", "filter"), ("d", "drop")]);
+    if state.view() == View::Journeys {
+        keys.push(("f", "flows"));
+    }
     // Help and quit always show; the others as far as there is room.
     let tail = [("?", "help"), ("q", "quit")];
     let cost = |(k, d): &(&str, &str)| text::width(k) + text::width(d) + 3;

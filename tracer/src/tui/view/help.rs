@@ -17,6 +17,7 @@ const KEYS: &[(&str, &str)] = &[
     ("g G", "top / bottom (bottom follows the newest)"),
     ("/", "filter: Pod, Service, verdict, protocol, IP"),
     ("Esc", "close / back / clear the filter"),
+    ("f", "flows and their paths (Enter: a path's journeys)"),
     ("space", "pause (ingest goes on)"),
     ("d", "next dropped journey"),
     (".", "step through the path hop by hop"),

@@ -145,6 +145,9 @@ fn title(state: &State) -> String {
     if !state.filter().is_empty() {
         t.push_str(&format!(" matching “{}”", state.filter().text()));
     }
+    if let Some(path) = state.path_filter() {
+        t.push_str(&format!(" on {} (Esc: all)", path.label));
+    }
     if let crate::tui::state::Phase::Paused { .. } = state.phase() {
         t.push_str(" · frozen (space resumes)");
     } else if state.following() {

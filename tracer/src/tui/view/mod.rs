@@ -5,9 +5,11 @@
 //!
 //! Layout: header on top, footer at the bottom, the list above the path. From
 //! [`WIDE`] columns the detail pane sits right of the path; narrower, it appears under
-//! the path while the path has the focus (and the list shrinks to make room).
+//! the path while the path has the focus (and the list shrinks to make room). The flow view
+//! ([`flows`], `f`) takes the whole body.
 
 pub mod detail;
+pub mod flows;
 pub mod footer;
 pub mod header;
 pub mod help;
@@ -25,7 +27,7 @@ use ratatui::{
 };
 pub use theme::Theme;
 
-use super::state::{Focus, State};
+use super::state::{Focus, State, View};
 
 /// The smallest terminal the UI draws in.
 pub const MIN_WIDTH: u16 = 60;
@@ -47,6 +49,13 @@ pub fn render(frame: &mut Frame, state: &State, theme: Theme) {
     .areas(area);
     header::render(frame, top, state, theme);
     footer::render(frame, bottom, state, theme);
+    if state.view() == View::Flows {
+        flows::render(frame, body, state, theme);
+        if state.help_open() {
+            help::render(frame, area, state, theme);
+        }
+        return;
+    }
     let panes = panes(body, state.focus());
     list::render(frame, panes.list, state, theme);
     path::render(frame, panes.path, state, theme);

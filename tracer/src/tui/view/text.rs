@@ -42,13 +42,25 @@ pub fn truncate_middle(s: &str, max: usize) -> String {
     if width(s) <= max {
         return s.to_owned();
     }
-    if max < 5 || !s.is_ascii() {
+    if max < 5 {
         return truncate(s, max);
     }
     let keep = max - 1;
     let tail = keep.div_ceil(2);
     let head = keep - tail;
-    format!("{}…{}", &s[..head], &s[s.len() - tail..])
+    // By display width, so wide or multi-byte characters (`→`) are never split.
+    let take = |chars: &mut dyn Iterator<Item = char>, room: usize| {
+        let mut used = 0;
+        chars
+            .take_while(|c| {
+                used += c.width().unwrap_or(0);
+                used <= room
+            })
+            .collect::<Vec<char>>()
+    };
+    let start: String = take(&mut s.chars(), head).into_iter().collect();
+    let end: String = take(&mut s.chars().rev(), tail).into_iter().rev().collect();
+    format!("{start}…{end}")
 }
 
 /// `from → to` in at most `cols` columns, shortening the longer name first.
@@ -253,6 +265,8 @@ mod tests {
             "nginx-te…6f5-abcde → nettest"
         );
         assert_eq!(from_to("a", "b", 28), "a → b");
+        assert_eq!(truncate_middle("a → b → c → d", 9), "a → … → d");
+        assert!(width(&truncate_middle("x→→→→→→→→→→y", 7)) <= 7);
         assert!(
             width(&from_to(
                 "nginx-test-7d9c4b6f5-abcde",

@@ -1,0 +1,413 @@
+//! Flows and their distinct paths: the journeys of a session grouped the way people read a
+//! busy one — not one row per packet, but each way the traffic went, how often, how fast,
+//! and whether it arrived.
+//!
+//! A *flow* here is what a user follows between two names: protocol, direction, FROM's and
+//! TO's names and the server's port. Clients' ephemeral ports are folded together (every
+//! connection of `curl` to a Service is one flow), so a flood of short connections is a few
+//! rows. A *path* is the sequence of places a packet went — each hop's kind, node, interface
+//! or Pod, the endpoint a NAT chose, a drop's reason — and its verdict; times are left out.
+//! So a Service spreading traffic over three endpoints shows three paths of one flow, and
+//! a packet dropped on the way is a path of its own next to the delivered ones.
+//!
+//! Each path keeps its packet and byte counts, first and last seen, the spread of its
+//! journeys' durations (a log-scale histogram: bounded memory, percentiles at most 25 % above the true value),
+//! its newest diagnosis and the ids of a few journeys to look at (the first and the newest).
+//! `--flows` prints them at the end (`output::text`, `output::json`: schema in
+//! docs/json-schema.md).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::{
+    clock::format_duration,
+    journey::{
+        model::{Direction, Hop, HopKind, Journey, Verdict},
+        observation::IpProto,
+    },
+};
+
+/// The journeys a path keeps for drill-down: its first, and this many of its newest.
+const NEWEST_KEPT: usize = 8;
+/// Histogram buckets: 4 per power of two of nanoseconds.
+const BUCKETS: usize = 64 * 4;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct FlowKey {
+    pub protocol: String,
+    pub direction: String,
+    pub from: String,
+    pub to: String,
+    /// The server's port (TO's for a request, FROM's for a reply); 0 without ports.
+    pub port: u16,
+}
+
+impl FlowKey {
+    pub fn of(journey: &Journey) -> Self {
+        let port = match journey.direction {
+            Direction::Request => journey.original.dport,
+            Direction::Reply => journey.original.sport,
+            Direction::Related => 0,
+        };
+        Self {
+            protocol: journey.protocol.name().to_owned(),
+            direction: match journey.direction {
+                Direction::Request => "request",
+                Direction::Reply => "reply",
+                Direction::Related => "related",
+            }
+            .to_owned(),
+            from: reply_service(journey).unwrap_or_else(|| journey.from.label()),
+            to: journey.to.label(),
+            port: if journey.protocol == IpProto::Icmp {
+                0
+            } else {
+                port
+            },
+        }
+    }
+
+    /// `tcp nettest → svc/nginx-test:80 (request)`, `tcp svc/nginx-test:80 → nettest
+    /// (reply)`: the port with the server.
+    pub fn describe(&self) -> String {
+        let port = if self.port == 0 {
+            String::new()
+        } else {
+            format!(":{}", self.port)
+        };
+        let (from, to) = if self.direction == "reply" {
+            (format!("{}{port}", self.from), self.to.clone())
+        } else {
+            (self.from.clone(), format!("{}{port}", self.to))
+        };
+        format!("{} {from} → {to} ({})", self.protocol, self.direction)
+    }
+}
+
+/// A reply that conntrack gave its Service's address back (`svc/name`): it belongs with
+/// the requests to that Service, whichever endpoint answered (that is its path).
+fn reply_service(journey: &Journey) -> Option<String> {
+    if journey.direction != Direction::Reply {
+        return None;
+    }
+    journey.hops.iter().find_map(|hop| {
+        let service = hop.nat.as_ref()?.service.as_deref()?;
+        (hop.kind == HopKind::ReplyUndnat)
+            .then(|| format!("svc/{}", service.rsplit('/').next().unwrap_or(service)))
+    })
+}
+
+/// One place on a path: `cpu2 pod egress nettest`, `cpu2 veth cali37b956d7204`,
+/// `cpu2 service DNAT 10.109.60.89:80 → 10.244.184.84:80`, `cpu1 DROP NO_ROUTE`.
+fn step(hop: &Hop) -> String {
+    let mut out = String::new();
+    if let Some(node) = &hop.node {
+        out.push_str(node);
+        out.push(' ');
+    }
+    out.push_str(hop.kind.label());
+    let pod = hop
+        .pod
+        .as_deref()
+        .map(|p| p.rsplit('/').next().unwrap_or(p));
+    let place = match hop.kind {
+        HopKind::PodEgress | HopKind::PodDelivery => pod.or(hop.interface.as_deref()),
+        _ => hop.interface.as_deref(),
+    };
+    if let Some(place) = place {
+        out.push(' ');
+        out.push_str(place);
+    }
+    if let Some(nat) = &hop.nat {
+        // The side the rewrite changed, before and after: which endpoint, which Service.
+        let rewrites_source = matches!(hop.kind, HopKind::Snat | HopKind::ReplyUndnat);
+        let side = |e: &crate::journey::model::Endpoints| {
+            let (ip, port) = if rewrites_source {
+                (e.src, e.sport)
+            } else {
+                (e.dst, e.dport)
+            };
+            if port == 0 {
+                ip.to_string()
+            } else {
+                format!("{ip}:{port}")
+            }
+        };
+        out.push_str(&format!(" {} → {}", side(&nat.before), side(&nat.after)));
+    }
+    if let Some(drop) = &hop.drop {
+        out.push(' ');
+        out.push_str(&drop.reason);
+    }
+    if !hop.observed {
+        out.push_str(" (inferred)");
+    }
+    out
+}
+
+/// A journey's path: its places in order.
+pub fn steps(journey: &Journey) -> Vec<String> {
+    journey.hops.iter().map(step).collect()
+}
+
+/// Journey durations on a log scale: bucket `4·⌊log2 d⌋ + the next two bits`.
+#[derive(Debug, Clone)]
+struct Spread {
+    counts: Box<[u64; BUCKETS]>,
+    min: u64,
+    max: u64,
+}
+
+impl Spread {
+    fn new() -> Self {
+        Self {
+            counts: Box::new([0; BUCKETS]),
+            min: u64::MAX,
+            max: 0,
+        }
+    }
+
+    fn bucket(ns: u64) -> usize {
+        if ns < 4 {
+            return ns as usize;
+        }
+        let log = 63 - ns.leading_zeros() as usize;
+        let next_two = ((ns >> (log - 2)) & 3) as usize;
+        (log * 4 + next_two).min(BUCKETS - 1)
+    }
+
+    /// The smallest duration of bucket `b`.
+    fn lower_bound(b: usize) -> u64 {
+        if b < 8 {
+            // 0–3 ns have a bucket each; 4–7 are never used (4 ns starts at 8).
+            return (b as u64).min(3);
+        }
+        let (log, next_two) = (b / 4, (b % 4) as u64);
+        (1u64 << log) | (next_two << (log - 2))
+    }
+
+    fn add(&mut self, ns: u64) {
+        self.counts[Self::bucket(ns)] += 1;
+        self.min = self.min.min(ns);
+        self.max = self.max.max(ns);
+    }
+
+    /// The largest duration of bucket `b`.
+    fn upper_bound(b: usize) -> u64 {
+        match b {
+            0..4 => b as u64,
+            _ if b + 1 >= BUCKETS => u64::MAX,
+            _ => Self::lower_bound(b + 1) - 1,
+        }
+    }
+
+    /// The `q`-quantile (0..=1): at most its bucket's largest duration (so never below the
+    /// true value, and within a quarter of a power of two above it), clamped to what was
+    /// seen.
+    fn quantile(&self, q: f64) -> u64 {
+        let total: u64 = self.counts.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (b, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Self::upper_bound(b).clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+}
+
+/// One distinct path of a flow.
+#[derive(Debug, Clone)]
+pub struct PathStats {
+    pub steps: Vec<String>,
+    pub verdict: Verdict,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// CLOCK_MONOTONIC of the first and newest journey's start.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub diagnosis: String,
+    /// The first journey's id, then the newest ones (oldest first).
+    pub journeys: Vec<u64>,
+    spread: Spread,
+}
+
+/// Durations of a path's journeys, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Durations {
+    pub min: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl PathStats {
+    pub fn durations(&self) -> Durations {
+        Durations {
+            min: if self.packets == 0 {
+                0
+            } else {
+                self.spread.min
+            },
+            p50: self.spread.quantile(0.5),
+            p99: self.spread.quantile(0.99),
+            max: self.spread.max,
+        }
+    }
+}
+
+/// A flow path as `--output json --flows` prints it (one per line, before the summary).
+#[derive(Debug, Serialize)]
+pub struct FlowPathRecord<'a> {
+    pub flow: &'a FlowKey,
+    /// 1-based, by first seen within the flow.
+    pub path: usize,
+    pub steps: &'a [String],
+    pub verdict: Verdict,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_seen: &'a str,
+    pub last_seen: &'a str,
+    pub duration_ns: Durations,
+    pub diagnosis: &'a str,
+    pub journeys: &'a [u64],
+}
+
+/// Every flow of a session and its paths, in the order first seen.
+#[derive(Debug, Default)]
+pub struct FlowTable {
+    flows: Vec<(FlowKey, Vec<PathStats>)>,
+    index: HashMap<FlowKey, usize>,
+}
+
+impl FlowTable {
+    pub fn add(&mut self, journey: &Journey) {
+        let key = FlowKey::of(journey);
+        let flow = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(key.clone(), self.flows.len());
+                self.flows.push((key, Vec::new()));
+                self.flows.len() - 1
+            }
+        };
+        let steps = steps(journey);
+        let paths = &mut self.flows[flow].1;
+        let path = match paths
+            .iter()
+            .position(|p| p.verdict == journey.verdict && p.steps == steps)
+        {
+            Some(i) => &mut paths[i],
+            None => {
+                paths.push(PathStats {
+                    steps,
+                    verdict: journey.verdict,
+                    packets: 0,
+                    bytes: 0,
+                    first_seen: journey.started_at.clone(),
+                    last_seen: String::new(),
+                    first_ns: journey.start_ns,
+                    last_ns: 0,
+                    diagnosis: String::new(),
+                    journeys: Vec::new(),
+                    spread: Spread::new(),
+                });
+                paths.last_mut().expect("just pushed")
+            }
+        };
+        path.packets += 1;
+        path.bytes += u64::from(journey.length);
+        path.last_seen.clone_from(&journey.started_at);
+        path.last_ns = journey.start_ns;
+        path.diagnosis.clone_from(&journey.diagnosis);
+        if path.journeys.len() > NEWEST_KEPT {
+            path.journeys.remove(1);
+        }
+        path.journeys.push(journey.id);
+        path.spread.add(journey.duration_ns);
+    }
+
+    pub fn flows(&self) -> impl Iterator<Item = (&FlowKey, &[PathStats])> {
+        self.flows.iter().map(|(k, p)| (k, p.as_slice()))
+    }
+
+    pub fn paths(&self) -> usize {
+        self.flows.iter().map(|(_, p)| p.len()).sum()
+    }
+
+    /// One record per path, flow by flow.
+    pub fn records(&self) -> impl Iterator<Item = FlowPathRecord<'_>> {
+        self.flows().flat_map(|(flow, paths)| {
+            paths.iter().enumerate().map(move |(i, p)| FlowPathRecord {
+                flow,
+                path: i + 1,
+                steps: &p.steps,
+                verdict: p.verdict,
+                packets: p.packets,
+                bytes: p.bytes,
+                first_seen: &p.first_seen,
+                last_seen: &p.last_seen,
+                duration_ns: p.durations(),
+                diagnosis: &p.diagnosis,
+                journeys: &p.journeys,
+            })
+        })
+    }
+
+    /// For people: each flow, then each of its paths with its figures and its places.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "{} flows, {} distinct paths:\n",
+            self.flows.len(),
+            self.paths()
+        );
+        for (flow, paths) in self.flows() {
+            out.push_str(&format!("{}\n", flow.describe()));
+            for (i, p) in paths.iter().enumerate() {
+                let d = p.durations();
+                let ids: Vec<String> = p.journeys.iter().map(|id| format!("#{id}")).collect();
+                out.push_str(&format!(
+                    "  path {}: {} · {} · {} bytes · {} – {} · duration min {} p50 {} p99 {} max {} · e.g. {}\n",
+                    i + 1,
+                    p.verdict.as_str(),
+                    if p.packets == 1 {
+                        "1 packet".to_owned()
+                    } else {
+                        format!("{} packets", p.packets)
+                    },
+                    p.bytes,
+                    clock_of(&p.first_seen),
+                    clock_of(&p.last_seen),
+                    format_duration(d.min),
+                    format_duration(d.p50),
+                    format_duration(d.p99),
+                    format_duration(d.max),
+                    ids.join(" "),
+                ));
+                out.push_str(&format!("    {}\n", p.steps.join(" → ")));
+                if p.verdict != Verdict::Delivered {
+                    out.push_str(&format!("    ⇒ {}\n", p.diagnosis));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `10:00:01.123` of an RFC 3339 time (the date is the session's).
+fn clock_of(rfc3339: &str) -> &str {
+    rfc3339
+        .split_once('T')
+        .map_or(rfc3339, |(_, time)| time.get(..12).unwrap_or(time))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Flows from the committed lab recordings (real sessions), and the duration spread.
+
+use super::*;
+use crate::pipeline::golden_tests::recording;
+
+fn journeys(name: &str) -> Vec<Journey> {
+    let mut out = Vec::new();
+    let mut sink = crate::replay::Each(|_: &_, j: &Journey| {
+        out.push(j.clone());
+        true
+    });
+    crate::replay::replay(&recording(name), &mut sink).unwrap();
+    out
+}
+
+fn table(journeys: &[Journey]) -> FlowTable {
+    let mut table = FlowTable::default();
+    for j in journeys {
+        table.add(j);
+    }
+    table
+}
+
+/// Every journey counts once, in one path whose verdict and places are its own.
+#[test]
+fn every_journey_lands_in_exactly_one_path_of_its_own_verdict() {
+    for name in [
+        "healthy-service",
+        "vxlan",
+        "wrong-interface",
+        "mtu-blackhole",
+        "no-endpoints",
+        "concurrent-pings",
+        "routes-observed",
+    ] {
+        let journeys = journeys(name);
+        let table = table(&journeys);
+        let counted: u64 = table.records().map(|r| r.packets).sum();
+        assert_eq!(counted, journeys.len() as u64, "{name}");
+        for j in &journeys {
+            let key = FlowKey::of(j);
+            let steps: Vec<String> = j.hops.iter().map(step).collect();
+            let homes: Vec<_> = table
+                .records()
+                .filter(|r| *r.flow == key && r.steps == steps.as_slice())
+                .collect();
+            assert_eq!(homes.len(), 1, "{name} #{}", j.id);
+            assert_eq!(homes[0].verdict, j.verdict, "{name} #{}", j.id);
+        }
+    }
+}
+
+/// Two HTTP connections through the Service, answered by two endpoints (one on another
+/// node): one request flow and one reply flow, each with a path per endpoint; the pings to
+/// the endpoint Pod are flows of their own.
+#[test]
+fn a_service_flow_has_a_path_per_endpoint_and_its_replies_go_with_it() {
+    let table = table(&journeys("healthy-service"));
+    let described: Vec<String> = table.flows().map(|(k, _)| k.describe()).collect();
+    let request = table
+        .flows()
+        .find(|(k, _)| k.describe() == "tcp nettest → svc/nginx-test:80 (request)")
+        .unwrap_or_else(|| panic!("{described:?}"));
+    let reply = table
+        .flows()
+        .find(|(k, _)| k.describe() == "tcp svc/nginx-test:80 → nettest (reply)")
+        .unwrap_or_else(|| panic!("{described:?}"));
+    for (flow, paths) in [request, reply] {
+        assert_eq!(paths.len(), 2, "{}: {paths:#?}", flow.describe());
+        assert!(paths.iter().all(|p| p.verdict == Verdict::Delivered));
+        let endpoints: Vec<bool> = paths
+            .iter()
+            .map(|p| p.steps.iter().any(|s| s.contains("10.244.184.84:80")))
+            .collect();
+        assert_ne!(endpoints[0], endpoints[1], "one path per endpoint");
+    }
+    let dnat = request.1[0]
+        .steps
+        .iter()
+        .find(|s| s.contains("service DNAT"))
+        .expect("the DNAT step");
+    assert!(dnat.contains("10.109.60.89:80 → 10.244."), "{dnat}");
+    let delivered = request.1[0].steps.last().unwrap();
+    assert!(
+        delivered.ends_with("delivered nginx-test-7d9c4b6f5-abcde")
+            || delivered.ends_with("delivered nginx-test-7d9c4b6f5-x2k8p"),
+        "{delivered}"
+    );
+    assert!(
+        table
+            .flows()
+            .any(|(k, _)| k.protocol == "icmp" && k.port == 0),
+        "{described:?}"
+    );
+    let text = table.text();
+    assert!(text.contains("tcp nettest → svc/nginx-test:80 (request)\n  path 1: delivered · "));
+}
+
+/// The seed's incident: the replies die on cpu1. Their path is its own, dropped, with the
+/// diagnosis, next to the delivered requests.
+#[test]
+fn a_drop_is_a_path_of_its_own_with_its_diagnosis() {
+    let table = table(&journeys("wrong-interface"));
+    let dropped: Vec<_> = table
+        .records()
+        .filter(|r| r.verdict == Verdict::Dropped)
+        .collect();
+    assert!(!dropped.is_empty(), "{}", table.text());
+    for r in &dropped {
+        assert_eq!(r.flow.direction, "reply");
+        assert!(r.steps.iter().any(|s| s.contains("DROP")), "{:?}", r.steps);
+        assert!(!r.diagnosis.is_empty());
+    }
+    assert!(
+        table
+            .records()
+            .any(|r| r.verdict == Verdict::Delivered && r.flow.direction == "request")
+    );
+    assert!(table.text().contains("    ⇒ "), "{}", table.text());
+}
+
+#[test]
+fn a_path_keeps_its_first_journey_and_its_newest() {
+    let mut journeys = journeys("healthy-service");
+    journeys.retain(|j| j.protocol == IpProto::Icmp && j.direction == Direction::Request);
+    let template = journeys[0].clone();
+    let mut table = FlowTable::default();
+    for id in 1..=100 {
+        table.add(&Journey {
+            id,
+            duration_ns: id * 1_000,
+            length: 84,
+            ..template.clone()
+        });
+    }
+    let record = table.records().next().unwrap();
+    assert_eq!(record.packets, 100);
+    assert_eq!(record.bytes, 8_400);
+    assert_eq!(record.journeys, [1, 93, 94, 95, 96, 97, 98, 99, 100]);
+    let d = record.duration_ns;
+    assert_eq!((d.min, d.max), (1_000, 100_000));
+    // At most a bucket's width (a quarter of a power of two) above the true value.
+    assert!((50_000..=57_344).contains(&d.p50), "{d:?}");
+    assert!((99_000..=100_000).contains(&d.p99), "{d:?}");
+}
+
+#[test]
+fn the_spread_is_exact_at_bucket_bounds_and_clamped_to_what_was_seen() {
+    let mut spread = Spread::new();
+    assert_eq!(spread.quantile(0.5), 0);
+    for ns in [
+        0,
+        1,
+        3,
+        8,
+        10,
+        12,
+        14,
+        15,
+        16,
+        1 << 40,
+        (1 << 40) - 1,
+        u64::MAX,
+    ] {
+        let b = Spread::bucket(ns);
+        assert!(b < BUCKETS);
+        assert!(
+            Spread::lower_bound(b) <= ns && ns <= Spread::upper_bound(b),
+            "{ns}"
+        );
+        if ns >= 8 {
+            // A quarter of a power of two wide.
+            let width = Spread::upper_bound(b) - Spread::lower_bound(b) + 1;
+            assert_eq!(width, 1 << (63 - ns.leading_zeros() - 2), "{ns}");
+        }
+    }
+    spread.add(7_000);
+    assert_eq!(spread.quantile(0.5), 7_000);
+    assert_eq!(spread.quantile(0.99), 7_000);
+}
