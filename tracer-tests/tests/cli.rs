@@ -637,3 +637,64 @@ fn a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+/// `replay --flows` on a committed lab recording (the seed's incident): text and summary
+/// print the flows before the summary, JSON prints one `flow_path` line per path before the
+/// `session_summary`, and each says the replies die on cpu1. Unprivileged.
+#[test]
+fn replay_with_flows_prints_each_flow_and_its_paths_in_every_output() {
+    let recording = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/recordings/wrong-interface.trace");
+    let recording = recording.to_str().unwrap();
+    for output in ["text", "summary"] {
+        let out = tracer(&["replay", recording, "--flows", "--output", output]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{output}: {stdout}");
+        let flows_at = stdout.find("3 flows, 3 distinct paths:").expect(&stdout);
+        let summary_at = stdout.find("6 journeys: ").expect(&stdout);
+        assert!(flows_at < summary_at, "{output}: flows before the summary");
+        assert!(
+            stdout.contains(
+                "icmp nginx-test-7d9c4b6f5-abcde → nettest (reply)\n  path 1: dropped · 2 packets"
+            ),
+            "{output}: {stdout}"
+        );
+        assert!(
+            stdout.contains("cpu1 DROP calie3f2558665a IP_INNOROUTES"),
+            "{stdout}"
+        );
+        // Journeys are listed in text, not in the summary.
+        assert_eq!(stdout.contains("#1 icmp echo-request"), output == "text");
+    }
+    let out = tracer(&["replay", recording, "--flows", "--output", "json"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let paths: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("flow_path")).collect();
+    assert_eq!(paths.len(), 3);
+    let first_path = lines
+        .iter()
+        .position(|l| l.get("flow_path").is_some())
+        .unwrap();
+    assert!(
+        lines[..first_path]
+            .iter()
+            .all(|l| l.get("verdict").is_some())
+    );
+    assert!(lines.last().unwrap().get("session_summary").is_some());
+    let dropped = paths
+        .iter()
+        .find(|p| p["verdict"] == "dropped")
+        .expect("the dropped replies' path");
+    assert_eq!(dropped["flow"]["direction"], "reply");
+    assert_eq!(dropped["packets"], 2);
+    assert_eq!(dropped["journeys"], serde_json::json!([2, 5]));
+    assert!(
+        dropped["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("missing on cpu1")
+    );
+}

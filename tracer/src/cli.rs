@@ -92,7 +92,8 @@ pub struct FollowArgs {
     pub output: Option<Output>,
     /// Show each flow (protocol, direction, FROM, TO, the server's port) and its distinct
     /// paths, with packet counts, first and last seen, and the spread of durations: at the
-    /// end with `--output text` and `json`; the terminal UI starts in its flow view (`f`).
+    /// end with `--output text`, `json` and `summary`; the terminal UI starts in its flow
+    /// view (`f`).
     #[arg(long)]
     pub flows: bool,
     /// Stop after this long (e.g. 500ms, 30s, 5m, 1h; more than zero, at most a year).
@@ -157,7 +158,8 @@ pub struct ReplayArgs {
     pub output: Option<Output>,
     /// Show each flow (protocol, direction, FROM, TO, the server's port) and its distinct
     /// paths, with packet counts, first and last seen, and the spread of durations: at the
-    /// end with `--output text` and `json`; the terminal UI starts in its flow view (`f`).
+    /// end with `--output text`, `json` and `summary`; the terminal UI starts in its flow
+    /// view (`f`).
     #[arg(long)]
     pub flows: bool,
 }

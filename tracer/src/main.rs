@@ -121,7 +121,7 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
     let failed = match output {
         Output::Json => run(&mut JsonSink::new(std::io::stdout().lock()).with_flows(args.flows))?,
         Output::Text => run(&mut TextSink::new(std::io::stdout().lock()).with_flows(args.flows))?,
-        Output::Summary => run(&mut SummarySink)?,
+        Output::Summary => run(&mut SummarySink::with_flows(args.flows))?,
         Output::Tui => {
             let header = tui::Header {
                 following: tracer::replay::following(&args.file).unwrap_or_default(),

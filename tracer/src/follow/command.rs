@@ -104,8 +104,9 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     let limits = follow::Limits {
         count: args.count,
         duration: args.duration,
-        // Nothing to show and no journey limit: correlating would be wasted work.
-        record_only: output == Output::Summary && args.count.is_none(),
+        // Nothing to show and no journey limit: correlating would be wasted work (the flows
+        // are something to show).
+        record_only: output == Output::Summary && args.count.is_none() && !args.flows,
     };
     let stats = if args.kernel_stats {
         Some(follow::enable_kernel_stats()?)
@@ -168,7 +169,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         Output::Text => {
             session(&mut TextSink::new(std::io::stdout().lock()).with_flows(args.flows))?;
         }
-        Output::Summary => session(&mut SummarySink)?,
+        Output::Summary => session(&mut SummarySink::with_flows(args.flows))?,
         Output::Tui => {
             let header = tui::Header {
                 following: format!(

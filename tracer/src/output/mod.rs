@@ -7,11 +7,12 @@ pub mod summary;
 pub mod text;
 pub mod ui;
 
-use std::io;
+use std::io::{self, Write as _};
 
 pub use summary::Summary;
 
 use crate::{
+    flows::FlowTable,
     journey::model::Journey,
     pipeline::{Correlated, Counters},
 };
@@ -47,16 +48,44 @@ pub trait Sink {
     }
 }
 
-/// `--output summary`: journeys are counted, not shown; the summary goes to stdout.
-pub struct SummarySink;
+/// `--output summary`: journeys are counted, not shown; the summary goes to stdout — after
+/// the flows and their paths with `--flows` (the shape that reads well during a flood).
+#[derive(Default)]
+pub struct SummarySink {
+    flows: Option<FlowTable>,
+}
+
+impl SummarySink {
+    /// Also print the flows and their paths (`--flows`).
+    #[must_use]
+    pub fn with_flows(flows: bool) -> Self {
+        Self {
+            flows: flows.then(FlowTable::default),
+        }
+    }
+}
 
 impl Sink for SummarySink {
-    fn journey(&mut self, _journey: &Journey) -> io::Result<()> {
+    fn journey(&mut self, journey: &Journey) -> io::Result<()> {
+        if let Some(flows) = &mut self.flows {
+            flows.add(journey);
+        }
         Ok(())
     }
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {
-        println!("{}", summary.text());
-        Ok(())
+        // Written, not printed: a closed pipe (`| head`) is an error to return, not a panic.
+        let mut out = io::stdout().lock();
+        if let Some(flows) = &self.flows {
+            if summary.record_only {
+                writeln!(
+                    out,
+                    "flows: none yet (a record-only session correlates later: `tracer replay --flows --output summary FILE`)"
+                )?;
+            } else {
+                writeln!(out, "{}", flows.text())?;
+            }
+        }
+        writeln!(out, "{}", summary.text())
     }
 }
