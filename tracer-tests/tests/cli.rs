@@ -643,7 +643,7 @@ fn a_closed_pipe_ends_quietly() {
 /// `session_summary`, and each says the replies die on cpu1. Unprivileged.
 #[test]
 fn replay_with_flows_prints_each_flow_and_its_paths_in_every_output() {
-    let recording = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let recording = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/data/recordings/wrong-interface.trace");
     let recording = recording.to_str().unwrap();
     for output in ["text", "summary"] {
