@@ -25,6 +25,32 @@ pub enum Hook {
     Nat,
 }
 
+impl Hook {
+    /// Its number in recordings (every format): 0 ingress, 1 egress, 2 drop, 3 route
+    /// lookup, 4 NAT rewrite. Written in files: never renumber.
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::Ingress => 0,
+            Self::Egress => 1,
+            Self::Drop => 2,
+            Self::Route => 3,
+            Self::Nat => 4,
+        }
+    }
+
+    /// The hook numbered `number` in recordings; `None` for a number no format uses.
+    pub const fn from_number(number: u8) -> Option<Self> {
+        Some(match number {
+            0 => Self::Ingress,
+            1 => Self::Egress,
+            2 => Self::Drop,
+            3 => Self::Route,
+            4 => Self::Nat,
+            _ => return None,
+        })
+    }
+}
+
 /// A NAT rewrite as netfilter made it: which addresses it changed, and the conntrack
 /// entry that says to what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

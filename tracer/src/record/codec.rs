@@ -21,13 +21,7 @@ const REASON_UNKNOWN: u8 = 16;
 
 #[cfg(test)]
 pub fn encode(obs: &Observation, out: &mut Vec<u8>) {
-    let hook = match obs.hook {
-        Hook::Ingress => 0u8,
-        Hook::Egress => 1,
-        Hook::Drop => 2,
-        Hook::Route => 3,
-        Hook::Nat => 4,
-    };
+    let hook = obs.hook.number();
     let flags = if obs.outer.is_some() { HAS_OUTER } else { 0 }
         | if obs.dont_fragment { DONT_FRAGMENT } else { 0 }
         | if obs.later_fragment {
@@ -147,14 +141,7 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
         let netns_cookie = c.u64()?;
         let cpu = c.u32()?;
         let ifindex = c.u32()?;
-        let hook = match c.u8()? {
-            0 => Hook::Ingress,
-            1 => Hook::Egress,
-            2 => Hook::Drop,
-            3 => Hook::Route,
-            4 => Hook::Nat,
-            _ => return None,
-        };
+        let hook = Hook::from_number(c.u8()?)?;
         let flags = c.u8()?;
         let proto = c.u8()?;
         let ttl = c.u8()?;

@@ -250,13 +250,7 @@ fn cost(fields: u32) -> u32 {
 }
 
 fn hook_flags(obs: &Observation) -> u8 {
-    let hook = match obs.hook {
-        Hook::Ingress => 0u8,
-        Hook::Egress => 1,
-        Hook::Drop => 2,
-        Hook::Route => 3,
-        Hook::Nat => 4,
-    };
+    let hook = obs.hook.number();
     let flags = [
         (obs.outer.is_some(), HAS_OUTER),
         (obs.dont_fragment, DONT_FRAGMENT),
@@ -487,14 +481,7 @@ fn get_fields(data: &mut &[u8], fields: u32, reference: &Observation) -> Option<
     } else {
         hook_flags(reference)
     };
-    obs.hook = match packed & 7 {
-        0 => Hook::Ingress,
-        1 => Hook::Egress,
-        2 => Hook::Drop,
-        3 => Hook::Route,
-        4 => Hook::Nat,
-        _ => return None,
-    };
+    obs.hook = Hook::from_number(packed & 7)?;
     let flags = packed >> 3;
     obs.dont_fragment = flags & DONT_FRAGMENT != 0;
     obs.later_fragment = flags & LATER_FRAGMENT != 0;

@@ -325,11 +325,8 @@ fn record_kinds_are_stable() {
     );
 }
 
-/// Every committed lab recording (format 2) written again by this recorder (format 3,
-/// compact observations) replays to exactly the same journeys: the compact form keeps
-/// everything replay uses, and format 2 keeps replaying. (Sizes: `compact::tests`.)
-#[test]
-fn every_format_2_recording_rewritten_as_format_3_replays_the_same() {
+/// The lab recordings committed under `tests/data/recordings` (format 2), sorted.
+pub(super) fn committed_recordings() -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/recordings");
     let mut files = std::fs::read_dir(&dir)
         .unwrap()
@@ -337,6 +334,15 @@ fn every_format_2_recording_rewritten_as_format_3_replays_the_same() {
         .collect::<Vec<_>>();
     files.sort();
     assert!(files.len() >= 9, "{files:?}");
+    files
+}
+
+/// Every committed lab recording (format 2) written again by this recorder (format 3,
+/// compact observations) replays to exactly the same journeys: the compact form keeps
+/// everything replay uses, and format 2 keeps replaying. (Sizes: `compact::tests`.)
+#[test]
+fn every_format_2_recording_rewritten_as_format_3_replays_the_same() {
+    let files = committed_recordings();
     let journeys_of = |path: &Path| {
         let mut out = Vec::new();
         let mut sink = crate::replay::Each(|_: &_, j: &crate::journey::model::Journey| {

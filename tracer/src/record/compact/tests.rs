@@ -2,7 +2,7 @@
 //! thousands of varied observations, damage of every kind, and every observation of the
 //! committed lab recordings (format 2) written compactly and read back.
 
-use std::{net::Ipv4Addr, path::Path};
+use std::net::Ipv4Addr;
 
 use super::*;
 use crate::record::{
@@ -376,13 +376,7 @@ fn varints_and_zigzag_round_trip_at_the_extremes() {
 /// sizes.
 #[test]
 fn every_committed_lab_recording_round_trips_compactly() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/recordings");
-    let mut files = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect::<Vec<_>>();
-    files.sort();
-    assert!(files.len() >= 9, "{files:?}");
+    let files = crate::record::tests::committed_recordings();
     let (mut hops, mut fixed, mut compact, mut records) = (0usize, 0usize, 0usize, 0usize);
     for file in files {
         let mut reader = Reader::open(&file).unwrap();
