@@ -7,10 +7,11 @@ use tracer::record::reader::{Reader, Step};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = Reader::new(data, "fuzz") else { return };
-    // Every step consumes at least a record header, so this bounds the loop.
+    // Every step consumes at least a byte (a record, or a damaged stretch skipped), so this
+    // bounds the loop.
     for _ in 0..=data.len() {
         match reader.next_step() {
-            Step::Record(_) => {}
+            Step::Record(_) | Step::Skipped { .. } => {}
             Step::End { .. } | Step::Cut { .. } => return,
         }
     }

@@ -162,7 +162,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .env("AYA_BUILD_SKIP", "1")
         .status()?;
     if !status.success() {
-        bail!("the fuzzer found a failure (see fuzz/artifacts/reader)");
+        bail!(
+            "the fuzz run failed: the target did not build (see above), or the fuzzer found \
+             a failure (see fuzz/artifacts/reader)"
+        );
     }
     Ok(())
 }

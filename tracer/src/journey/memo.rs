@@ -14,7 +14,7 @@ use std::{cell::RefCell, hash::Hash, net::Ipv4Addr};
 
 use super::{
     model::{Hop, HopKind, Named, RouteInfo, Text},
-    observation::{Hook, IpProto, Outer},
+    observation::{Hook, IpProto, Outer, RouteChoice},
 };
 
 /// Entries per map before it is emptied and refilled.
@@ -49,6 +49,7 @@ struct Maps {
     nodes: Map<u64, Option<Text>>,
     names: Map<(Ipv4Addr, u16, IpProto), Named>,
     routes: Map<(u64, Ipv4Addr), RouteInfo>,
+    observed_routes: Map<(u64, Ipv4Addr, RouteChoice), RouteInfo>,
     hops: Map<HopKey, Hop>,
     nat: Map<NatKey, Hop>,
 }
@@ -106,6 +107,16 @@ impl Memo {
 
     pub fn route(&self, key: (u64, Ipv4Addr), make: impl FnOnce() -> RouteInfo) -> RouteInfo {
         self.remembered(|m| &mut m.routes, key, make)
+    }
+
+    /// What a route lookup the kernel reported chose, named from the node's table (on a
+    /// node, for a destination).
+    pub fn observed_route(
+        &self,
+        key: (u64, Ipv4Addr, RouteChoice),
+        make: impl FnOnce() -> RouteInfo,
+    ) -> RouteInfo {
+        self.remembered(|m| &mut m.observed_routes, key, make)
     }
 
     /// An observed hop as first explained (the caller stamps its time and packet).

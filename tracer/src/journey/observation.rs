@@ -98,7 +98,7 @@ impl NatRewrite {
 }
 
 /// What one FIB table lookup chose, as the kernel reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RouteChoice {
     /// 254 main, 255 local, …
     pub table: u32,

@@ -18,7 +18,11 @@ pub(super) fn observed(
     node: Option<Text>,
     ctx: &Context<'_>,
 ) -> Hop {
-    let route = info(obs, choice, ctx);
+    let route = ctx
+        .memo
+        .observed_route((obs.netns_cookie, obs.tuple.dst, choice), || {
+            info(obs, choice, ctx)
+        });
     let mut hop = Hop::new(HopKind::RouteDecision, t, node);
     hop.note = route.text.clone();
     hop.route = Some(route);
