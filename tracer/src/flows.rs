@@ -281,32 +281,46 @@ pub struct FlowPathRecord<'a> {
     pub journeys: &'a [u64],
 }
 
+/// Paths kept at most (each about 2.5 KB): journeys on further new paths are counted, not
+/// kept, so a session with endless distinct peers cannot grow the table without limit.
+pub const MAX_PATHS: usize = 10_000;
+
 /// Every flow of a session and its paths, in the order first seen.
 #[derive(Debug, Default)]
 pub struct FlowTable {
     flows: Vec<(FlowKey, Vec<PathStats>)>,
     index: HashMap<FlowKey, usize>,
+    paths: usize,
+    /// Journeys that would have started a path past [`MAX_PATHS`].
+    beyond: u64,
 }
 
 impl FlowTable {
     pub fn add(&mut self, journey: &Journey) {
         let key = FlowKey::of(journey);
-        let flow = match self.index.get(&key) {
-            Some(&i) => i,
-            None => {
-                self.index.insert(key.clone(), self.flows.len());
-                self.flows.push((key, Vec::new()));
-                self.flows.len() - 1
-            }
-        };
         let steps = steps(journey);
+        let known = self.index.get(&key).copied();
+        let found = known.and_then(|flow| {
+            self.flows[flow]
+                .1
+                .iter()
+                .position(|p| p.verdict == journey.verdict && p.steps == steps)
+                .map(|path| (flow, path))
+        });
+        if found.is_none() && self.paths >= MAX_PATHS {
+            self.beyond += 1;
+            return;
+        }
+        let flow = known.unwrap_or_else(|| {
+            self.index.insert(key.clone(), self.flows.len());
+            self.flows.push((key, Vec::new()));
+            self.flows.len() - 1
+        });
         let paths = &mut self.flows[flow].1;
-        let path = match paths
-            .iter()
-            .position(|p| p.verdict == journey.verdict && p.steps == steps)
-        {
-            Some(i) => &mut paths[i],
+        let path = match found {
+            Some((_, i)) => &mut paths[i],
             None => {
+                self.paths += 1;
                 paths.push(PathStats {
                     steps,
                     verdict: journey.verdict,
@@ -340,7 +354,12 @@ impl FlowTable {
     }
 
     pub fn paths(&self) -> usize {
-        self.flows.iter().map(|(_, p)| p.len()).sum()
+        self.paths
+    }
+
+    /// Journeys not counted on any path: they would have started one past [`MAX_PATHS`].
+    pub fn beyond(&self) -> u64 {
+        self.beyond
     }
 
     /// One record per path, flow by flow.
@@ -397,6 +416,12 @@ impl FlowTable {
                     out.push_str(&format!("    ⇒ {}\n", p.diagnosis));
                 }
             }
+        }
+        if self.beyond > 0 {
+            out.push_str(&format!(
+                "{} more journeys on paths past the first {MAX_PATHS}, not kept\n",
+                self.beyond
+            ));
         }
         out
     }

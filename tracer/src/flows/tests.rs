@@ -178,3 +178,28 @@ fn the_spread_is_exact_at_bucket_bounds_and_clamped_to_what_was_seen() {
     assert_eq!(spread.quantile(0.5), 7_000);
     assert_eq!(spread.quantile(0.99), 7_000);
 }
+
+/// Past [`MAX_PATHS`] paths, journeys on new paths are counted, not kept; known paths go on
+/// counting.
+#[test]
+fn the_table_is_bounded() {
+    let template = journeys("wrong-interface").remove(0);
+    let from = |i: u32| {
+        let mut j = template.clone();
+        j.from.ip = Some(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        (j.from.pod, j.from.node) = (None, None);
+        j
+    };
+    let mut table = FlowTable::default();
+    for i in 0..=MAX_PATHS as u32 {
+        table.add(&from(i));
+    }
+    assert_eq!(table.paths(), MAX_PATHS);
+    assert_eq!(table.beyond(), 1);
+    table.add(&from(0));
+    assert_eq!((table.paths(), table.beyond()), (MAX_PATHS, 1));
+    assert_eq!(table.records().next().unwrap().packets, 2);
+    assert!(table.text().ends_with(&format!(
+        "1 more journeys on paths past the first {MAX_PATHS}, not kept\n"
+    )));
+}

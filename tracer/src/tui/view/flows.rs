@@ -27,8 +27,13 @@ enum Row<'a> {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
     let table = state.flows();
+    let beyond = if table.beyond() > 0 {
+        format!(" (+{} journeys on paths not kept)", table.beyond())
+    } else {
+        String::new()
+    };
     let title = format!(
-        " Flows {} · paths {} (Enter lists a path's journeys · Esc or f returns) ",
+        " Flows {} · paths {}{beyond} (Enter lists a path's journeys · Esc or f returns) ",
         table.flows().count(),
         table.paths()
     );
