@@ -10,8 +10,9 @@
 //! `now_ns`). References never cross a record, so each record decodes alone: damage to one
 //! costs only its observations, and a file cut anywhere reads up to its last whole record.
 //!
-//! The writer picks, among the candidates, the reference that leaves the fewest bytes to
-//! write. Decoding checks everything a damaged or hostile record could get wrong (a
+//! The writer looks from the nearest candidate back and takes the first that leaves a few
+//! bytes, or is the same packet at an earlier hop or the same hop of an earlier packet with
+//! nothing large to write; failing that, the cheapest. Decoding checks everything a damaged or hostile record could get wrong (a
 //! reference before the record's start, a copied field the reference does not have, a
 //! varint too long, a byte left over) and refuses the record.
 
