@@ -683,7 +683,10 @@ fn replay_with_flows_prints_each_flow_and_its_paths_in_every_output() {
             .iter()
             .all(|l| l.get("verdict").is_some())
     );
-    assert!(lines.last().unwrap().get("session_summary").is_some());
+    assert_eq!(
+        lines.last().unwrap()["session_summary"]["flows"],
+        serde_json::json!({"flows": 3, "paths": 3, "journeys_not_kept": 0})
+    );
     let dropped = paths
         .iter()
         .find(|p| p["verdict"] == "dropped")

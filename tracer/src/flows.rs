@@ -16,7 +16,7 @@
 //! `--flows` prints them at the end (`output::text`, `output::json`: schema in
 //! docs/json-schema.md).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, fmt::Write as _};
 
 use serde::Serialize;
 
@@ -26,6 +26,7 @@ use crate::{
         model::{Direction, Hop, HopKind, Journey, Verdict},
         observation::IpProto,
     },
+    output::FlowTotals,
 };
 
 /// The journeys a path keeps for drill-down: its first, and this many of its newest.
@@ -45,26 +46,14 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn of(journey: &Journey) -> Self {
-        let port = match journey.direction {
-            Direction::Request => journey.original.dport,
-            Direction::Reply => journey.original.sport,
-            Direction::Related => 0,
-        };
+        let mut from = String::new();
+        write_from(journey, &mut from);
         Self {
             protocol: journey.protocol.name().to_owned(),
-            direction: match journey.direction {
-                Direction::Request => "request",
-                Direction::Reply => "reply",
-                Direction::Related => "related",
-            }
-            .to_owned(),
-            from: reply_service(journey).unwrap_or_else(|| journey.from.label()),
+            direction: direction_name(journey).to_owned(),
+            from,
             to: journey.to.label(),
-            port: if journey.protocol == IpProto::Icmp {
-                0
-            } else {
-                port
-            },
+            port: server_port(journey),
         }
     }
 
@@ -85,23 +74,50 @@ impl FlowKey {
     }
 }
 
-/// A reply that conntrack gave its Service's address back (`svc/name`): it belongs with
-/// the requests to that Service, whichever endpoint answered (that is its path).
-fn reply_service(journey: &Journey) -> Option<String> {
-    if journey.direction != Direction::Reply {
-        return None;
+fn direction_name(journey: &Journey) -> &'static str {
+    match journey.direction {
+        Direction::Request => "request",
+        Direction::Reply => "reply",
+        Direction::Related => "related",
     }
-    journey.hops.iter().find_map(|hop| {
-        let service = hop.nat.as_ref()?.service.as_deref()?;
-        (hop.kind == HopKind::ReplyUndnat)
-            .then(|| format!("svc/{}", service.rsplit('/').next().unwrap_or(service)))
-    })
+}
+
+/// TO's port for a request, FROM's for a reply; 0 for ICMP and related packets.
+fn server_port(journey: &Journey) -> u16 {
+    if journey.protocol == IpProto::Icmp {
+        return 0;
+    }
+    match journey.direction {
+        Direction::Request => journey.original.dport,
+        Direction::Reply => journey.original.sport,
+        Direction::Related => 0,
+    }
+}
+
+/// FROM's name; a reply that conntrack gave its Service's address back is named from that
+/// Service (`svc/name`): it belongs with the requests to that Service, whichever endpoint
+/// answered (that is its path).
+fn write_from(journey: &Journey, out: &mut String) {
+    let service = (journey.direction == Direction::Reply)
+        .then(|| {
+            journey.hops.iter().find_map(|hop| {
+                let service = hop.nat.as_ref()?.service.as_deref()?;
+                (hop.kind == HopKind::ReplyUndnat).then_some(service)
+            })
+        })
+        .flatten();
+    match service {
+        Some(service) => {
+            out.push_str("svc/");
+            out.push_str(service.rsplit('/').next().unwrap_or(service));
+        }
+        None => journey.from.write_label(out),
+    }
 }
 
 /// One place on a path: `cpu2 pod egress nettest`, `cpu2 veth cali37b956d7204`,
 /// `cpu2 service DNAT 10.109.60.89:80 → 10.244.184.84:80`, `cpu1 DROP NO_ROUTE`.
-fn step(hop: &Hop) -> String {
-    let mut out = String::new();
+fn write_step(hop: &Hop, out: &mut String) {
     if let Some(node) = &hop.node {
         out.push_str(node);
         out.push(' ');
@@ -122,19 +138,23 @@ fn step(hop: &Hop) -> String {
     if let Some(nat) = &hop.nat {
         // The side the rewrite changed, before and after: which endpoint, which Service.
         let rewrites_source = matches!(hop.kind, HopKind::Snat | HopKind::ReplyUndnat);
-        let side = |e: &crate::journey::model::Endpoints| {
+        let side = |e: &crate::journey::model::Endpoints, out: &mut String| {
             let (ip, port) = if rewrites_source {
                 (e.src, e.sport)
             } else {
                 (e.dst, e.dport)
             };
-            if port == 0 {
-                ip.to_string()
+            // Writing to a String cannot fail.
+            let _ = if port == 0 {
+                write!(out, "{ip}")
             } else {
-                format!("{ip}:{port}")
-            }
+                write!(out, "{ip}:{port}")
+            };
         };
-        out.push_str(&format!(" {} → {}", side(&nat.before), side(&nat.after)));
+        out.push(' ');
+        side(&nat.before, out);
+        out.push_str(" → ");
+        side(&nat.after, out);
     }
     if let Some(drop) = &hop.drop {
         out.push(' ');
@@ -143,12 +163,48 @@ fn step(hop: &Hop) -> String {
     if !hop.observed {
         out.push_str(" (inferred)");
     }
-    out
 }
 
 /// A journey's path: its places in order.
 pub fn steps(journey: &Journey) -> Vec<String> {
-    journey.hops.iter().map(step).collect()
+    journey
+        .hops
+        .iter()
+        .map(|hop| {
+            let mut step = String::new();
+            write_step(hop, &mut step);
+            step
+        })
+        .collect()
+}
+
+/// Between fields of a [`signature`]: no name, address or drop reason contains it.
+const SEPARATOR: char = '\u{1f}';
+
+/// Everything that tells one path of one flow from another — the flow's key, the verdict
+/// and the steps — in `out`, without allocating per field: the table finds a journey's
+/// path by this text, and builds the key and steps only for a path it has not seen.
+fn signature(journey: &Journey, out: &mut String) {
+    out.clear();
+    let _ = write!(
+        out,
+        "{}{SEPARATOR}{}{SEPARATOR}",
+        journey.protocol.name(),
+        direction_name(journey)
+    );
+    write_from(journey, out);
+    out.push(SEPARATOR);
+    journey.to.write_label(out);
+    let _ = write!(
+        out,
+        "{SEPARATOR}{}{SEPARATOR}{}",
+        server_port(journey),
+        journey.verdict.as_str()
+    );
+    for hop in &journey.hops {
+        out.push(SEPARATOR);
+        write_step(hop, out);
+    }
 }
 
 /// Journey durations on a log scale: bucket `4·⌊log2 d⌋ + the next two bits`.
@@ -290,53 +346,31 @@ pub const MAX_PATHS: usize = 10_000;
 pub struct FlowTable {
     flows: Vec<(FlowKey, Vec<PathStats>)>,
     index: HashMap<FlowKey, usize>,
-    paths: usize,
+    /// Each kept path (flow, path) by its [`signature`].
+    by_signature: HashMap<Box<str>, (usize, usize)>,
+    /// The [`signature`] of the journey being added, its allocation kept between journeys.
+    scratch: String,
     /// Journeys that would have started a path past [`MAX_PATHS`].
     beyond: u64,
 }
 
 impl FlowTable {
     pub fn add(&mut self, journey: &Journey) {
-        let key = FlowKey::of(journey);
-        let steps = steps(journey);
-        let known = self.index.get(&key).copied();
-        let found = known.and_then(|flow| {
-            self.flows[flow]
-                .1
-                .iter()
-                .position(|p| p.verdict == journey.verdict && p.steps == steps)
-                .map(|path| (flow, path))
-        });
-        if found.is_none() && self.paths >= MAX_PATHS {
-            self.beyond += 1;
-            return;
-        }
-        let flow = known.unwrap_or_else(|| {
-            self.index.insert(key.clone(), self.flows.len());
-            self.flows.push((key, Vec::new()));
-            self.flows.len() - 1
-        });
-        let paths = &mut self.flows[flow].1;
-        let path = match found {
-            Some((_, i)) => &mut paths[i],
+        signature(journey, &mut self.scratch);
+        let (flow, path) = match self.by_signature.get(self.scratch.as_str()) {
+            Some(&found) => found,
+            None if self.by_signature.len() >= MAX_PATHS => {
+                self.beyond += 1;
+                return;
+            }
             None => {
-                self.paths += 1;
-                paths.push(PathStats {
-                    steps,
-                    verdict: journey.verdict,
-                    packets: 0,
-                    bytes: 0,
-                    first_seen: journey.started_at.clone(),
-                    last_seen: String::new(),
-                    first_ns: journey.start_ns,
-                    last_ns: 0,
-                    diagnosis: String::new(),
-                    journeys: Vec::new(),
-                    spread: Spread::new(),
-                });
-                paths.last_mut().expect("just pushed")
+                let found = self.new_path(journey);
+                self.by_signature
+                    .insert(self.scratch.as_str().into(), found);
+                found
             }
         };
+        let path = &mut self.flows[flow].1[path];
         path.packets += 1;
         path.bytes += u64::from(journey.length);
         path.last_seen.clone_from(&journey.started_at);
@@ -349,17 +383,59 @@ impl FlowTable {
         path.spread.add(journey.duration_ns);
     }
 
+    /// A path (and its flow, if new) for a journey unlike any before it.
+    fn new_path(&mut self, journey: &Journey) -> (usize, usize) {
+        let key = FlowKey::of(journey);
+        let flow = *self.index.entry(key.clone()).or_insert_with(|| {
+            self.flows.push((key, Vec::new()));
+            self.flows.len() - 1
+        });
+        let paths = &mut self.flows[flow].1;
+        paths.push(PathStats {
+            steps: steps(journey),
+            verdict: journey.verdict,
+            packets: 0,
+            bytes: 0,
+            first_seen: journey.started_at.clone(),
+            last_seen: String::new(),
+            first_ns: journey.start_ns,
+            last_ns: 0,
+            diagnosis: String::new(),
+            journeys: Vec::new(),
+            spread: Spread::new(),
+        });
+        (flow, paths.len() - 1)
+    }
+
     pub fn flows(&self) -> impl Iterator<Item = (&FlowKey, &[PathStats])> {
         self.flows.iter().map(|(k, p)| (k, p.as_slice()))
     }
 
     pub fn paths(&self) -> usize {
-        self.paths
+        self.by_signature.len()
     }
 
     /// Journeys not counted on any path: they would have started one past [`MAX_PATHS`].
     pub fn beyond(&self) -> u64 {
         self.beyond
+    }
+
+    pub fn totals(&self) -> FlowTotals {
+        FlowTotals {
+            flows: self.flows.len(),
+            paths: self.paths(),
+            journeys_not_kept: self.beyond,
+        }
+    }
+
+    /// For people, when journeys were left out: how many, and why.
+    pub fn beyond_note(&self) -> Option<String> {
+        (self.beyond > 0).then(|| {
+            format!(
+                "{} more journeys on paths past the first {MAX_PATHS}, not kept",
+                self.beyond
+            )
+        })
     }
 
     /// One record per path, flow by flow.
@@ -417,11 +493,9 @@ impl FlowTable {
                 }
             }
         }
-        if self.beyond > 0 {
-            out.push_str(&format!(
-                "{} more journeys on paths past the first {MAX_PATHS}, not kept\n",
-                self.beyond
-            ));
+        if let Some(note) = self.beyond_note() {
+            out.push_str(&note);
+            out.push('\n');
         }
         out
     }

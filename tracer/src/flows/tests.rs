@@ -39,7 +39,7 @@ fn every_journey_lands_in_exactly_one_path_of_its_own_verdict() {
         assert_eq!(counted, journeys.len() as u64, "{name}");
         for j in &journeys {
             let key = FlowKey::of(j);
-            let steps: Vec<String> = j.hops.iter().map(step).collect();
+            let steps = steps(j);
             let homes: Vec<_> = table
                 .records()
                 .filter(|r| *r.flow == key && r.steps == steps.as_slice())
@@ -202,4 +202,43 @@ fn the_table_is_bounded() {
     assert!(table.text().ends_with(&format!(
         "1 more journeys on paths past the first {MAX_PATHS}, not kept\n"
     )));
+}
+
+/// `--output json --flows` says in its closing line how large the table grew and how many
+/// journeys it could not keep (a note for people too); without `--flows` neither appears.
+#[test]
+fn the_json_summary_states_the_table_and_what_it_left_out() {
+    use crate::output::{Sink, Summary, json::JsonSink};
+    let template = journeys("wrong-interface").remove(0);
+    let summary_of = |flows: bool, extra_paths: u32| {
+        let mut out = Vec::new();
+        let mut sink = JsonSink::new(&mut out).with_flows(flows);
+        for i in 0..extra_paths + MAX_PATHS as u32 {
+            let mut j = template.clone();
+            j.from.ip = Some(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            (j.from.pod, j.from.node) = (None, None);
+            sink.journey(&j).unwrap();
+        }
+        sink.finish(&Summary::default()).unwrap();
+        drop(sink);
+        let last = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned();
+        serde_json::from_str::<serde_json::Value>(&last).unwrap()["session_summary"].clone()
+    };
+    let summary = summary_of(true, 3);
+    assert_eq!(
+        summary["flows"],
+        serde_json::json!({"flows": MAX_PATHS, "paths": MAX_PATHS, "journeys_not_kept": 3})
+    );
+    assert_eq!(
+        summary["notes"][0],
+        format!("3 more journeys on paths past the first {MAX_PATHS}, not kept")
+    );
+    let summary = summary_of(false, 3);
+    assert!(summary.get("flows").is_none(), "{summary}");
+    assert_eq!(summary["notes"], serde_json::json!([]));
 }

@@ -93,16 +93,26 @@ pub struct Named {
 impl Named {
     /// The most specific name: Pod, then Service, then node, then the address.
     pub fn label(&self) -> String {
+        let mut out = String::new();
+        self.write_label(&mut out);
+        out
+    }
+
+    /// [`Self::label`] appended to `out`, for callers that label many journeys.
+    pub fn write_label(&self, out: &mut String) {
+        use std::fmt::Write as _;
         if let Some(pod) = &self.pod {
-            return pod.rsplit('/').next().unwrap_or(pod).to_owned();
+            out.push_str(pod.rsplit('/').next().unwrap_or(pod));
+        } else if let Some(service) = &self.service {
+            out.push_str("svc/");
+            out.push_str(service.rsplit('/').next().unwrap_or(service));
+        } else if let Some(node) = &self.node {
+            out.push_str("node/");
+            out.push_str(node);
+        } else if let Some(ip) = self.ip {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{ip}");
         }
-        if let Some(service) = &self.service {
-            return format!("svc/{}", service.rsplit('/').next().unwrap_or(service));
-        }
-        if let Some(node) = &self.node {
-            return format!("node/{node}");
-        }
-        self.ip.map(|ip| ip.to_string()).unwrap_or_default()
     }
 }
 

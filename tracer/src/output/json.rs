@@ -43,7 +43,10 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {
+        let mut summary = summary.clone();
         if let Some(flows) = &self.flows {
+            summary.flows = Some(flows.totals());
+            summary.notes.extend(flows.beyond_note());
             #[derive(serde::Serialize)]
             struct Line<'a> {
                 flow_path: crate::flows::FlowPathRecord<'a>,

@@ -9,7 +9,7 @@ pub mod ui;
 
 use std::io::{self, Write as _};
 
-pub use summary::Summary;
+pub use summary::{FlowTotals, Summary};
 
 use crate::{
     flows::FlowTable,

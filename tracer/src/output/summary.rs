@@ -20,6 +20,18 @@ pub struct Summary {
     /// Something went wrong that makes the session's result incomplete (the recording
     /// failed, a recording could not be read at all): the exit status is not 0.
     pub failed: bool,
+    /// With `--flows`: the size of the flow table, and what it could not keep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<FlowTotals>,
+}
+
+/// The flow table's size at the end (`crate::flows::FlowTable`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FlowTotals {
+    pub flows: usize,
+    pub paths: usize,
+    /// Journeys on paths past the table's bound, counted on none.
+    pub journeys_not_kept: u64,
 }
 
 impl Summary {
