@@ -93,7 +93,9 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         .unwrap_or(0);
     let first = raw.observations[first_index];
     let t0 = first.ts_ns;
-    let mut hops: Vec<Hop> = Vec::new();
+    // A hop per observation and about one inferred (NAT, route) per observation: one
+    // allocation for nearly every journey instead of a growing one.
+    let mut hops: Vec<Hop> = Vec::with_capacity(2 * raw.observations.len() + 2);
     // The packet as the latest observation left it (after a rewrite it reported).
     let mut previous: Option<Observation> = None;
     // Where the packet last arrived on a node, awaiting its routing decision.
