@@ -70,6 +70,13 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     #[serde(skip)]
     by_cookie: HashMap<u64, usize>,
+    /// Pod hosts by their veth's node-side end (node cookie, ifindex): a node with a
+    /// hundred Pods would otherwise scan them all for every hop on a node interface.
+    #[serde(skip)]
+    by_host_veth: HashMap<(u64, u32), usize>,
+    /// Node hosts by each address they hold: asked for every hop on a node interface.
+    #[serde(skip)]
+    by_node_address: HashMap<Ipv4Addr, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,12 +161,14 @@ impl Topology {
         let mut topology = Self {
             hosts,
             by_cookie: HashMap::new(),
+            by_host_veth: HashMap::new(),
+            by_node_address: HashMap::new(),
         };
         topology.reindex();
         topology
     }
 
-    /// Rebuilds the cookie index (after deserialising).
+    /// Rebuilds the indexes (after deserialising, or after changing `hosts`).
     pub fn reindex(&mut self) {
         self.by_cookie = self
             .hosts
@@ -167,6 +176,26 @@ impl Topology {
             .enumerate()
             .map(|(i, h)| (h.info.cookie, i))
             .collect();
+        // The first host wins, as the scans these replace found it.
+        self.by_host_veth = HashMap::new();
+        self.by_node_address = HashMap::new();
+        for (i, host) in self.hosts.iter().enumerate() {
+            match &host.role {
+                HostRole::Pod(PodHost {
+                    node_cookie: Some(cookie),
+                    host_ifindex: Some(ifindex),
+                    ..
+                }) => {
+                    self.by_host_veth.entry((*cookie, *ifindex)).or_insert(i);
+                }
+                HostRole::Node { .. } => {
+                    for address in &host.info.addresses {
+                        self.by_node_address.entry(address.ip).or_insert(i);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     pub fn host(&self, cookie: u64) -> Option<&Host> {
@@ -204,10 +233,10 @@ impl Topology {
 
     /// The node whose namespace holds `ip` (a node address).
     pub fn node_with_address(&self, ip: Ipv4Addr) -> Option<&str> {
-        self.hosts.iter().find_map(|h| match &h.role {
-            HostRole::Node { name } if h.info.has_address(ip) => Some(name.as_str()),
+        match &self.hosts[*self.by_node_address.get(&ip)?].role {
+            HostRole::Node { name } => Some(name.as_str()),
             _ => None,
-        })
+        }
     }
 
     pub fn interface_role(&self, cookie: u64, ifindex: u32) -> InterfaceRole<'_> {
@@ -217,14 +246,11 @@ impl Topology {
         match &host.role {
             HostRole::Pod(pod) if pod.eth_ifindex == ifindex => InterfaceRole::PodInterface(pod),
             HostRole::Node { .. } => {
-                if let Some(pod) = self.hosts.iter().find_map(|h| match &h.role {
-                    HostRole::Pod(p)
-                        if p.node_cookie == Some(cookie) && p.host_ifindex == Some(ifindex) =>
-                    {
-                        Some(p)
-                    }
-                    _ => None,
-                }) {
+                if let Some(HostRole::Pod(pod)) = self
+                    .by_host_veth
+                    .get(&(cookie, ifindex))
+                    .map(|&i| &self.hosts[i].role)
+                {
                     return InterfaceRole::HostVeth(pod);
                 }
                 match host.info.link(ifindex) {
