@@ -590,31 +590,45 @@ impl Bench {
         let _ = child.kill();
         let _ = child.wait();
 
-        let mut runs = Vec::new();
-        for output in ["summary", "json"] {
-            let mut times = Vec::new();
-            let mut last = (0, 0);
-            for _ in 0..self.reps {
-                let (time, journeys, rss) = self.replay_whole(&big, output)?;
-                times.push(time);
-                last = (journeys, rss);
+        // Interleaved run by run, so a busy moment of the machine falls on every variant.
+        let variants: [(&str, &[&str]); 3] = [
+            (
+                "decode, correlate, name (`--output summary`)",
+                &["--output", "summary"],
+            ),
+            (
+                "decode, correlate, name, group into flows (`--output summary --flows`)",
+                &["--output", "summary", "--flows"],
+            ),
+            (
+                "decode, correlate, name, print JSON (`--output json`)",
+                &["--output", "json"],
+            ),
+        ];
+        let mut times = vec![Vec::new(); variants.len()];
+        let mut last = vec![(0, 0); variants.len()];
+        for _ in 0..self.reps {
+            for (i, (_, args)) in variants.iter().enumerate() {
+                let (time, journeys, rss) = self.replay_whole(&big, args)?;
+                times[i].push(time);
+                last[i] = (journeys, rss);
             }
-            runs.push((output, median(times), last.0, last.1));
         }
+        let runs: Vec<(&str, f64, u64, u64)> = variants
+            .iter()
+            .zip(times)
+            .zip(&last)
+            .map(|(((stages, _), times), &(journeys, rss))| (*stages, median(times), journeys, rss))
+            .collect();
         writeln!(self.report, "\n## 3. Userspace pipeline\n")?;
         writeln!(
             self.report,
-            "`tracer replay big.trace` over {hops} recorded hops ({} journeys), median of {} runs, one core. The record stage was measured writing that file through the same recorder a live session uses (encode, CRC, write): {:.0} ns per hop.\n",
+            "`tracer replay big.trace` over {hops} recorded hops ({} journeys), median of {} runs, one core, the variants interleaved run by run. The record stage was measured writing that file through the same recorder a live session uses (encode, CRC, write): {:.0} ns per hop.\n",
             runs[0].2, self.reps, self.encode_ns_per_hop
         )?;
         writeln!(self.report, "| stages | wall | hops/s |")?;
         writeln!(self.report, "|---|---|---|")?;
-        for (output, time, _, _) in &runs {
-            let stages = if *output == "summary" {
-                "decode, correlate, name (`--output summary`)"
-            } else {
-                "decode, correlate, name, print JSON (`--output json`)"
-            };
+        for (stages, time, _, _) in &runs {
             writeln!(
                 self.report,
                 "| {stages} | {time:.2} s | {:.0} |",
@@ -628,7 +642,7 @@ impl Bench {
             hops as f64 / all
         )?;
         writeln!(self.report, "\nGoal: ≥ 1,000,000 hops/s per core.")?;
-        let (total, rss) = (runs[1].1, runs[1].3);
+        let (total, rss) = (runs[2].1, runs[2].3);
         writeln!(self.report, "\n## 5. Recording and replay\n")?;
         writeln!(self.report, "| figure | value |")?;
         writeln!(self.report, "|---|---|")?;
@@ -654,11 +668,11 @@ impl Bench {
         Ok(())
     }
 
-    /// Replays the whole file with `output` (discarded by the kernel, not by a slow reader):
-    /// wall seconds, journeys (from the summary line) and peak memory.
-    fn replay_whole(&self, big: &Path, output: &str) -> anyhow::Result<(f64, u64, u64)> {
+    /// Replays the whole file with `args` (its output discarded by the kernel, not by a slow
+    /// reader): wall seconds, journeys (from the summary line) and peak memory.
+    fn replay_whole(&self, big: &Path, args: &[&str]) -> anyhow::Result<(f64, u64, u64)> {
         // `summary` prints its line on stdout; the other outputs print it on stderr.
-        let summary_on_stdout = output == "summary";
+        let summary_on_stdout = args.contains(&"summary");
         let (stdout, stderr) = if summary_on_stdout {
             (Stdio::piped(), Stdio::null())
         } else {
@@ -666,7 +680,8 @@ impl Bench {
         };
         let start = Instant::now();
         let mut child = Command::new(&self.tracer)
-            .args(["replay", "--output", output])
+            .arg("replay")
+            .args(args)
             .arg(big)
             .stdout(stdout)
             .stderr(stderr)
@@ -679,9 +694,11 @@ impl Bench {
         };
         let (_, rss) = wait_rss(&mut child)?;
         let wall = start.elapsed().as_secs_f64();
+        // `N journeys: …`, after the flow table when there is one.
         let journeys = summary
-            .split_whitespace()
-            .next()
+            .lines()
+            .find(|line| line.contains(" journeys: "))
+            .and_then(|line| line.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         Ok((wall, journeys, rss))
