@@ -95,7 +95,8 @@ mod tests {
             rfc3339(1_795_678_245_123_456_000),
             "2026-11-26T07:30:45.123456Z"
         );
-        // Against the formatter's own padding, over days, leap years and centuries.
+        // The time of day against the formatter's own padding at 400 instants 97 days apart;
+        // the date at a leap day and past a century that is not a leap year.
         for unix_ns in (0..400).map(|i| i * 86_399_999_999_999i128 * 97 + 123_456_789_000) {
             let secs = unix_ns / 1_000_000_000;
             let micros = unix_ns % 1_000_000_000 / 1000;
