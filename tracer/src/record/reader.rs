@@ -84,6 +84,24 @@ impl Reader<File> {
     }
 }
 
+/// Reads any bytes as a recording to their end, an error or a reported cut; panics if the
+/// reader does not finish. The fuzz target runs this on every input
+/// (`fuzz/fuzz_targets/reader.rs`) and the unit tests on the committed corpus, so the
+/// target cannot drift from the reader unnoticed. Every step consumes at least a byte (a
+/// record, or a damaged stretch skipped), so `data.len() + 1` steps bound the loop.
+pub fn read_to_the_end(data: &[u8]) {
+    let Ok(mut reader) = Reader::new(data, "fuzz") else {
+        return;
+    };
+    for _ in 0..=data.len() {
+        match reader.next_step() {
+            Step::Record(_) | Step::Skipped { .. } => {}
+            Step::End { .. } | Step::Cut { .. } => return,
+        }
+    }
+    panic!("the reader did not finish a {}-byte input", data.len());
+}
+
 /// Why a record at some offset is not an intact record.
 enum Bad {
     /// Not enough bytes left for it: the file ends inside it.
