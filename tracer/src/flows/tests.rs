@@ -179,17 +179,20 @@ fn the_spread_is_exact_at_bucket_bounds_and_clamped_to_what_was_seen() {
     assert_eq!(spread.quantile(0.99), 7_000);
 }
 
+/// `template` sent from the `i`-th of many unnamed addresses: a flow, and a path, of its own.
+fn from_address(template: &Journey, i: u32) -> Journey {
+    let mut j = template.clone();
+    j.from.ip = Some(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+    (j.from.pod, j.from.node) = (None, None);
+    j
+}
+
 /// Past [`MAX_PATHS`] paths, journeys on new paths are counted, not kept; known paths go on
 /// counting.
 #[test]
 fn the_table_is_bounded() {
     let template = journeys("wrong-interface").remove(0);
-    let from = |i: u32| {
-        let mut j = template.clone();
-        j.from.ip = Some(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-        (j.from.pod, j.from.node) = (None, None);
-        j
-    };
+    let from = |i: u32| from_address(&template, i);
     let mut table = FlowTable::default();
     for i in 0..=MAX_PATHS as u32 {
         table.add(&from(i));
@@ -214,10 +217,7 @@ fn the_json_summary_states_the_table_and_what_it_left_out() {
         let mut out = Vec::new();
         let mut sink = JsonSink::new(&mut out).with_flows(flows);
         for i in 0..extra_paths + MAX_PATHS as u32 {
-            let mut j = template.clone();
-            j.from.ip = Some(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            (j.from.pod, j.from.node) = (None, None);
-            sink.journey(&j).unwrap();
+            sink.journey(&from_address(&template, i)).unwrap();
         }
         sink.finish(&Summary::default()).unwrap();
         drop(sink);

@@ -13,7 +13,7 @@ fn short_name(qualified: &str) -> &str {
 }
 
 /// Written into one string as it goes: a journey gets one, and a replay makes hundreds of
-/// thousands (a `format!` per clause took most of this function's time).
+/// thousands (a `format!` per clause allocated a string each).
 pub(super) fn diagnose(journey: &Journey) -> String {
     let mut out = String::with_capacity(160);
     match journey.verdict {
