@@ -26,8 +26,9 @@
 //! The kernel side does not decide which observations belong to the same packet; it
 //! copies, at every hop, the fields that userspace needs to decide it: the IPv4 5-tuple,
 //! the IP identification and total length, the TCP sequence/acknowledgement numbers and
-//! flags, the ICMP id/sequence, and — for VXLAN — both the inner and outer headers. The
-//! rule that stitches hops together lives in userspace (see `tracer`'s correlator docs).
+//! flags, the ICMP id/sequence, a hash of a UDP payload's first bytes ([`payload_hash`]),
+//! and — for VXLAN — both the inner and outer headers. The rule that stitches hops
+//! together lives in userspace (see `tracer`'s correlator docs).
 //! The network namespace of each observation is identified by its *netns cookie*: the
 //! `net_cookie` of the namespace of the device the packet is on (`skb->dev->nd_net`, read
 //! through BTF offsets at every hook — `bpf_get_netns_cookie` would name the sending
@@ -40,7 +41,8 @@ use core::mem::size_of;
 /// Revision of this ABI. Bump on any layout change; userspace refuses other revisions.
 /// 3: [`flags::REASON_UNKNOWN`] (drops read without a reason); [`RouteEvent`].
 /// 4: [`NatEvent`].
-pub const ABI_VERSION: u8 = 4;
+/// 5: [`PacketEvent::payload_hash`] in what was padding.
+pub const ABI_VERSION: u8 = 5;
 
 /// Where an event was observed, and so which struct the record is. Numeric ranges leave
 /// room per family: TC hooks 1.., tracepoints 20.., kernel functions (fentry or kprobe)
@@ -138,7 +140,9 @@ pub struct PacketEvent {
     pub outer_dport: u16,
     /// VXLAN network identifier (host byte order), when [`flags::ENCAPSULATED`].
     pub vni: u32,
-    pub _pad2: u32,
+    /// UDP only: [`payload_hash`] of the first 8 payload bytes of the (inner) datagram;
+    /// 0 for other protocols, a later fragment, or a payload shorter than 8 bytes.
+    pub payload_hash: u32,
 }
 const _: () = assert!(size_of::<PacketEvent>() == 96);
 
@@ -292,6 +296,27 @@ pub mod follow_bits {
     }
 }
 
+/// What tells two UDP datagrams apart when their headers cannot: unconnected UDP with Don't
+/// Fragment set goes out with IP ID 0, so two datagrams of one length have identical
+/// invariant header fields. Their payloads usually differ (a DNS query ID, an RTP sequence
+/// number, a QUIC packet number sit in the first bytes), and no rewrite on the path — NAT,
+/// VXLAN — touches a payload. The kernel hashes the first 8 payload bytes at every hook;
+/// userspace compares the hashes and can recompute them from the bytes.
+///
+/// A 32-bit mix (the splitmix64 finalizer, top half kept), not the bytes themselves: the
+/// event has 4 bytes to spare, and the sampling decision planned in `docs/aggregation.md`
+/// needs a well-mixed value anyway. Written once here so both sides agree.
+#[inline(always)]
+pub const fn payload_hash(first_bytes: [u8; 8]) -> u32 {
+    let mut x = u64::from_le_bytes(first_bytes);
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x >> 32) as u32
+}
+
 /// Program names, as exported by `tracer-ebpf`.
 pub mod programs {
     pub const TC_INGRESS: &str = "tc_ingress";
@@ -331,4 +356,26 @@ mod user {
     unsafe impl aya::Pod for super::RouteEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::NatEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::payload_hash;
+
+    /// The kernel and userspace must compute the same value for the same bytes, on any
+    /// host: pinned values, so a change of the mix is a visible ABI change.
+    #[test]
+    fn the_payload_hash_is_pinned_and_mixes_every_byte() {
+        assert_eq!(payload_hash([0; 8]), 0);
+        // The splitmix64 finalizer's top half, computed independently (Python).
+        assert_eq!(payload_hash(*b"tracer!!"), 0x4ec8_fd58);
+        let base = *b"\x12\x34\x01\x00\x00\x01\x00\x00";
+        for byte in 0..8 {
+            let mut changed = base;
+            changed[byte] ^= 1;
+            let flipped = (payload_hash(base) ^ payload_hash(changed)).count_ones();
+            // One input bit changes about half of the 32 output bits.
+            assert!((6..=26).contains(&flipped), "byte {byte}: {flipped} bits");
+        }
+    }
 }

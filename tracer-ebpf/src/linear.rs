@@ -19,11 +19,14 @@ use network_types::{
     udp::UdpHdr,
     vxlan::VxlanHdr,
 };
-use tracer_common::{PacketEvent, flags};
+use tracer_common::{PacketEvent, flags, payload_hash};
 
 use crate::{
     emit::{may_follow, trace_all, wanted},
-    packet::{ETH_P_IP_BE, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_FLAGS, is_vxlan_port},
+    packet::{
+        ETH_P_IP_BE, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PAYLOAD_HASHED, TCP_FLAGS,
+        is_vxlan_port,
+    },
 };
 
 pub enum Linear {
@@ -60,6 +63,7 @@ const IP_SRC: usize = offset_of!(Ipv4Hdr, src_addr);
 const IP_DST: usize = offset_of!(Ipv4Hdr, dst_addr);
 const UDP_SRC: usize = offset_of!(UdpHdr, src);
 const UDP_DST: usize = offset_of!(UdpHdr, dst);
+const UDP_LEN: usize = offset_of!(UdpHdr, len);
 const TCP_SRC: usize = offset_of!(TcpHdr, source);
 const TCP_DST: usize = offset_of!(TcpHdr, dest);
 const TCP_SEQ: usize = offset_of!(TcpHdr, seq);
@@ -283,9 +287,18 @@ fn transport<const AT: usize>(frame: Frame, event: &mut PacketEvent) -> Linear {
                 return Linear::Unsure;
             }
             // SAFETY: the UDP header checked above.
-            unsafe {
+            let udp_len = unsafe {
                 event.sport = get(data, AT + UDP_SRC);
                 event.dport = get(data, AT + UDP_DST);
+                u16::from_be(get::<u16>(data, AT + UDP_LEN))
+            };
+            if usize::from(udp_len) >= UdpHdr::LEN + PAYLOAD_HASHED {
+                if !frame.has(AT + UdpHdr::LEN + PAYLOAD_HASHED) {
+                    return Linear::Unsure;
+                }
+                // SAFETY: the payload's first bytes checked above.
+                let first = unsafe { get::<[u8; PAYLOAD_HASHED]>(data, AT + UdpHdr::LEN) };
+                event.payload_hash = payload_hash(first);
             }
         }
         IPPROTO_ICMP => {

@@ -14,7 +14,7 @@ use network_types::{
     udp::UdpHdr,
     vxlan::VxlanHdr,
 };
-use tracer_common::{PacketEvent, flags};
+use tracer_common::{PacketEvent, flags, payload_hash};
 
 pub const IPPROTO_ICMP: u8 = IpProto::Icmp as u8;
 pub const IPPROTO_TCP: u8 = IpProto::Tcp as u8;
@@ -24,9 +24,19 @@ pub const ETH_P_IP_BE: u16 = EtherType::Ipv4 as u16;
 /// The byte of TCP flags (CWR … FIN): after the data offset, inside network-types'
 /// bitfield.
 pub const TCP_FLAGS: usize = core::mem::offset_of!(TcpHdr, window) - 1;
+/// How many bytes of a UDP payload [`payload_hash`] covers.
+pub const PAYLOAD_HASHED: usize = 8;
 /// UDP ports VXLAN arrives on: IANA's 4789 (Calico, Cilium) and Linux's historical 8472
 /// (flannel's default).
 const VXLAN_PORTS: [u16; 2] = [4789, 8472];
+
+/// A UDP header and the payload bytes [`payload_hash`] covers.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct UdpAndPayload {
+    udp: UdpHdr,
+    first: [u8; PAYLOAD_HASHED],
+}
 
 /// Reads `T` at a byte offset into the packet (offset 0 = where the hook's view starts).
 pub trait PacketBytes {
@@ -118,9 +128,21 @@ fn parse_l4(bytes: &impl PacketBytes, l4: usize, event: &mut PacketEvent) -> Opt
             event.tcp_flags = raw[TCP_FLAGS];
         }
         IPPROTO_UDP => {
-            let udp: UdpHdr = bytes.read(l4)?;
+            // The header and the payload's first bytes in one read; the header alone when
+            // the packet ends sooner.
+            let (udp, first) = match bytes.read::<UdpAndPayload>(l4) {
+                Some(both) => (both.udp, Some(both.first)),
+                None => (bytes.read::<UdpHdr>(l4)?, None),
+            };
             event.sport = u16::from_ne_bytes(udp.src);
             event.dport = u16::from_ne_bytes(udp.dst);
+            // Only bytes the datagram has: past its end, a kernel read finds whatever the
+            // buffer holds there, which differs from hook to hook.
+            if usize::from(udp.len()) >= size_of::<UdpAndPayload>()
+                && let Some(first) = first
+            {
+                event.payload_hash = payload_hash(first);
+            }
         }
         IPPROTO_ICMP => {
             let icmp: Icmpv4Hdr = bytes.read(l4)?;

@@ -191,6 +191,100 @@ fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
     assert_eq!(stream.undecodable, 0);
 }
 
+/// Unconnected UDP with Don't Fragment set goes out with IP ID 0: two datagrams of one
+/// length then have identical headers, and only their payloads tell them apart. Both
+/// kernel parsers — the TC fast path (A's egress) and the `sk_buff` reader (`kfree_skb`, B
+/// drops them: no socket) — hash the first 8 payload bytes exactly as userspace computes
+/// it, and leave a payload shorter than that unhashed.
+#[test]
+fn udp_payloads_are_hashed_alike_by_every_parser() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::create("ph");
+    let btf = Btf::vmlinux().expect("kernel BTF");
+    let offsets = KernelOffsets::from_btf(&btf).expect("struct offsets");
+    let mut ebpf = ebpf::load(&LoadOptions {
+        trace_all: false,
+        offsets: Some(offsets),
+        kernel_log: false,
+    })
+    .expect("load eBPF object");
+    events::follow_addresses(&mut ebpf, &[pair.addr_b]).expect("filter map");
+    let mode = attach_mode_here();
+    let mut ebpf = netns::run_in(&pair.netns_path_a(), {
+        let iface = pair.if_a.clone();
+        move || {
+            tc::attach(&mut ebpf, &iface, Direction::Egress, mode).expect("attach egress");
+            ebpf
+        }
+    })
+    .expect("enter netns A");
+    let aya_btf = aya::Btf::from_sys_fs().expect("aya BTF");
+    kfree_skb::attach(&mut ebpf, &aya_btf, kfree_skb::DropHookChoice::Reason)
+        .expect("attach tp_btf/kfree_skb");
+    let mut stream = EventStream::take(&mut ebpf).expect("ring buffer");
+
+    let payloads: [&[u8]; 3] = [b"\x12\x34query-one", b"\x56\x78query-one", b"short"];
+    let target = std::net::SocketAddrV4::new(pair.addr_b, 9);
+    netns::run_in(&pair.netns_path_a(), move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        set_dont_fragment(&socket);
+        for payload in payloads {
+            socket.send_to(payload, target).expect("send");
+        }
+    })
+    .expect("enter netns A");
+
+    let udp = |events: &[PacketEvent], hook: u16| -> Vec<PacketEvent> {
+        let mut found: Vec<PacketEvent> = events
+            .iter()
+            .filter(|e| e.header.kind == hook && e.ip_proto == 17 && u16::from_be(e.dport) == 9)
+            .copied()
+            .collect();
+        found.sort_by_key(|e| e.header.ts_ns);
+        found
+    };
+    let events = collect(&mut stream, Duration::from_secs(5), |events| {
+        udp(events, kind::TC_EGRESS).len() >= 3 && udp(events, kind::KFREE_SKB).len() >= 3
+    });
+    let expected: Vec<u32> = payloads
+        .iter()
+        .map(|p| match p.first_chunk::<8>() {
+            Some(first) => tracer_common::payload_hash(*first),
+            None => 0,
+        })
+        .collect();
+    assert_ne!(expected[0], expected[1]);
+    for hook in [kind::TC_EGRESS, kind::KFREE_SKB] {
+        let seen = udp(&events, hook);
+        assert_eq!(seen.len(), 3, "hook {hook}: {events:#?}");
+        let hashes: Vec<u32> = seen.iter().map(|e| e.payload_hash).collect();
+        assert_eq!(hashes, expected, "hook {hook}");
+        // The case the hash exists for: nothing else in the headers differs.
+        assert_eq!((seen[0].ip_id, seen[1].ip_id), (0, 0), "hook {hook}");
+        assert_eq!(seen[0].ip_len, seen[1].ip_len, "hook {hook}");
+    }
+}
+
+/// `IP_MTU_DISCOVER = IP_PMTUDISC_DO`: Don't Fragment on every datagram, whatever the
+/// namespace's defaults.
+fn set_dont_fragment(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd as _;
+    let value: libc::c_int = libc::IP_PMTUDISC_DO;
+    // SAFETY: a valid socket and a c_int option value of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            std::ptr::from_ref(&value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(IP_MTU_DISCOVER)");
+}
+
 #[test]
 fn unrelated_traffic_is_filtered_in_the_kernel() {
     if !require_root() {

@@ -81,6 +81,7 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             icmp_code: 0,
             icmp_id: 0,
             icmp_seq: 0,
+            payload_hash: 0,
             outer: None,
             drop_reason: if i == 5 { 2 } else { 0 },
             reason_unknown: false,

@@ -174,6 +174,7 @@ pub(crate) mod tests {
             icmp_code: 0,
             icmp_id: 0,
             icmp_seq: 0,
+            payload_hash: 0,
             outer: None,
             drop_reason: 0,
             reason_unknown: false,
@@ -212,6 +213,43 @@ pub(crate) mod tests {
         asm.push(obs(0, 1, 2, Hook::Egress, [1, 1, 1, 1], [2, 2, 2, 2], 80));
         asm.push(obs(10, 1, 2, Hook::Egress, [1, 1, 1, 1], [2, 2, 2, 2], 80));
         assert_eq!(asm.open_count(), 2);
+    }
+
+    /// Two datagrams from an unconnected UDP socket with Don't Fragment set: IP ID 0, the
+    /// same length, interleaved across two hooks. Only their payloads differ; the hash of
+    /// it keeps each journey to one datagram.
+    #[test]
+    fn udp_datagrams_with_equal_headers_are_told_apart_by_their_payload() {
+        let datagram = |ts_us, cookie, hook, payload: &[u8; 8]| {
+            let mut o = obs(ts_us, cookie, 2, hook, [1, 1, 1, 1], [2, 2, 2, 2], 53);
+            o.tuple.proto = IpProto::Udp;
+            (o.ip_id, o.tcp_seq, o.tcp_flags) = (0, 0, 0);
+            o.payload_hash = tracer_common::payload_hash(*payload);
+            o
+        };
+        let (a, b) = (
+            b"\x12\x34\x01\x00\x00\x01\x00\x00",
+            b"\x56\x78\x01\x00\x00\x01\x00\x00",
+        );
+        let mut asm = Assembler::new();
+        asm.push(datagram(0, 1, Hook::Egress, a));
+        asm.push(datagram(1, 1, Hook::Egress, b));
+        asm.push(datagram(5, 2, Hook::Ingress, a));
+        asm.push(datagram(6, 2, Hook::Ingress, b));
+        let done = asm.flush(u64::MAX);
+        assert_eq!(done.len(), 2);
+        for journey in &done {
+            let hashes: Vec<u32> = journey
+                .observations
+                .iter()
+                .map(|o| o.payload_hash)
+                .collect();
+            assert_eq!(hashes.len(), 2, "{hashes:x?}");
+            assert_eq!(
+                hashes[0], hashes[1],
+                "one datagram per journey: {hashes:x?}"
+            );
+        }
     }
 
     #[test]

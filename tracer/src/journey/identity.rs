@@ -12,9 +12,12 @@
 //!   NAT rewrites addresses and ports, VXLAN adds an outer header, neither touches these;
 //! - TCP: sequence number, acknowledgement number and flags;
 //! - ICMP: type, code, and the echo identifier and sequence;
-//! - UDP: nothing more in the header, so two datagrams are told apart by IP ID and length
-//!   plus a check that they share a port with the journey so far (the client's port
-//!   survives DNAT on requests and un-DNAT on replies).
+//! - UDP: nothing more in the header, so a hash of the first 8 payload bytes
+//!   (`tracer_common::payload_hash`, computed by the kernel at every hook; no rewrite touches
+//!   a payload), plus a check that the datagram shares a port with the journey so far (the
+//!   client's port survives DNAT on requests and un-DNAT on replies). The hash matters
+//!   because unconnected UDP with Don't Fragment set — most UDP clients on Linux — sends
+//!   IP ID 0: two such datagrams of one length differ only in their payload.
 //!
 //! Those fields form the [`Key`]. An observation joins the open journey with the same key
 //! whose last hop is at most [`HOP_WINDOW_NS`] older (one packet crosses a node in
@@ -23,11 +26,12 @@
 //! each hook once; the same key twice at one hook is a second packet). Addresses are
 //! deliberately not part of the key: that is what lets a journey continue through NAT.
 //!
-//! Known limits: packets with IP ID 0 (DF set, unconnected UDP) and equal length within
-//! the window can be confused; a GSO packet re-segmented between hooks continues as its
-//! first segment only. Both are rare on the paths tracer follows and are shown, not hidden:
-//! a confused packet appears as a journey with an implausible path, a segment without a
-//! beginning as an `incomplete` journey.
+//! Known limits: UDP datagrams with IP ID 0, equal length and the same first 8 payload
+//! bytes (or fewer than 8) within the window can be confused, as can any UDP datagrams
+//! replayed from a recording of format 3 or older, which has no payload hash; a GSO packet
+//! re-segmented between hooks continues as its first segment only. These are rare on the
+//! paths tracer follows and are shown, not hidden: a confused packet appears as a journey
+//! with an implausible path, a segment without a beginning as an `incomplete` journey.
 
 use super::observation::{IpProto, Observation};
 
@@ -54,6 +58,7 @@ impl Key {
                 u32::from(obs.icmp_id),
                 u32::from(obs.icmp_seq),
             ),
+            IpProto::Udp => (obs.payload_hash, 0, 0),
             _ => (0, 0, 0),
         };
         Self {

@@ -269,6 +269,11 @@ pub struct Observation {
     pub icmp_code: u8,
     pub icmp_id: u16,
     pub icmp_seq: u16,
+    /// UDP only: `tracer_common::payload_hash` of the first 8 payload bytes; 0 for other
+    /// protocols, shorter payloads, and recordings from before it was captured (format 3
+    /// and older).
+    #[serde(default)]
+    pub payload_hash: u32,
     pub outer: Option<Outer>,
     pub drop_reason: u32,
     /// Drops only: the kernel gave no reason (its `kfree_skb` tracepoint has none before
@@ -376,6 +381,7 @@ impl Observation {
             icmp_code: e.icmp_code,
             icmp_id: u16::from_be(e.icmp_id),
             icmp_seq: u16::from_be(e.icmp_seq),
+            payload_hash: e.payload_hash,
             outer: (e.flags & flags::ENCAPSULATED != 0).then(|| Outer {
                 src: ip(e.outer_saddr),
                 dst: ip(e.outer_daddr),

@@ -224,6 +224,8 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Observation>> {
             icmp_code,
             icmp_id,
             icmp_seq,
+            // Formats 1 and 2 predate it.
+            payload_hash: 0,
             outer,
             drop_reason,
             reason_unknown: flags & REASON_UNKNOWN != 0,
@@ -267,6 +269,7 @@ mod tests {
             icmp_code: 0,
             icmp_id: 0,
             icmp_seq: 0,
+            payload_hash: 0,
             outer: outer.then_some(Outer {
                 src: Ipv4Addr::new(172, 30, 1, 80),
                 dst: Ipv4Addr::new(172, 30, 1, 43),

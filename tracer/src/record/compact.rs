@@ -52,21 +52,30 @@ mod field {
     pub const TCP_FLAGS: u32 = 1 << 9;
     /// ICMP type, code, echo id, echo sequence (zigzag step).
     pub const ICMP: u32 = 1 << 10;
+    /// The UDP payload hash, 4 bytes (format 4; format 3 had no such bit, and every bit
+    /// from here up was one lower: [`from_format_3`]).
+    pub const PAYLOAD: u32 = 1 << 11;
     /// The reference's addresses and ports, swapped (a reply); no bytes.
-    pub const SWAPPED: u32 = 1 << 11;
-    pub const SRC: u32 = 1 << 12;
-    pub const DST: u32 = 1 << 13;
-    pub const PORTS: u32 = 1 << 14;
-    pub const PROTO: u32 = 1 << 15;
-    pub const DROP_REASON: u32 = 1 << 16;
-    pub const MARK: u32 = 1 << 17;
+    pub const SWAPPED: u32 = 1 << 12;
+    pub const SRC: u32 = 1 << 13;
+    pub const DST: u32 = 1 << 14;
+    pub const PORTS: u32 = 1 << 15;
+    pub const PROTO: u32 = 1 << 16;
+    pub const DROP_REASON: u32 = 1 << 17;
+    pub const MARK: u32 = 1 << 18;
     /// The outer header, whole (when the flags say there is one and it differs).
-    pub const OUTER: u32 = 1 << 18;
+    pub const OUTER: u32 = 1 << 19;
     /// A route lookup's choice, whole (hook 3).
-    pub const ROUTE: u32 = 1 << 19;
+    pub const ROUTE: u32 = 1 << 20;
     /// A NAT rewrite, whole (hook 4).
-    pub const NAT: u32 = 1 << 20;
-    pub const ALL: u32 = (1 << 21) - 1;
+    pub const NAT: u32 = 1 << 21;
+    pub const ALL: u32 = (1 << 22) - 1;
+
+    /// A format-3 observation's field bits as this format numbers them.
+    pub const fn from_format_3(bits: u32) -> u32 {
+        let below = bits & (PAYLOAD - 1);
+        below | ((bits & !(PAYLOAD - 1)) << 1)
+    }
 }
 
 const HAS_OUTER: u8 = 1;
@@ -92,14 +101,28 @@ pub fn encode_batch(batch: &[Observation], now_ns: u64, out: &mut impl BufMut) {
     }
 }
 
-/// Decodes a record's observations; `None` if they are malformed.
-pub fn decode_batch(mut data: &[u8], now_ns: u64) -> Option<Vec<Observation>> {
+/// Decodes a record's observations as this format writes them; `None` if they are
+/// malformed.
+#[cfg(test)]
+pub fn decode_batch(data: &[u8], now_ns: u64) -> Option<Vec<Observation>> {
+    decode_batch_of_format(data, now_ns, super::format::FORMAT_VERSION)
+}
+
+/// Decodes a record's observations written in recording format `version` (3 or later).
+pub fn decode_batch_of_format(
+    mut data: &[u8],
+    now_ns: u64,
+    version: u32,
+) -> Option<Vec<Observation>> {
     let mut out: Vec<Observation> = Vec::with_capacity(data.len() / 8);
     let mut previous_ts = now_ns;
     while data.has_remaining() {
         let header = get_varint(&mut data)?;
         let back = usize::try_from(header & ((1 << BACK_BITS) - 1)).ok()?;
-        let fields = u32::try_from(header >> BACK_BITS).ok()?;
+        let mut fields = u32::try_from(header >> BACK_BITS).ok()?;
+        if version == 3 {
+            fields = field::from_format_3(fields);
+        }
         if fields & !field::ALL != 0 {
             return None;
         }
@@ -167,6 +190,7 @@ fn zero() -> Observation {
         icmp_code: 0,
         icmp_id: 0,
         icmp_seq: 0,
+        payload_hash: 0,
         outer: None,
         drop_reason: 0,
         reason_unknown: false,
@@ -188,6 +212,7 @@ const PACKET: u32 = field::IP_ID
     | field::IP_LEN
     | field::TCP_FLAGS
     | field::ICMP
+    | field::PAYLOAD
     | field::SWAPPED;
 /// Fields written whole, many bytes each.
 const LARGE: u32 = field::OUTER | field::ROUTE | field::NAT;
@@ -234,8 +259,8 @@ fn best_reference(candidates: &[Observation], obs: &Observation) -> (usize, Obse
 /// About how many bytes the fields take (an estimate good enough to choose a reference).
 fn cost(fields: u32) -> u32 {
     // Bytes per field, by bit (`field`).
-    const BYTES: [u32; 21] = [
-        2, 1, 1, 1, 1, 1, 2, 2, 1, 1, 4, 0, 4, 4, 4, 1, 2, 2, 12, 8, 28,
+    const BYTES: [u32; 22] = [
+        2, 1, 1, 1, 1, 1, 2, 2, 1, 1, 4, 4, 0, 4, 4, 4, 1, 2, 2, 12, 8, 28,
     ];
     let header = (BACK_BITS + 32 - fields.leading_zeros()).div_ceil(7);
     let mut rest = fields;
@@ -308,6 +333,7 @@ fn differences(obs: &Observation, reference: &Observation) -> u32 {
         (obs.ip_len != reference.ip_len, field::IP_LEN),
         (obs.tcp_flags != reference.tcp_flags, field::TCP_FLAGS),
         (icmp(obs) != icmp(reference), field::ICMP),
+        (obs.payload_hash != reference.payload_hash, field::PAYLOAD),
         (swapped, field::SWAPPED),
         (obs.tuple.src != base.src, field::SRC),
         (obs.tuple.dst != base.dst, field::DST),
@@ -413,6 +439,9 @@ fn put_fields(out: &mut impl BufMut, fields: u32, obs: &Observation, reference: 
             ),
         );
     }
+    if has(field::PAYLOAD) {
+        out.put_u32_le(obs.payload_hash);
+    }
     if has(field::SRC) {
         out.put_slice(&obs.tuple.src.octets());
     }
@@ -517,6 +546,9 @@ fn get_fields(data: &mut &[u8], fields: u32, reference: &Observation) -> Option<
         obs.icmp_code = data.try_get_u8().ok()?;
         obs.icmp_id = narrow(get_varint(data)?)?;
         obs.icmp_seq = reference.icmp_seq.wrapping_add(step16(data)?);
+    }
+    if has(field::PAYLOAD) {
+        obs.payload_hash = data.try_get_u32_le().ok()?;
     }
     if has(field::SRC) {
         obs.tuple.src = get_ip(data)?;

@@ -12,7 +12,7 @@ use crate::{
 /// First 8 bytes of every recording.
 pub const MAGIC: &[u8; 8] = b"TRACEREC";
 /// The version this tracer writes. Readers refuse newer versions and read every older one.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 pub const FILE_HEADER_LEN: usize = 16;
 /// Every version-2 record starts with these bytes: a reader that meets a damaged record
 /// looks for the next place they occur where an intact record follows.

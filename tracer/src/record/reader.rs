@@ -376,7 +376,7 @@ fn decode(version: u32, kind: u8, body: &[u8]) -> Option<Record> {
             let batch = if version < 3 {
                 codec::decode_all(&body[8..])?
             } else {
-                compact::decode_batch(&body[8..], now_ns)?
+                compact::decode_batch_of_format(&body[8..], now_ns, version)?
             };
             Record::Observations {
                 now_ns: Some(now_ns),

@@ -4,7 +4,7 @@
 use std::{net::Ipv4Addr, path::Path, sync::Arc};
 
 use super::{
-    format::{Record, kind},
+    format::{FORMAT_VERSION, Record, kind},
     reader::{Reader, Step},
     writer::{Provenance, Recorder, tests::recorder_with_limit},
 };
@@ -45,6 +45,7 @@ fn observation(i: u32) -> Observation {
         icmp_code: 0,
         icmp_id: 1,
         icmp_seq: i as u16,
+        payload_hash: 0,
         outer: None,
         drop_reason: 0,
         reason_unknown: false,
@@ -306,6 +307,24 @@ fn a_version_1_recording_still_replays() {
     );
 }
 
+/// A recording made by the tracer before format 4 (format 3: compact observations without
+/// the UDP payload hash; TCP, ICMP and UDP journeys on the lab, committed under
+/// `tests/data/`) replays to exactly the text that tracer printed for it.
+#[test]
+fn a_version_3_recording_replays_as_the_tracer_that_wrote_it_printed_it() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
+    let path = data.join("v3-healthy-mixed.trace");
+    assert_eq!(Reader::open(&path).unwrap().version(), 3);
+    let mut text = Vec::new();
+    let replayed =
+        crate::replay::replay(&path, &mut crate::output::text::TextSink::new(&mut text)).unwrap();
+    assert!(!replayed.summary.failed);
+    let want = std::fs::read_to_string(data.join("v3-healthy-mixed.txt")).unwrap();
+    let got = String::from_utf8(text).unwrap();
+    assert!(want.contains(" udp "), "the recording has UDP journeys");
+    assert_eq!(got, want);
+}
+
 #[test]
 fn record_kinds_are_stable() {
     // Written in files: never renumber.
@@ -337,11 +356,11 @@ pub(super) fn committed_recordings() -> Vec<std::path::PathBuf> {
     files
 }
 
-/// Every committed lab recording (format 2) written again by this recorder (format 3,
+/// Every committed lab recording (format 2) written again by this recorder (format 4,
 /// compact observations) replays to exactly the same journeys: the compact form keeps
 /// everything replay uses, and format 2 keeps replaying. (Sizes: `compact::tests`.)
 #[test]
-fn every_format_2_recording_rewritten_as_format_3_replays_the_same() {
+fn every_format_2_recording_rewritten_in_the_current_format_replays_the_same() {
     let files = committed_recordings();
     let journeys_of = |path: &Path| {
         let mut out = Vec::new();
@@ -361,7 +380,7 @@ fn every_format_2_recording_rewritten_as_format_3_replays_the_same() {
             old.display()
         );
         let new = scratch(&format!(
-            "v3-{}",
+            "rewritten-{}",
             old.file_stem().unwrap().to_string_lossy()
         ));
         let _ = std::fs::remove_file(&new);
@@ -371,7 +390,7 @@ fn every_format_2_recording_rewritten_as_format_3_replays_the_same() {
             recorder.record(&input);
         }
         assert!(recorder.finish().error.is_none());
-        assert_eq!(Reader::open(&new).unwrap().version(), 3);
+        assert_eq!(Reader::open(&new).unwrap().version(), FORMAT_VERSION);
         let expected = journeys_of(&old);
         assert!(!expected.is_empty(), "{}", old.display());
         assert_eq!(journeys_of(&new), expected, "{}", old.display());
