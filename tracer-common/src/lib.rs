@@ -141,7 +141,9 @@ pub struct PacketEvent {
     /// VXLAN network identifier (host byte order), when [`flags::ENCAPSULATED`].
     pub vni: u32,
     /// UDP only: [`payload_hash`] of the first 8 payload bytes of the (inner) datagram;
-    /// 0 for other protocols, a later fragment, or a payload shorter than 8 bytes.
+    /// 0 when they were not read: other protocols, a later fragment, a payload shorter
+    /// than 8 bytes, or (at a hook that reads the `sk_buff`'s memory) a payload outside
+    /// its linear data.
     pub payload_hash: u32,
 }
 const _: () = assert!(size_of::<PacketEvent>() == 96);
@@ -235,6 +237,9 @@ pub mod globals {
     pub const SKB_NETWORK_HEADER: &str = "OFF_SKB_NETWORK_HEADER";
     pub const SKB_TRANSPORT_HEADER: &str = "OFF_SKB_TRANSPORT_HEADER";
     pub const SKB_LEN: &str = "OFF_SKB_LEN";
+    /// `sk_buff.tail` (an offset from `head` on 64-bit kernels): where the linear data
+    /// ends. Bytes past it are not the packet's (its rest is in page fragments).
+    pub const SKB_TAIL: &str = "OFF_SKB_TAIL";
     pub const SKB_MARK: &str = "OFF_SKB_MARK";
     pub const SKB_DEV: &str = "OFF_SKB_DEV";
     pub const DEV_IFINDEX: &str = "OFF_DEV_IFINDEX";
@@ -305,7 +310,9 @@ pub mod follow_bits {
 ///
 /// A 32-bit mix (the splitmix64 finalizer, top half kept), not the bytes themselves: the
 /// event has 4 bytes to spare, and the sampling decision planned in `docs/aggregation.md`
-/// needs a well-mixed value anyway. Written once here so both sides agree.
+/// needs a well-mixed value anyway. The lowest bit is always set, so 0 stays free to mean
+/// "not read" (a hook may be unable to read bytes another hook reads). Written once here
+/// so both sides agree.
 #[inline(always)]
 pub const fn payload_hash(first_bytes: [u8; 8]) -> u32 {
     let mut x = u64::from_le_bytes(first_bytes);
@@ -314,7 +321,7 @@ pub const fn payload_hash(first_bytes: [u8; 8]) -> u32 {
     x ^= x >> 27;
     x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^= x >> 31;
-    (x >> 32) as u32
+    (x >> 32) as u32 | 1
 }
 
 /// Program names, as exported by `tracer-ebpf`.
@@ -366,16 +373,16 @@ mod tests {
     /// host: pinned values, so a change of the mix is a visible ABI change.
     #[test]
     fn the_payload_hash_is_pinned_and_mixes_every_byte() {
-        assert_eq!(payload_hash([0; 8]), 0);
-        // The splitmix64 finalizer's top half, computed independently (Python).
-        assert_eq!(payload_hash(*b"tracer!!"), 0x4ec8_fd58);
+        assert_eq!(payload_hash([0; 8]), 1, "0 means not read");
+        // The splitmix64 finalizer's top half, computed independently (Python), bit 0 set.
+        assert_eq!(payload_hash(*b"tracer!!"), 0x4ec8_fd59);
         let base = *b"\x12\x34\x01\x00\x00\x01\x00\x00";
         for byte in 0..8 {
             let mut changed = base;
             changed[byte] ^= 1;
             let flipped = (payload_hash(base) ^ payload_hash(changed)).count_ones();
-            // One input bit changes about half of the 32 output bits.
-            assert!((6..=26).contains(&flipped), "byte {byte}: {flipped} bits");
+            // One input bit changes about half of the 31 mixed output bits.
+            assert!((6..=25).contains(&flipped), "byte {byte}: {flipped} bits");
         }
     }
 }

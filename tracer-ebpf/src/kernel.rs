@@ -14,6 +14,8 @@ pub static OFF_SKB_NETWORK_HEADER: u32 = 0;
 #[unsafe(no_mangle)]
 pub static OFF_SKB_LEN: u32 = 0;
 #[unsafe(no_mangle)]
+pub static OFF_SKB_TAIL: u32 = 0;
+#[unsafe(no_mangle)]
 pub static OFF_SKB_MARK: u32 = 0;
 #[unsafe(no_mangle)]
 pub static OFF_SKB_DEV: u32 = 0;

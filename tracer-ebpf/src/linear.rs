@@ -292,7 +292,12 @@ fn transport<const AT: usize>(frame: Frame, event: &mut PacketEvent) -> Linear {
                 event.dport = get(data, AT + UDP_DST);
                 u16::from_be(get::<u16>(data, AT + UDP_LEN))
             };
-            if usize::from(udp_len) >= UdpHdr::LEN + PAYLOAD_HASHED {
+            // Only bytes the datagram has, and the packet (a first fragment's UDP length
+            // is the whole datagram's).
+            let ip_payload = usize::from(u16::from_be(event.ip_len)).saturating_sub(Ipv4Hdr::LEN);
+            if usize::from(udp_len) >= UdpHdr::LEN + PAYLOAD_HASHED
+                && ip_payload >= UdpHdr::LEN + PAYLOAD_HASHED
+            {
                 if !frame.has(AT + UdpHdr::LEN + PAYLOAD_HASHED) {
                     return Linear::Unsure;
                 }

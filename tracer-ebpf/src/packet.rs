@@ -75,11 +75,12 @@ pub fn parse_ipv4(bytes: &impl PacketBytes, l3: usize, event: &mut PacketEvent) 
                 return None;
             }
             event.flags = flags::ENCAPSULATED;
-            let inner_l4 = parse_ip_header(bytes, inner_eth + EthHdr::LEN, event)?;
-            return parse_l4(bytes, inner_l4, event);
+            let inner_l3 = inner_eth + EthHdr::LEN;
+            let inner_l4 = parse_ip_header(bytes, inner_l3, event)?;
+            return parse_l4(bytes, inner_l3, inner_l4, event);
         }
     }
-    parse_l4(bytes, l4, event)
+    parse_l4(bytes, l3, l4, event)
 }
 
 /// Fills the IP fields and returns the offset of the L4 header. The event keeps addresses,
@@ -111,7 +112,7 @@ fn parse_ip_header(bytes: &impl PacketBytes, l3: usize, event: &mut PacketEvent)
 }
 
 #[inline(always)]
-fn parse_l4(bytes: &impl PacketBytes, l4: usize, event: &mut PacketEvent) -> Option<()> {
+fn parse_l4(bytes: &impl PacketBytes, l3: usize, l4: usize, event: &mut PacketEvent) -> Option<()> {
     if event.flags & flags::LATER_FRAGMENT != 0 {
         return Some(());
     }
@@ -136,9 +137,12 @@ fn parse_l4(bytes: &impl PacketBytes, l4: usize, event: &mut PacketEvent) -> Opt
             };
             event.sport = u16::from_ne_bytes(udp.src);
             event.dport = u16::from_ne_bytes(udp.dst);
-            // Only bytes the datagram has: past its end, a kernel read finds whatever the
-            // buffer holds there, which differs from hook to hook.
+            // Only bytes the packet has: past its end, a kernel read finds whatever the
+            // buffer holds there, which differs from hook to hook. (A first fragment's UDP
+            // length is the whole datagram's; its IP length is its own.)
+            let ip_payload = usize::from(u16::from_be(event.ip_len)).saturating_sub(l4 - l3);
             if usize::from(udp.len()) >= size_of::<UdpAndPayload>()
+                && ip_payload >= size_of::<UdpAndPayload>()
                 && let Some(first) = first
             {
                 event.payload_hash = payload_hash(first);

@@ -6,17 +6,27 @@ use tracer_common::PacketEvent;
 
 use crate::{
     emit::{global, may_follow, trace_all, wanted},
-    kernel::{OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, kread},
+    kernel::{
+        OFF_SKB_HEAD, OFF_SKB_LEN, OFF_SKB_MARK, OFF_SKB_NETWORK_HEADER, OFF_SKB_TAIL, kread,
+    },
     packet::{PacketBytes, is_vxlan_port, parse_ipv4},
 };
 
-/// The packet starting at the skb's network header.
-struct KernelBytes(*const u8);
+/// The packet starting at the skb's network header, as far as its linear data goes.
+struct KernelBytes {
+    l3: *const u8,
+    /// Bytes from `l3` to the end of the linear data: a read past it would return whatever
+    /// the buffer holds there, not the packet (whose rest is in page fragments).
+    linear: usize,
+}
 
 impl PacketBytes for KernelBytes {
     #[inline(always)]
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
-        kread(self.0, offset as u32)
+        if offset + size_of::<T>() > self.linear {
+            return None;
+        }
+        kread(self.l3, offset as u32)
     }
 }
 
@@ -44,6 +54,7 @@ struct Ipv4Udp {
 pub struct Skb {
     pub ptr: *const u8,
     pub head: *const u8,
+    network_header: u16,
     l3: *const u8,
 }
 
@@ -55,6 +66,7 @@ impl Skb {
         Some(Self {
             ptr,
             head,
+            network_header,
             l3: head.wrapping_add(usize::from(network_header)),
         })
     }
@@ -86,7 +98,14 @@ impl Skb {
     /// packet; `None` otherwise, which is not a loss (most skbs are not followed packets).
     #[inline(always)]
     pub fn parse(&self, event: &mut PacketEvent) -> Option<()> {
-        parse_ipv4(&KernelBytes(self.l3), 0, event)?;
+        // Read here, not in `at`: most skbs never get past `certainly_unfollowed`.
+        // An offset from `head` on 64-bit kernels (NET_SKBUFF_DATA_USES_OFFSET).
+        let tail: u32 = kread(self.ptr, global(&OFF_SKB_TAIL))?;
+        let bytes = KernelBytes {
+            l3: self.l3,
+            linear: (tail as usize).saturating_sub(usize::from(self.network_header)),
+        };
+        parse_ipv4(&bytes, 0, event)?;
         if !wanted(event.saddr, event.daddr) {
             return None;
         }

@@ -192,12 +192,15 @@ fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
 }
 
 /// Unconnected UDP with Don't Fragment set goes out with IP ID 0: two datagrams of one
-/// length then have identical headers, and only their payloads tell them apart. Both
-/// kernel parsers — the TC fast path (A's egress) and the `sk_buff` reader (`kfree_skb`, B
-/// drops them: no socket) — hash the first 8 payload bytes exactly as userspace computes
-/// it, and leave a payload shorter than that unhashed.
+/// length then have identical headers, and only their payloads tell them apart. Every way
+/// the kernel side reads a datagram hashes its first 8 payload bytes as userspace computes
+/// it — the TC fast path (A's egress), TC's general parser (a datagram with IP options),
+/// and the `sk_buff` reader (`kfree_skb`: B drops them, no socket) — a payload shorter
+/// than 8 bytes is left unhashed (0), and a payload outside the linear data (a UDP GSO
+/// datagram, whose payload is in page fragments) is hashed through `bpf_skb_load_bytes` at
+/// TC and left unhashed, never misread, where the `sk_buff`'s memory is read.
 #[test]
-fn udp_payloads_are_hashed_alike_by_every_parser() {
+fn udp_payloads_are_hashed_alike_wherever_they_are_read() {
     if !require_root() {
         return;
     }
@@ -225,13 +228,31 @@ fn udp_payloads_are_hashed_alike_by_every_parser() {
         .expect("attach tp_btf/kfree_skb");
     let mut stream = EventStream::take(&mut ebpf).expect("ring buffer");
 
-    let payloads: [&[u8]; 3] = [b"\x12\x34query-one", b"\x56\x78query-one", b"short"];
+    let plain: [&[u8]; 3] = [b"\x12\x34query-one", b"\x56\x78query-one", b"short"];
+    let with_options: &[u8] = b"options-payload";
+    // Four 100-byte segments in one send, each starting with its own number.
+    let gso: Vec<u8> = (1..=4u8).flat_map(|i| [i; 100]).collect();
     let target = std::net::SocketAddrV4::new(pair.addr_b, 9);
-    netns::run_in(&pair.netns_path_a(), move || {
-        let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
-        set_dont_fragment(&socket);
-        for payload in payloads {
-            socket.send_to(payload, target).expect("send");
+    netns::run_in(&pair.netns_path_a(), {
+        let gso = gso.clone();
+        move || {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            set_int_option(
+                &socket,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_DO,
+            );
+            for payload in plain {
+                socket.send_to(payload, target).expect("send");
+            }
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            // Four no-operation option bytes: a 24-byte IP header, off the fast path.
+            set_option(&socket, libc::IPPROTO_IP, libc::IP_OPTIONS, &[1u8, 1, 1, 1]);
+            socket.send_to(with_options, target).expect("send");
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+            set_int_option(&socket, libc::SOL_UDP, UDP_SEGMENT, 100);
+            socket.send_to(&gso, target).expect("send");
         }
     })
     .expect("enter netns A");
@@ -246,43 +267,85 @@ fn udp_payloads_are_hashed_alike_by_every_parser() {
         found
     };
     let events = collect(&mut stream, Duration::from_secs(5), |events| {
-        udp(events, kind::TC_EGRESS).len() >= 3 && udp(events, kind::KFREE_SKB).len() >= 3
+        udp(events, kind::TC_EGRESS).len() >= 5 && udp(events, kind::KFREE_SKB).len() >= 5
     });
-    let expected: Vec<u32> = payloads
+    let hash = |payload: &[u8]| {
+        payload
+            .first_chunk::<8>()
+            .map_or(0, |first| tracer_common::payload_hash(*first))
+    };
+    let segments: Vec<u32> = gso.chunks(100).map(hash).collect();
+    let expected: Vec<u32> = plain
         .iter()
-        .map(|p| match p.first_chunk::<8>() {
-            Some(first) => tracer_common::payload_hash(*first),
-            None => 0,
-        })
+        .map(|p| hash(p))
+        .chain([hash(with_options), segments[0]])
         .collect();
     assert_ne!(expected[0], expected[1]);
-    for hook in [kind::TC_EGRESS, kind::KFREE_SKB] {
-        let seen = udp(&events, hook);
-        assert_eq!(seen.len(), 3, "hook {hook}: {events:#?}");
-        let hashes: Vec<u32> = seen.iter().map(|e| e.payload_hash).collect();
-        assert_eq!(hashes, expected, "hook {hook}");
-        // The case the hash exists for: nothing else in the headers differs.
-        assert_eq!((seen[0].ip_id, seen[1].ip_id), (0, 0), "hook {hook}");
-        assert_eq!(seen[0].ip_len, seen[1].ip_len, "hook {hook}");
+
+    let sent = udp(&events, kind::TC_EGRESS);
+    let dropped = udp(&events, kind::KFREE_SKB);
+    assert_eq!(sent.len(), 5, "{events:#?}");
+    assert_eq!(
+        sent.iter().map(|e| e.payload_hash).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(dropped.len() >= 5, "{events:#?}");
+    assert_eq!(
+        dropped[..4]
+            .iter()
+            .map(|e| e.payload_hash)
+            .collect::<Vec<_>>(),
+        expected[..4]
+    );
+    // The GSO datagram is dropped whole or as its segments: each drop either read its own
+    // segment's first bytes or none.
+    for drop in &dropped[4..] {
+        assert!(
+            drop.payload_hash == 0 || segments.contains(&drop.payload_hash),
+            "a misread payload: {drop:#?}"
+        );
+    }
+    // The case the hash exists for: nothing else in the headers differs.
+    for seen in [&sent, &dropped] {
+        assert_eq!(
+            (seen[0].ip_id, seen[1].ip_id),
+            (0, 0),
+            "precondition: IP ID 0"
+        );
+        assert_eq!(seen[0].ip_len, seen[1].ip_len);
     }
 }
 
-/// `IP_MTU_DISCOVER = IP_PMTUDISC_DO`: Don't Fragment on every datagram, whatever the
-/// namespace's defaults.
-fn set_dont_fragment(socket: &std::net::UdpSocket) {
+/// `UDP_SEGMENT` from `linux/udp.h` (not in the libc crate): the segment size of UDP GSO.
+const UDP_SEGMENT: libc::c_int = 103;
+
+fn set_int_option(
+    socket: &std::net::UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) {
+    set_option(socket, level, name, &value.to_ne_bytes());
+}
+
+fn set_option(socket: &std::net::UdpSocket, level: libc::c_int, name: libc::c_int, value: &[u8]) {
     use std::os::fd::AsRawFd as _;
-    let value: libc::c_int = libc::IP_PMTUDISC_DO;
-    // SAFETY: a valid socket and a c_int option value of the size given.
+    // SAFETY: a valid socket, and a value buffer of the length given.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            std::ptr::from_ref(&value).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
         )
     };
-    assert_eq!(rc, 0, "setsockopt(IP_MTU_DISCOVER)");
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt({level}, {name}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! slow for the tests' time limits, e.g. the 10 s for the first cluster snapshot) and run
 //! there from this machine's filesystem. Prints one line per kernel and test binary;
 //! `--smoke` runs only the tests that show `follow` works on that kernel (the healthy
-//! Service path, the seed's incident, netlink leftovers, doctor against follow), which is
+//! Service path, the seed's incident, netlink leftovers, doctor against follow, UDP payloads
+//! read alike by every parser), which is
 //! what `scripts/test.sh` runs on 6.1; `--suite NAME` only that test binary of the matrix
 //! (repeatable, to iterate on one hook); `--docs` writes `docs/kernels.md` from the run.
 
@@ -34,6 +35,11 @@ const SMOKE: Selection = &[
     ),
     ("attach", &[]),
     ("cli", &["doctor_finds_what_this_kernel_allows_by_trying"]),
+    // Every kernel read of a packet on this kernel's verifier and `sk_buff`s.
+    (
+        "kernel_events",
+        &["udp_payloads_are_hashed_alike_wherever_they_are_read"],
+    ),
 ];
 
 /// The privileged end-to-end tests that exercise the kernel side (the TUI, API and churn

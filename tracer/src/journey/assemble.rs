@@ -252,6 +252,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// A hook that could not read the payload (0: outside the linear data of the
+    /// `sk_buff` a drop hook reads) still finds the datagram's journey.
+    #[test]
+    fn a_udp_hop_without_a_payload_hash_joins_its_datagram() {
+        let mut asm = Assembler::new();
+        let mut sent = obs(0, 1, 2, Hook::Egress, [1, 1, 1, 1], [2, 2, 2, 2], 53);
+        sent.tuple.proto = IpProto::Udp;
+        sent.payload_hash = tracer_common::payload_hash(*b"01234567");
+        let mut dropped = sent;
+        (dropped.ts_ns, dropped.netns_cookie, dropped.hook) = (9_000, 2, Hook::Drop);
+        dropped.payload_hash = 0;
+        asm.push(sent);
+        asm.push(dropped);
+        assert_eq!(asm.open_count(), 1);
+    }
+
     #[test]
     fn a_late_match_outside_the_window_starts_a_new_journey_and_order_is_by_time() {
         let mut asm = Assembler::new();

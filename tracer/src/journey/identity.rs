@@ -12,10 +12,11 @@
 //!   NAT rewrites addresses and ports, VXLAN adds an outer header, neither touches these;
 //! - TCP: sequence number, acknowledgement number and flags;
 //! - ICMP: type, code, and the echo identifier and sequence;
-//! - UDP: nothing more in the header, so a hash of the first 8 payload bytes
-//!   (`tracer_common::payload_hash`, computed by the kernel at every hook; no rewrite touches
-//!   a payload), plus a check that the datagram shares a port with the journey so far (the
-//!   client's port survives DNAT on requests and un-DNAT on replies). The hash matters
+//! - UDP: nothing more in the header, so two checks beyond the key ([`plausibly_same`]):
+//!   the datagram shares a port with the journey so far (the client's port survives DNAT on
+//!   requests and un-DNAT on replies), and its payload hash — of the first 8 payload bytes
+//!   (`tracer_common::payload_hash`, computed by the kernel at every hook; no rewrite
+//!   touches a payload) — is the journey's, where both hooks could read it. The hash matters
 //!   because unconnected UDP with Don't Fragment set — most UDP clients on Linux — sends
 //!   IP ID 0: two such datagrams of one length differ only in their payload.
 //!
@@ -27,8 +28,10 @@
 //! deliberately not part of the key: that is what lets a journey continue through NAT.
 //!
 //! Known limits: UDP datagrams with IP ID 0, equal length and the same first 8 payload
-//! bytes (or fewer than 8) within the window can be confused, as can any UDP datagrams
-//! replayed from a recording of format 3 or older, which has no payload hash; a GSO packet
+//! bytes (or fewer than 8, or unread at a hook: a payload outside the linear data of an
+//! `sk_buff` read by a drop, NAT or route hook) within the window can be confused, as can
+//! any UDP datagrams replayed from a recording of format 3 or older, which has no payload
+//! hash; a GSO packet
 //! re-segmented between hooks continues as its first segment only. These are rare on the
 //! paths tracer follows and are shown, not hidden: a confused packet appears as a journey
 //! with an implausible path, a segment without a beginning as an `incomplete` journey.
@@ -58,7 +61,6 @@ impl Key {
                 u32::from(obs.icmp_id),
                 u32::from(obs.icmp_seq),
             ),
-            IpProto::Udp => (obs.payload_hash, 0, 0),
             _ => (0, 0, 0),
         };
         Self {
@@ -73,13 +75,20 @@ impl Key {
 }
 
 /// Extra check for protocols whose key is weak (UDP and others): the new observation
-/// must share a port with the journey's latest observation.
+/// must share a port with the journey's latest observation and, where both hooks read the
+/// UDP payload, have the same payload hash. (Not part of the [`Key`]: a hook that could not
+/// read the payload — 0 — must still find the packet's journey.)
 pub fn plausibly_same(last: &Observation, next: &Observation) -> bool {
     match next.tuple.proto {
         IpProto::Tcp | IpProto::Icmp => true,
         _ => {
             let (l, n) = (last.tuple, next.tuple);
-            l.sport == n.sport || l.dport == n.dport || l.sport == n.dport || l.dport == n.sport
+            let shares_a_port = l.sport == n.sport
+                || l.dport == n.dport
+                || l.sport == n.dport
+                || l.dport == n.sport;
+            let (a, b) = (last.payload_hash, next.payload_hash);
+            shares_a_port && (a == b || a == 0 || b == 0)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The compact form of observations inside a format-3 OBSERVATIONS record
+//! The compact form of observations inside a format-3 or format-4 OBSERVATIONS record
 //! (docs/recording-format.md, "Compact observations").
 //!
 //! Most of a hop repeats an earlier one: the same packet crossing the next interface
@@ -121,6 +121,10 @@ pub fn decode_batch_of_format(
         let back = usize::try_from(header & ((1 << BACK_BITS) - 1)).ok()?;
         let mut fields = u32::try_from(header >> BACK_BITS).ok()?;
         if version == 3 {
+            // Refused before the shift, which would lose a top bit.
+            if fields >> 21 != 0 {
+                return None;
+            }
             fields = field::from_format_3(fields);
         }
         if fields & !field::ALL != 0 {
