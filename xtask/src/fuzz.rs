@@ -105,6 +105,19 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
             }),
         })
         .collect();
+    // A UDP datagram (IP ID 0, as unconnected UDP with Don't Fragment sends it) at two
+    // hooks: the payload hash of format 4.
+    let mut observations = observations;
+    for (i, hook) in [Hook::Egress, Hook::Drop].into_iter().enumerate() {
+        let mut datagram = observations[0];
+        datagram.ts_ns += 4_000 + i as u64 * 500;
+        datagram.hook = hook;
+        datagram.tuple.proto = IpProto::Udp;
+        (datagram.tuple.dport, datagram.ip_id, datagram.tcp_seq) = (53, 0, 0);
+        (datagram.tcp_flags, datagram.route, datagram.nat) = (0, None, None);
+        datagram.payload_hash = 0x4ec8_fd59;
+        observations.push(datagram);
+    }
     recorder.record(&Input::Observations {
         now_ns: 3_000,
         batch: observations,
@@ -128,14 +141,18 @@ fn seed(corpus: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let corpus = root.join("fuzz/corpus/reader");
+    if args.iter().any(|a| a == "--seed-only") {
+        // After a format change: the new version's seeds, to commit, without a fuzz run.
+        return seed(&corpus);
+    }
     let seconds = args
         .iter()
         .position(|a| a == "--seconds")
         .and_then(|i| args.get(i + 1))
         .map_or(Ok(60), |s| s.parse::<u64>())
         .context("--seconds takes a number")?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let corpus = root.join("fuzz/corpus/reader");
     seed(&corpus)?;
     let have = Command::new("cargo")
         .args(["fuzz", "--version"])
