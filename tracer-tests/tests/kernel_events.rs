@@ -65,12 +65,14 @@ fn collect(
     events
 }
 
-#[test]
-fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
-    if !require_root() {
-        return;
-    }
-    let pair = NetnsPair::create("ev");
+/// The programs loaded with this kernel's offsets, following `addresses`, the classifiers
+/// attached to A's veth (from inside A's namespace) in `directions`, and `kfree_skb`
+/// (with its reason) attached: the object, to keep the hooks, and its event stream.
+fn hooked(
+    pair: &NetnsPair,
+    addresses: &[Ipv4Addr],
+    directions: &[Direction],
+) -> (aya::Ebpf, EventStream) {
     let btf = Btf::vmlinux().expect("kernel BTF");
     let offsets = KernelOffsets::from_btf(&btf).expect("struct offsets");
     let mut ebpf = ebpf::load(&LoadOptions {
@@ -79,15 +81,15 @@ fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
         kernel_log: false,
     })
     .expect("load eBPF object");
-    events::follow_addresses(&mut ebpf, &[pair.addr_a, pair.addr_b]).expect("filter map");
-
-    // Attach both classifiers to A's veth from inside A's namespace.
+    events::follow_addresses(&mut ebpf, addresses).expect("filter map");
     let mode = attach_mode_here();
     let mut ebpf = netns::run_in(&pair.netns_path_a(), {
         let iface = pair.if_a.clone();
+        let directions = directions.to_vec();
         move || {
-            tc::attach(&mut ebpf, &iface, Direction::Egress, mode).expect("attach egress");
-            tc::attach(&mut ebpf, &iface, Direction::Ingress, mode).expect("attach ingress");
+            for direction in directions {
+                tc::attach(&mut ebpf, &iface, direction, mode).expect("attach a classifier");
+            }
             ebpf
         }
     })
@@ -95,7 +97,21 @@ fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
     let aya_btf = aya::Btf::from_sys_fs().expect("aya BTF");
     kfree_skb::attach(&mut ebpf, &aya_btf, kfree_skb::DropHookChoice::Reason)
         .expect("attach tp_btf/kfree_skb");
-    let mut stream = EventStream::take(&mut ebpf).expect("ring buffer");
+    let stream = EventStream::take(&mut ebpf).expect("ring buffer");
+    (ebpf, stream)
+}
+
+#[test]
+fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::create("ev");
+    let (ebpf, mut stream) = hooked(
+        &pair,
+        &[pair.addr_a, pair.addr_b],
+        &[Direction::Egress, Direction::Ingress],
+    );
 
     let cookie_a = netns::run_in(&pair.netns_path_a(), netns::current_cookie)
         .unwrap()
@@ -170,6 +186,7 @@ fn tc_and_kfree_skb_events_name_addresses_interfaces_and_drop_reasons() {
         "reply matches request id"
     );
 
+    let btf = Btf::vmlinux().expect("kernel BTF");
     let reasons = DropReasons::from_btf(&btf).expect("drop reasons");
     let drop = events
         .iter()
@@ -205,28 +222,7 @@ fn udp_payloads_are_hashed_alike_wherever_they_are_read() {
         return;
     }
     let pair = NetnsPair::create("ph");
-    let btf = Btf::vmlinux().expect("kernel BTF");
-    let offsets = KernelOffsets::from_btf(&btf).expect("struct offsets");
-    let mut ebpf = ebpf::load(&LoadOptions {
-        trace_all: false,
-        offsets: Some(offsets),
-        kernel_log: false,
-    })
-    .expect("load eBPF object");
-    events::follow_addresses(&mut ebpf, &[pair.addr_b]).expect("filter map");
-    let mode = attach_mode_here();
-    let mut ebpf = netns::run_in(&pair.netns_path_a(), {
-        let iface = pair.if_a.clone();
-        move || {
-            tc::attach(&mut ebpf, &iface, Direction::Egress, mode).expect("attach egress");
-            ebpf
-        }
-    })
-    .expect("enter netns A");
-    let aya_btf = aya::Btf::from_sys_fs().expect("aya BTF");
-    kfree_skb::attach(&mut ebpf, &aya_btf, kfree_skb::DropHookChoice::Reason)
-        .expect("attach tp_btf/kfree_skb");
-    let mut stream = EventStream::take(&mut ebpf).expect("ring buffer");
+    let (_ebpf, mut stream) = hooked(&pair, &[pair.addr_b], &[Direction::Egress]);
 
     let plain: [&[u8]; 3] = [b"\x12\x34query-one", b"\x56\x78query-one", b"short"];
     let with_options: &[u8] = b"options-payload";
