@@ -25,7 +25,7 @@ use crate::{
     emit::{may_follow, trace_all, wanted},
     packet::{
         ETH_P_IP_BE, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PAYLOAD_HASHED, TCP_FLAGS,
-        is_vxlan_port,
+        is_vxlan_port, payload_is_hashable,
     },
 };
 
@@ -292,12 +292,8 @@ fn transport<const AT: usize>(frame: Frame, event: &mut PacketEvent) -> Linear {
                 event.dport = get(data, AT + UDP_DST);
                 u16::from_be(get::<u16>(data, AT + UDP_LEN))
             };
-            // Only bytes the datagram has, and the packet (a first fragment's UDP length
-            // is the whole datagram's).
             let ip_payload = usize::from(u16::from_be(event.ip_len)).saturating_sub(Ipv4Hdr::LEN);
-            if usize::from(udp_len) >= UdpHdr::LEN + PAYLOAD_HASHED
-                && ip_payload >= UdpHdr::LEN + PAYLOAD_HASHED
-            {
+            if payload_is_hashable(udp_len, ip_payload) {
                 if !frame.has(AT + UdpHdr::LEN + PAYLOAD_HASHED) {
                     return Linear::Unsure;
                 }

@@ -30,6 +30,16 @@ pub const PAYLOAD_HASHED: usize = 8;
 /// (flannel's default).
 const VXLAN_PORTS: [u16; 2] = [4789, 8472];
 
+/// Whether a UDP datagram's first [`PAYLOAD_HASHED`] payload bytes are both in the
+/// datagram (`udp_len`, from its header) and in this packet (`ip_payload`: the IP total
+/// length less the IP header; a first fragment's UDP length is the whole datagram's). Past
+/// either end a kernel read finds whatever the buffer holds, which differs from hook to hook.
+#[inline(always)]
+pub fn payload_is_hashable(udp_len: u16, ip_payload: usize) -> bool {
+    let needed = UdpHdr::LEN + PAYLOAD_HASHED;
+    usize::from(udp_len) >= needed && ip_payload >= needed
+}
+
 /// A UDP header and the payload bytes [`payload_hash`] covers.
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -137,12 +147,8 @@ fn parse_l4(bytes: &impl PacketBytes, l3: usize, l4: usize, event: &mut PacketEv
             };
             event.sport = u16::from_ne_bytes(udp.src);
             event.dport = u16::from_ne_bytes(udp.dst);
-            // Only bytes the packet has: past its end, a kernel read finds whatever the
-            // buffer holds there, which differs from hook to hook. (A first fragment's UDP
-            // length is the whole datagram's; its IP length is its own.)
             let ip_payload = usize::from(u16::from_be(event.ip_len)).saturating_sub(l4 - l3);
-            if usize::from(udp.len()) >= size_of::<UdpAndPayload>()
-                && ip_payload >= size_of::<UdpAndPayload>()
+            if payload_is_hashable(udp.len(), ip_payload)
                 && let Some(first) = first
             {
                 event.payload_hash = payload_hash(first);

@@ -31,9 +31,8 @@
 //! bytes (or fewer than 8, or unread at a hook: a payload outside the linear data of an
 //! `sk_buff` read by a drop, NAT or route hook) within the window can be confused, as can
 //! any UDP datagrams replayed from a recording of format 3 or older, which has no payload
-//! hash; a GSO packet
-//! re-segmented between hooks continues as its first segment only. These are rare on the
-//! paths tracer follows and are shown, not hidden: a confused packet appears as a journey
+//! hash; a GSO packet re-segmented between hooks continues as its first segment only. These
+//! are rare on the paths tracer follows and are shown, not hidden: a confused packet appears as a journey
 //! with an implausible path, a segment without a beginning as an `incomplete` journey.
 
 use super::observation::{IpProto, Observation};

@@ -70,6 +70,8 @@ mod field {
     /// A NAT rewrite, whole (hook 4).
     pub const NAT: u32 = 1 << 21;
     pub const ALL: u32 = (1 << 22) - 1;
+    /// Format 3's fields: one bit fewer.
+    pub const ALL_OF_FORMAT_3: u32 = ALL >> 1;
 
     /// A format-3 observation's field bits as this format numbers them.
     pub const fn from_format_3(bits: u32) -> u32 {
@@ -122,7 +124,7 @@ pub fn decode_batch_of_format(
         let mut fields = u32::try_from(header >> BACK_BITS).ok()?;
         if version == 3 {
             // Refused before the shift, which would lose a top bit.
-            if fields >> 21 != 0 {
+            if fields & !field::ALL_OF_FORMAT_3 != 0 {
                 return None;
             }
             fields = field::from_format_3(fields);
