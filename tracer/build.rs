@@ -30,6 +30,10 @@ fn main() -> anyhow::Result<()> {
         );
         println!("cargo:rustc-cfg=tracer_ebpf_skipped");
         println!("cargo:rerun-if-changed={ebpf_dir}");
+        // Look again once the toolchain may be there (scripts/setup.sh puts bpf-linker on
+        // PATH), not only when the programs' sources change.
+        println!("cargo:rerun-if-env-changed=PATH");
+        println!("cargo:rerun-if-env-changed=RUSTUP_TOOLCHAIN");
         fs::write(out_dir.join("tracer"), []).context("write empty eBPF object")?;
         return Ok(());
     }

@@ -61,6 +61,17 @@ pub mod kind {
     pub const NAT: u16 = 40;
 }
 
+/// Whether an event says a packet failed, and so goes to the `FAILURES` ring buffer
+/// ([`maps::FAILURES`]): a drop (`kind::KFREE_SKB`), or any hop of an ICMP error —
+/// destination unreachable (fragmentation needed, port unreachable), time exceeded,
+/// parameter problem. ICMP errors are rate-limited by the kernel that sends them; drops are
+/// not, so only a flood of drops can fill that ring.
+#[inline(always)]
+pub const fn is_failure(kind: u16, ip_proto: u8, icmp_type: u8) -> bool {
+    const ICMP: u8 = 1;
+    kind == kind::KFREE_SKB || (ip_proto == ICMP && matches!(icmp_type, 3 | 11 | 12))
+}
+
 /// Bits of [`PacketEvent::flags`].
 pub mod flags {
     /// The packet is VXLAN-encapsulated: the 5-tuple fields describe the inner packet and
@@ -275,6 +286,10 @@ pub mod maps {
     /// Ring buffer carrying [`super::PacketEvent`]s, [`super::RouteEvent`]s and
     /// [`super::NatEvent`]s (the header's `kind` says which).
     pub const EVENTS: &str = "EVENTS";
+    /// Ring buffer of the same records for the events that say a packet failed: every
+    /// drop, and every hop of an ICMP error ([`super::is_failure`]). A flood of ordinary
+    /// hops fills `EVENTS`, never this one, so a drop is not lost to it.
+    pub const FAILURES: &str = "FAILURES";
     /// Per-CPU array of [`super::LossCounters`] at index 0.
     pub const LOSS: &str = "LOSS";
     /// Hash map: IPv4 address (network byte order) → 1, the addresses being followed.
@@ -350,8 +365,11 @@ pub struct LossCounters {
     pub ringbuf_full: u64,
     /// Headers could not be read (truncated or non-linear beyond what we parse).
     pub parse_failed: u64,
+    /// Of `ringbuf_full`, the events bound for the `FAILURES` ring buffer (drops and ICMP
+    /// errors): only a flood of failures itself can fill it.
+    pub failures_lost: u64,
 }
-const _: () = assert!(size_of::<LossCounters>() == 16);
+const _: () = assert!(size_of::<LossCounters>() == 24);
 
 #[cfg(feature = "user")]
 mod user {
@@ -367,7 +385,37 @@ mod user {
 
 #[cfg(test)]
 mod tests {
-    use super::payload_hash;
+    use super::{is_failure, kind, payload_hash};
+
+    #[test]
+    fn drops_and_every_hop_of_an_icmp_error_are_failures_and_nothing_else_is() {
+        for hook in [
+            kind::TC_INGRESS,
+            kind::TC_EGRESS,
+            kind::FIB_LOOKUP,
+            kind::NAT,
+        ] {
+            for (proto, icmp_type, failure) in [
+                (1, 3, true),    // destination unreachable (MTU, port)
+                (1, 11, true),   // time exceeded
+                (1, 12, true),   // parameter problem
+                (1, 8, false),   // echo request
+                (1, 0, false),   // echo reply
+                (6, 3, false),   // TCP: the field is not a type
+                (17, 11, false), // UDP
+            ] {
+                assert_eq!(
+                    is_failure(hook, proto, icmp_type),
+                    failure,
+                    "{hook} {proto} {icmp_type}"
+                );
+            }
+        }
+        assert!(
+            is_failure(kind::KFREE_SKB, 17, 0),
+            "a drop, whatever the packet"
+        );
+    }
 
     /// The kernel and userspace must compute the same value for the same bytes, on any
     /// host: pinned values, so a change of the mix is a visible ABI change.

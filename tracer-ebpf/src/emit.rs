@@ -9,38 +9,43 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
-    ABI_VERSION, EventHeader, LossCounters, NatEvent, PacketEvent, RouteEvent, follow_bits,
+    ABI_VERSION, LossCounters, NatEvent, PacketEvent, RouteEvent, follow_bits, is_failure,
 };
 
-/// A ring-buffer record: one of the ABI's event structs, each starting with its header.
+/// A ring-buffer record: one of the ABI's event structs, each starting with the packet.
 pub trait Record: Copy {
-    fn header(&mut self) -> &mut EventHeader;
+    fn packet(&mut self) -> &mut PacketEvent;
 }
 
 impl Record for PacketEvent {
     #[inline(always)]
-    fn header(&mut self) -> &mut EventHeader {
-        &mut self.header
+    fn packet(&mut self) -> &mut PacketEvent {
+        self
     }
 }
 
 impl Record for RouteEvent {
     #[inline(always)]
-    fn header(&mut self) -> &mut EventHeader {
-        &mut self.packet.header
+    fn packet(&mut self) -> &mut PacketEvent {
+        &mut self.packet
     }
 }
 
 impl Record for NatEvent {
     #[inline(always)]
-    fn header(&mut self) -> &mut EventHeader {
-        &mut self.packet.header
+    fn packet(&mut self) -> &mut PacketEvent {
+        &mut self.packet
     }
 }
 
 /// 4 MiB: about 43,000 events in flight before userspace must catch up.
 #[map(name = "EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+/// 512 KiB: about 5,000 drops and ICMP errors between two drains (10 ms), whatever fills
+/// `EVENTS` meanwhile.
+#[map(name = "FAILURES")]
+static FAILURES: RingBuf = RingBuf::with_byte_size(512 * 1024, 0);
 
 #[map(name = "LOSS")]
 static LOSS: PerCpuArray<LossCounters> = PerCpuArray::with_max_entries(1, 0);
@@ -114,10 +119,14 @@ pub fn zeroed<T: Record>(slot: &mut MaybeUninit<T>) -> &mut T {
     }
 }
 
-/// Stamps the header and hands the event to userspace, counting it if the ring is full.
+/// Stamps the header and hands the event to userspace — a failure (a drop, an ICMP error)
+/// through its own ring buffer, so that a flood of ordinary hops cannot crowd it out —
+/// counting it if the ring is full.
 #[inline(always)]
 pub fn submit<T: Record>(event: &mut T, kind: u16, netns_cookie: u64) {
-    let header = event.header();
+    let packet = event.packet();
+    let failure = is_failure(kind, packet.ip_proto, packet.icmp_type);
+    let header = &mut packet.header;
     header.kind = kind;
     header.abi = ABI_VERSION;
     header.netns_cookie = netns_cookie;
@@ -128,11 +137,15 @@ pub fn submit<T: Record>(event: &mut T, kind: u16, netns_cookie: u64) {
     }
     // Never wake userspace: it drains on a timer (`EVENTS_POLL_MS`). A wakeup is an
     // interrupt and a context switch, dearer than the record itself at high rates.
-    if EVENTS
+    let ring = if failure { &FAILURES } else { &EVENTS };
+    if ring
         .output::<T>(&*event, u64::from(BPF_RB_NO_WAKEUP))
         .is_err()
     {
-        count_loss(|c| c.ringbuf_full += 1);
+        count_loss(|c| {
+            c.ringbuf_full += 1;
+            c.failures_lost += u64::from(failure);
+        });
     }
 }
 

@@ -143,6 +143,22 @@ impl Follow {
 }
 
 impl Follow {
+    /// Stops the tracer (SIGSTOP) until [`Follow::resume`]: its kernel programs go on
+    /// writing while nothing reads, as when a busy machine starves the reader.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: signalling our own child, which has not been waited for.
+        let rc = unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), signal) };
+        assert_eq!(rc, 0, "kill({signal}): {}", std::io::Error::last_os_error());
+    }
+
     /// Kills the tracer with SIGKILL, as `kill -9` or the OOM killer would: none of its own
     /// clean-up runs.
     pub fn kill(mut self) {

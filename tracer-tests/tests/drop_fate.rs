@@ -8,7 +8,12 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{follow::Follow, lab::Lab, require_root};
+use tracer_tests::{
+    ChildGuard,
+    follow::{Follow, summary_of},
+    lab::Lab,
+    require_root,
+};
 
 /// Runs `ping ARGS 10.244.184.84` in nettest; returns its output.
 fn ping(lab: &Lab, args: &[&str]) -> thread::JoinHandle<Output> {
@@ -128,4 +133,82 @@ fn a_flood_ping_beside_a_normal_one_makes_no_phantom_drops() {
         "{replies} replies for {} requests: {stderr}",
         n_sent + f_sent
     );
+}
+
+/// A UDP socket in the nginx Pod that queues every datagram and reads none (nothing is freed,
+/// so none is dropped); "ready" on stdout once bound.
+const QUEUEING_SINK: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 256 << 20)  # SO_RCVBUFFORCE: room for the whole flood
+s.bind(("0.0.0.0", 7777))
+print("ready", flush=True)
+time.sleep(600)
+"#;
+
+/// 100,000 datagrams to the sink, and after the first half one with TTL 1 to another port:
+/// cpu2 routes it, finds its TTL spent and drops it (an ICMP time exceeded goes back).
+const FLOOD_WITH_ONE_DROP: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(100000):
+    if i == 50000:
+        t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
+        t.sendto(b"the one drop", ("10.244.184.84", 7778))
+    s.sendto(i.to_bytes(4, "big"), ("10.244.184.84", 7777))
+"#;
+
+/// One drop among 100,000 delivered datagrams, sent while the tracer reads nothing (it is
+/// stopped, so the hop ring buffer overflows and hops are lost — counted): the drop is still
+/// its own dropped journey, because drops travel in a ring buffer of their own.
+#[test]
+fn a_drop_in_a_flood_is_its_own_journey_even_when_hops_are_lost() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let mut sink = ChildGuard(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("pod-nginx-test-7d9c4b6f5-abcde")])
+            .args(["python3", "-c", QUEUEING_SINK])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the sink"),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(sink.0.stdout.take().expect("stdout")),
+        &mut ready,
+    )
+    .expect("sink output");
+    assert_eq!(ready.trim(), "ready");
+    let follow = Follow::start(&lab, &["nettest", "nginx-test-7d9c4b6f5-abcde"]);
+    follow.pause();
+    lab.exec_ok("pod-nettest", &["python3", "-c", FLOOD_WITH_ONE_DROP]);
+    follow.resume();
+    let (text, stderr) = follow.stop_raw();
+    let journeys = tracer_tests::follow::journeys_of(&text);
+    let summary = summary_of(&text);
+    let source = &summary["counters"]["source"];
+    assert!(
+        source["ringbuf_full"].as_u64().unwrap() > 0,
+        "hops were lost while the tracer was stopped: {stderr}"
+    );
+    assert_eq!(source["failures_lost"], 0, "{stderr}");
+    let dropped: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["verdict"] == "dropped")
+        .collect();
+    assert!(
+        dropped
+            .iter()
+            .any(|j| j["original"]["dport"] == 7778 && j["drop"]["node"] == "cpu2"),
+        "the TTL-1 datagram is a dropped journey on cpu2: {dropped:#?}\n{stderr}"
+    );
+    assert!(
+        dropped.iter().all(|j| j["original"]["dport"] != 7777),
+        "no datagram of the flood is called dropped: {dropped:#?}"
+    );
+    drop(sink);
 }

@@ -344,6 +344,76 @@ fn set_option(socket: &std::net::UdpSocket, level: libc::c_int, name: libc::c_in
     );
 }
 
+/// A flood fills the hop ring buffer and loses hops, counted; a drop after it, while that
+/// ring is still full, arrives through the ring buffer failures have to themselves. The
+/// flood is to a socket in B that keeps every datagram queued (nothing is freed, so the only
+/// drop is the one sent to a closed port).
+#[test]
+fn a_drop_in_a_flood_that_overflows_the_ring_buffer_still_arrives() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::create("fo");
+    let (ebpf, mut stream) = hooked(&pair, &[pair.addr_b], &[Direction::Egress]);
+    // 50,000 hops at A's egress: more than the 4 MiB ring holds (about 40,000), with
+    // nobody reading until the end.
+    let flooded: u32 = 50_000;
+    let sink = netns::run_in(&pair.netns_path_b(), || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:7777").expect("bind");
+        // Room for the whole flood (about 1 KiB of kernel memory per queued datagram).
+        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 256 << 20);
+        socket
+    })
+    .unwrap();
+    let (flood, closed) = (
+        format!("{}:7777", pair.addr_b),
+        format!("{}:7778", pair.addr_b),
+    );
+    netns::run_in(&pair.netns_path_a(), move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        for i in 0..flooded {
+            socket.send_to(&i.to_be_bytes(), &flood).expect("send");
+        }
+        socket.send_to(b"the one drop", &closed).expect("send");
+    })
+    .unwrap();
+    let mut records = Vec::new();
+    stream.drain_into(&mut records);
+    let events: Vec<PacketEvent> = records.iter().map(|r| *r.packet()).collect();
+    let loss = events::loss(&ebpf).expect("loss counters");
+    assert!(
+        loss.ringbuf_full > 0,
+        "the flood overflowed the hop ring buffer ({} events read)",
+        events.len()
+    );
+    assert_eq!(loss.failures_lost, 0, "no drop or ICMP error was lost");
+    let btf = Btf::vmlinux().expect("kernel BTF");
+    let reasons = DropReasons::from_btf(&btf).expect("drop reasons");
+    let drops: Vec<&PacketEvent> = events
+        .iter()
+        .filter(|e| e.header.kind == kind::KFREE_SKB && ip(e.daddr) == pair.addr_b)
+        .collect();
+    assert!(
+        drops
+            .iter()
+            .any(|d| u16::from_be(d.dport) == 7778 && reasons.name(d.drop_reason) == "NO_SOCKET"),
+        "the datagram to the closed port is reported dropped, flood or not: {drops:#?}"
+    );
+    let hops = u64::try_from(
+        events
+            .iter()
+            .filter(|e| e.header.kind == kind::TC_EGRESS && ip(e.daddr) == pair.addr_b)
+            .count(),
+    )
+    .unwrap();
+    assert_eq!(
+        hops + loss.ringbuf_full,
+        u64::from(flooded) + 1,
+        "every datagram's hop at A's egress read or counted lost"
+    );
+    drop(sink);
+}
+
 #[test]
 fn unrelated_traffic_is_filtered_in_the_kernel() {
     if !require_root() {

@@ -1,6 +1,12 @@
 //! Reading what the kernel programs emit: ring-buffer records decoded into owned
 //! [`KernelEvent`]s (a [`PacketEvent`], [`RouteEvent`] or [`NatEvent`] by its header's
 //! kind), and the per-CPU loss counters summed.
+//!
+//! Two ring buffers carry the same records: `FAILURES` the drops and ICMP errors
+//! ([`tracer_common::is_failure`]), `EVENTS` every other hop. A flood of hops fills
+//! `EVENTS` and loses hops (counted); the failures keep their own room. Which ring a record
+//! came by does not matter after this: the assembler orders hops by time
+//! (`journey::assemble`).
 
 use std::{io, os::fd::AsRawFd, time::Duration};
 
@@ -72,21 +78,26 @@ fn read<T: aya::Pod>(record: &[u8], abi: impl Fn(&T) -> u8) -> Result<T, DecodeE
     Ok(event)
 }
 
-/// The userspace end of the `EVENTS` ring buffer.
+/// The userspace end of the `FAILURES` and `EVENTS` ring buffers.
 pub struct EventStream {
-    ring: RingBuf<MapData>,
+    /// `FAILURES` first: it is drained first, so its smaller room is freed first.
+    rings: [RingBuf<MapData>; 2],
     /// Records that failed to decode (a mismatched build, never expected).
     pub undecodable: u64,
 }
 
+fn take_ring(ebpf: &mut Ebpf, name: &'static str) -> Result<RingBuf<MapData>, LoadError> {
+    let map = ebpf.take_map(name).ok_or(LoadError::NoMap(name))?;
+    RingBuf::try_from(map).map_err(LoadError::map(name))
+}
+
 impl EventStream {
     pub fn take(ebpf: &mut Ebpf) -> Result<Self, LoadError> {
-        let map = ebpf
-            .take_map(maps::EVENTS)
-            .ok_or(LoadError::NoMap(maps::EVENTS))?;
-        let ring = RingBuf::try_from(map).map_err(LoadError::map(maps::EVENTS))?;
         Ok(Self {
-            ring,
+            rings: [
+                take_ring(ebpf, maps::FAILURES)?,
+                take_ring(ebpf, maps::EVENTS)?,
+            ],
             undecodable: 0,
         })
     }
@@ -95,14 +106,14 @@ impl EventStream {
     /// Records that arrive during the wait do not end it (the programs never wake us), so
     /// this suits a one-off check; a session drains with [`Self::next_batch`].
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pollfd = libc::pollfd {
-            fd: self.ring.as_raw_fd(),
+        let mut pollfds = self.rings.each_ref().map(|ring| libc::pollfd {
+            fd: ring.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
-        };
+        });
         let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd.
-        match unsafe { libc::poll(&raw mut pollfd, 1, millis) } {
+        // SAFETY: a valid array of pollfds, its length passed with it.
+        match unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis) } {
             -1 => {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
@@ -118,11 +129,13 @@ impl EventStream {
     /// Drains every record available now into `out`; returns how many were read.
     pub fn drain_into(&mut self, out: &mut Vec<KernelEvent>) -> usize {
         let mut read = 0;
-        while let Some(record) = self.ring.next() {
-            read += 1;
-            match decode(&record) {
-                Ok(event) => out.push(event),
-                Err(_) => self.undecodable += 1,
+        for ring in &mut self.rings {
+            while let Some(record) = ring.next() {
+                read += 1;
+                match decode(&record) {
+                    Ok(event) => out.push(event),
+                    Err(_) => self.undecodable += 1,
+                }
             }
         }
         read
@@ -150,6 +163,7 @@ pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
         .fold(LossCounters::default(), |sum, c| LossCounters {
             ringbuf_full: sum.ringbuf_full + c.ringbuf_full,
             parse_failed: sum.parse_failed + c.parse_failed,
+            failures_lost: sum.failures_lost + c.failures_lost,
         }))
 }
 

@@ -102,6 +102,7 @@ mod tests {
                 "source",
                 &[
                     "ringbuf_full",
+                    "failures_lost",
                     "parse_failed",
                     "undecodable",
                     "foreign_drops",

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 pub struct SourceCounters {
     /// Events the kernel programs could not write: the ring buffer was full.
     pub ringbuf_full: u64,
+    /// Of those, drops and hops of ICMP errors: their own ring buffer was full, which only
+    /// a flood of failures can do (`tracer_common::maps::FAILURES`). Recordings made before
+    /// that ring existed say 0.
+    #[serde(default)]
+    pub failures_lost: u64,
     /// Followed packets whose headers the kernel programs could not parse.
     pub parse_failed: u64,
     /// Ring-buffer records that did not decode (a kernel object from another build).
@@ -79,6 +84,7 @@ impl Counters {
             s.ringbuf_full,
             "events lost in the kernel (ring buffer full)",
         );
+        say(s.failures_lost, "of them drops or ICMP errors");
         say(s.parse_failed, "packets the kernel could not parse");
         say(s.undecodable, "kernel records that did not decode");
         say(s.foreign_drops, "drops in untraced namespaces left out");
@@ -107,6 +113,7 @@ impl Counters {
         let r = &self.read;
         [
             (s.ringbuf_full, "lost"),
+            (s.failures_lost, "failures lost"),
             (s.parse_failed, "unparsable"),
             (s.undecodable, "undecodable"),
             (s.foreign_drops, "foreign drops"),
@@ -139,6 +146,7 @@ mod tests {
         type Setter = fn(&mut Counters);
         let setters: Vec<(&str, Setter)> = vec![
             ("ring buffer full", |c| c.source.ringbuf_full = 7),
+            ("drops or ICMP errors", |c| c.source.failures_lost = 7),
             ("could not parse", |c| c.source.parse_failed = 7),
             ("did not decode", |c| c.source.undecodable = 7),
             ("untraced namespaces", |c| c.source.foreign_drops = 7),

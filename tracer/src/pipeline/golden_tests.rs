@@ -7,9 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{Correlated, Correlator, Input};
 use crate::{
     output::{json::JsonSink, text::TextSink},
-    replay,
+    replay::{self, Recording},
 };
 
 /// The recordings, one per path the product must explain.
@@ -34,6 +35,23 @@ pub fn data() -> PathBuf {
 
 pub fn recording(name: &str) -> PathBuf {
     data().join("recordings").join(format!("{name}.trace"))
+}
+
+/// Everything a committed recording feeds the pipeline, in order.
+pub fn inputs(name: &str) -> Vec<Input> {
+    let mut recording = Recording::open(&recording(name)).expect("golden recording");
+    std::iter::from_fn(|| recording.next_input()).collect()
+}
+
+/// The journeys `inputs` make, with their raw observations.
+pub fn correlate(inputs: Vec<Input>) -> Vec<Correlated> {
+    let mut correlator = Correlator::new();
+    let mut out = Vec::new();
+    for input in inputs {
+        correlator.apply(input, &mut out);
+    }
+    correlator.finish(&mut out);
+    out
 }
 
 /// The recording's journeys as `--output json` and `--output text` print them.

@@ -34,6 +34,8 @@
 pub mod correlator;
 pub mod counters;
 #[cfg(test)]
+mod drop_hint_tests;
+#[cfg(test)]
 pub(crate) mod golden_tests;
 pub mod input;
 #[cfg(test)]

@@ -4,29 +4,14 @@
 //! and the conntrack entry. The NAT hops must come out the same, named the same, but
 //! observed and carrying the entry; every other hop unchanged.
 
-use super::{Correlated, Correlator, Input, golden_tests::recording};
-use crate::{
-    journey::{
-        model::{Endpoints, HopKind},
-        observation::{Hook, NatManip, NatRewrite, Observation},
-    },
-    replay::Recording,
+use super::{
+    Correlated, Input,
+    golden_tests::{correlate, inputs},
 };
-
-fn inputs(name: &str) -> Vec<Input> {
-    let mut recording = Recording::open(&recording(name)).expect("golden recording");
-    std::iter::from_fn(|| recording.next_input()).collect()
-}
-
-fn correlate(inputs: Vec<Input>) -> Vec<Correlated> {
-    let mut correlator = Correlator::new();
-    let mut out = Vec::new();
-    for input in inputs {
-        correlator.apply(input, &mut out);
-    }
-    correlator.finish(&mut out);
-    out
-}
+use crate::journey::{
+    model::{Endpoints, HopKind},
+    observation::{Hook, NatManip, NatRewrite, Observation},
+};
 
 /// For each rewrite between two observations on one node: the observation before it, and
 /// what the NAT hook would have reported just after.

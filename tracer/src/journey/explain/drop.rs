@@ -78,8 +78,19 @@ pub(super) fn info(
             }
         }
         "NO_SOCKET" => no_listener(obs),
+        // What forwarding checks first; the TTL as read at the drop is the one it arrived
+        // with (a router decrements it only once it forwards).
+        "IP_INHDR" if obs.ttl <= 1 => ttl_ran_out(obs, &where_),
+        "IP_INHDR" => {
+            format!("{where_} found its IPv4 header invalid (length, version or checksum)")
+        }
+        "NOT_SPECIFIED" if obs.ttl <= 1 => format!(
+            "the kernel freed it without saying why; it arrived with TTL {}, so it likely ran out on {where_}",
+            obs.ttl
+        ),
         "NOT_SPECIFIED" => "the kernel freed it without saying why".to_owned(),
-        _ => format!("the kernel dropped it ({reason})"),
+        // The reason's name is said beside the hint wherever the hint is shown.
+        _ => "the kernel dropped it".to_owned(),
     };
     DropInfo {
         reason: reason.into(),
@@ -88,6 +99,14 @@ pub(super) fn info(
         node,
         interface,
     }
+}
+
+/// "its TTL ran out on cpu2 …": a packet a router could not forward any further.
+fn ttl_ran_out(obs: &Observation, where_: &str) -> String {
+    format!(
+        "its TTL ran out on {where_} (it arrived with TTL {}): a routing loop, or a sender that set it this low (traceroute does); {where_} answers with ICMP time exceeded",
+        obs.ttl
+    )
 }
 
 /// What a drop read without a reason says instead of one.
