@@ -229,10 +229,10 @@ pub struct NatEvent {
 const _: () = assert!(size_of::<NatEvent>() == 136);
 
 /// The kernel side never wakes userspace (`BPF_RB_NO_WAKEUP`: a wakeup per record is an
-/// interrupt and a context switch); userspace drains the `EVENTS` ring buffer on a timer
-/// instead, sleeping at most this long when it finds little. 10 ms at the highest event
-/// rate the programs can produce on these machines (~2.5 M/s) is ~2.6 MB, well inside the
-/// 4 MiB ring.
+/// interrupt and a context switch); userspace drains the ring buffers (`FAILURES`, then
+/// `EVENTS`) on a timer instead, sleeping at most this long when it finds little. 10 ms at
+/// the highest event rate the programs can produce on these machines (~2.5 M/s) is
+/// ~2.6 MB, well inside the 4 MiB `EVENTS` ring.
 pub const EVENTS_POLL_MS: u64 = 10;
 /// A drain that returns fewer records than this means the ring is nearly idle: sleep
 /// [`EVENTS_POLL_MS`] before the next.

@@ -146,20 +146,21 @@ print("ready", flush=True)
 time.sleep(600)
 "#;
 
-/// 100,000 datagrams to the sink, and after the first half one with TTL 1 to another port:
-/// cpu2 routes it, finds its TTL spent and drops it (an ICMP time exceeded goes back).
+/// 15,000 datagrams to the sink — 8 hops each, three times what the hop ring buffer holds —
+/// and after the first half one with TTL 1 to another port: cpu2 routes it, finds its TTL
+/// spent and drops it (an ICMP time exceeded goes back).
 const FLOOD_WITH_ONE_DROP: &str = r#"
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(100000):
-    if i == 50000:
+for i in range(15000):
+    if i == 7500:
         t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         t.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
         t.sendto(b"the one drop", ("10.244.184.84", 7778))
     s.sendto(i.to_bytes(4, "big"), ("10.244.184.84", 7777))
 "#;
 
-/// One drop among 100,000 delivered datagrams, sent while the tracer reads nothing (it is
+/// One drop among 15,000 delivered datagrams, sent while the tracer reads nothing (it is
 /// stopped, so the hop ring buffer overflows and hops are lost — counted): the drop is still
 /// its own dropped journey, because drops travel in a ring buffer of their own.
 #[test]

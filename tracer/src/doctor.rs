@@ -283,7 +283,7 @@ fn probe_programs(options: &LoadOptions, btf: Option<&aya::Btf>, checks: &mut Ve
                 tc::attach(&mut ebpf, "lo", Direction::Egress, mode).map_err(|e| explain(&e))?;
                 ring_buffer_roundtrip(&mut ebpf)?;
                 Ok(format!(
-                    "BPF_MAP_TYPE_RINGBUF created; a test packet came back through it (classifier attached by {})",
+                    "BPF_MAP_TYPE_RINGBUF created (two); a test packet and the ICMP error it caused came back through them (classifier attached by {})",
                     mode.name()
                 ))
             }
@@ -423,8 +423,9 @@ where
         .map_err(|e| explain(&LoadError::program(name)(e)))
 }
 
-/// Sends one UDP datagram over `lo` in the current (throwaway) namespace and waits for the
-/// classifier's event.
+/// Sends one UDP datagram over `lo` in the current (throwaway) namespace to a closed port and
+/// waits for the classifier's events: the datagram's, through `EVENTS`, and the ICMP port
+/// unreachable it causes, through `FAILURES` (loopback is exempt from ICMP rate limits).
 fn ring_buffer_roundtrip(ebpf: &mut Ebpf) -> Result<(), String> {
     netns::set_link_up("lo").map_err(|e| format!("bringing lo up: {e}"))?;
     let mut stream = EventStream::take(ebpf).map_err(|e| explain(&e))?;
@@ -433,6 +434,7 @@ fn ring_buffer_roundtrip(ebpf: &mut Ebpf) -> Result<(), String> {
         .send_to(b"tracer doctor", "127.0.0.1:9")
         .map_err(|e| e.to_string())?;
     let mut events = Vec::new();
+    let (mut datagram, mut icmp_error) = (false, false);
     for _ in 0..20 {
         if stream
             .wait(Duration::from_millis(100))
@@ -440,11 +442,20 @@ fn ring_buffer_roundtrip(ebpf: &mut Ebpf) -> Result<(), String> {
         {
             stream.drain_into(&mut events);
         }
-        if events.iter().any(|e| u16::from_be(e.packet().dport) == 9) {
+        datagram |= events.iter().any(|e| u16::from_be(e.packet().dport) == 9);
+        icmp_error |= events
+            .iter()
+            .any(|e| e.packet().ip_proto == 1 && e.packet().icmp_type == 3);
+        if datagram && icmp_error {
             return Ok(());
         }
     }
-    Err("no event within 2 s".to_owned())
+    Err(if datagram {
+        "the datagram's event came back, the ICMP error it caused (FAILURES ring buffer) did not within 2 s"
+    } else {
+        "no event within 2 s"
+    }
+    .to_owned())
 }
 
 fn module_btf_has_function(module: &str, function: &str, base: Option<&Btf>) -> bool {

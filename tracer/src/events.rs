@@ -4,9 +4,10 @@
 //!
 //! Two ring buffers carry the same records: `FAILURES` the drops and ICMP errors
 //! ([`tracer_common::is_failure`]), `EVENTS` every other hop. A flood of hops fills
-//! `EVENTS` and loses hops (counted); the failures keep their own room. Which ring a record
-//! came by does not matter after this: the assembler orders hops by time
-//! (`journey::assemble`).
+//! `EVENTS` and loses hops (counted); the failures keep their own room. A drain merges the
+//! two into time order ([`in_time_order`]): the assembler joins each hop to the newest one
+//! of its packet (`journey::assemble`), so a drop must not come before the hops that led
+//! to it.
 
 use std::{io, os::fd::AsRawFd, time::Duration};
 
@@ -126,10 +127,14 @@ impl EventStream {
         }
     }
 
-    /// Drains every record available now into `out`; returns how many were read.
+    /// Drains every record available now into `out`, in time order; returns how many were
+    /// read. A packet's hops are written before its drop, so they are in `EVENTS` by the
+    /// time its drop is drained from `FAILURES`: one drain has them all.
     pub fn drain_into(&mut self, out: &mut Vec<KernelEvent>) -> usize {
+        let start = out.len();
         let mut read = 0;
-        for ring in &mut self.rings {
+        let mut failures = 0;
+        for (i, ring) in self.rings.iter_mut().enumerate() {
             while let Some(record) = ring.next() {
                 read += 1;
                 match decode(&record) {
@@ -137,6 +142,12 @@ impl EventStream {
                     Err(_) => self.undecodable += 1,
                 }
             }
+            if i == 0 {
+                failures = out.len() - start;
+            }
+        }
+        if failures > 0 && out.len() - start > failures {
+            in_time_order(&mut out[start..]);
         }
         read
     }
@@ -150,6 +161,13 @@ impl EventStream {
         }
         self.drain_into(out)
     }
+}
+
+/// Orders a drain's records by their kernel time, keeping the order of records with equal
+/// times. A drain is two runs already in (near) time order — each ring's records in the
+/// order they were written — so the stable sort merges them in about linear time.
+pub fn in_time_order(records: &mut [KernelEvent]) {
+    records.sort_by_key(|r| r.packet().header.ts_ns);
 }
 
 /// Sums the per-CPU loss counters.
@@ -270,6 +288,41 @@ mod tests {
                 got: 96,
                 expected: 112
             })
+        );
+    }
+
+    /// A drain's failures (drained first) and hops, merged into the order they happened;
+    /// records of one time keep their drained order.
+    #[test]
+    fn a_drain_is_merged_into_time_order() {
+        let at = |ts_ns: u64, kind: u16, ip_id: u16| {
+            KernelEvent::Packet(PacketEvent {
+                header: EventHeader {
+                    ts_ns,
+                    kind,
+                    abi: ABI_VERSION,
+                    ..Default::default()
+                },
+                ip_id,
+                ..Default::default()
+            })
+        };
+        let mut drained = vec![
+            at(40, kind::KFREE_SKB, 1),
+            at(90, kind::KFREE_SKB, 2),
+            at(10, kind::TC_EGRESS, 1),
+            at(20, kind::TC_INGRESS, 1),
+            at(30, kind::TC_EGRESS, 1),
+            at(90, kind::TC_EGRESS, 3),
+        ];
+        in_time_order(&mut drained);
+        let order: Vec<(u64, u16)> = drained
+            .iter()
+            .map(|r| (r.packet().header.ts_ns, r.packet().ip_id))
+            .collect();
+        assert_eq!(
+            order,
+            [(10, 1), (20, 1), (30, 1), (40, 1), (90, 2), (90, 3)]
         );
     }
 

@@ -78,16 +78,13 @@ pub(super) fn info(
             }
         }
         "NO_SOCKET" => no_listener(obs),
-        // What forwarding checks first; the TTL as read at the drop is the one it arrived
-        // with (a router decrements it only once it forwards).
+        // Given by the receive path's header checks and by forwarding's TTL check, both
+        // before a router decrements the TTL: the TTL read at the drop is the one it
+        // arrived with.
         "IP_INHDR" if obs.ttl <= 1 => ttl_ran_out(obs, &where_),
         "IP_INHDR" => {
             format!("{where_} found its IPv4 header invalid (length, version or checksum)")
         }
-        "NOT_SPECIFIED" if obs.ttl <= 1 => format!(
-            "the kernel freed it without saying why; it arrived with TTL {}, so it likely ran out on {where_}",
-            obs.ttl
-        ),
         "NOT_SPECIFIED" => "the kernel freed it without saying why".to_owned(),
         // The reason's name is said beside the hint wherever the hint is shown.
         _ => "the kernel dropped it".to_owned(),
