@@ -197,6 +197,10 @@ fn a_drop_in_a_flood_is_its_own_journey_even_when_hops_are_lost() {
         "hops were lost while the tracer was stopped: {stderr}"
     );
     assert_eq!(source["failures_lost"], 0, "{stderr}");
+    assert!(
+        stderr.contains("hops only: every drop and ICMP error arrived"),
+        "the summary says no drop can be missing: {stderr}"
+    );
     let dropped: Vec<&Value> = journeys
         .iter()
         .filter(|j| j["verdict"] == "dropped")

@@ -244,7 +244,7 @@ fn source_counters(
     let loss = kernel.loss();
     SourceCounters {
         ringbuf_full: loss.ringbuf_full,
-        failures_lost: loss.failures_lost,
+        failures_lost: Some(loss.failures_lost),
         parse_failed: loss.parse_failed,
         undecodable: kernel.stream.undecodable,
         foreign_drops: so_far.foreign_drops,

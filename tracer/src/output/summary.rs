@@ -122,10 +122,10 @@ mod tests {
             ("read", &["damaged", "damaged_bytes", "unknown_records"][..]),
         ] {
             for name in names {
-                assert!(
-                    counters[section][name].is_u64(),
-                    "{section}.{name} in {json}"
-                );
+                // Not known is `null`, not 0 (`failures_lost` of an older recording).
+                let known_or_not = counters[section][name].is_u64()
+                    || (*name == "failures_lost" && counters[section][name].is_null());
+                assert!(known_or_not, "{section}.{name} in {json}");
             }
         }
         assert_eq!(counters["pipeline"]["evicted"], 3);

@@ -11,10 +11,10 @@ pub struct SourceCounters {
     /// Events the kernel programs could not write: the ring buffer was full.
     pub ringbuf_full: u64,
     /// Of those, drops and hops of ICMP errors: their own ring buffer was full, which only
-    /// a flood of failures can do (`tracer_common::maps::FAILURES`). Recordings made before
-    /// that ring existed say 0.
+    /// a flood of them can do (`tracer_common::maps::FAILURES`). `None` where it is not
+    /// known: recordings made before that ring existed, whose drops shared the one ring.
     #[serde(default)]
-    pub failures_lost: u64,
+    pub failures_lost: Option<u64>,
     /// Followed packets whose headers the kernel programs could not parse.
     pub parse_failed: u64,
     /// Ring-buffer records that did not decode (a kernel object from another build).
@@ -74,34 +74,64 @@ impl Counters {
         let s = &self.source;
         let p = &self.pipeline;
         let r = &self.read;
-        let mut out = Vec::new();
-        let mut say = |n: u64, what: &str| {
+        fn say(out: &mut Vec<String>, n: u64, what: &str) {
             if n > 0 {
                 out.push(format!("{what}: {n}"));
             }
-        };
+        }
+        let mut out = Vec::new();
         say(
+            &mut out,
             s.ringbuf_full,
             "events lost in the kernel (ring buffer full)",
         );
-        say(s.failures_lost, "of them drops or ICMP errors");
-        say(s.parse_failed, "packets the kernel could not parse");
-        say(s.undecodable, "kernel records that did not decode");
-        say(s.foreign_drops, "drops in untraced namespaces left out");
+        match s.failures_lost {
+            // The one thing a user under a flood must know: whether a drop can be missing.
+            Some(0) if s.ringbuf_full > 0 => {
+                out.push("hops only: every drop and ICMP error arrived".to_owned());
+            }
+            Some(n) => say(&mut out, n, "of them drops or ICMP errors"),
+            None => {}
+        }
         say(
+            &mut out,
+            s.parse_failed,
+            "packets the kernel could not parse",
+        );
+        say(
+            &mut out,
+            s.undecodable,
+            "kernel records that did not decode",
+        );
+        say(
+            &mut out,
+            s.foreign_drops,
+            "drops in untraced namespaces left out",
+        );
+        say(
+            &mut out,
             s.unrecorded_batches,
             "observation batches not recorded (disk too slow)",
         );
-        say(p.evicted, "packets closed early (too many open)");
-        say(p.filtered, "journeys not matching --port/--proto");
+        say(&mut out, p.evicted, "packets closed early (too many open)");
+        say(&mut out, p.filtered, "journeys not matching --port/--proto");
         say(
+            &mut out,
             p.late_discards,
             "copies or delivered packets discarded later by sockets (not drops)",
         );
-        say(p.ui_dropped, "journeys the UI fell behind on");
-        say(r.damaged, "damaged stretches of the recording skipped");
-        say(r.damaged_bytes, "damaged bytes skipped");
-        say(r.unknown_records, "records of an unknown kind skipped");
+        say(&mut out, p.ui_dropped, "journeys the UI fell behind on");
+        say(
+            &mut out,
+            r.damaged,
+            "damaged stretches of the recording skipped",
+        );
+        say(&mut out, r.damaged_bytes, "damaged bytes skipped");
+        say(
+            &mut out,
+            r.unknown_records,
+            "records of an unknown kind skipped",
+        );
         out
     }
 
@@ -113,7 +143,7 @@ impl Counters {
         let r = &self.read;
         [
             (s.ringbuf_full, "lost"),
-            (s.failures_lost, "failures lost"),
+            (s.failures_lost.unwrap_or(0), "failures lost"),
             (s.parse_failed, "unparsable"),
             (s.undecodable, "undecodable"),
             (s.foreign_drops, "foreign drops"),
@@ -146,7 +176,7 @@ mod tests {
         type Setter = fn(&mut Counters);
         let setters: Vec<(&str, Setter)> = vec![
             ("ring buffer full", |c| c.source.ringbuf_full = 7),
-            ("drops or ICMP errors", |c| c.source.failures_lost = 7),
+            ("drops or ICMP errors", |c| c.source.failures_lost = Some(7)),
             ("could not parse", |c| c.source.parse_failed = 7),
             ("did not decode", |c| c.source.undecodable = 7),
             ("untraced namespaces", |c| c.source.foreign_drops = 7),
@@ -174,5 +204,31 @@ mod tests {
                 assert!(counters.compact().ends_with(" 7"), "{words}");
             }
         }
+    }
+
+    /// Hops lost under a flood: the summary says whether any drop can be missing — that none
+    /// is when the kernel counted none, nothing when it is not known (an older recording).
+    #[test]
+    fn lost_hops_say_whether_drops_were_kept() {
+        let mut counters = Counters::default();
+        counters.source.ringbuf_full = 12;
+        assert_eq!(
+            counters.clauses(),
+            ["events lost in the kernel (ring buffer full): 12"]
+        );
+        counters.source.failures_lost = Some(0);
+        assert_eq!(
+            counters.clauses(),
+            [
+                "events lost in the kernel (ring buffer full): 12",
+                "hops only: every drop and ICMP error arrived"
+            ]
+        );
+        counters.source.failures_lost = Some(3);
+        assert_eq!(counters.clauses()[1], "of them drops or ICMP errors: 3");
+        assert_eq!(counters.compact(), "lost 12 · failures lost 3");
+        counters.source.ringbuf_full = 0;
+        counters.source.failures_lost = Some(0);
+        assert!(counters.clauses().is_empty(), "nothing lost, nothing said");
     }
 }
