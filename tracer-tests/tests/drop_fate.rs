@@ -138,7 +138,7 @@ fn a_flood_ping_beside_a_normal_one_makes_no_phantom_drops() {
 /// A UDP socket in the nginx Pod that queues every datagram and reads none (nothing is freed,
 /// so none is dropped); "ready" on stdout once bound.
 const QUEUEING_SINK: &str = r#"
-import socket, sys, time
+import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, 33, 256 << 20)  # SO_RCVBUFFORCE: room for the whole flood
 s.bind(("0.0.0.0", 7777))

@@ -141,7 +141,7 @@ impl Counters {
         let s = &self.source;
         let p = &self.pipeline;
         let r = &self.read;
-        [
+        let mut parts: Vec<String> = [
             (s.ringbuf_full, "lost"),
             (s.failures_lost.unwrap_or(0), "failures lost"),
             (s.parse_failed, "unparsable"),
@@ -158,8 +158,12 @@ impl Counters {
         .iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{what} {n}"))
-        .collect::<Vec<_>>()
-        .join(" · ")
+        .collect();
+        // Under a flood the header must say whether a drop can be missing ("lost" is first).
+        if s.ringbuf_full > 0 && s.failures_lost == Some(0) {
+            parts[0].push_str(" (hops only)");
+        }
+        parts.join(" · ")
     }
 }
 
@@ -224,6 +228,7 @@ mod tests {
                 "hops only: every drop and ICMP error arrived"
             ]
         );
+        assert_eq!(counters.compact(), "lost 12 (hops only)");
         counters.source.failures_lost = Some(3);
         assert_eq!(counters.clauses()[1], "of them drops or ICMP errors: 3");
         assert_eq!(counters.compact(), "lost 12 · failures lost 3");
