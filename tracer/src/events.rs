@@ -5,7 +5,7 @@
 //! Two ring buffers carry the same records: `FAILURES` the drops and ICMP errors
 //! ([`tracer_common::is_failure`]), `EVENTS` every other hop. A flood of hops fills
 //! `EVENTS` and loses hops (counted); the failures keep their own room. A drain merges the
-//! two into time order ([`in_time_order`]): the assembler joins each hop to the newest one
+//! two into time order (`in_time_order`): the assembler joins each hop to the newest one
 //! of its packet (`journey::assemble`), so a drop must not come before the hops that led
 //! to it.
 
@@ -132,21 +132,11 @@ impl EventStream {
     /// time its drop is drained from `FAILURES`: one drain has them all.
     pub fn drain_into(&mut self, out: &mut Vec<KernelEvent>) -> usize {
         let start = out.len();
-        let mut read = 0;
-        let mut failures = 0;
-        for (i, ring) in self.rings.iter_mut().enumerate() {
-            while let Some(record) = ring.next() {
-                read += 1;
-                match decode(&record) {
-                    Ok(event) => out.push(event),
-                    Err(_) => self.undecodable += 1,
-                }
-            }
-            if i == 0 {
-                failures = out.len() - start;
-            }
-        }
-        if failures > 0 && out.len() - start > failures {
+        let [failures, hops] = &mut self.rings;
+        let read = drain_ring(failures, out, &mut self.undecodable);
+        let hops_from = out.len();
+        let read = read + drain_ring(hops, out, &mut self.undecodable);
+        if hops_from > start && out.len() > hops_from {
             in_time_order(&mut out[start..]);
         }
         read
@@ -163,10 +153,27 @@ impl EventStream {
     }
 }
 
+/// Decodes every record `ring` holds now into `out`; returns how many were read.
+fn drain_ring(
+    ring: &mut RingBuf<MapData>,
+    out: &mut Vec<KernelEvent>,
+    undecodable: &mut u64,
+) -> usize {
+    let mut read = 0;
+    while let Some(record) = ring.next() {
+        read += 1;
+        match decode(&record) {
+            Ok(event) => out.push(event),
+            Err(_) => *undecodable += 1,
+        }
+    }
+    read
+}
+
 /// Orders a drain's records by their kernel time, keeping the order of records with equal
 /// times. A drain is two runs already in (near) time order — each ring's records in the
 /// order they were written — so the stable sort merges them in about linear time.
-pub fn in_time_order(records: &mut [KernelEvent]) {
+fn in_time_order(records: &mut [KernelEvent]) {
     records.sort_by_key(|r| r.packet().header.ts_ns);
 }
 
