@@ -27,6 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Follow the packets between two endpoints, live (needs root).
     Follow(FollowArgs),
+    /// The node-local half of a follow across nodes: attach on this node (or the lab node
+    /// `--node`) and record what it sees to `--record FILE`, for `tracer replay` to stitch
+    /// with the other nodes' recordings (needs root).
+    Agent(AgentArgs),
     /// Open a recording in the same UI, or print its journeys (no privileges needed).
     Replay(ReplayArgs),
     /// Export a recording as pcapng, one packet per observed hop, for Wireshark/tshark.
@@ -130,6 +134,10 @@ pub struct FollowArgs {
     /// run several isolated environments with overlapping addresses.
     #[arg(long, value_name = "PREFIX", value_parser = parse_netns_prefix)]
     pub netns_prefix: Option<String>,
+    /// Trace only node NODE's namespaces (its own and its Pods'), on a machine that holds
+    /// several nodes, as the lab does: what that node's agent would see.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
     /// How to attach the TC programs: `auto` uses TCX links where this kernel has them
     /// (6.6+) and clsact qdiscs with netlink filters otherwise; `tcx` or `netlink` force one.
     #[arg(long, value_enum, default_value_t = crate::follow::attach::AttachChoice::Auto)]
@@ -149,10 +157,20 @@ pub struct FollowArgs {
     pub no_nat_hook: bool,
 }
 
+/// `tracer agent`: `follow`'s arguments; it records (`--record` is required) and shows no
+/// journeys (`--output`, `--flows` and `--count` are refused).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// A recording made with `tracer follow --record`.
-    pub file: PathBuf,
+    /// Recordings made with `tracer follow --record` or `tracer agent --record`; several
+    /// (one per node) are stitched into one session, their clocks aligned.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
     /// How to show journeys; default: tui on a terminal, text otherwise.
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,

@@ -24,6 +24,14 @@ pub fn wall_offset_ns() -> i64 {
     i64::try_from(offset).unwrap_or(0)
 }
 
+/// This boot of the kernel, as the kernel names it: CLOCK_MONOTONIC restarts with each.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+}
+
 /// `850 ns`, `12.4 µs`, `1.25 ms`, `2.00 s`.
 pub fn format_duration(ns: u64) -> String {
     if ns < 1_000 {

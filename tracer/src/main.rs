@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::SUCCESS)
         }
         Command::Follow(args) => tracer::follow::command::follow(args),
+        Command::Agent(args) => tracer::follow::command::agent(args),
         Command::Cleanup(args) => cleanup(args),
         Command::Replay(args) => replay(&args),
         Command::Export(args) => {
@@ -112,10 +113,20 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
     } else {
         Output::Text
     });
-    // Refuse a file that is not a recording before any screen is drawn.
-    tracer::replay::Recording::open(&args.file)?;
+    // Refuse a file that is not a recording, or recordings that do not stitch, before any
+    // screen is drawn.
+    let following = if let [file] = args.files.as_slice() {
+        tracer::replay::Recording::open(file)?;
+        tracer::replay::following(file).unwrap_or_default()
+    } else {
+        let merged = tracer::replay::merge::Merged::open(&args.files)?;
+        merged
+            .meta()
+            .map(|m| m.session.following)
+            .unwrap_or_default()
+    };
     let run = |sink: &mut dyn Sink| -> anyhow::Result<bool> {
-        let replayed = tracer::replay::replay(&args.file, sink)?;
+        let replayed = tracer::replay::replay_all(&args.files, sink)?;
         Ok(replayed.summary.failed)
     };
     let failed = match output {
@@ -124,10 +135,17 @@ fn replay(args: &tracer::cli::ReplayArgs) -> anyhow::Result<i32> {
         Output::Summary => run(&mut SummarySink::with_flows(args.flows))?,
         Output::Tui => {
             let header = tui::Header {
-                following: tracer::replay::following(&args.file).unwrap_or_default(),
+                following,
                 mode: tui::Mode::Replay,
                 recording: None,
-                source: format!("recording {}", args.file.display()),
+                source: format!(
+                    "recording {}",
+                    args.files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                ),
             };
             let (tx, rx) = std::sync::mpsc::sync_channel(1024);
             std::thread::scope(|scope| -> anyhow::Result<bool> {

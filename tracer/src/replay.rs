@@ -13,7 +13,7 @@ use crate::{
     journey::{assemble::RawJourney, model::Journey},
     k8s::{ClusterModel, model::ModelRows},
     output::{Sink, Summary},
-    pipeline::{Correlated, Flow, Input, Pipeline, counters::ReadCounters},
+    pipeline::{Correlated, Flow, Input, Pipeline, Session, counters::ReadCounters},
     record::{
         format::{Meta, Record},
         reader::{Reader, RecordingError, Step},
@@ -42,6 +42,8 @@ pub struct Recording {
     skipped: Vec<String>,
     /// A step read ahead while joining a batch's records.
     ahead: Option<Step>,
+    /// An input read ahead while looking for the session ([`Self::read_session`]).
+    held: Option<Input>,
 }
 
 impl Recording {
@@ -59,7 +61,20 @@ impl Recording {
             cut: None,
             skipped: Vec::new(),
             ahead: None,
+            held: None,
         })
+    }
+
+    /// The session, from the first input (the META record); `None` when that is damaged.
+    /// Any other input read is handed on by the next [`Self::next_input`].
+    pub fn read_session(&mut self) -> Option<Session> {
+        match self.next_input()? {
+            Input::Session(session) => Some(Session::clone(&session)),
+            other => {
+                self.held = Some(other);
+                None
+            }
+        }
     }
 
     pub fn meta(&self) -> Option<&Meta> {
@@ -73,6 +88,9 @@ impl Recording {
 
     /// The next input; `None` at the end of the recording.
     pub fn next_input(&mut self) -> Option<Input> {
+        if let Some(input) = self.held.take() {
+            return Some(input);
+        }
         loop {
             match self.next_step() {
                 Step::Record(Record::Observations {
@@ -237,33 +255,92 @@ pub struct Replayed {
 /// says `failed` when nothing at all could be read.
 pub fn replay(path: &Path, sink: &mut dyn Sink) -> anyhow::Result<Replayed> {
     let mut recording = Recording::open(path)?;
+    let summary = run(&mut recording, &path.display().to_string(), sink)?;
+    Ok(Replayed {
+        summary,
+        meta: recording.meta,
+    })
+}
+
+/// Replays several recordings as one session, stitched ([`merge`]); one is replayed as is.
+pub fn replay_all(paths: &[std::path::PathBuf], sink: &mut dyn Sink) -> anyhow::Result<Replayed> {
+    if let [path] = paths {
+        return replay(path, sink);
+    }
+    let mut merged = merge::Merged::open(paths)?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let summary = run(&mut merged, &names.join(", "), sink)?;
+    Ok(Replayed {
+        summary,
+        meta: merged.meta(),
+    })
+}
+
+/// What replay reads: one recording, or several merged.
+trait Inputs {
+    fn next_input(&mut self) -> Option<Input>;
+    fn read_counters(&self) -> ReadCounters;
+    fn notes(&self) -> Vec<String>;
+    fn read_anything(&self) -> bool;
+}
+
+impl Inputs for Recording {
+    fn next_input(&mut self) -> Option<Input> {
+        Recording::next_input(self)
+    }
+    fn read_counters(&self) -> ReadCounters {
+        self.read
+    }
+    fn notes(&self) -> Vec<String> {
+        Recording::notes(self)
+    }
+    fn read_anything(&self) -> bool {
+        self.read_anything
+    }
+}
+
+impl Inputs for merge::Merged {
+    fn next_input(&mut self) -> Option<Input> {
+        merge::Merged::next_input(self)
+    }
+    fn read_counters(&self) -> ReadCounters {
+        merge::Merged::read_counters(self)
+    }
+    fn notes(&self) -> Vec<String> {
+        merge::Merged::notes(self)
+    }
+    fn read_anything(&self) -> bool {
+        merge::Merged::read_anything(self)
+    }
+}
+
+/// Feeds every input through the pipeline into `sink` and ends with the summary, which
+/// says `failed` when nothing at all could be read from `what`.
+fn run(inputs: &mut dyn Inputs, what: &str, sink: &mut dyn Sink) -> anyhow::Result<Summary> {
     let mut pipeline = Pipeline::new(sink, None);
-    while let Some(input) = recording.next_input() {
+    while let Some(input) = inputs.next_input() {
         if pipeline.feed(input)? == Flow::Stop {
             break;
         }
     }
     pipeline.finish()?;
-    pipeline.set_read_counters(recording.read_counters());
+    pipeline.set_read_counters(inputs.read_counters());
     let counters = pipeline.counters();
     let mut summary = Summary {
         journeys: pipeline.tally(),
         observations: counters.pipeline.observations,
         counters,
-        notes: recording.notes(),
-        failed: !recording.read_anything,
+        notes: inputs.notes(),
+        failed: !inputs.read_anything(),
         ..Summary::default()
     };
     if summary.failed {
         summary
             .notes
-            .push(format!("nothing could be read from {}", path.display()));
+            .push(format!("nothing could be read from {what}"));
     }
     pipeline.sink().finish(&summary)?;
-    Ok(Replayed {
-        summary,
-        meta: recording.meta,
-    })
+    Ok(summary)
 }
 
 /// A sink that hands each journey, with its raw observations, to a function (exports);
@@ -304,5 +381,6 @@ pub fn following(path: &Path) -> Option<String> {
     None
 }
 
+pub mod merge;
 #[cfg(test)]
 mod tests;

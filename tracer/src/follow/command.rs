@@ -3,7 +3,8 @@
 use std::{io::IsTerminal as _, path::Path};
 
 use crate::{
-    cli::{FollowArgs, Output},
+    cli::{AgentArgs, FollowArgs, Output},
+    exit::Usage,
     files::{self, Overwrite},
     follow::{self, plan},
     journey::observation::IpProto,
@@ -19,6 +20,37 @@ use crate::{
 const LIVE_RETENTION: usize = 10_000;
 
 pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
+    run(args, Role::Follow)
+}
+
+/// `tracer agent`: a record-only follow of one node, for `tracer replay` to stitch with the
+/// other nodes' recordings.
+pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
+    let mut args = args.follow;
+    if args.record.is_none() {
+        return Err(Usage(
+            "tracer agent records what its node sees: give it --record FILE (and replay the nodes' files together with `tracer replay a.trace b.trace …`)".to_owned(),
+        )
+        .into());
+    }
+    if args.output.is_some() || args.flows || args.count.is_some() {
+        return Err(Usage(
+            "tracer agent shows no journeys (--output, --flows and --count are for follow and replay): it records them".to_owned(),
+        )
+        .into());
+    }
+    args.output = Some(Output::Summary);
+    run(args, Role::Agent)
+}
+
+/// Whether the session shows journeys or records for a merge.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Follow,
+    Agent,
+}
+
+fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
     // A refused --record file is a usage error: say so before anything else happens.
     if let Some(path) = &args.record {
         files::check(path, &recording_rules(args.force))?;
@@ -50,6 +82,7 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
                 protocol,
             },
             namespaces: NamespaceScope::from_prefix(args.netns_prefix.clone()),
+            node: args.node.clone(),
         },
     )?;
     // Said as soon as the arguments are resolved; discovery and attaching follow.
@@ -59,7 +92,8 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         plan::describe(&plan.to),
         cluster.describe()
     );
-    let topology = follow::discover_topology(&model, &plan.namespaces);
+    let topology = follow::discover_topology(&model, &plan.namespaces, plan.node.as_deref());
+    check_node(&model, &topology, plan.node.as_deref(), role)?;
     let attachments = follow::attachments(&topology, &plan.filter);
     for warning in follow::visibility_warnings(&topology, &plan) {
         eprintln!("  note: {warning}");
@@ -81,8 +115,11 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
             _ => None,
         })
         .collect();
+    // An agent says it is ready only now, with every hook attached: traffic started
+    // after this line is recorded whole.
     eprintln!(
-        "  watching {} interfaces ({}) on {} ({}); Ctrl-C to stop",
+        "  {}watching {} interfaces ({}) on {} ({}); Ctrl-C to stop",
+        if role == Role::Agent { "ready: " } else { "" },
         kernel.attached.len(),
         kernel.mode.name(),
         if nodes.is_empty() {
@@ -124,6 +161,8 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
         to_ips: plan.followed.to.clone(),
         filter: plan.journeys,
         wall_offset_ns: crate::clock::wall_offset_ns(),
+        boot_id: crate::clock::boot_id(),
+        node: plan.node.clone(),
     };
     let mut recorder = match &args.record {
         Some(path) => Some(start_recording(path, args.force)?),
@@ -214,6 +253,44 @@ pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     } else {
         crate::exit::SUCCESS
     })
+}
+
+/// `--node` must name a node whose namespace is on this machine; an agent without it must
+/// be on a machine that holds one node, or its recording would mix several.
+fn check_node(
+    model: &crate::k8s::ClusterModel,
+    topology: &crate::topology::Topology,
+    node: Option<&str>,
+    role: Role,
+) -> anyhow::Result<()> {
+    let here: Vec<&str> = topology
+        .hosts
+        .iter()
+        .filter_map(|h| match &h.role {
+            crate::topology::HostRole::Node { name } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    match node {
+        Some(node) if model.nodes().all(|n| n.name != node) => Err(Usage(format!(
+            "--node {node}: the cluster has no such node (it has {})",
+            model
+                .nodes()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into()),
+        Some(node) if here.is_empty() => Err(anyhow::anyhow!(
+            "--node {node}: that node's network namespace is not on this machine"
+        )),
+        None if role == Role::Agent && here.len() > 1 => Err(Usage(format!(
+            "this machine holds several nodes ({}): give the agent one with --node",
+            here.join(", ")
+        ))
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// The rules the --record file is created by (also checked early, with these).

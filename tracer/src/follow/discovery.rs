@@ -13,8 +13,14 @@ use crate::{
     },
 };
 
-/// Builds the topology from the namespaces in `scope`, named with the cluster model.
-pub fn discover_topology(model: &ClusterModel, scope: &NamespaceScope) -> Topology {
+/// Builds the topology from the namespaces in `scope`, named with the cluster model; with
+/// `node`, only that node's namespace and its Pods' (`tracer agent --node` on a machine that
+/// holds several nodes, as the lab does).
+pub fn discover_topology(
+    model: &ClusterModel,
+    scope: &NamespaceScope,
+    node: Option<&str>,
+) -> Topology {
     let nodes: Vec<NodeRef> = model
         .nodes()
         .map(|n| NodeRef {
@@ -40,7 +46,11 @@ pub fn discover_topology(model: &ClusterModel, scope: &NamespaceScope) -> Topolo
         .iter()
         .filter_map(|path| discover::read(path))
         .collect();
-    Topology::build(namespaces, &nodes, &pods)
+    let mut topology = Topology::build(namespaces, &nodes, &pods);
+    if let Some(node) = node {
+        topology.keep_node(node);
+    }
+    topology
 }
 
 /// One interface to attach both classifiers to.

@@ -71,6 +71,7 @@ pub fn run(
     let started = Instant::now();
     let live = Rediscover::new(topology, plan, cluster, kernel);
     let mut correlate = !(limits.record_only && recorder.is_some());
+    let node_scoped = plan.node.is_some();
     let mut recording_failed = false;
     let mut offered = 0u64;
     let feed = |input: Input,
@@ -162,13 +163,14 @@ pub fn run(
             .filter_map(|e| Observation::from_kernel(&e))
             // The drop tracepoint sees every namespace on the machine: keep drops in the
             // traced ones (and those whose namespace is unknown), not another network's
-            // packets that happen to carry the same addresses.
+            // packets that happen to carry the same addresses. A node's agent on a machine
+            // that holds several nodes keeps only its node's routing and NAT too: the
+            // other nodes' agents record theirs.
             .filter(|o| {
-                let foreign = o.hook == Hook::Drop
-                    && o.netns_cookie != 0
-                    && in_scope.host(o.netns_cookie).is_none();
+                let outside = o.netns_cookie != 0 && in_scope.host(o.netns_cookie).is_none();
+                let foreign = outside && o.hook == Hook::Drop;
                 counters.foreign_drops += u64::from(foreign);
-                !foreign
+                !(foreign || outside && node_scoped)
             })
             .collect();
         offered += batch.len() as u64;

@@ -25,6 +25,9 @@ pub struct FollowPlan {
     pub journeys: JourneyFilter,
     /// Which network namespaces discovery reads (`--netns-prefix`).
     pub namespaces: NamespaceScope,
+    /// Only this node's namespaces (`tracer agent --node`): on a machine that holds several
+    /// nodes, each node's agent traces its own.
+    pub node: Option<String>,
 }
 
 /// The addresses that stand for a target: a Pod's IP; a Service's ClusterIP and endpoints,
@@ -54,6 +57,7 @@ pub struct Asked<'a> {
     pub namespace: &'a str,
     pub filter: JourneyFilter,
     pub namespaces: NamespaceScope,
+    pub node: Option<String>,
 }
 
 pub fn plan(model: &ClusterModel, asked: Asked<'_>) -> Result<FollowPlan, ResolveError> {
@@ -63,6 +67,7 @@ pub fn plan(model: &ClusterModel, asked: Asked<'_>) -> Result<FollowPlan, Resolv
         namespace,
         filter: journeys,
         namespaces,
+        node,
     } = asked;
     let from = resolve(model, from_spec, namespace)?;
     let to = resolve(model, to_spec, namespace)?;
@@ -88,6 +93,7 @@ pub fn plan(model: &ClusterModel, asked: Asked<'_>) -> Result<FollowPlan, Resolv
         filter,
         journeys,
         namespaces,
+        node,
     })
 }
 

@@ -33,6 +33,14 @@ pub struct Session {
     /// Wall-clock nanoseconds minus CLOCK_MONOTONIC nanoseconds, measured once at the start
     /// (an `i64`: serde cannot flatten wider integers into the recording's META).
     pub wall_offset_ns: i64,
+    /// The recording kernel's boot (`/proc/sys/kernel/random/boot_id`): sessions with the
+    /// same one share CLOCK_MONOTONIC and namespace cookies exactly, so a merge of their
+    /// recordings needs no clock estimate. Absent in recordings from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The one node this session traced (`tracer agent --node`), or none: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Session {

@@ -168,6 +168,18 @@ impl Topology {
         topology
     }
 
+    /// Keeps only node `name`'s namespace and those of the Pods wired to it: what that
+    /// node's agent traces when one machine holds several nodes (the lab). Namespaces that
+    /// are no node's (a router between subnets) belong to no agent.
+    pub fn keep_node(&mut self, name: &str) {
+        self.hosts.retain(|host| match &host.role {
+            HostRole::Node { name: node } => node == name,
+            HostRole::Pod(pod) => pod.node.as_deref() == Some(name),
+            HostRole::Other => false,
+        });
+        self.reindex();
+    }
+
     /// Rebuilds the indexes (after deserialising, or after changing `hosts`).
     pub fn reindex(&mut self) {
         self.by_cookie = self

@@ -151,9 +151,10 @@ impl Rediscover {
         let (request_tx, request_rx) = mpsc::channel();
         let (found_tx, found_rx) = mpsc::channel();
         let scope = plan.namespaces.clone();
+        let node = plan.node.clone();
         let requests = std::thread::Builder::new()
             .name("tracer-rediscover".to_owned())
-            .spawn(move || discover_on_request(&request_rx, &found_tx, &scope))
+            .spawn(move || discover_on_request(&request_rx, &found_tx, &scope, node.as_deref()))
             .ok()
             .map(|_| request_tx);
         Self {

@@ -13,6 +13,7 @@ pub(super) fn discover_on_request(
     requests: &mpsc::Receiver<Request>,
     found: &mpsc::Sender<Found>,
     scope: &NamespaceScope,
+    node: Option<&str>,
 ) {
     let mut namespaces = fingerprint(scope);
     while let Ok(mut request) = requests.recv() {
@@ -28,7 +29,7 @@ pub(super) fn discover_on_request(
             continue;
         }
         namespaces = now;
-        let topology = crate::follow::discover_topology(&request.model, scope);
+        let topology = crate::follow::discover_topology(&request.model, scope, node);
         let reply = Found {
             model: request.model,
             topology,

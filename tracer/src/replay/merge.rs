@@ -1,0 +1,428 @@
+//! Several recordings as one session: each node's recording (`tracer agent --record`, or
+//! `follow --record` on a machine of its own) read side by side and handed to one pipeline
+//! as if one source had seen every node, so journeys that cross nodes come out whole.
+//!
+//! - **Clocks.** Each recording's times are CLOCK_MONOTONIC of its own kernel. Recordings
+//!   of one boot (`Session::boot_id`: the lab, where every node shares one kernel) share
+//!   that clock exactly and are not shifted. Recordings of different machines are put on
+//!   one timeline by their wall-clock offsets (`Session::wall_offset_ns`): as exact as the
+//!   machines' time sync, typically about a millisecond on cloud NTP — the summary says so.
+//!   A per-pair estimate from traced request/reply pairs is the next step (issue #13).
+//! - **Namespaces.** Cookies are numbered per kernel, so each boot is a
+//!   [`SourceId`] that qualifies its cookies; recordings of one boot keep theirs, and an
+//!   observation two of them both recorded (a drop whose namespace is unknown, which every
+//!   agent of a shared kernel sees) is handed on once, counted.
+//! - **Context.** The topology handed on is the union of each recording's newest (by
+//!   cookie), the names the union of their rows, the drop-reason names one table into which
+//!   each kernel's values are translated (the enum is renumbered between kernels), and the
+//!   counters the sum of each recording's newest totals.
+//! - **Order.** Observations are held until every recording still being read has read past
+//!   them (each batch says when it was read), then handed on in time order in one batch
+//!   stamped with that time: packets close by the slowest recording's progress, not by
+//!   whichever file happens to be read first.
+
+use std::{collections::HashMap, path::Path, sync::Arc};
+
+use super::Recording;
+use crate::{
+    drop_reason::DropReasons,
+    journey::observation::{Hook, Observation},
+    k8s::{ClusterModel, model::ModelRows},
+    pipeline::{
+        Input, Session, counters::ReadCounters, counters::SourceCounters, source::SourceId,
+    },
+    topology::Topology,
+};
+
+/// Drop-reason values given to names that collide across kernels start here, above any
+/// kernel's `enum skb_drop_reason` (about 100 values in 6.x).
+const TRANSLATED_REASONS: u32 = 1 << 20;
+
+/// One recording and what it has contributed so far.
+struct Part {
+    recording: Recording,
+    /// The node it traced, its host name, or its file name: how notes name it.
+    label: String,
+    /// Nanoseconds added to each of its times to put it on the merged timeline.
+    shift: u64,
+    source: SourceId,
+    /// Its newest batch's read time (merged timeline); `None` before its first batch.
+    read_until: Option<u64>,
+    done: bool,
+    rows: ModelRows,
+    topology: Option<Topology>,
+    counters: Option<SourceCounters>,
+    /// Its kernel's drop-reason values → the merged table's.
+    reasons: HashMap<u32, u32>,
+}
+
+impl Part {
+    fn at(&self, ns: u64) -> u64 {
+        ns.saturating_add(self.shift)
+    }
+}
+
+/// The merged inputs of several recordings, in order.
+pub struct Merged {
+    parts: Vec<Part>,
+    session: Session,
+    /// Inputs ready to hand on.
+    queue: std::collections::VecDeque<Input>,
+    /// Observations read but not yet handed on (merged timeline, qualified cookies).
+    pending: Vec<Observation>,
+    /// The read time of the last batch handed on.
+    handed_until: u64,
+    reason_names: Vec<(u32, String)>,
+    duplicates: u64,
+    clock_note: String,
+}
+
+impl Merged {
+    /// Opens every recording and reads its META. Refuses recordings of different sessions
+    /// (other endpoints or filters): their journeys do not belong together.
+    pub fn open(paths: &[impl AsRef<Path>]) -> anyhow::Result<Self> {
+        let mut opened = Vec::new();
+        for path in paths {
+            let path = path.as_ref();
+            let mut recording = Recording::open(path)?;
+            let session = recording.read_session();
+            let label = session
+                .as_ref()
+                .and_then(|s| s.node.clone())
+                .or_else(|| recording.meta().map(|m| m.hostname.clone()))
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| path.display().to_string());
+            opened.push((recording, session, label));
+        }
+        let sessions: Vec<&Session> = opened.iter().filter_map(|(_, s, _)| s.as_ref()).collect();
+        let Some(first) = sessions.first().copied() else {
+            anyhow::bail!("none of the recordings has a readable start (META record)");
+        };
+        for (path, (_, session, _)) in paths.iter().zip(&opened) {
+            if let Some(session) = session
+                && !same_session(first, session)
+            {
+                return Err(crate::exit::Usage(format!(
+                    "{} follows {}, not {}: only recordings of one session stitch together",
+                    path.as_ref().display(),
+                    session.following,
+                    first.following
+                ))
+                .into());
+            }
+        }
+        // One clock per boot: the first recording of each boot sets its offset.
+        let mut boots: Vec<(Option<String>, i64)> = Vec::new();
+        let mut boot_of = Vec::new();
+        for (_, session, _) in &opened {
+            let boot = session.as_ref().and_then(|s| s.boot_id.clone());
+            let offset = session
+                .as_ref()
+                .map_or(first.wall_offset_ns, |s| s.wall_offset_ns);
+            let index = boots
+                .iter()
+                .position(|(b, _)| boot.is_some() && *b == boot)
+                .unwrap_or_else(|| {
+                    boots.push((boot, offset));
+                    boots.len() - 1
+                });
+            boot_of.push(index);
+        }
+        let earliest = boots.iter().map(|(_, o)| *o).min().unwrap_or(0);
+        let mut session = first.clone();
+        session.wall_offset_ns = earliest;
+        session.node = None;
+        if boots.len() > 1 {
+            session.boot_id = None;
+        }
+        let labels: Vec<String> = opened.iter().map(|(_, _, l)| l.clone()).collect();
+        let clock_note = if boots.len() == 1 {
+            format!(
+                "stitched {} recordings ({}): one kernel, one clock",
+                opened.len(),
+                labels.join(", ")
+            )
+        } else {
+            format!(
+                "stitched {} recordings ({}) from {} machines, their clocks aligned by each machine's wall clock: hops on different machines are ordered only as well as the machines' time sync (typically within ~1 ms)",
+                opened.len(),
+                labels.join(", "),
+                boots.len()
+            )
+        };
+        let parts = opened
+            .into_iter()
+            .zip(boot_of)
+            .map(|((recording, _, label), boot)| Part {
+                recording,
+                label,
+                shift: u64::try_from(boots[boot].1 - earliest).unwrap_or(0),
+                source: SourceId(u16::try_from(boot).unwrap_or(u16::MAX)),
+                read_until: None,
+                done: false,
+                rows: ModelRows::default(),
+                topology: None,
+                counters: None,
+                reasons: HashMap::new(),
+            })
+            .collect();
+        let mut queue = std::collections::VecDeque::new();
+        queue.push_back(Input::Session(Arc::new(session.clone())));
+        Ok(Self {
+            parts,
+            session,
+            queue,
+            pending: Vec::new(),
+            handed_until: 0,
+            reason_names: Vec::new(),
+            duplicates: 0,
+            clock_note,
+        })
+    }
+
+    /// The first recording's META, with the merged session.
+    pub fn meta(&self) -> Option<crate::record::format::Meta> {
+        let mut meta = self.parts.iter().find_map(|p| p.recording.meta())?.clone();
+        meta.session = self.session.clone();
+        Some(meta)
+    }
+
+    /// The next merged input; `None` when every recording is read and everything handed on.
+    pub fn next_input(&mut self) -> Option<Input> {
+        loop {
+            if let Some(input) = self.queue.pop_front() {
+                return Some(input);
+            }
+            // Read from the recording that is furthest behind: its next batch decides how
+            // far the merged timeline can go.
+            let behind = self
+                .parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !p.done)
+                .min_by_key(|(_, p)| p.read_until)
+                .map(|(i, _)| i);
+            let Some(i) = behind else {
+                if self.pending.is_empty() {
+                    return None;
+                }
+                let last = self.pending.iter().map(|o| o.ts_ns).max().unwrap_or(0);
+                self.hand_on(self.handed_until.max(last));
+                continue;
+            };
+            match self.parts[i].recording.next_input() {
+                Some(input) => self.take(i, input),
+                None => {
+                    self.parts[i].done = true;
+                    self.advance();
+                }
+            }
+        }
+    }
+
+    /// One input of part `i`, put on the merged timeline.
+    fn take(&mut self, i: usize, input: Input) {
+        let part = &mut self.parts[i];
+        match input {
+            // Checked at open; the merged session went first.
+            Input::Session(_) => {}
+            Input::Cluster { since_ns, names } => {
+                part.rows = names.rows();
+                let since_ns = part.at(since_ns);
+                let mut rows = ModelRows::default();
+                for part in &self.parts {
+                    rows.merge(part.rows.clone());
+                }
+                self.queue.push_back(Input::Cluster {
+                    since_ns,
+                    names: Arc::new(ClusterModel::from_rows(rows)),
+                });
+            }
+            Input::Topology { since_ns, topology } => {
+                let mut topology = Topology::clone(&topology);
+                part.source.qualify_topology(&mut topology);
+                part.topology = Some(topology);
+                let since_ns = part.at(since_ns);
+                let mut union = Topology::default();
+                let mut cookies = std::collections::HashSet::new();
+                for part in &self.parts {
+                    for host in part.topology.iter().flat_map(|t| &t.hosts) {
+                        // Two recordings of one kernel may both hold a namespace.
+                        if cookies.insert(host.info.cookie) {
+                            union.hosts.push(host.clone());
+                        }
+                    }
+                }
+                union.reindex();
+                self.queue.push_back(Input::Topology {
+                    since_ns,
+                    topology: Arc::new(union),
+                });
+            }
+            Input::DropReasons(reasons) => {
+                part.reasons = translate(&mut self.reason_names, reasons.to_pairs());
+                self.queue
+                    .push_back(Input::DropReasons(Arc::new(DropReasons::from_recorded(
+                        self.reason_names.clone(),
+                    ))));
+            }
+            Input::Observations { now_ns, mut batch } => {
+                for obs in &mut batch {
+                    obs.ts_ns = part.at(obs.ts_ns);
+                    if obs.hook == Hook::Drop
+                        && let Some(value) = part.reasons.get(&obs.drop_reason)
+                    {
+                        obs.drop_reason = *value;
+                    }
+                }
+                part.source.qualify_observations(&mut batch);
+                part.read_until = Some(part.at(now_ns));
+                self.pending.extend(batch);
+                self.advance();
+            }
+            Input::Counters(counters) => {
+                part.counters = Some(counters);
+                let total = self.parts.iter().filter_map(|p| p.counters).fold(
+                    SourceCounters {
+                        failures_lost: Some(0),
+                        ..SourceCounters::default()
+                    },
+                    add,
+                );
+                self.queue.push_back(Input::Counters(total));
+            }
+            Input::Notice { at_ns, text } => {
+                let at_ns = part.at(at_ns);
+                let text = format!("{}: {text}", part.label);
+                self.queue.push_back(Input::Notice { at_ns, text });
+            }
+        }
+    }
+
+    /// Hands on what every recording still being read has read past.
+    fn advance(&mut self) {
+        let reading = self.parts.iter().filter(|p| !p.done);
+        let until = if self.parts.iter().all(|p| p.done) {
+            self.parts.iter().filter_map(|p| p.read_until).max()
+        } else {
+            reading.map(|p| p.read_until).min().flatten()
+        };
+        if let Some(until) = until
+            && until > self.handed_until
+        {
+            self.hand_on(until);
+        }
+    }
+
+    /// Hands on, as one batch read at `until`, every pending observation up to it.
+    fn hand_on(&mut self, until: u64) {
+        self.pending.sort_by_key(|o| o.ts_ns);
+        let split = self.pending.partition_point(|o| o.ts_ns <= until);
+        let mut batch: Vec<Observation> = Vec::with_capacity(split);
+        for obs in self.pending.drain(..split) {
+            // Two recordings of one kernel both saw it: the same event, once.
+            let seen = batch
+                .iter()
+                .rev()
+                .take_while(|o| o.ts_ns == obs.ts_ns)
+                .any(|o| *o == obs);
+            if seen {
+                self.duplicates += 1;
+            } else {
+                batch.push(obs);
+            }
+        }
+        self.handed_until = until;
+        self.queue.push_back(Input::Observations {
+            now_ns: until,
+            batch,
+        });
+    }
+
+    pub fn read_counters(&self) -> ReadCounters {
+        self.parts.iter().map(|p| p.recording.read_counters()).fold(
+            ReadCounters::default(),
+            |a, b| ReadCounters {
+                damaged: a.damaged + b.damaged,
+                damaged_bytes: a.damaged_bytes + b.damaged_bytes,
+                unknown_records: a.unknown_records + b.unknown_records,
+            },
+        )
+    }
+
+    pub fn read_anything(&self) -> bool {
+        self.parts.iter().any(|p| p.recording.read_anything)
+    }
+
+    /// Each recording's notes, said with its name, and how the clocks were put together.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = vec![self.clock_note.clone()];
+        for part in &self.parts {
+            notes.extend(
+                part.recording
+                    .notes()
+                    .into_iter()
+                    .map(|n| format!("{}: {n}", part.label)),
+            );
+        }
+        if self.duplicates > 0 {
+            notes.push(format!(
+                "{} observations were in more than one recording of the same kernel; each was replayed once",
+                self.duplicates
+            ));
+        }
+        notes
+    }
+}
+
+/// Whether two recordings follow the same thing the same way.
+fn same_session(a: &Session, b: &Session) -> bool {
+    let sorted = |ips: &[std::net::Ipv4Addr]| {
+        let mut ips = ips.to_vec();
+        ips.sort_unstable();
+        ips.dedup();
+        ips
+    };
+    sorted(&a.from_ips) == sorted(&b.from_ips)
+        && sorted(&a.to_ips) == sorted(&b.to_ips)
+        && a.filter == b.filter
+}
+
+/// Adds one kernel's drop-reason names to the merged table; returns how its values map to
+/// the table's. A value keeps its number where the table has it free or under the same name.
+fn translate(table: &mut Vec<(u32, String)>, pairs: Vec<(u32, String)>) -> HashMap<u32, u32> {
+    let mut map = HashMap::new();
+    for (value, name) in pairs {
+        let merged = if let Some((v, _)) = table.iter().find(|(_, n)| *n == name) {
+            *v
+        } else if table.iter().all(|(v, _)| *v != value) {
+            table.push((value, name));
+            value
+        } else {
+            let next = table
+                .iter()
+                .map(|(v, _)| *v + 1)
+                .filter(|v| *v > TRANSLATED_REASONS)
+                .max()
+                .unwrap_or(TRANSLATED_REASONS);
+            table.push((next, name));
+            next
+        };
+        map.insert(value, merged);
+    }
+    map
+}
+
+fn add(a: SourceCounters, b: SourceCounters) -> SourceCounters {
+    SourceCounters {
+        ringbuf_full: a.ringbuf_full + b.ringbuf_full,
+        failures_lost: a.failures_lost.zip(b.failures_lost).map(|(x, y)| x + y),
+        parse_failed: a.parse_failed + b.parse_failed,
+        undecodable: a.undecodable + b.undecodable,
+        foreign_drops: a.foreign_drops + b.foreign_drops,
+        unrecorded_batches: a.unrecorded_batches + b.unrecorded_batches,
+    }
+}
+
+#[cfg(test)]
+mod tests;

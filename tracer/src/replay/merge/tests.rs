@@ -1,0 +1,337 @@
+//! Stitching per-node recordings: each committed lab recording (one kernel holding every
+//! node) is split into one recording per node, as each node's agent would have written it,
+//! by the real recorder; replaying the parts together must print the journeys the whole
+//! recording prints, word for word.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use super::translate;
+use crate::{
+    journey::observation::Observation,
+    output::json::JsonSink,
+    pipeline::{Input, golden_tests},
+    record::writer::{Provenance, Recorder},
+    topology::{HostRole, Topology},
+};
+
+/// A directory of this test's own, removed with everything in it, also when the test fails.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tracer-merge-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The nodes a recording's first topology holds.
+fn nodes_of(inputs: &[Input]) -> Vec<String> {
+    inputs
+        .iter()
+        .find_map(|i| match i {
+            Input::Topology { topology, .. } => Some(
+                topology
+                    .hosts
+                    .iter()
+                    .filter_map(|h| match &h.role {
+                        HostRole::Node { name } => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The clock a part is written with: its kernel's boot, and how far its CLOCK_MONOTONIC is
+/// ahead of the recording's (its wall clock agrees).
+struct Clock {
+    boot: &'static str,
+    ahead_ns: u64,
+}
+
+const ONE_KERNEL: Clock = Clock {
+    boot: "one-lab-kernel",
+    ahead_ns: 0,
+};
+
+/// Writes what node `node`'s agent would have recorded of `inputs`: its namespaces, the
+/// observations made in them (and those whose namespace is unknown, which every agent of a
+/// shared kernel sees), every batch's read time; the counters and notices go to the first
+/// node's recording only, so their sums stay those of the whole.
+fn write_part(inputs: &[Input], node: &str, first: bool, path: &Path) {
+    write_part_with(inputs, node, first, path, &ONE_KERNEL);
+}
+
+fn write_part_with(inputs: &[Input], node: &str, first: bool, path: &Path, clock: &Clock) {
+    let ahead = |ns: u64| ns + clock.ahead_ns;
+    let file = std::fs::File::create(path).unwrap();
+    let mut recorder = Recorder::offline(file, path, Provenance::here()).unwrap();
+    let mut mine: HashSet<u64> = HashSet::new();
+    for input in inputs {
+        let part = match input {
+            Input::Session(session) => {
+                let mut session = crate::pipeline::Session::clone(session);
+                session.node = Some(node.to_owned());
+                session.boot_id = Some(clock.boot.to_owned());
+                session.wall_offset_ns -= i64::try_from(clock.ahead_ns).unwrap();
+                Input::Session(Arc::new(session))
+            }
+            Input::Topology { since_ns, topology } => {
+                let mut topology = Topology::clone(topology);
+                topology.keep_node(node);
+                mine = topology.hosts.iter().map(|h| h.info.cookie).collect();
+                Input::Topology {
+                    since_ns: ahead(*since_ns),
+                    topology: Arc::new(topology),
+                }
+            }
+            Input::Cluster { since_ns, names } => Input::Cluster {
+                since_ns: ahead(*since_ns),
+                names: names.clone(),
+            },
+            Input::Observations { now_ns, batch } => Input::Observations {
+                now_ns: ahead(*now_ns),
+                batch: batch
+                    .iter()
+                    .filter(|o| o.netns_cookie == 0 || mine.contains(&o.netns_cookie))
+                    .map(|o| Observation {
+                        ts_ns: ahead(o.ts_ns),
+                        ..*o
+                    })
+                    .collect(),
+            },
+            Input::Counters(_) | Input::Notice { .. } if !first => continue,
+            Input::Notice { at_ns, text } => Input::Notice {
+                at_ns: ahead(*at_ns),
+                text: text.clone(),
+            },
+            other => other.clone(),
+        };
+        recorder.record(&part);
+    }
+    recorder.finish();
+}
+
+/// The journey lines of `--output json` (the summary line names the files, so it differs).
+fn journeys_json(replay: impl FnOnce(&mut JsonSink<&mut Vec<u8>>)) -> Vec<String> {
+    let mut json = Vec::new();
+    replay(&mut JsonSink::new(&mut json));
+    String::from_utf8(json)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("{\"session_summary\""))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn per_node_recordings_stitched_give_the_journeys_of_one_recording_of_all_nodes() {
+    for name in golden_tests::RECORDINGS {
+        let inputs = golden_tests::inputs(name);
+        let nodes = nodes_of(&inputs);
+        assert!(nodes.len() >= 2, "{name}: {nodes:?}");
+        // Every observation must belong to some node for the split to be whole.
+        let scratch = Scratch::new(name);
+        let parts: Vec<PathBuf> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let path = scratch.0.join(format!("{node}.trace"));
+                write_part(&inputs, node, i == 0, &path);
+                path
+            })
+            .collect();
+
+        let whole = journeys_json(|sink| {
+            crate::replay::replay(&golden_tests::recording(name), sink).unwrap();
+        });
+        let mut summary = None;
+        let stitched = journeys_json(|sink| {
+            summary = Some(crate::replay::replay_all(&parts, sink).unwrap().summary);
+        });
+        assert!(!whole.is_empty(), "{name}");
+        assert_eq!(
+            whole.len(),
+            stitched.len(),
+            "{name}: journeys of the whole vs stitched from {nodes:?}"
+        );
+        for (w, s) in whole.iter().zip(&stitched) {
+            assert_eq!(w, s, "{name}: a journey differs");
+        }
+        let summary = summary.unwrap();
+        assert!(
+            summary.notes[0].starts_with(&format!("stitched {} recordings", nodes.len()))
+                && summary.notes[0].contains("one kernel, one clock"),
+            "{name}: {:?}",
+            summary.notes
+        );
+    }
+}
+
+/// A journey's JSON without its kernel-clock start (which depends on the timeline chosen;
+/// its wall-clock start does not).
+fn without_kernel_clock(line: &str) -> serde_json::Value {
+    let mut journey: serde_json::Value = serde_json::from_str(line).unwrap();
+    journey.as_object_mut().unwrap().remove("start_ns");
+    journey
+}
+
+#[test]
+fn recordings_of_two_machines_are_put_on_one_timeline_by_their_wall_clocks() {
+    let name = "vxlan";
+    let inputs = golden_tests::inputs(name);
+    let nodes = nodes_of(&inputs);
+    let scratch = Scratch::new("two-machines");
+    // Each node its own machine; one's monotonic clock 5 s ahead, its namespace cookies
+    // numbered from the same counter (they must be kept apart all the same).
+    let clocks = [
+        Clock {
+            boot: "machine-a",
+            ahead_ns: 5_000_000_000,
+        },
+        Clock {
+            boot: "machine-b",
+            ahead_ns: 0,
+        },
+        Clock {
+            boot: "machine-c",
+            ahead_ns: 70_000,
+        },
+    ];
+    let parts: Vec<PathBuf> = nodes
+        .iter()
+        .zip(clocks.iter().cycle())
+        .enumerate()
+        .map(|(i, (node, clock))| {
+            let path = scratch.0.join(format!("{node}.trace"));
+            write_part_with(&inputs, node, i == 0, &path, clock);
+            path
+        })
+        .collect();
+    let whole = journeys_json(|sink| {
+        crate::replay::replay(&golden_tests::recording(name), sink).unwrap();
+    });
+    let mut notes = Vec::new();
+    let stitched = journeys_json(|sink| {
+        notes = crate::replay::replay_all(&parts, sink)
+            .unwrap()
+            .summary
+            .notes;
+    });
+    assert_eq!(whole.len(), stitched.len());
+    for (w, s) in whole.iter().zip(&stitched) {
+        assert_eq!(without_kernel_clock(w), without_kernel_clock(s));
+    }
+    assert!(
+        notes[0].contains("clocks aligned by each machine's wall clock"),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn recordings_of_different_sessions_are_refused() {
+    let scratch = Scratch::new("refused");
+    let a = golden_tests::inputs("healthy-service");
+    let b = golden_tests::inputs("concurrent-pings");
+    let (pa, pb) = (scratch.0.join("a.trace"), scratch.0.join("b.trace"));
+    write_part(&a, &nodes_of(&a)[0], true, &pa);
+    write_part(&b, &nodes_of(&b)[0], true, &pb);
+    let err = super::Merged::open(&[pa, pb]).err().expect("refused");
+    assert!(
+        err.to_string()
+            .contains("only recordings of one session stitch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn drop_reasons_of_two_kernels_meet_in_one_table() {
+    let mut table = Vec::new();
+    let first = translate(
+        &mut table,
+        vec![(2, "NO_SOCKET".into()), (5, "TCP_CSUM".into())],
+    );
+    assert_eq!(first[&2], 2);
+    assert_eq!(first[&5], 5);
+    // A newer kernel renumbered: NO_SOCKET is 3 there, and its 5 is another reason.
+    let second = translate(
+        &mut table,
+        vec![(3, "NO_SOCKET".into()), (5, "OTHERHOST".into())],
+    );
+    assert_eq!(
+        second[&3], 2,
+        "the same name keeps the first kernel's value"
+    );
+    let otherhost = second[&5];
+    assert!(otherhost >= super::TRANSLATED_REASONS, "{otherhost}");
+    assert!(table.contains(&(otherhost, "OTHERHOST".to_owned())));
+    assert!(table.contains(&(5, "TCP_CSUM".to_owned())));
+}
+
+#[test]
+fn an_observation_every_agent_of_one_kernel_recorded_is_replayed_once() {
+    let name = "healthy-service";
+    let mut inputs = golden_tests::inputs(name);
+    // A drop whose namespace the kernel could not tell: each node's agent keeps it.
+    let batch = inputs
+        .iter_mut()
+        .find_map(|i| match i {
+            Input::Observations { batch, .. } if !batch.is_empty() => Some(batch),
+            _ => None,
+        })
+        .unwrap();
+    let unknown = Observation {
+        netns_cookie: 0,
+        hook: crate::journey::observation::Hook::Drop,
+        ..batch[0]
+    };
+    batch.push(unknown);
+    let nodes = nodes_of(&inputs);
+    let scratch = Scratch::new("duplicates");
+    let parts: Vec<PathBuf> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let path = scratch.0.join(format!("{node}.trace"));
+            write_part(&inputs, node, i == 0, &path);
+            path
+        })
+        .collect();
+    let mut summary = None;
+    journeys_json(|sink| {
+        summary = Some(crate::replay::replay_all(&parts, sink).unwrap().summary);
+    });
+    let summary = summary.unwrap();
+    let want = format!(
+        "{} observations were in more than one recording",
+        nodes.len() - 1
+    );
+    assert!(
+        summary.notes.iter().any(|n| n.starts_with(&want)),
+        "{:?}",
+        summary.notes
+    );
+    // Handed on once: the whole's observations and the one drop.
+    let whole: u64 = golden_tests::inputs(name)
+        .iter()
+        .map(|i| match i {
+            Input::Observations { batch, .. } => batch.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(summary.observations, whole + 1);
+}
