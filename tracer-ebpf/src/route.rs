@@ -12,6 +12,9 @@
 //! locally sent packet's output route with the loopback interface, so neither matches.
 //! The packet is read afresh from that `sk_buff`, so the event carries its current headers.
 //!
+//! A lookup counts only in the namespace where the ingress hook saw the packet: its
+//! `sk_buff`'s device must still be in that namespace.
+//!
 //! Known limit: a packet routed without passing a hooked ingress (early demux skips the
 //! lookup; an unhooked device) is matched against the slot's older `sk_buff` only, whose
 //! current headers must then show the same addresses on the same input interface.
@@ -29,7 +32,7 @@ use crate::{
     emit::{global, submit, wanted, zeroed},
     kernel::{
         OFF_DEV_IFINDEX, OFF_FLOWI4_DADDR, OFF_FLOWI4_IIF, OFF_FLOWI4_SADDR, OFF_NHC_DEV,
-        OFF_NHC_GW, OFF_NHC_GW_FAMILY, kread,
+        OFF_NHC_GW, OFF_NHC_GW_FAMILY, device_of, kread,
     },
     skb::Skb,
 };
@@ -91,6 +94,15 @@ fn observe(table: u32, flp: *const u8, nhc: *const u8, err: i32) -> Option<()> {
     let saddr: u32 = kread(flp, global(&OFF_FLOWI4_SADDR))?;
     let daddr: u32 = kread(flp, global(&OFF_FLOWI4_DADDR))?;
     if !wanted(saddr, daddr) {
+        return None;
+    }
+    // Interface indexes repeat across namespaces, and one `sk_buff` crosses several of
+    // them (a veth pair moves it whole): the slot's packet may since have entered a
+    // namespace whose ingress this session does not hook (another node's, for a node's
+    // agent on a machine that holds several) and be looked up there, on an interface of
+    // the same index. Only a lookup where the slot's hook saw it is the packet's.
+    let (_, cookie) = device_of(slot.skb as *const u8);
+    if cookie != slot.netns_cookie {
         return None;
     }
     let skb = Skb::at(slot.skb as *const u8)?;

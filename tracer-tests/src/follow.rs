@@ -24,25 +24,40 @@ impl Follow {
     /// Starts `tracer follow FROM TO --output json` with the lab's kubeconfig, looking only
     /// at the lab's namespaces, and waits until its programs are attached.
     pub fn start(lab: &Lab, args: &[&str]) -> Self {
+        Self::start_in_lab(lab, "follow", args)
+    }
+
+    /// Starts `tracer agent ARGS` with the lab's kubeconfig (ARGS name the node and the
+    /// recording), and waits until it says it is ready.
+    pub fn agent(lab: &Lab, args: &[&str]) -> Self {
+        Self::start_in_lab(lab, "agent", args)
+    }
+
+    fn start_in_lab(lab: &Lab, command: &str, args: &[&str]) -> Self {
         let kubeconfig = lab.kubeconfig();
         let mut full: Vec<&str> = args.to_vec();
         let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
         // The API's first answer takes longer under emulation, as everything does.
         let api_timeout = format!("{}s", scaled(Duration::from_secs(10)).as_secs());
         full.extend(["--kubeconfig", kubeconfig, "--api-timeout", &api_timeout]);
-        Self::start_with(&lab.prefix, &full)
+        Self::spawn(&lab.prefix, command, &full)
     }
 
     /// Starts `tracer follow ARGS --output json` (unless ARGS choose an output), looking
     /// only at the host's namespace and those named `prefix…` (`--netns-prefix`).
     pub fn start_with(prefix: &str, args: &[&str]) -> Self {
-        let json: &[&str] = if args.contains(&"--output") {
+        Self::spawn(prefix, "follow", args)
+    }
+
+    fn spawn(prefix: &str, command: &str, args: &[&str]) -> Self {
+        // An agent records; it shows no journeys.
+        let json: &[&str] = if args.contains(&"--output") || command == "agent" {
             &[]
         } else {
             &["--output", "json"]
         };
         let mut child = crate::tracer()
-            .arg("follow")
+            .arg(command)
             .args(args)
             .args(json)
             .args(["--netns-prefix", prefix])
@@ -67,7 +82,7 @@ impl Follow {
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("tracer follow did not start: {seen}");
+                    panic!("tracer {command} did not start: {seen}");
                 }
             }
         }

@@ -1,0 +1,243 @@
+//! Per-node agents and the offline merge end to end (issue #13): on the lab, each node's
+//! `tracer agent --node N --record N.trace` runs beside one `tracer follow --record` of
+//! every node, on the same traffic; `tracer replay cpu1.trace cpu2.trace gpu1.trace` must
+//! tell the journeys the whole recording tells, with hops of several nodes in one journey,
+//! while each node's recording alone holds only its own node's hops. Needs root; serial.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use tracer_tests::{follow::Follow, lab::Lab, require_root};
+
+const NODES: [&str; 3] = ["cpu1", "cpu2", "gpu1"];
+
+/// A directory of this test's own, removed also when the test fails.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tracer-agents-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn replay(files: &[String]) -> (Vec<Value>, Value) {
+    let out = tracer_tests::tracer()
+        .args(["replay", "--output", "json"])
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay {files:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    (
+        tracer_tests::follow::journeys_of(&text),
+        tracer_tests::follow::summary_of(&text),
+    )
+}
+
+/// What must agree between the whole and the stitched: the packet, its fate, and where
+/// each hop was seen. Not the times: each process's programs run one after the other on a
+/// shared interface, so each stamps a hop a few microseconds apart.
+fn key(journey: &Value) -> String {
+    let diagnosis = journey["diagnosis"].as_str().unwrap_or_default();
+    let diagnosis = match diagnosis.rsplit_once(", ") {
+        Some((head, duration))
+            if duration.ends_with('s') && duration.starts_with(|c: char| c.is_ascii_digit()) =>
+        {
+            head
+        }
+        _ => diagnosis,
+    };
+    let hops: Vec<String> = journey["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("{}:{}:{}", h["node"], h["kind"], h["interface"]))
+        .collect();
+    format!(
+        "{} {} {} | {}",
+        journey["summary"],
+        journey["verdict"],
+        diagnosis,
+        hops.join(" ")
+    )
+}
+
+fn nodes_of(journey: &Value) -> std::collections::BTreeSet<String> {
+    journey["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["observed"] == true)
+        .filter_map(|h| h["node"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Runs one `follow --record` of every node and one agent per node while `traffic` runs;
+/// returns the whole recording's journeys, the stitched ones, and each node's alone.
+fn record_by_node(
+    lab: &Lab,
+    scratch: &Scratch,
+    from: &str,
+    to: &str,
+    traffic: impl FnOnce(),
+) -> (Vec<Value>, Vec<Value>, Vec<(String, Vec<Value>)>) {
+    let whole_file = scratch.file("whole.trace");
+    let whole = Follow::start(
+        lab,
+        &[from, to, "--record", &whole_file, "--output", "summary"],
+    );
+    let files: Vec<String> = NODES
+        .iter()
+        .map(|n| scratch.file(&format!("{n}.trace")))
+        .collect();
+    let agents: Vec<Follow> = NODES
+        .iter()
+        .zip(&files)
+        .map(|(node, file)| Follow::agent(lab, &[from, to, "--node", node, "--record", file]))
+        .collect();
+    for agent in &agents {
+        assert!(
+            agent.stderr_so_far().contains("ready: watching"),
+            "{}",
+            agent.stderr_so_far()
+        );
+    }
+    traffic();
+    for agent in agents {
+        agent.stop_raw();
+    }
+    whole.stop_raw();
+    let (whole, _) = replay(&[whole_file]);
+    let (stitched, summary) = replay(&files);
+    let notes = summary["notes"].to_string();
+    assert!(
+        notes.contains("stitched 3 recordings (cpu1, cpu2, gpu1): one kernel, one clock"),
+        "{notes}"
+    );
+    let alone = NODES
+        .iter()
+        .zip(&files)
+        .map(|(node, file)| ((*node).to_owned(), replay(std::slice::from_ref(file)).0))
+        .collect();
+    (whole, stitched, alone)
+}
+
+fn assert_same_journeys(whole: &[Value], stitched: &[Value]) {
+    let mut want: Vec<String> = whole.iter().map(key).collect();
+    let mut got: Vec<String> = stitched.iter().map(key).collect();
+    want.sort();
+    got.sort();
+    let only_whole: Vec<&String> = want.iter().filter(|k| !got.contains(k)).collect();
+    let only_stitched: Vec<&String> = got.iter().filter(|k| !want.contains(k)).collect();
+    assert!(
+        want == got,
+        "the stitched per-node recordings tell what the whole one tells; {} vs {} journeys\nonly in the whole: {only_whole:#?}\nonly stitched: {only_stitched:#?}",
+        want.len(),
+        got.len()
+    );
+}
+
+fn assert_each_node_alone_sees_only_itself(alone: &[(String, Vec<Value>)]) {
+    for (node, journeys) in alone {
+        assert!(!journeys.is_empty() || node == "gpu1", "{node} saw nothing");
+        for journey in journeys {
+            let seen = nodes_of(journey);
+            assert!(
+                seen.iter().all(|n| n == node),
+                "{node}'s recording holds hops of {seen:?}: {}",
+                key(journey)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_seed_incident_from_three_node_recordings_stitched() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("wrong-interface");
+    let scratch = Scratch::new("seed");
+    let (whole, stitched, alone) = record_by_node(
+        &lab,
+        &scratch,
+        "nettest",
+        "nginx-test-7d9c4b6f5-abcde",
+        || {
+            assert!(!lab.ping("pod-nettest", "10.244.184.84"));
+        },
+    );
+    assert_same_journeys(&whole, &stitched);
+    assert_each_node_alone_sees_only_itself(&alone);
+    let replies: Vec<&Value> = stitched
+        .iter()
+        .filter(|j| j["summary"] == "echo-reply")
+        .collect();
+    assert!(!replies.is_empty(), "{stitched:#?}");
+    for reply in &replies {
+        assert_eq!(reply["verdict"], "dropped", "{reply:#}");
+        assert_eq!(reply["drop"]["node"], "cpu1");
+        let hint = reply["drop"]["hint"].as_str().unwrap();
+        assert!(hint.contains("10.244.102.128/26"), "{hint}");
+    }
+    let requests: Vec<&Value> = stitched
+        .iter()
+        .filter(|j| j["summary"] == "echo-request")
+        .collect();
+    assert!(!requests.is_empty(), "{stitched:#?}");
+    for request in requests {
+        assert_eq!(request["verdict"], "delivered", "{request:#}");
+        let seen = nodes_of(request);
+        assert!(
+            seen.contains("cpu1") && seen.contains("cpu2"),
+            "one journey from cpu2's and cpu1's recordings: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn service_journeys_with_their_dnat_from_three_node_recordings_stitched() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let scratch = Scratch::new("service");
+    let (whole, stitched, alone) =
+        record_by_node(&lab, &scratch, "nettest", "svc/nginx-test", || {
+            for _ in 0..6 {
+                assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
+            }
+        });
+    assert_same_journeys(&whole, &stitched);
+    assert_each_node_alone_sees_only_itself(&alone);
+    let crossing: Vec<&Value> = stitched
+        .iter()
+        .filter(|j| j["verdict"] == "delivered" && nodes_of(j).len() > 1)
+        .collect();
+    assert!(!crossing.is_empty(), "{stitched:#?}");
+    assert!(
+        stitched.iter().any(|j| j["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "service_dnat" && h["service"] == "default/nginx-test")),
+        "a Service hop named: {stitched:#?}"
+    );
+}
