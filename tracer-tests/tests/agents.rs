@@ -89,15 +89,22 @@ fn nodes_of(journey: &Value) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// Runs one `follow --record` of every node and one agent per node while `traffic` runs;
-/// returns the whole recording's journeys, the stitched ones, and each node's alone.
+/// What one session recorded by node tells: the whole recording's journeys, the stitched
+/// ones, and each node's alone.
+struct Told {
+    whole: Vec<Value>,
+    stitched: Vec<Value>,
+    alone: Vec<(String, Vec<Value>)>,
+}
+
+/// Runs one `follow --record` of every node and one agent per node while `traffic` runs.
 fn record_by_node(
     lab: &Lab,
     scratch: &Scratch,
     from: &str,
     to: &str,
     traffic: impl FnOnce(),
-) -> (Vec<Value>, Vec<Value>, Vec<(String, Vec<Value>)>) {
+) -> Told {
     let whole_file = scratch.file("whole.trace");
     let whole = Follow::start(
         lab,
@@ -136,7 +143,11 @@ fn record_by_node(
         .zip(&files)
         .map(|(node, file)| ((*node).to_owned(), replay(std::slice::from_ref(file)).0))
         .collect();
-    (whole, stitched, alone)
+    Told {
+        whole,
+        stitched,
+        alone,
+    }
 }
 
 fn assert_same_journeys(whole: &[Value], stitched: &[Value]) {
@@ -175,7 +186,11 @@ fn the_seed_incident_from_three_node_recordings_stitched() {
     }
     let lab = Lab::up("wrong-interface");
     let scratch = Scratch::new("seed");
-    let (whole, stitched, alone) = record_by_node(
+    let Told {
+        whole,
+        stitched,
+        alone,
+    } = record_by_node(
         &lab,
         &scratch,
         "nettest",
@@ -219,12 +234,15 @@ fn service_journeys_with_their_dnat_from_three_node_recordings_stitched() {
     }
     let lab = Lab::up("healthy");
     let scratch = Scratch::new("service");
-    let (whole, stitched, alone) =
-        record_by_node(&lab, &scratch, "nettest", "svc/nginx-test", || {
-            for _ in 0..6 {
-                assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
-            }
-        });
+    let Told {
+        whole,
+        stitched,
+        alone,
+    } = record_by_node(&lab, &scratch, "nettest", "svc/nginx-test", || {
+        for _ in 0..6 {
+            assert_eq!(lab.curl("pod-nettest", "http://10.109.60.89/").0, 0);
+        }
+    });
     assert_same_journeys(&whole, &stitched);
     assert_each_node_alone_sees_only_itself(&alone);
     let crossing: Vec<&Value> = stitched

@@ -510,6 +510,51 @@ fn follow_refuses_a_record_file_that_exists_or_is_a_symlink_before_anything_else
 }
 
 #[test]
+fn an_agent_records_and_shows_no_journeys() {
+    for (args, expected) in [
+        (vec!["agent", "nettest", "svc/nginx-test"], "--record FILE"),
+        (
+            vec![
+                "agent",
+                "nettest",
+                "svc/nginx-test",
+                "--record",
+                "/nonexistent/a.trace",
+                "--output",
+                "json",
+            ],
+            "shows no journeys",
+        ),
+    ] {
+        let out = tracer(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn replay_refuses_to_stitch_recordings_of_different_sessions() {
+    let recordings = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/recordings");
+    let a = recordings.join("healthy-service.trace");
+    let b = recordings.join("concurrent-pings.trace");
+    let out = tracer(&[
+        "replay",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--output",
+        "text",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("only recordings of one session stitch together"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing replayed");
+}
+
+#[test]
 fn meaningless_follow_arguments_are_usage_errors() {
     for (option, value, expected) in [
         ("--duration", "0", "longer than zero"),

@@ -255,7 +255,7 @@ pub struct Replayed {
 /// says `failed` when nothing at all could be read.
 pub fn replay(path: &Path, sink: &mut dyn Sink) -> anyhow::Result<Replayed> {
     let mut recording = Recording::open(path)?;
-    let summary = run(&mut recording, &path.display().to_string(), sink)?;
+    let summary = run(&mut recording, &path.display().to_string(), sink, |_| {})?;
     Ok(Replayed {
         summary,
         meta: recording.meta,
@@ -267,9 +267,18 @@ pub fn replay_all(paths: &[std::path::PathBuf], sink: &mut dyn Sink) -> anyhow::
     if let [path] = paths {
         return replay(path, sink);
     }
-    let mut merged = merge::Merged::open(paths)?;
+    // Recordings of several machines are read twice: once to compare their clocks by the
+    // packets that crossed between them, once with the clocks corrected.
+    let clocks = merge::estimate_clocks(paths)?;
+    let corrections: Vec<i64> = std::iter::once(0)
+        .chain(clocks.iter().map(|c| c.offset_ns))
+        .collect();
+    let mut merged = merge::Merged::open_with(paths, &corrections)?;
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let summary = run(&mut merged, &names.join(", "), sink)?;
+    let summary = run(&mut merged, &names.join(", "), sink, |summary| {
+        summary.notes.extend(clocks.iter().map(|c| c.text()));
+        summary.clocks = clocks;
+    })?;
     Ok(Replayed {
         summary,
         meta: merged.meta(),
@@ -316,7 +325,12 @@ impl Inputs for merge::Merged {
 
 /// Feeds every input through the pipeline into `sink` and ends with the summary, which
 /// says `failed` when nothing at all could be read from `what`.
-fn run(inputs: &mut dyn Inputs, what: &str, sink: &mut dyn Sink) -> anyhow::Result<Summary> {
+fn run(
+    inputs: &mut dyn Inputs,
+    what: &str,
+    sink: &mut dyn Sink,
+    add: impl FnOnce(&mut Summary),
+) -> anyhow::Result<Summary> {
     let mut pipeline = Pipeline::new(sink, None);
     while let Some(input) = inputs.next_input() {
         if pipeline.feed(input)? == Flow::Stop {
@@ -339,6 +353,7 @@ fn run(inputs: &mut dyn Inputs, what: &str, sink: &mut dyn Sink) -> anyhow::Resu
             .notes
             .push(format!("nothing could be read from {what}"));
     }
+    add(&mut summary);
     pipeline.sink().finish(&summary)?;
     Ok(summary)
 }

@@ -35,6 +35,12 @@ const SMOKE: Selection = &[
     ),
     ("attach", &[]),
     ("cli", &["doctor_finds_what_this_kernel_allows_by_trying"]),
+    // Four tracers on one lab at once (three node agents and a follow), and the route
+    // hook's namespace check.
+    (
+        "agents",
+        &["the_seed_incident_from_three_node_recordings_stitched"],
+    ),
     // Every kernel read of a packet on this kernel's verifier and `sk_buff`s; the two ring
     // buffers (a drop after a flood).
     (
@@ -58,6 +64,7 @@ const MATRIX: Selection = &[
     ("drop_no_reason", &[]),
     ("route_hook", &[]),
     ("nat_hook", &[]),
+    ("agents", &[]),
 ];
 
 /// How much longer the tests may wait under TCG: follow's start-up (lab of 13 namespaces,

@@ -23,6 +23,9 @@ pub struct Summary {
     /// With `--flows`: the size of the flow table, and what it could not keep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flows: Option<FlowTotals>,
+    /// Recordings of several machines stitched: each machine's clock against the first's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clocks: Vec<crate::replay::merge::clocks::ClockEstimate>,
 }
 
 /// The flow table's size at the end (`crate::flows::FlowTable`).

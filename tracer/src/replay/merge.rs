@@ -75,12 +75,21 @@ pub struct Merged {
     reason_names: Vec<(u32, String)>,
     duplicates: u64,
     clock_note: String,
+    /// Each machine's name: its recordings' labels.
+    machines: Vec<String>,
 }
 
 impl Merged {
     /// Opens every recording and reads its META. Refuses recordings of different sessions
     /// (other endpoints or filters): their journeys do not belong together.
     pub fn open(paths: &[impl AsRef<Path>]) -> anyhow::Result<Self> {
+        Self::open_with(paths, &[])
+    }
+
+    /// Opens as [`Self::open`] does, each machine's times corrected by `corrections[m]`
+    /// (nanoseconds its clock is ahead of the first machine's, beyond what the wall clocks
+    /// said; see [`clocks`]).
+    pub fn open_with(paths: &[impl AsRef<Path>], corrections: &[i64]) -> anyhow::Result<Self> {
         let mut opened = Vec::new();
         for path in paths {
             let path = path.as_ref();
@@ -128,6 +137,10 @@ impl Merged {
                 });
             boot_of.push(index);
         }
+        // Each machine's wall-clock offset, less what the crossings say its clock is ahead.
+        for (machine, (_, offset)) in boots.iter_mut().enumerate() {
+            *offset -= corrections.get(machine).copied().unwrap_or(0);
+        }
         let earliest = boots.iter().map(|(_, o)| *o).min().unwrap_or(0);
         let mut session = first.clone();
         session.wall_offset_ns = earliest;
@@ -136,6 +149,17 @@ impl Merged {
             session.boot_id = None;
         }
         let labels: Vec<String> = opened.iter().map(|(_, _, l)| l.clone()).collect();
+        let machines = (0..boots.len())
+            .map(|machine| {
+                let of: Vec<&str> = labels
+                    .iter()
+                    .zip(&boot_of)
+                    .filter(|(_, b)| **b == machine)
+                    .map(|(l, _)| l.as_str())
+                    .collect();
+                of.join("+")
+            })
+            .collect();
         let clock_note = if boots.len() == 1 {
             format!(
                 "stitched {} recordings ({}): one kernel, one clock",
@@ -144,7 +168,7 @@ impl Merged {
             )
         } else {
             format!(
-                "stitched {} recordings ({}) from {} machines, their clocks aligned by each machine's wall clock: hops on different machines are ordered only as well as the machines' time sync (typically within ~1 ms)",
+                "stitched {} recordings ({}) from {} machines, their clocks aligned by each machine's wall clock, then by the packets that crossed between them",
                 opened.len(),
                 labels.join(", "),
                 boots.len()
@@ -177,7 +201,13 @@ impl Merged {
             reason_names: Vec::new(),
             duplicates: 0,
             clock_note,
+            machines,
         })
+    }
+
+    /// The machines, by the names of their recordings; the first is the reference clock.
+    pub fn machines(&self) -> &[String] {
+        &self.machines
     }
 
     /// The first recording's META, with the merged session.
@@ -424,5 +454,31 @@ fn add(a: SourceCounters, b: SourceCounters) -> SourceCounters {
     }
 }
 
+/// Each machine's clock against the first's, from the packets that crossed between them
+/// ([`clocks`]); nothing for recordings of one machine.
+pub fn estimate_clocks(paths: &[impl AsRef<Path>]) -> anyhow::Result<Vec<clocks::ClockEstimate>> {
+    let mut merged = Merged::open(paths)?;
+    let machines = merged.machines().to_vec();
+    if machines.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let mut crossings = clocks::Crossings::default();
+    while let Some(input) = merged.next_input() {
+        match input {
+            Input::Topology { topology, .. } => crossings.topology(topology),
+            Input::Observations { batch, .. } => batch.iter().for_each(|o| crossings.observe(o)),
+            _ => {}
+        }
+    }
+    Ok(crossings
+        .offsets(machines.len())
+        .into_iter()
+        .enumerate()
+        .skip(1)
+        .map(|(machine, offset)| clocks::ClockEstimate::new(&machines, machine, offset))
+        .collect())
+}
+
+pub mod clocks;
 #[cfg(test)]
 mod tests;

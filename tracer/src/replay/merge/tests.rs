@@ -61,11 +61,14 @@ fn nodes_of(inputs: &[Input]) -> Vec<String> {
 struct Clock {
     boot: &'static str,
     ahead_ns: u64,
+    /// How far its wall clock is wrong (ahead): what time sync left.
+    wall_wrong_ns: i64,
 }
 
 const ONE_KERNEL: Clock = Clock {
     boot: "one-lab-kernel",
     ahead_ns: 0,
+    wall_wrong_ns: 0,
 };
 
 /// Writes what node `node`'s agent would have recorded of `inputs`: its namespaces, the
@@ -88,6 +91,7 @@ fn write_part_with(inputs: &[Input], node: &str, first: bool, path: &Path, clock
                 session.node = Some(node.to_owned());
                 session.boot_id = Some(clock.boot.to_owned());
                 session.wall_offset_ns -= i64::try_from(clock.ahead_ns).unwrap();
+                session.wall_offset_ns += clock.wall_wrong_ns;
                 Input::Session(Arc::new(session))
             }
             Input::Topology { since_ns, topology } => {
@@ -182,14 +186,6 @@ fn per_node_recordings_stitched_give_the_journeys_of_one_recording_of_all_nodes(
     }
 }
 
-/// A journey's JSON without its kernel-clock start (which depends on the timeline chosen;
-/// its wall-clock start does not).
-fn without_kernel_clock(line: &str) -> serde_json::Value {
-    let mut journey: serde_json::Value = serde_json::from_str(line).unwrap();
-    journey.as_object_mut().unwrap().remove("start_ns");
-    journey
-}
-
 #[test]
 fn recordings_of_two_machines_are_put_on_one_timeline_by_their_wall_clocks() {
     let name = "vxlan";
@@ -202,14 +198,17 @@ fn recordings_of_two_machines_are_put_on_one_timeline_by_their_wall_clocks() {
         Clock {
             boot: "machine-a",
             ahead_ns: 5_000_000_000,
+            wall_wrong_ns: 0,
         },
         Clock {
             boot: "machine-b",
             ahead_ns: 0,
+            wall_wrong_ns: 0,
         },
         Clock {
             boot: "machine-c",
             ahead_ns: 70_000,
+            wall_wrong_ns: 0,
         },
     ];
     let parts: Vec<PathBuf> = nodes
@@ -232,10 +231,13 @@ fn recordings_of_two_machines_are_put_on_one_timeline_by_their_wall_clocks() {
             .summary
             .notes;
     });
-    assert_eq!(whole.len(), stitched.len());
-    for (w, s) in whole.iter().zip(&stitched) {
-        assert_eq!(without_kernel_clock(w), without_kernel_clock(s));
-    }
+    // The same journeys; their times may differ by the clock estimate's error.
+    let sorted = |lines: &[String]| {
+        let mut paths: Vec<String> = lines.iter().map(|l| path_of(l)).collect();
+        paths.sort();
+        paths
+    };
+    assert_eq!(sorted(&whole), sorted(&stitched));
     assert!(
         notes[0].contains("clocks aligned by each machine's wall clock"),
         "{notes:?}"
@@ -334,4 +336,104 @@ fn an_observation_every_agent_of_one_kernel_recorded_is_replayed_once() {
         })
         .sum();
     assert_eq!(summary.observations, whole + 1);
+}
+
+/// A journey as the user reads its path: the packet, its fate, and where each hop was.
+fn path_of(line: &str) -> String {
+    let journey: serde_json::Value = serde_json::from_str(line).unwrap();
+    let hops: Vec<String> = journey["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("{}:{}:{}", h["node"], h["kind"], h["interface"]))
+        .collect();
+    format!(
+        "{} {} {} | {}",
+        journey["summary"],
+        journey["verdict"],
+        journey["to"],
+        hops.join(" ")
+    )
+}
+
+#[test]
+fn wall_clocks_that_disagree_are_corrected_by_the_packets_that_crossed() {
+    for (name, skew_ns) in [("vxlan", 40_000_000), ("healthy-service", -25_000_000)] {
+        let inputs = golden_tests::inputs(name);
+        let nodes = nodes_of(&inputs);
+        let scratch = Scratch::new(&format!("skewed-{name}"));
+        // The first node's machine is the reference; every other's wall clock is wrong
+        // by `skew_ns`, far more than a hop takes.
+        let parts: Vec<PathBuf> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let path = scratch.0.join(format!("{node}.trace"));
+                let clock = Clock {
+                    boot: ["machine-a", "machine-b", "machine-c"][i % 3],
+                    ahead_ns: 1_000_000 * i as u64,
+                    wall_wrong_ns: if i == 0 { 0 } else { skew_ns },
+                };
+                write_part_with(&inputs, node, i == 0, &path, &clock);
+                path
+            })
+            .collect();
+        let mut whole = Vec::new();
+        crate::replay::replay(
+            &golden_tests::recording(name),
+            &mut JsonSink::new(&mut whole),
+        )
+        .unwrap();
+        let mut stitched = Vec::new();
+        let replayed =
+            crate::replay::replay_all(&parts, &mut JsonSink::new(&mut stitched)).unwrap();
+        let paths = |json: &[u8]| -> Vec<String> {
+            let mut paths: Vec<String> = std::str::from_utf8(json)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("{\"session_summary\""))
+                .map(path_of)
+                .collect();
+            paths.sort();
+            paths
+        };
+        assert_eq!(
+            paths(&whole),
+            paths(&stitched),
+            "{name}: the same paths, in causal order"
+        );
+        let clocks = &replayed.summary.clocks;
+        assert_eq!(clocks.len(), nodes.len() - 1, "{name}: {clocks:?}");
+        // A machine no traced packet crossed to (no Service endpoint was chosen there) keeps
+        // its wall clock, and says so.
+        let compared: Vec<_> = clocks
+            .iter()
+            .filter(|c| c.crossings_there + c.crossings_back > 0)
+            .collect();
+        assert!(!compared.is_empty(), "{name}: {clocks:?}");
+        for clock in compared {
+            let error = clock
+                .error_ns
+                .unwrap_or_else(|| panic!("{name}: two-way: {clock:?}"));
+            assert!(
+                (clock.offset_ns - skew_ns).unsigned_abs() <= error && error < 1_000_000,
+                "{name}: {clock:?} should find {skew_ns} ns"
+            );
+            assert_eq!(clock.reference, nodes[0]);
+        }
+        // Never a negative hop.
+        for line in std::str::from_utf8(&stitched).unwrap().lines() {
+            let journey: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(hops) = journey["hops"].as_array() else {
+                continue;
+            };
+            let times: Vec<i64> = hops.iter().map(|h| h["t_ns"].as_i64().unwrap()).collect();
+            assert!(times.windows(2).all(|w| w[0] <= w[1]), "{name}: {times:?}");
+        }
+        let summary_text = replayed.summary.text();
+        assert!(
+            summary_text.contains("beyond what the wall clocks say"),
+            "{summary_text}"
+        );
+    }
 }
