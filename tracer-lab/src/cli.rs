@@ -24,6 +24,11 @@ pub enum LabCommand {
         /// How kube-proxy implements Services: iptables, nftables or ipvs.
         #[arg(long, default_value = "iptables")]
         proxy_mode: String,
+        /// Set nodes' clocks apart, as real machines' are: `cpu1=+40ms,gpu1=-3ms` (from
+        /// -10s to +10s). A node's agent (`tracer agent --node`) then records as a machine
+        /// of its own whose wall clock is off by that much. Without it, all agree.
+        #[arg(long, value_name = "NODE=OFFSET,…")]
+        clock_offset: Option<String>,
     },
     /// Remove everything the lab created.
     Down,
@@ -62,9 +67,11 @@ pub fn run(args: LabArgs) -> anyhow::Result<i32> {
         LabCommand::Up {
             scenario,
             proxy_mode,
+            clock_offset,
         } => crate::up(
             crate::parse_scenario(&scenario)?,
             crate::parse_proxy_mode(&proxy_mode)?,
+            &crate::parse_clock_offsets(clock_offset.as_deref().unwrap_or(""))?,
         )?,
         LabCommand::Down => crate::down()?,
         // Written, not print!ed: print! panics when the pipe is closed.
@@ -103,6 +110,7 @@ mod tests {
         let LabCommand::Up {
             scenario,
             proxy_mode,
+            clock_offset: None,
         } = lab.args.command
         else {
             panic!("not up")

@@ -148,6 +148,67 @@ fn ipvs_missing_reason(modprobe_ok: bool) -> String {
     )
 }
 
+/// `cpu1=+40ms,gpu1=-3ms` → each node's clock offset in nanoseconds; "" → none.
+pub fn parse_clock_offsets(text: &str) -> Result<Vec<(String, i64)>, BadUsage> {
+    let nodes = Cluster::seed(Scenario::Healthy).nodes;
+    let mut offsets: Vec<(String, i64)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let bad = |why: &str| BadUsage(format!("--clock-offset {item}: {why}"));
+        let (node, offset) = item
+            .split_once('=')
+            .ok_or_else(|| bad("expected NODE=OFFSET, e.g. cpu1=+40ms"))?;
+        if !nodes.iter().any(|n| n.name == node) {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name).collect();
+            return Err(bad(&format!(
+                "no node {node} (nodes: {})",
+                names.join(", ")
+            )));
+        }
+        let (negative, magnitude) = match offset.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, offset.strip_prefix('+').unwrap_or(offset)),
+        };
+        let (number, unit) = magnitude.split_at(
+            magnitude
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(magnitude.len()),
+        );
+        let scale: i64 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            _ => return Err(bad("the offset needs a unit: ns, us, ms or s")),
+        };
+        let ns = number
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|ns| *ns <= 10_000_000_000)
+            .ok_or_else(|| bad("not an offset from -10s to +10s"))?;
+        offsets.retain(|(n, _)| n != node);
+        offsets.push((node.to_owned(), if negative { -ns } else { ns }));
+    }
+    Ok(offsets)
+}
+
+/// The clock offset `lab up --clock-offset` gave the lab node whose network namespace is
+/// named `netns` (`tracer-lab-cpu1`): `(node, nanoseconds)`; `None` for any other namespace,
+/// or a node whose clock was left alone.
+pub fn node_clock_offset(netns: &str) -> Option<(String, i64)> {
+    Cluster::seed(Scenario::Healthy)
+        .nodes
+        .iter()
+        .find_map(|node| {
+            let prefix = netns.strip_suffix(node.name)?;
+            let state = State::open(&State::dir_of_prefix(prefix));
+            state
+                .clock_offsets()
+                .into_iter()
+                .find(|(n, ns)| n == node.name && *ns != 0)
+        })
+}
+
 pub fn parse_proxy_mode(name: &str) -> Result<ProxyMode, BadUsage> {
     ProxyMode::from_name(name).ok_or_else(|| {
         let valid: Vec<_> = ProxyMode::ALL.iter().map(|m| m.name()).collect();
@@ -170,7 +231,7 @@ pub fn parse_scenario(name: &str) -> Result<Scenario, BadUsage> {
 
 /// Builds the lab if needed and applies `scenario` with kube-proxy in `mode`; prints where
 /// the kubeconfig is.
-pub fn up(scenario: Scenario, mode: ProxyMode) -> anyhow::Result<()> {
+pub fn up(scenario: Scenario, mode: ProxyMode, clocks: &[(String, i64)]) -> anyhow::Result<()> {
     preflight()?;
     preflight_mode(mode)?;
     let started = Instant::now();
@@ -229,6 +290,7 @@ pub fn up(scenario: Scenario, mode: ProxyMode) -> anyhow::Result<()> {
     }
     state.set_scenario(scenario)?;
     state.set_proxy_mode(mode)?;
+    state.set_clock_offsets(clocks)?;
     ensure_daemon(&state)?;
     println!(
         "lab up: scenario {scenario} ({}), kube-proxy in {mode} mode, in {:.1}s",
@@ -328,6 +390,13 @@ pub fn status() -> anyhow::Result<String> {
     let _ = writeln!(out, "scenario   {scenario}: {}", scenario.description());
     let mode = state.proxy_mode();
     let _ = writeln!(out, "kube-proxy {mode} mode: {}", mode.description());
+    for (node, ns) in state.clock_offsets() {
+        let _ = writeln!(
+            out,
+            "clock      {node}'s is {:+.3} ms off (its agent records as a machine of its own)",
+            ns as f64 / 1e6
+        );
+    }
     match state.daemon_pid() {
         Some(pid) => {
             let _ = writeln!(
@@ -558,6 +627,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("namespace default"), "{err}");
+    }
+
+    #[test]
+    fn clock_offsets_are_parsed_with_their_sign_and_unit_and_checked() {
+        assert_eq!(
+            parse_clock_offsets("cpu1=+40ms, gpu1=-3ms,cpu2=250us").unwrap(),
+            vec![
+                ("cpu1".to_owned(), 40_000_000),
+                ("gpu1".to_owned(), -3_000_000),
+                ("cpu2".to_owned(), 250_000)
+            ]
+        );
+        assert!(parse_clock_offsets("").unwrap().is_empty());
+        for (bad, why) in [
+            ("cpu9=+1ms", "no node cpu9"),
+            ("cpu1", "NODE=OFFSET"),
+            ("cpu1=40", "needs a unit"),
+            ("cpu1=+11s", "-10s to +10s"),
+        ] {
+            let err = parse_clock_offsets(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -35,8 +35,10 @@ const REMOTE_BRIDGE: &str = "br-remote";
 /// Prefix of every namespace the lab creates: `tracer-lab-`, or `$TRACER_LAB_PREFIX` so
 /// tests can build a lab of their own beside a running one.
 pub fn prefix() -> String {
-    std::env::var("TRACER_LAB_PREFIX").unwrap_or_else(|_| "tracer-lab-".to_owned())
+    std::env::var("TRACER_LAB_PREFIX").unwrap_or_else(|_| DEFAULT_PREFIX.to_owned())
 }
+
+pub const DEFAULT_PREFIX: &str = "tracer-lab-";
 
 pub fn lan_netns() -> String {
     format!("{}lan", prefix())

@@ -25,10 +25,40 @@ impl State {
         if let Some(dir) = std::env::var_os("TRACER_LAB_STATE_DIR") {
             return PathBuf::from(dir);
         }
-        match std::env::var("TRACER_LAB_PREFIX") {
-            Ok(prefix) => PathBuf::from(format!("/run/{prefix}state")),
-            Err(_) => PathBuf::from("/run/tracer-lab"),
+        Self::dir_of_prefix(&crate::plan::prefix())
+    }
+
+    /// Where the lab whose namespaces start with `prefix` keeps its state.
+    pub fn dir_of_prefix(prefix: &str) -> PathBuf {
+        if prefix == crate::plan::DEFAULT_PREFIX {
+            PathBuf::from("/run/tracer-lab")
+        } else {
+            PathBuf::from(format!("/run/{prefix}state"))
         }
+    }
+
+    /// Each node's clock offset (`lab up --clock-offset`), in nanoseconds; none: all agree.
+    pub fn clock_offsets(&self) -> Vec<(String, i64)> {
+        fs::read_to_string(self.file("clock-offsets"))
+            .map(|text| {
+                text.lines()
+                    .filter_map(|line| {
+                        let (node, ns) = line.split_once(' ')?;
+                        Some((node.to_owned(), ns.trim().parse().ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn set_clock_offsets(&self, offsets: &[(String, i64)]) -> io::Result<()> {
+        let text: String = offsets
+            .iter()
+            .map(|(node, ns)| format!("{node} {ns}\n"))
+            .collect();
+        let tmp = self.file("clock-offsets.tmp");
+        fs::write(&tmp, text)?;
+        fs::rename(tmp, self.file("clock-offsets"))
     }
 
     pub fn open(dir: &Path) -> Self {

@@ -46,6 +46,21 @@ impl Lab {
         }
     }
 
+    /// A lab brought up with these `lab up` arguments (`--scenario`, `--clock-offset`, …).
+    pub fn up_with(args: &[&str]) -> Self {
+        let lab = Self {
+            prefix: format!("tlt{}-", std::process::id()),
+        };
+        let out = lab.tracer(&[&["lab", "up"], args].concat());
+        assert!(
+            out.status.success(),
+            "lab up {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
     /// A second lab beside [`Lab::up`]'s, told apart by `tag` in its prefix (`tlt<pid><tag>-`).
     pub fn up_named(tag: &str, scenario: &str) -> Self {
         let lab = Self {

@@ -150,7 +150,8 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let followed = Session {
+    let lab_clock = lab_clock_offset(&topology, plan.node.as_deref());
+    let mut followed = Session {
         following: format!(
             "{} → {}",
             plan::describe(&plan.from),
@@ -164,6 +165,18 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
         boot_id: crate::clock::boot_id(),
         node: plan.node.clone(),
     };
+    if let Some(offset_ns) = lab_clock {
+        // A lab node set apart by `lab up --clock-offset` records as a machine of its own
+        // whose wall clock is off, as a real node's would be.
+        followed.wall_offset_ns += offset_ns;
+        followed.boot_id = followed
+            .boot_id
+            .map(|boot| format!("{boot}+{}", plan.node.as_deref().unwrap_or_default()));
+        eprintln!(
+            "  note: this lab node's clock is set {:+.3} ms off (tracer lab up --clock-offset): it records as a machine of its own",
+            offset_ns as f64 / 1e6
+        );
+    }
     let mut recorder = match &args.record {
         Some(path) => Some(start_recording(path, args.force)?),
         None => None,
@@ -252,6 +265,18 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
         crate::exit::FAILURE
     } else {
         crate::exit::SUCCESS
+    })
+}
+
+/// The clock offset `tracer lab up --clock-offset` gave `node`, when it is a lab node.
+fn lab_clock_offset(topology: &crate::topology::Topology, node: Option<&str>) -> Option<i64> {
+    let node = node?;
+    topology.hosts.iter().find_map(|host| match &host.role {
+        crate::topology::HostRole::Node { name } if name == node => {
+            let netns = Path::new(&host.info.path).file_name()?.to_str()?;
+            tracer_lab::node_clock_offset(netns).map(|(_, ns)| ns)
+        }
+        _ => None,
     })
 }
 

@@ -394,6 +394,7 @@ impl Merged {
                     .into_iter()
                     .map(|n| format!("{}: {n}", part.label)),
             );
+            notes.extend(health(part));
         }
         if self.duplicates > 0 {
             notes.push(format!(
@@ -403,6 +404,18 @@ impl Merged {
         }
         notes
     }
+}
+
+/// What the user must know of one node's recording beside the others: its losses (the
+/// session's counters sum them). One that stopped abruptly says so by itself (no END).
+fn health(part: &Part) -> Option<String> {
+    let c = part.counters?;
+    (c.ringbuf_full + c.parse_failed > 0).then(|| {
+        format!(
+            "{}: {} events lost in its kernel, {} packets it could not parse",
+            part.label, c.ringbuf_full, c.parse_failed
+        )
+    })
 }
 
 /// Whether two recordings follow the same thing the same way.

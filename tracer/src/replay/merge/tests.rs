@@ -302,6 +302,12 @@ fn an_observation_every_agent_of_one_kernel_recorded_is_replayed_once() {
         ..batch[0]
     };
     batch.push(unknown);
+    // And the first node's kernel lost events: its loss is said with its name.
+    inputs.push(Input::Counters(crate::pipeline::counters::SourceCounters {
+        ringbuf_full: 7,
+        failures_lost: Some(0),
+        ..Default::default()
+    }));
     let nodes = nodes_of(&inputs);
     let scratch = Scratch::new("duplicates");
     let parts: Vec<PathBuf> = nodes
@@ -327,6 +333,13 @@ fn an_observation_every_agent_of_one_kernel_recorded_is_replayed_once() {
         "{:?}",
         summary.notes
     );
+    let lost = format!("{}: 7 events lost in its kernel", nodes[0]);
+    assert!(
+        summary.notes.iter().any(|n| n.starts_with(&lost)),
+        "{:?}",
+        summary.notes
+    );
+    assert_eq!(summary.counters.source.ringbuf_full, 7);
     // Handed on once: the whole's observations and the one drop.
     let whole: u64 = golden_tests::inputs(name)
         .iter()
