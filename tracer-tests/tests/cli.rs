@@ -555,6 +555,45 @@ fn replay_refuses_to_stitch_recordings_of_different_sessions() {
 }
 
 #[test]
+fn installed_as_kubectl_tracer_it_is_a_kubectl_plugin() {
+    let dir = std::env::temp_dir().join(format!("tracer-plugin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(tracer_tests::tracer_bin(), dir.join("kubectl-tracer")).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let recording = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/recordings/wrong-interface.trace");
+    let out = std::process::Command::new("kubectl")
+        .args(["tracer", "replay", "--output", "text"])
+        .arg(&recording)
+        .env("PATH", &path)
+        .output()
+        .expect("kubectl is installed");
+    let listed = std::process::Command::new("kubectl")
+        .args(["plugin", "list"])
+        .env("PATH", &path)
+        .output()
+        .expect("kubectl plugin list");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("dropped on cpu1"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("kubectl-tracer"),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+}
+
+#[test]
 fn meaningless_follow_arguments_are_usage_errors() {
     for (option, value, expected) in [
         ("--duration", "0", "longer than zero"),
