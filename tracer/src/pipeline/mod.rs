@@ -39,6 +39,8 @@ mod drop_hint_tests;
 pub(crate) mod golden_tests;
 pub mod input;
 #[cfg(test)]
+mod lost_beginning_tests;
+#[cfg(test)]
 mod observed_nat_tests;
 pub mod run;
 pub mod source;

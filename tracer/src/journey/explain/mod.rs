@@ -17,6 +17,7 @@
 //! `diagnosis` writes the one-line summary. Which drop events end a packet is decided by
 //! [`super::fate`].
 
+mod beginning;
 mod context;
 mod diagnosis;
 mod drop;
@@ -109,6 +110,9 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
     let generated_error = first.tuple.proto == IpProto::Icmp
         && matches!(first.icmp_type, 3 | 11 | 12)
         && !matches!(first_role, InterfaceRole::PodInterface(_));
+    if !generated_error && let Some(hop) = beginning::before(&first, ctx) {
+        hops.push(hop);
+    }
     if generated_error {
         let mut hop = Hop::inferred(
             HopKind::IcmpError,
