@@ -107,14 +107,7 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
         !args.no_route_hook,
         !args.no_nat_hook,
     )?;
-    let nodes: std::collections::BTreeSet<_> = topology
-        .hosts
-        .iter()
-        .filter_map(|h| match &h.role {
-            crate::topology::HostRole::Node { name } => Some(name.clone()),
-            _ => None,
-        })
-        .collect();
+    let nodes = node_names(&topology);
     // An agent says it is ready only now, with every hook attached: traffic started
     // after this line is recorded whole.
     eprintln!(
@@ -125,7 +118,7 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
         if nodes.is_empty() {
             "this host".to_owned()
         } else {
-            nodes.into_iter().collect::<Vec<_>>().join(", ")
+            nodes.join(", ")
         },
         if args.count.is_some() || args.duration.is_some() {
             "until a limit"
@@ -280,6 +273,19 @@ fn lab_clock_offset(topology: &crate::topology::Topology, node: Option<&str>) ->
     })
 }
 
+/// The nodes whose namespaces are traced here, sorted.
+fn node_names(topology: &crate::topology::Topology) -> Vec<String> {
+    let names: std::collections::BTreeSet<String> = topology
+        .hosts
+        .iter()
+        .filter_map(|h| match &h.role {
+            crate::topology::HostRole::Node { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    names.into_iter().collect()
+}
+
 /// `--node` must name a node whose namespace is on this machine; an agent without it must
 /// be on a machine that holds one node, or its recording would mix several.
 fn check_node(
@@ -288,14 +294,7 @@ fn check_node(
     node: Option<&str>,
     role: Role,
 ) -> anyhow::Result<()> {
-    let here: Vec<&str> = topology
-        .hosts
-        .iter()
-        .filter_map(|h| match &h.role {
-            crate::topology::HostRole::Node { name } => Some(name.as_str()),
-            _ => None,
-        })
-        .collect();
+    let here = node_names(topology);
     match node {
         Some(node) if model.nodes().all(|n| n.name != node) => Err(Usage(format!(
             "--node {node}: the cluster has no such node (it has {})",

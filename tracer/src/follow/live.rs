@@ -168,9 +168,11 @@ pub fn run(
             // other nodes' agents record theirs.
             .filter(|o| {
                 let outside = o.netns_cookie != 0 && in_scope.host(o.netns_cookie).is_none();
-                let foreign = outside && o.hook == Hook::Drop;
-                counters.foreign_drops += u64::from(foreign);
-                !(foreign || outside && node_scoped)
+                // A node's agent cannot tell another network's drop from another node's,
+                // which that node's agent records: it counts neither as foreign.
+                counters.foreign_drops +=
+                    u64::from(outside && o.hook == Hook::Drop && !node_scoped);
+                !(outside && (o.hook == Hook::Drop || node_scoped))
             })
             .collect();
         offered += batch.len() as u64;

@@ -30,6 +30,26 @@ pub struct SourceCounters {
     pub unrecorded_batches: u64,
 }
 
+/// Two sources' totals as one (per-node recordings stitched). Drops and ICMP errors lost are
+/// known only when both know them.
+impl std::ops::Add for SourceCounters {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            ringbuf_full: self.ringbuf_full + other.ringbuf_full,
+            failures_lost: self
+                .failures_lost
+                .zip(other.failures_lost)
+                .map(|(a, b)| a + b),
+            parse_failed: self.parse_failed + other.parse_failed,
+            undecodable: self.undecodable + other.undecodable,
+            foreign_drops: self.foreign_drops + other.foreign_drops,
+            unrecorded_batches: self.unrecorded_batches + other.unrecorded_batches,
+        }
+    }
+}
+
 /// What correlation and presentation skipped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineCounters {
@@ -57,6 +77,18 @@ pub struct ReadCounters {
     pub damaged_bytes: u64,
     /// Records of a kind this version does not know (written by a newer tracer).
     pub unknown_records: u64,
+}
+
+impl std::ops::Add for ReadCounters {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            damaged: self.damaged + other.damaged,
+            damaged_bytes: self.damaged_bytes + other.damaged_bytes,
+            unknown_records: self.unknown_records + other.unknown_records,
+        }
+    }
 }
 
 /// Every counter of a session.

@@ -15,6 +15,11 @@ const SHIFT: u32 = 48;
 const LOCAL_MASK: u64 = (1 << SHIFT) - 1;
 
 impl SourceId {
+    /// The source a qualified cookie came from.
+    pub fn of(cookie: u64) -> Self {
+        Self(u16::try_from(cookie >> SHIFT).unwrap_or(u16::MAX))
+    }
+
     /// `cookie` made unique across sources; 0 ("unknown") stays 0.
     pub fn qualify(self, cookie: u64) -> u64 {
         if cookie == 0 {

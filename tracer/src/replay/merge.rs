@@ -5,21 +5,26 @@
 //! - **Clocks.** Each recording's times are CLOCK_MONOTONIC of its own kernel. Recordings
 //!   of one boot (`Session::boot_id`: the lab, where every node shares one kernel) share
 //!   that clock exactly and are not shifted. Recordings of different machines are put on
-//!   one timeline by their wall-clock offsets (`Session::wall_offset_ns`): as exact as the
-//!   machines' time sync, typically about a millisecond on cloud NTP — the summary says so.
-//!   A per-pair estimate from traced request/reply pairs is the next step (issue #13).
+//!   one timeline by their wall-clock offsets (`Session::wall_offset_ns`), then corrected
+//!   by the packets that crossed between them ([`clocks`]; `replay_all` reads the files
+//!   once for that, and once more to replay them). One constant offset per machine: clock
+//!   drift over a long session is not modelled.
 //! - **Namespaces.** Cookies are numbered per kernel, so each boot is a
 //!   [`SourceId`] that qualifies its cookies; recordings of one boot keep theirs, and an
-//!   observation two of them both recorded (a drop whose namespace is unknown, which every
-//!   agent of a shared kernel sees) is handed on once, counted.
+//!   event two of them both recorded (a drop whose namespace is unknown, which every agent
+//!   of a shared kernel sees; every hop, when a recording of all nodes is given with a
+//!   node's) is handed on once, counted: equal observations from two of its recordings
+//!   within [`SAME_EVENT_NS`] of each other. The same file given twice is refused.
 //! - **Context.** The topology handed on is the union of each recording's newest (by
 //!   cookie), the names the union of their rows, the drop-reason names one table into which
 //!   each kernel's values are translated (the enum is renumbered between kernels), and the
-//!   counters the sum of each recording's newest totals.
+//!   counters the sum of each recording's newest totals. Context versions are handed on as
+//!   they are read, their starts kept in order.
 //! - **Order.** Observations are held until every recording still being read has read past
 //!   them (each batch says when it was read), then handed on in time order in one batch
 //!   stamped with that time: packets close by the slowest recording's progress, not by
-//!   whichever file happens to be read first.
+//!   whichever file happens to be read first. An event a live session read in the batch
+//!   after its time (stamped as the drain ended) is handed on late, as it was live.
 
 use std::{collections::HashMap, path::Path, sync::Arc};
 
@@ -37,6 +42,11 @@ use crate::{
 /// Drop-reason values given to names that collide across kernels start here, above any
 /// kernel's `enum skb_drop_reason` (about 100 values in 6.x).
 const TRANSLATED_REASONS: u32 = 1 << 20;
+
+/// Two recordings of one kernel hold the same event when they hold equal observations this
+/// close: each process's programs stamp it as they run, one after the other, microseconds
+/// apart.
+const SAME_EVENT_NS: u64 = 100_000;
 
 /// One recording and what it has contributed so far.
 struct Part {
@@ -68,15 +78,21 @@ pub struct Merged {
     session: Session,
     /// Inputs ready to hand on.
     queue: std::collections::VecDeque<Input>,
-    /// Observations read but not yet handed on (merged timeline, qualified cookies).
-    pending: Vec<Observation>,
+    /// Observations read but not yet handed on (merged timeline, qualified cookies), each
+    /// with the part it came from.
+    pending: Vec<(Observation, usize)>,
     /// The read time of the last batch handed on.
     handed_until: u64,
+    /// The newest start of a context version handed on: versions are handed on in order of
+    /// their start, as one source hands them on.
+    context_since: u64,
     reason_names: Vec<(u32, String)>,
     duplicates: u64,
     clock_note: String,
     /// Each machine's name: its recordings' labels.
     machines: Vec<String>,
+    /// What could not be known of some recordings, for the summary.
+    doubts: Vec<String>,
 }
 
 impl Merged {
@@ -91,8 +107,17 @@ impl Merged {
     /// said; see [`clocks`]).
     pub fn open_with(paths: &[impl AsRef<Path>], corrections: &[i64]) -> anyhow::Result<Self> {
         let mut opened = Vec::new();
+        let mut files = std::collections::HashSet::new();
         for path in paths {
             let path = path.as_ref();
+            // The same file twice would count everything in it twice.
+            if !files.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())) {
+                return Err(crate::exit::Usage(format!(
+                    "{} is given twice: each recording is stitched once",
+                    path.display()
+                ))
+                .into());
+            }
             let mut recording = Recording::open(path)?;
             let session = recording.read_session();
             let label = session
@@ -149,6 +174,18 @@ impl Merged {
             session.boot_id = None;
         }
         let labels: Vec<String> = opened.iter().map(|(_, _, l)| l.clone()).collect();
+        let mut doubts = Vec::new();
+        for (_, session, label) in &opened {
+            match session {
+                None => doubts.push(format!(
+                    "{label}: its start (META record) is unreadable: assumed to follow what the others follow, on a machine of its own"
+                )),
+                Some(s) if s.boot_id.is_none() => doubts.push(format!(
+                    "{label}: made by a tracer that did not record its kernel's boot: taken as a machine of its own (two such recordings of one machine would show its hops twice)"
+                )),
+                Some(_) => {}
+            }
+        }
         let machines = (0..boots.len())
             .map(|machine| {
                 let of: Vec<&str> = labels
@@ -198,10 +235,12 @@ impl Merged {
             queue,
             pending: Vec::new(),
             handed_until: 0,
+            context_since: 0,
             reason_names: Vec::new(),
             duplicates: 0,
             clock_note,
             machines,
+            doubts,
         })
     }
 
@@ -236,7 +275,7 @@ impl Merged {
                 if self.pending.is_empty() {
                     return None;
                 }
-                let last = self.pending.iter().map(|o| o.ts_ns).max().unwrap_or(0);
+                let last = self.pending.iter().map(|(o, _)| o.ts_ns).max().unwrap_or(0);
                 self.hand_on(self.handed_until.max(last));
                 continue;
             };
@@ -258,7 +297,8 @@ impl Merged {
             Input::Session(_) => {}
             Input::Cluster { since_ns, names } => {
                 part.rows = names.rows();
-                let since_ns = part.at(since_ns);
+                let since_ns = part.at(since_ns).max(self.context_since);
+                self.context_since = since_ns;
                 let mut rows = ModelRows::default();
                 for part in &self.parts {
                     rows.merge(part.rows.clone());
@@ -272,7 +312,8 @@ impl Merged {
                 let mut topology = Topology::clone(&topology);
                 part.source.qualify_topology(&mut topology);
                 part.topology = Some(topology);
-                let since_ns = part.at(since_ns);
+                let since_ns = part.at(since_ns).max(self.context_since);
+                self.context_since = since_ns;
                 let mut union = Topology::default();
                 let mut cookies = std::collections::HashSet::new();
                 for part in &self.parts {
@@ -307,18 +348,17 @@ impl Merged {
                 }
                 part.source.qualify_observations(&mut batch);
                 part.read_until = Some(part.at(now_ns));
-                self.pending.extend(batch);
+                self.pending.extend(batch.into_iter().map(|o| (o, i)));
                 self.advance();
             }
             Input::Counters(counters) => {
                 part.counters = Some(counters);
-                let total = self.parts.iter().filter_map(|p| p.counters).fold(
-                    SourceCounters {
-                        failures_lost: Some(0),
-                        ..SourceCounters::default()
-                    },
-                    add,
-                );
+                let total = self
+                    .parts
+                    .iter()
+                    .filter_map(|p| p.counters)
+                    .reduce(|a, b| a + b)
+                    .unwrap_or_default();
                 self.queue.push_back(Input::Counters(total));
             }
             Input::Notice { at_ns, text } => {
@@ -346,26 +386,32 @@ impl Merged {
 
     /// Hands on, as one batch read at `until`, every pending observation up to it.
     fn hand_on(&mut self, until: u64) {
-        self.pending.sort_by_key(|o| o.ts_ns);
-        let split = self.pending.partition_point(|o| o.ts_ns <= until);
-        let mut batch: Vec<Observation> = Vec::with_capacity(split);
-        for obs in self.pending.drain(..split) {
-            // Two recordings of one kernel both saw it: the same event, once.
+        self.pending.sort_by_key(|(o, _)| o.ts_ns);
+        let split = self.pending.partition_point(|(o, _)| o.ts_ns <= until);
+        let mut batch: Vec<(Observation, usize)> = Vec::with_capacity(split);
+        for (obs, part) in self.pending.drain(..split) {
+            // Two recordings of one kernel both saw it (each agent's programs stamp it a
+            // little apart): the same event, once.
+            let source = self.parts[part].source;
             let seen = batch
                 .iter()
                 .rev()
-                .take_while(|o| o.ts_ns == obs.ts_ns)
-                .any(|o| *o == obs);
+                .take_while(|(o, _)| obs.ts_ns - o.ts_ns <= SAME_EVENT_NS)
+                .any(|(o, p)| {
+                    *p != part
+                        && self.parts[*p].source == source
+                        && Observation { ts_ns: 0, ..*o } == Observation { ts_ns: 0, ..obs }
+                });
             if seen {
                 self.duplicates += 1;
             } else {
-                batch.push(obs);
+                batch.push((obs, part));
             }
         }
         self.handed_until = until;
         self.queue.push_back(Input::Observations {
             now_ns: until,
-            batch,
+            batch: batch.into_iter().map(|(o, _)| o).collect(),
         });
     }
 
@@ -387,6 +433,7 @@ impl Merged {
     /// Each recording's notes, said with its name, and how the clocks were put together.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = vec![self.clock_note.clone()];
+        notes.extend(self.doubts.iter().cloned());
         for part in &self.parts {
             notes.extend(
                 part.recording
@@ -454,17 +501,6 @@ fn translate(table: &mut Vec<(u32, String)>, pairs: Vec<(u32, String)>) -> HashM
         map.insert(value, merged);
     }
     map
-}
-
-fn add(a: SourceCounters, b: SourceCounters) -> SourceCounters {
-    SourceCounters {
-        ringbuf_full: a.ringbuf_full + b.ringbuf_full,
-        failures_lost: a.failures_lost.zip(b.failures_lost).map(|(x, y)| x + y),
-        parse_failed: a.parse_failed + b.parse_failed,
-        undecodable: a.undecodable + b.undecodable,
-        foreign_drops: a.foreign_drops + b.foreign_drops,
-        unrecorded_batches: a.unrecorded_batches + b.unrecorded_batches,
-    }
 }
 
 /// Each machine's clock against the first's, from the packets that crossed between them

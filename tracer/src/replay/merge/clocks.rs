@@ -13,7 +13,10 @@
 //! Machines are compared with the first recording's (the reference), directly where
 //! packets crossed between them, else through a machine that is compared already.
 
-use std::{collections::HashMap, net::Ipv4Addr};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::Ipv4Addr,
+};
 
 use serde::Serialize;
 
@@ -29,13 +32,15 @@ pub struct ClockEstimate {
     pub machine: String,
     /// The first recording's machine, whose clock the others are set by.
     pub reference: String,
+    /// The machine it was compared with (the reference, or one compared already).
+    pub compared_with: String,
     /// How far its clock is ahead of the reference's (negative: behind), beyond what the
     /// wall clocks said; subtracted from its times.
     pub offset_ns: i64,
     /// Half the shortest round trip: the true offset is within this of `offset_ns`. `None`
     /// when packets crossed one way only.
     pub error_ns: Option<u64>,
-    /// Crossings to and from the machine it was compared with.
+    /// Crossings to and from `compared_with`.
     pub crossings_there: usize,
     pub crossings_back: usize,
 }
@@ -48,6 +53,7 @@ impl ClockEstimate {
         Self {
             machine: name(machine),
             reference: name(0),
+            compared_with: name(offset.against),
             offset_ns: offset.ns,
             error_ns: offset.error_ns,
             crossings_there: offset.crossings_there,
@@ -71,12 +77,19 @@ impl ClockEstimate {
             "behind"
         };
         let error = self.error_ns.map_or_else(
-            || "at least; packets crossed one way only, so no error can be given".to_owned(),
+            || {
+                "no error can be given: packets crossed one way only, or crossings disagree"
+                    .to_owned()
+            },
             |e| format!("± {}", crate::clock::format_duration(e)),
         );
         format!(
-            "{}'s clock is {how_far} {which} {}'s beyond what the wall clocks say ({error}; from {} crossings there and {} back): its times are corrected by it",
-            self.machine, self.reference, self.crossings_there, self.crossings_back
+            "{}'s clock is {how_far} {which} {}'s beyond what the wall clocks say ({error}; from {} crossings one way and {} the other between it and {}): its times are corrected by it",
+            self.machine,
+            self.reference,
+            self.crossings_there,
+            self.crossings_back,
+            self.compared_with
         )
     }
 }
@@ -115,7 +128,7 @@ impl WireKey {
 
 /// Which machine an observation was made on: the source its cookie was qualified with.
 fn machine_of(cookie: u64) -> u16 {
-    u16::try_from(cookie >> 48).unwrap_or(u16::MAX)
+    crate::pipeline::source::SourceId::of(cookie).0
 }
 
 /// The frames seen leaving and entering machines through their uplinks.
@@ -221,42 +234,37 @@ impl Crossings {
     }
 
     /// Each machine's offset against machine 0 (the first recording's): what to subtract
-    /// from its times; `None` for a machine no packet crossed to or from.
+    /// from its times; `None` for a machine no packet crossed to or from. Each is placed by
+    /// the chain of comparisons with the smallest error (a one-way comparison counts as
+    /// worse than any two-way chain), found in the same order every time.
     pub fn offsets(&self, machines: usize) -> Vec<Option<Offset>> {
-        let pairs = self.pairs();
+        let pairs: BTreeMap<(u16, u16), Pair> = self.pairs().into_iter().collect();
         let mut offsets: Vec<Option<Offset>> = vec![None; machines];
         if let Some(first) = offsets.first_mut() {
             *first = Some(Offset::reference());
         }
-        // Two-way comparisons first (they have an error), then one-way ones.
-        for two_way in [true, false] {
-            loop {
-                let mut changed = false;
-                for (&(a, b), pair) in &pairs {
-                    if two_way != (pair.there.is_some() && pair.back.is_some()) {
+        // Relax every comparison until nothing improves (Bellman–Ford; a few machines).
+        for _ in 0..machines {
+            let mut changed = false;
+            for (&(a, b), pair) in &pairs {
+                let (a, b) = (usize::from(a), usize::from(b));
+                if a >= machines || b >= machines {
+                    continue;
+                }
+                let estimate = pair.estimate();
+                for (from, to, step) in [(a, b, estimate), (b, a, estimate.reversed())] {
+                    let Some(known) = offsets[from] else {
                         continue;
-                    }
-                    let (a, b) = (usize::from(a), usize::from(b));
-                    if a >= machines || b >= machines {
-                        continue;
-                    }
-                    let estimate = pair.estimate();
-                    match (offsets[a], offsets[b]) {
-                        (Some(known), None) => {
-                            offsets[b] = Some(known.then(estimate, b_against_a(a, pair)));
-                            changed = true;
-                        }
-                        (None, Some(known)) => {
-                            offsets[a] =
-                                Some(known.then(estimate.reversed(), b_against_a(b, pair)));
-                            changed = true;
-                        }
-                        _ => {}
+                    };
+                    let candidate = known.then(step, b_against_a(from, pair));
+                    if offsets[to].is_none_or(|current| candidate.cost() < current.cost()) {
+                        offsets[to] = Some(candidate);
+                        changed = true;
                     }
                 }
-                if !changed {
-                    break;
-                }
+            }
+            if !changed {
+                break;
             }
         }
         offsets
@@ -287,6 +295,12 @@ impl Offset {
             error_ns: Some(0),
             ..Self::default()
         }
+    }
+
+    /// What placing it this way risks: its error, and any one-way comparison worse than
+    /// every error.
+    fn cost(self) -> u64 {
+        self.error_ns.unwrap_or(u64::MAX)
     }
 
     fn then(self, step: Estimate, (against, there, back): (usize, usize, usize)) -> Self {

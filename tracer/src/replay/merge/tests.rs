@@ -261,6 +261,15 @@ fn recordings_of_different_sessions_are_refused() {
 }
 
 #[test]
+fn one_recording_given_twice_is_refused() {
+    let whole = golden_tests::recording("vxlan");
+    let err = super::Merged::open(&[whole.clone(), whole])
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("is given twice"), "{err}");
+}
+
+#[test]
 fn drop_reasons_of_two_kernels_meet_in_one_table() {
     let mut table = Vec::new();
     let first = translate(
@@ -302,6 +311,12 @@ fn an_observation_every_agent_of_one_kernel_recorded_is_replayed_once() {
         ..batch[0]
     };
     batch.push(unknown);
+    // Each agent's program stamps it as it runs: a few microseconds apart.
+    let stamped_by = |node: usize, batch: &mut Vec<Observation>| {
+        for o in batch.iter_mut().filter(|o| o.netns_cookie == 0) {
+            o.ts_ns += 3_000 * node as u64;
+        }
+    };
     // And the first node's kernel lost events: its loss is said with its name.
     inputs.push(Input::Counters(crate::pipeline::counters::SourceCounters {
         ringbuf_full: 7,
@@ -315,7 +330,13 @@ fn an_observation_every_agent_of_one_kernel_recorded_is_replayed_once() {
         .enumerate()
         .map(|(i, node)| {
             let path = scratch.0.join(format!("{node}.trace"));
-            write_part(&inputs, node, i == 0, &path);
+            let mut mine = inputs.clone();
+            for input in &mut mine {
+                if let Input::Observations { batch, .. } = input {
+                    stamped_by(i, batch);
+                }
+            }
+            write_part(&mine, node, i == 0, &path);
             path
         })
         .collect();
