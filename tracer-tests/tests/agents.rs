@@ -324,3 +324,81 @@ fn a_node_whose_clock_is_40_ms_off_is_set_right_by_the_packets_that_crossed() {
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{}", key(journey));
     }
 }
+
+#[test]
+fn a_node_agent_killed_mid_run_is_named_and_the_others_go_on() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let scratch = Scratch::new("killed");
+    let files: Vec<String> = NODES
+        .iter()
+        .map(|n| scratch.file(&format!("{n}.trace")))
+        .collect();
+    let mut agents: Vec<Option<Follow>> = NODES
+        .iter()
+        .zip(&files)
+        .map(|(node, file)| {
+            Some(Follow::agent(
+                &lab,
+                &[
+                    "nettest",
+                    "nginx-test-7d9c4b6f5-abcde",
+                    "--node",
+                    node,
+                    "--record",
+                    file,
+                ],
+            ))
+        })
+        .collect();
+    assert!(lab.ping("pod-nettest", "10.244.184.84"));
+    // cpu1's agent dies as `kill -9` or the OOM killer would end it.
+    agents[0].take().unwrap().kill();
+    assert!(lab.ping("pod-nettest", "10.244.184.84"));
+    for agent in agents.into_iter().flatten() {
+        agent.stop_raw();
+    }
+    let (journeys, summary) = replay(&files);
+    let sources = summary["sources"]
+        .as_array()
+        .expect("each recording's account");
+    let health: Vec<(String, bool)> = sources
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["ended_cleanly"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        health,
+        vec![
+            ("cpu1".to_owned(), false),
+            ("cpu2".to_owned(), true),
+            ("gpu1".to_owned(), true)
+        ]
+    );
+    let notes = summary["notes"].to_string();
+    assert!(
+        notes.contains("cpu1: recording has no end record"),
+        "{notes}"
+    );
+    // Before the kill, requests are whole; after it, cpu2 still shows them leave.
+    let requests: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["summary"] == "echo-request")
+        .collect();
+    assert!(
+        requests.iter().any(|j| j["verdict"] == "delivered"),
+        "{journeys:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|j| j["verdict"] == "incomplete" && nodes_of(j).contains("cpu2")),
+        "after the kill: {journeys:#?}"
+    );
+}

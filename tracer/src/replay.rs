@@ -255,7 +255,7 @@ pub struct Replayed {
 /// says `failed` when nothing at all could be read.
 pub fn replay(path: &Path, sink: &mut dyn Sink) -> anyhow::Result<Replayed> {
     let mut recording = Recording::open(path)?;
-    let summary = run(&mut recording, &path.display().to_string(), sink, |_| {})?;
+    let summary = run(&mut recording, &path.display().to_string(), sink)?;
     Ok(Replayed {
         summary,
         meta: recording.meta,
@@ -273,12 +273,9 @@ pub fn replay_all(paths: &[std::path::PathBuf], sink: &mut dyn Sink) -> anyhow::
     let corrections: Vec<i64> = std::iter::once(0)
         .chain(clocks.iter().map(|c| c.offset_ns))
         .collect();
-    let mut merged = merge::Merged::open_with(paths, &corrections)?;
+    let mut merged = merge::Merged::open_with(paths, &corrections)?.with_clocks(clocks);
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let summary = run(&mut merged, &names.join(", "), sink, |summary| {
-        summary.notes.extend(clocks.iter().map(|c| c.text()));
-        summary.clocks = clocks;
-    })?;
+    let summary = run(&mut merged, &names.join(", "), sink)?;
     Ok(Replayed {
         summary,
         meta: merged.meta(),
@@ -291,6 +288,8 @@ trait Inputs {
     fn read_counters(&self) -> ReadCounters;
     fn notes(&self) -> Vec<String>;
     fn read_anything(&self) -> bool;
+    /// Adds what only this kind of input knows to the summary.
+    fn complete(&self, _summary: &mut Summary) {}
 }
 
 impl Inputs for Recording {
@@ -321,16 +320,14 @@ impl Inputs for merge::Merged {
     fn read_anything(&self) -> bool {
         merge::Merged::read_anything(self)
     }
+    fn complete(&self, summary: &mut Summary) {
+        merge::Merged::complete(self, summary);
+    }
 }
 
 /// Feeds every input through the pipeline into `sink` and ends with the summary, which
 /// says `failed` when nothing at all could be read from `what`.
-fn run(
-    inputs: &mut dyn Inputs,
-    what: &str,
-    sink: &mut dyn Sink,
-    add: impl FnOnce(&mut Summary),
-) -> anyhow::Result<Summary> {
+fn run(inputs: &mut dyn Inputs, what: &str, sink: &mut dyn Sink) -> anyhow::Result<Summary> {
     let mut pipeline = Pipeline::new(sink, None);
     while let Some(input) = inputs.next_input() {
         if pipeline.feed(input)? == Flow::Stop {
@@ -353,7 +350,7 @@ fn run(
             .notes
             .push(format!("nothing could be read from {what}"));
     }
-    add(&mut summary);
+    inputs.complete(&mut summary);
     pipeline.sink().finish(&summary)?;
     Ok(summary)
 }

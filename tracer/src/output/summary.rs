@@ -26,6 +26,9 @@ pub struct Summary {
     /// Recordings of several machines stitched: each machine's clock against the first's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clocks: Vec<crate::replay::merge::clocks::ClockEstimate>,
+    /// Recordings stitched: each one's own losses and whether it ended cleanly.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::replay::merge::SourceHealth>,
 }
 
 /// The flow table's size at the end (`crate::flows::FlowTable`).

@@ -93,6 +93,7 @@ pub struct Merged {
     machines: Vec<String>,
     /// What could not be known of some recordings, for the summary.
     doubts: Vec<String>,
+    clocks: Vec<clocks::ClockEstimate>,
 }
 
 impl Merged {
@@ -241,12 +242,47 @@ impl Merged {
             clock_note,
             machines,
             doubts,
+            clocks: Vec::new(),
         })
     }
 
     /// The machines, by the names of their recordings; the first is the reference clock.
     pub fn machines(&self) -> &[String] {
         &self.machines
+    }
+
+    /// The clock estimates its corrections came from, for the summary.
+    pub fn with_clocks(mut self, clocks: Vec<clocks::ClockEstimate>) -> Self {
+        self.clocks = clocks;
+        self
+    }
+
+    /// What the summary says of a stitched session beyond a single recording's: each
+    /// machine's clock estimate and each recording's own health.
+    pub fn complete(&self, summary: &mut crate::output::Summary) {
+        summary
+            .notes
+            .extend(self.clocks.iter().map(clocks::ClockEstimate::text));
+        summary.clocks = self.clocks.clone();
+        summary.sources = self.sources();
+    }
+
+    /// Each recording's own account, for the summary: what it lost, and whether it ended
+    /// cleanly.
+    pub fn sources(&self) -> Vec<SourceHealth> {
+        self.parts
+            .iter()
+            .map(|part| SourceHealth {
+                name: part.label.clone(),
+                machine: self
+                    .machines
+                    .get(usize::from(part.source.0))
+                    .cloned()
+                    .unwrap_or_default(),
+                counters: part.counters.unwrap_or_default(),
+                ended_cleanly: part.recording.clean,
+            })
+            .collect()
     }
 
     /// The first recording's META, with the merged session.
@@ -463,6 +499,20 @@ fn health(part: &Part) -> Option<String> {
             part.label, c.ringbuf_full, c.parse_failed
         )
     })
+}
+
+/// One stitched recording's health, as `--output json` shows it (`session_summary.sources`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceHealth {
+    /// The node it traced, its host name, or its file name.
+    pub name: String,
+    /// The machine (one clock) it belongs to, as `clocks` names machines.
+    pub machine: String,
+    /// Its own newest totals (the session's counters are their sum).
+    pub counters: SourceCounters,
+    /// False when it has no END record: its recorder was killed, crashed or ran out of disk,
+    /// so its node's hops after that are missing.
+    pub ended_cleanly: bool,
 }
 
 /// Whether two recordings follow the same thing the same way.

@@ -361,6 +361,15 @@ fn an_observation_every_agent_of_one_kernel_recorded_is_replayed_once() {
         summary.notes
     );
     assert_eq!(summary.counters.source.ringbuf_full, 7);
+    // Each recording's own account.
+    assert_eq!(summary.sources.len(), nodes.len());
+    assert_eq!(summary.sources[0].counters.ringbuf_full, 7);
+    assert!(
+        summary.sources[1..]
+            .iter()
+            .all(|s| s.counters.ringbuf_full == 0)
+    );
+    assert!(summary.sources.iter().all(|s| s.ended_cleanly));
     // Handed on once: the whole's observations and the one drop.
     let whole: u64 = golden_tests::inputs(name)
         .iter()
