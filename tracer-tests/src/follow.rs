@@ -150,9 +150,9 @@ impl Follow {
             .expect("stdout")
             .join()
             .expect("read journeys");
-        assert!(status.success(), "tracer follow exited with {status}");
         thread::sleep(scaled(Duration::from_millis(100)));
         let stderr = self.stderr.lock().unwrap().clone();
+        assert!(status.success(), "tracer exited with {status}: {stderr}");
         (text, stderr)
     }
 }

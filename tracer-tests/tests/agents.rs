@@ -402,3 +402,87 @@ fn a_node_agent_killed_mid_run_is_named_and_the_others_go_on() {
         "after the kill: {journeys:#?}"
     );
 }
+
+#[test]
+fn follow_through_streaming_agents_tells_the_journeys_live() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("wrong-interface");
+    let scratch = Scratch::new("streaming");
+    let (from, to) = ("nettest", "nginx-test-7d9c4b6f5-abcde");
+    let whole_file = scratch.file("whole.trace");
+    let whole = Follow::start(
+        &lab,
+        &[from, to, "--record", &whole_file, "--output", "summary"],
+    );
+    // Each agent listens on a port of its own choosing and says which.
+    let agents: Vec<Follow> = NODES
+        .iter()
+        .map(|node| Follow::agent(&lab, &[from, to, "--node", node, "--listen", "127.0.0.1:0"]))
+        .collect();
+    let addresses: Vec<String> = agents
+        .iter()
+        .map(|agent| {
+            let said = "waiting for a reader on ";
+            assert!(
+                agent.wait_for_stderr(said, std::time::Duration::from_secs(10)),
+                "{}",
+                agent.stderr_so_far()
+            );
+            let stderr = agent.stderr_so_far();
+            let at = stderr.find(said).unwrap() + said.len();
+            stderr[at..].split_whitespace().next().unwrap().to_owned()
+        })
+        .collect();
+    let mut args = vec![from, to];
+    for address in &addresses {
+        args.extend(["--agent", address.as_str()]);
+    }
+    // The reader attaches nothing: it only reads the agents' streams.
+    let live = Follow::start(&lab, &args);
+    assert!(!lab.ping("pod-nettest", "10.244.184.84"));
+    // gpu1's agent dies (kill -9): the others go on, and the reader says so.
+    let mut agents: Vec<Option<Follow>> = agents.into_iter().map(Some).collect();
+    agents[2].take().unwrap().kill();
+    assert!(!lab.ping("pod-nettest", "10.244.184.84"));
+    let (text, stderr) = live.stop_raw();
+    let journeys = tracer_tests::follow::journeys_of(&text);
+    let summary = tracer_tests::follow::summary_of(&text);
+    for agent in agents.into_iter().flatten() {
+        agent.stop_raw();
+    }
+    whole.stop_raw();
+    let (recorded, _) = replay(&[whole_file]);
+    assert_same_journeys(&recorded, &journeys);
+    let ended: Vec<(String, bool)> = summary["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["ended_cleanly"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        vec![
+            ("cpu1".to_owned(), true),
+            ("cpu2".to_owned(), true),
+            ("gpu1".to_owned(), false)
+        ],
+        "{summary:#}"
+    );
+    assert!(
+        journeys
+            .iter()
+            .any(|j| j["summary"] == "echo-reply" && j["drop"]["node"] == "cpu1"),
+        "{journeys:#?}"
+    );
+    assert!(
+        stderr.contains("through 3 agents (cpu1, cpu2, gpu1)"),
+        "{stderr}"
+    );
+}

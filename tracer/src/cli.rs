@@ -138,6 +138,12 @@ pub struct FollowArgs {
     /// several nodes, as the lab does: what that node's agent would see.
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
+    /// Follow through node agents instead of this machine's kernel: connect to each
+    /// `tracer agent … --listen ADDR` (one per node the packets cross) and stitch their
+    /// streams into one session, as `tracer replay` stitches per-node recordings. Needs no
+    /// privileges here.
+    #[arg(long = "agent", value_name = "ADDR")]
+    pub agents: Vec<std::net::SocketAddr>,
     /// How to attach the TC programs: `auto` uses TCX links where this kernel has them
     /// (6.6+) and clsact qdiscs with netlink filters otherwise; `tcx` or `netlink` force one.
     #[arg(long, value_enum, default_value_t = crate::follow::attach::AttachChoice::Auto)]
@@ -163,6 +169,11 @@ pub struct FollowArgs {
 pub struct AgentArgs {
     #[command(flatten)]
     pub follow: FollowArgs,
+    /// Stream what this node sees to one `tracer follow --agent ADDR` instead of a file:
+    /// listen on ADDR (e.g. 127.0.0.1:7400), and once every hook is attached, serve the
+    /// first reader that connects, until it goes away or Ctrl-C.
+    #[arg(long, value_name = "ADDR", conflicts_with = "record")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -21,9 +21,9 @@ use crate::{
     topology::Topology,
 };
 
-/// The inputs of a recording, in order.
-pub struct Recording {
-    reader: Reader<std::fs::File>,
+/// The inputs of a recording, in order: a file, or an agent's live stream.
+pub struct Recording<R = std::fs::File> {
+    reader: Reader<R>,
     meta: Option<Meta>,
     /// The newest cluster version's rows and start (NAMES records add to it).
     rows: ModelRows,
@@ -48,8 +48,20 @@ pub struct Recording {
 
 impl Recording {
     pub fn open(path: &Path) -> Result<Self, RecordingError> {
-        Ok(Self {
-            reader: Reader::open(path)?,
+        Ok(Self::of(Reader::open(path)?))
+    }
+}
+
+impl<R: std::io::Read> Recording<R> {
+    /// A recording read from `input` as it arrives (an agent's stream); `name` is for
+    /// messages.
+    pub fn from_reader(input: R, name: &str) -> Result<Self, RecordingError> {
+        Ok(Self::of(Reader::new(input, name)?))
+    }
+
+    fn of(reader: Reader<R>) -> Self {
+        Self {
+            reader,
             meta: None,
             rows: ModelRows::default(),
             rows_since: 0,
@@ -62,7 +74,7 @@ impl Recording {
             skipped: Vec::new(),
             ahead: None,
             held: None,
-        })
+        }
     }
 
     /// The session, from the first input (the META record); `None` when that is damaged.
@@ -282,8 +294,8 @@ pub fn replay_all(paths: &[std::path::PathBuf], sink: &mut dyn Sink) -> anyhow::
     })
 }
 
-/// What replay reads: one recording, or several merged.
-trait Inputs {
+/// What replay reads: one recording, or several merged (files, or agents' live streams).
+pub(crate) trait Inputs {
     fn next_input(&mut self) -> Option<Input>;
     fn read_counters(&self) -> ReadCounters;
     fn notes(&self) -> Vec<String>;
@@ -292,7 +304,7 @@ trait Inputs {
     fn complete(&self, _summary: &mut Summary) {}
 }
 
-impl Inputs for Recording {
+impl<R: std::io::Read> Inputs for Recording<R> {
     fn next_input(&mut self) -> Option<Input> {
         Recording::next_input(self)
     }
@@ -328,7 +340,17 @@ impl Inputs for merge::Merged {
 /// Feeds every input through the pipeline into `sink` and ends with the summary, which
 /// says `failed` when nothing at all could be read from `what`.
 fn run(inputs: &mut dyn Inputs, what: &str, sink: &mut dyn Sink) -> anyhow::Result<Summary> {
-    let mut pipeline = Pipeline::new(sink, None);
+    run_until(inputs, what, sink, None)
+}
+
+/// [`run`], stopping after `count` journeys when given (a live `follow --agent --count`).
+pub(crate) fn run_until(
+    inputs: &mut dyn Inputs,
+    what: &str,
+    sink: &mut dyn Sink,
+    count: Option<u64>,
+) -> anyhow::Result<Summary> {
+    let mut pipeline = Pipeline::new(sink, count);
     while let Some(input) = inputs.next_input() {
         if pipeline.feed(input)? == Flow::Stop {
             break;

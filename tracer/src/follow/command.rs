@@ -17,40 +17,67 @@ use crate::{
 };
 
 /// Journeys a live UI keeps (about 8 KB each: a long session stays under ~100 MB).
-const LIVE_RETENTION: usize = 10_000;
+pub(super) const LIVE_RETENTION: usize = 10_000;
 
 pub fn follow(args: FollowArgs) -> anyhow::Result<i32> {
     run(args, Role::Follow)
 }
 
-/// `tracer agent`: a record-only follow of one node, for `tracer replay` to stitch with the
-/// other nodes' recordings.
+/// `tracer agent`: a record-only follow of one node, to a file for `tracer replay` to
+/// stitch with the other nodes' recordings, or streamed to a `tracer follow --agent`.
 pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
-    let mut args = args.follow;
-    if args.record.is_none() {
+    let AgentArgs {
+        follow: mut args,
+        listen,
+    } = args;
+    if args.record.is_none() && listen.is_none() {
         return Err(Usage(
-            "tracer agent records what its node sees: give it --record FILE (and replay the nodes' files together with `tracer replay a.trace b.trace …`)".to_owned(),
+            "tracer agent records what its node sees: give it --record FILE (and replay the nodes' files together with `tracer replay a.trace b.trace …`) or --listen ADDR (for `tracer follow --agent ADDR`)".to_owned(),
         )
         .into());
     }
-    if args.output.is_some() || args.flows || args.count.is_some() {
+    if args.output.is_some() || args.flows || args.count.is_some() || !args.agents.is_empty() {
         return Err(Usage(
-            "tracer agent shows no journeys (--output, --flows and --count are for follow and replay): it records them".to_owned(),
+            "tracer agent shows no journeys (--output, --flows, --count and --agent are for follow and replay): it records them".to_owned(),
         )
         .into());
     }
     args.output = Some(Output::Summary);
-    run(args, Role::Agent)
+    // Bound before anything is attached: a taken address is said at once.
+    let listener = listen
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+        })
+        .transpose()?;
+    run(
+        args,
+        Role::Agent {
+            listener: listener.as_ref(),
+        },
+    )
 }
 
-/// Whether the session shows journeys or records for a merge.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
+/// Whether the session shows journeys or records for a merge (to a file, or streamed to
+/// the reader that connects to `listener`).
+#[derive(Clone, Copy)]
+enum Role<'a> {
     Follow,
-    Agent,
+    Agent {
+        listener: Option<&'a std::net::TcpListener>,
+    },
 }
 
-fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
+impl Role<'_> {
+    fn is_agent(self) -> bool {
+        matches!(self, Self::Agent { .. })
+    }
+}
+
+fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
+    if !args.agents.is_empty() {
+        return super::agents::follow(&args);
+    }
     // A refused --record file is a usage error: say so before anything else happens.
     if let Some(path) = &args.record {
         files::check(path, &recording_rules(args.force))?;
@@ -112,7 +139,7 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
     // after this line is recorded whole.
     eprintln!(
         "  {}watching {} interfaces ({}) on {} ({}); Ctrl-C to stop",
-        if role == Role::Agent { "ready: " } else { "" },
+        if role.is_agent() { "ready: " } else { "" },
         kernel.attached.len(),
         kernel.mode.name(),
         if nodes.is_empty() {
@@ -137,6 +164,7 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
         // Nothing to show and no journey limit: correlating would be wasted work (the flows
         // are something to show).
         record_only: output == Output::Summary && args.count.is_none() && !args.flows,
+        end_with_recording: matches!(role, Role::Agent { listener: Some(_) }),
     };
     let stats = if args.kernel_stats {
         Some(follow::enable_kernel_stats()?)
@@ -170,12 +198,22 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
             offset_ns as f64 / 1e6
         );
     }
-    let mut recorder = match &args.record {
-        Some(path) => Some(start_recording(path, args.force)?),
-        None => None,
+    let mut recorder = match (&args.record, role) {
+        (Some(path), _) => Some(start_recording(path, args.force)?),
+        (
+            None,
+            Role::Agent {
+                listener: Some(listener),
+            },
+        ) => match serve_stream(listener)? {
+            Some(recorder) => Some(recorder),
+            // Stopped before any reader came.
+            None => return Ok(crate::exit::SUCCESS),
+        },
+        _ => None,
     };
     let mut failed = false;
-    let mut session = |sink: &mut dyn Sink| -> anyhow::Result<()> {
+    let session = |sink: &mut dyn Sink| -> anyhow::Result<()> {
         let mut pipeline = Pipeline::new(sink, limits.count);
         let sources = follow::live::Sources {
             kernel: &mut kernel,
@@ -207,53 +245,17 @@ fn run(args: FollowArgs, role: Role) -> anyhow::Result<i32> {
         pipeline.sink().finish(&summary)?;
         Ok(())
     };
-    match output {
-        Output::Json => {
-            session(&mut JsonSink::new(std::io::stdout().lock()).with_flows(args.flows))?;
-        }
-        Output::Text => {
-            session(&mut TextSink::new(std::io::stdout().lock()).with_flows(args.flows))?;
-        }
-        Output::Summary => session(&mut SummarySink::with_flows(args.flows))?,
-        Output::Tui => {
-            let header = tui::Header {
-                following: format!(
-                    "{} → {}",
-                    plan::describe(&plan.from),
-                    plan::describe(&plan.to)
-                ),
-                mode: tui::Mode::Live,
-                recording: args.record.clone(),
-                source: cluster.describe(),
-            };
-            let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
-            // The session runs beside the UI; quitting the UI stops it like Ctrl-C.
-            std::thread::scope(|scope| -> anyhow::Result<()> {
-                let worker = scope.spawn(move || session(&mut UiSink::live(tx)));
-                let first = if args.flows {
-                    tui::state::View::Flows
-                } else {
-                    tui::state::View::Journeys
-                };
-                let ui = tui::event_loop::run_with_retention(header, rx, LIVE_RETENTION, first);
-                follow::request_stop();
-                let result = worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                ui?;
-                match result {
-                    // The UI closing first is how a TUI session normally ends.
-                    Err(e)
-                        if e.downcast_ref::<std::io::Error>()
-                            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
-                    {
-                        Ok(())
-                    }
-                    other => other,
-                }
-            })?;
-        }
-    }
+    let header = tui::Header {
+        following: format!(
+            "{} → {}",
+            plan::describe(&plan.from),
+            plan::describe(&plan.to)
+        ),
+        mode: tui::Mode::Live,
+        recording: args.record.clone(),
+        source: cluster.describe(),
+    };
+    show(output, args.flows, header, session)?;
     Ok(if failed {
         crate::exit::FAILURE
     } else {
@@ -292,7 +294,7 @@ fn check_node(
     model: &crate::k8s::ClusterModel,
     topology: &crate::topology::Topology,
     node: Option<&str>,
-    role: Role,
+    role: Role<'_>,
 ) -> anyhow::Result<()> {
     let here = node_names(topology);
     match node {
@@ -308,12 +310,54 @@ fn check_node(
         Some(node) if here.is_empty() => Err(anyhow::anyhow!(
             "--node {node}: that node's network namespace is not on this machine"
         )),
-        None if role == Role::Agent && here.len() > 1 => Err(Usage(format!(
+        None if role.is_agent() && here.len() > 1 => Err(Usage(format!(
             "this machine holds several nodes ({}): give the agent one with --node",
             here.join(", ")
         ))
         .into()),
         _ => Ok(()),
+    }
+}
+
+/// Runs a live `session` into the sink `output` asks for: JSON, text or the summary on
+/// stdout, or the terminal UI beside it (quitting the UI stops the session like Ctrl-C).
+pub(super) fn show(
+    output: Output,
+    flows: bool,
+    header: tui::Header,
+    mut session: impl FnMut(&mut dyn Sink) -> anyhow::Result<()> + Send,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => session(&mut JsonSink::new(std::io::stdout().lock()).with_flows(flows)),
+        Output::Text => session(&mut TextSink::new(std::io::stdout().lock()).with_flows(flows)),
+        Output::Summary => session(&mut SummarySink::with_flows(flows)),
+        Output::Tui => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
+            std::thread::scope(|scope| -> anyhow::Result<()> {
+                let worker = scope.spawn(move || session(&mut UiSink::live(tx)));
+                let first = if flows {
+                    tui::state::View::Flows
+                } else {
+                    tui::state::View::Journeys
+                };
+                let ui = tui::event_loop::run_with_retention(header, rx, LIVE_RETENTION, first);
+                follow::request_stop();
+                let result = worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                ui?;
+                match result {
+                    // The UI closing first is how a TUI session normally ends.
+                    Err(e)
+                        if e.downcast_ref::<std::io::Error>()
+                            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+                    {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            })
+        }
     }
 }
 
@@ -327,10 +371,41 @@ fn recording_rules(force: bool) -> files::Rules<'static> {
     }
 }
 
+/// How often a streaming agent tells its reader how far it has read, even with no packet
+/// passing: the reader hands on no node's packets until every node has read past them.
+const HEARTBEAT_NS: u64 = 100_000_000;
+
+/// Waits for the reader (`tracer follow --agent`) and streams the session to it; `None`
+/// when asked to stop first.
+fn serve_stream(listener: &std::net::TcpListener) -> anyhow::Result<Option<Recorder>> {
+    let address = listener.local_addr()?;
+    eprintln!("  waiting for a reader on {address} (tracer follow --agent {address})");
+    listener.set_nonblocking(true)?;
+    let (stream, peer) = loop {
+        match listener.accept() {
+            Ok(accepted) => break accepted,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if follow::stop_requested() {
+                    return Ok(None);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot accept on {address}: {e}")),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    let name = std::path::PathBuf::from(format!("tcp://{peer}"));
+    let recorder = Recorder::streaming(stream, &name, Provenance::here(), HEARTBEAT_NS)
+        .map_err(|e| anyhow::anyhow!("cannot stream to {peer}: {e}"))?;
+    eprintln!("  streaming to {peer}");
+    Ok(Some(recorder))
+}
+
 /// Creates the recording file by the rules of [`crate::files`] (private: it names a
 /// cluster's insides; never through a symlink; an existing file only with --force) and
 /// starts the recorder.
-fn start_recording(path: &Path, force: bool) -> anyhow::Result<Recorder> {
+pub(super) fn start_recording(path: &Path, force: bool) -> anyhow::Result<Recorder> {
     // In place at once: a session cut short still leaves its recording at the path.
     let file = files::create(path, &recording_rules(force))?.persist()?;
     let recorder = Recorder::start(file, path, Provenance::here())

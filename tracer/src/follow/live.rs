@@ -32,6 +32,9 @@ pub struct Limits {
     /// `--output summary --record` session, the cheapest way to capture a flood). Has no
     /// effect without a recorder, or once the recording has failed.
     pub record_only: bool,
+    /// End the session when its recording fails: an agent streaming to a `follow` whose
+    /// reader went away has no one left to tell.
+    pub end_with_recording: bool,
 }
 
 /// At the stop, the ring is drained at most this many times (each takes what is there).
@@ -195,6 +198,12 @@ pub fn run(
         }
         if !recording_failed && let Some(error) = recorder.as_ref().and_then(Recorder::error) {
             recording_failed = true;
+            if limits.end_with_recording {
+                pipeline.sink().notice(&format!(
+                    "the stream's reader went away ({error}): stopping"
+                ));
+                break;
+            }
             let text = if correlate {
                 format!("recording stopped: {error}; following continues without it")
             } else {
@@ -234,7 +243,8 @@ pub fn run(
     summary.notes.extend(live.disruptions());
     if let Some(report) = &recording {
         summary.notes.push(report.describe());
-        summary.failed |= report.failed();
+        // A stream ends when its reader goes: that is how an agent's session ends.
+        summary.failed |= report.failed() && !limits.end_with_recording;
     }
     Ok(Outcome { summary, recording })
 }

@@ -17,6 +17,7 @@
 //! quit), `rediscover` (the cluster changing under a run), `runs` and `cleanup` (netlink
 //! filters killed runs left).
 
+pub mod agents;
 pub mod attach;
 pub mod cleanup;
 pub mod command;
@@ -32,4 +33,4 @@ pub mod signals;
 pub use discovery::{Attachment, attachments, discover_topology, visibility_warnings};
 pub use kernel::{Kernel, check_privileges, enable_kernel_stats};
 pub use live::Limits;
-pub use signals::{install_stop_handlers, request_stop};
+pub use signals::{install_stop_handlers, request_stop, stop_requested};

@@ -159,17 +159,54 @@ pub struct Recorder {
     /// From when on every recorded observation's packet is closed (the newest one's time
     /// plus [`CLOSE_AFTER_NS`]).
     all_closed_at_ns: u64,
+    /// A live reader's stream: write an empty read at least this often.
+    heartbeat_ns: Option<u64>,
+    /// The read time of the last batch written.
+    written_now_ns: u64,
+}
+
+/// Where a recording goes: a file, or an agent's stream to the `follow` that reads it.
+pub trait Output: Write + Send + 'static {
+    /// Makes what was written last (the END record) durable, or delivered.
+    fn persist(&mut self) -> io::Result<()>;
+}
+
+impl Output for File {
+    fn persist(&mut self) -> io::Result<()> {
+        self.sync_all()
+    }
+}
+
+impl Output for std::net::TcpStream {
+    fn persist(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.shutdown(std::net::Shutdown::Write)
+    }
 }
 
 impl Recorder {
     /// Starts a recording in `file` (created by the caller, mode 0600: recordings name a
     /// cluster's insides) and its writer thread. `path` is for messages.
-    pub fn start(file: File, path: &Path, provenance: Provenance) -> io::Result<Self> {
-        Self::with_limit(file, path, provenance, MAX_RECORD_LEN as usize)
+    pub fn start(file: impl Output, path: &Path, provenance: Provenance) -> io::Result<Self> {
+        Self::with_limit(Box::new(file), path, provenance, MAX_RECORD_LEN as usize)
+    }
+
+    /// Starts a recording streamed to a reader that is live (`tracer agent --listen`): an
+    /// empty read is written at least every `heartbeat_ns` too, so the reader knows how far
+    /// this source has read even while no packet passes.
+    pub fn streaming(
+        out: impl Output,
+        name: &Path,
+        provenance: Provenance,
+        heartbeat_ns: u64,
+    ) -> io::Result<Self> {
+        let mut recorder = Self::start(out, name, provenance)?;
+        recorder.heartbeat_ns = Some(heartbeat_ns);
+        Ok(recorder)
     }
 
     fn with_limit(
-        file: File,
+        file: Box<dyn Output>,
         path: &Path,
         provenance: Provenance,
         limit: usize,
@@ -201,6 +238,8 @@ impl Recorder {
             wait_for_disk: false,
             previous_now_ns: 0,
             all_closed_at_ns: 0,
+            heartbeat_ns: None,
+            written_now_ns: 0,
         })
     }
 
@@ -363,15 +402,20 @@ impl Recorder {
         // close them at the same moments. Empty reads are kept while a recorded packet may
         // still be open, and left out once every one is closed.
         let may_close = self.previous_now_ns < self.all_closed_at_ns;
+        let heartbeat = self
+            .heartbeat_ns
+            .is_some_and(|every| now_ns.saturating_sub(self.written_now_ns) >= every);
         self.previous_now_ns = now_ns;
         if batch.is_empty() {
-            if may_close {
+            if may_close || heartbeat {
+                self.written_now_ns = now_ns;
                 let mut buf = BytesMut::new();
                 frame_into(&mut buf, kind::OBSERVATIONS, &now_ns.to_le_bytes());
                 self.observations_chunk(buf.freeze(), 0);
             }
             return;
         }
+        self.written_now_ns = now_ns;
         let newest = batch.iter().map(|o| o.ts_ns).max().unwrap_or(0);
         self.all_closed_at_ns = self
             .all_closed_at_ns
@@ -530,7 +574,11 @@ fn json_record(kind: u8, value: &impl Serialize) -> Bytes {
 }
 
 /// The writer thread: writes and flushes each chunk; the first error stops it.
-fn write_chunks(inbox: &mpsc::Receiver<Chunk>, mut out: BufWriter<File>, written: &Mutex<Written>) {
+fn write_chunks(
+    inbox: &mpsc::Receiver<Chunk>,
+    mut out: BufWriter<Box<dyn Output>>,
+    written: &Mutex<Written>,
+) {
     let result = (|| -> io::Result<()> {
         for chunk in inbox {
             out.write_all(&chunk.bytes)?;
@@ -541,7 +589,8 @@ fn write_chunks(inbox: &mpsc::Receiver<Chunk>, mut out: BufWriter<File>, written
                 w.bytes += chunk.bytes.len() as u64;
             }
             if chunk.finish {
-                return out.get_ref().sync_all();
+                out.flush()?;
+                return out.get_mut().persist();
             }
         }
         Ok(())
@@ -562,6 +611,6 @@ pub(super) mod tests {
             hostname: "test".into(),
             command: vec!["tracer".into()],
         };
-        Recorder::with_limit(file, path, provenance, limit).expect("start recorder")
+        Recorder::with_limit(Box::new(file), path, provenance, limit).expect("start recorder")
     }
 }

@@ -48,9 +48,12 @@ const TRANSLATED_REASONS: u32 = 1 << 20;
 /// apart.
 const SAME_EVENT_NS: u64 = 100_000;
 
+/// What a part is read from: a file, or an agent's stream.
+type Stream = Box<dyn std::io::Read + Send>;
+
 /// One recording and what it has contributed so far.
 struct Part {
-    recording: Recording,
+    recording: Recording<Stream>,
     /// The node it traced, its host name, or its file name: how notes name it.
     label: String,
     /// Nanoseconds added to each of its times to put it on the merged timeline.
@@ -58,7 +61,10 @@ struct Part {
     source: SourceId,
     /// Its newest batch's read time (merged timeline); `None` before its first batch.
     read_until: Option<u64>,
+    /// Read no more: it ended, or the session stopped reading.
     done: bool,
+    /// It ended by itself (the file's end, or the agent's stream closed).
+    ended: bool,
     rows: ModelRows,
     topology: Option<Topology>,
     counters: Option<SourceCounters>,
@@ -94,6 +100,8 @@ pub struct Merged {
     /// What could not be known of some recordings, for the summary.
     doubts: Vec<String>,
     clocks: Vec<clocks::ClockEstimate>,
+    /// Agents' live streams, not files.
+    live: bool,
 }
 
 impl Merged {
@@ -107,7 +115,7 @@ impl Merged {
     /// (nanoseconds its clock is ahead of the first machine's, beyond what the wall clocks
     /// said; see [`clocks`]).
     pub fn open_with(paths: &[impl AsRef<Path>], corrections: &[i64]) -> anyhow::Result<Self> {
-        let mut opened = Vec::new();
+        let mut sources = Vec::new();
         let mut files = std::collections::HashSet::new();
         for path in paths {
             let path = path.as_ref();
@@ -119,29 +127,60 @@ impl Merged {
                 ))
                 .into());
             }
-            let mut recording = Recording::open(path)?;
+            // Refused here as `tracer replay FILE` refuses it (not a recording, unreadable).
+            Recording::open(path)?;
+            let file = std::fs::File::open(path)?;
+            let name = path.display().to_string();
+            sources.push((
+                Recording::from_reader(Box::new(file) as Stream, &name)?,
+                name,
+            ));
+        }
+        Self::of_sources(sources, corrections)
+    }
+
+    /// Agents' live streams (`tracer agent --listen`), each named by where it comes from.
+    /// No clock correction: a stream cannot be read twice (its recording can).
+    pub fn from_streams(streams: Vec<(String, std::net::TcpStream)>) -> anyhow::Result<Self> {
+        let mut sources = Vec::new();
+        for (name, stream) in streams {
+            sources.push((
+                Recording::from_reader(Box::new(stream) as Stream, &name)?,
+                name,
+            ));
+        }
+        let mut merged = Self::of_sources(sources, &[])?;
+        merged.live = true;
+        Ok(merged)
+    }
+
+    fn of_sources(
+        sources: Vec<(Recording<Stream>, String)>,
+        corrections: &[i64],
+    ) -> anyhow::Result<Self> {
+        let names: Vec<String> = sources.iter().map(|(_, n)| n.clone()).collect();
+        let mut opened = Vec::new();
+        for (mut recording, name) in sources {
             let session = recording.read_session();
             let label = session
                 .as_ref()
                 .and_then(|s| s.node.clone())
                 .or_else(|| recording.meta().map(|m| m.hostname.clone()))
                 .filter(|l| !l.is_empty())
-                .unwrap_or_else(|| path.display().to_string());
+                .unwrap_or(name);
             opened.push((recording, session, label));
         }
         let sessions: Vec<&Session> = opened.iter().filter_map(|(_, s, _)| s.as_ref()).collect();
         let Some(first) = sessions.first().copied() else {
             anyhow::bail!("none of the recordings has a readable start (META record)");
         };
-        for (path, (_, session, _)) in paths.iter().zip(&opened) {
+        for (name, (_, session, _)) in names.iter().zip(&opened) {
             if let Some(session) = session
                 && !same_session(first, session)
             {
                 return Err(crate::exit::Usage(format!(
-                    "{} follows {}, not {}: only recordings of one session stitch together",
-                    path.as_ref().display(),
-                    session.following,
-                    first.following
+                    "{name} follows {}, not {}: only recordings of one session stitch together",
+                    session.following, first.following
                 ))
                 .into());
             }
@@ -222,6 +261,7 @@ impl Merged {
                 source: SourceId(u16::try_from(boot).unwrap_or(u16::MAX)),
                 read_until: None,
                 done: false,
+                ended: false,
                 rows: ModelRows::default(),
                 topology: None,
                 counters: None,
@@ -243,7 +283,21 @@ impl Merged {
             machines,
             doubts,
             clocks: Vec::new(),
+            live: false,
         })
+    }
+
+    /// Reads no more (a live session asked to stop): what was read is still handed on, in
+    /// order, by the next calls to [`Self::next_input`].
+    pub fn stop_reading(&mut self) {
+        for part in &mut self.parts {
+            part.done = true;
+        }
+    }
+
+    /// Each recording's name: the node it traced, its host name, or where it was read.
+    pub fn names(&self) -> Vec<String> {
+        self.parts.iter().map(|p| p.label.clone()).collect()
     }
 
     /// The machines, by the names of their recordings; the first is the reference clock.
@@ -280,7 +334,7 @@ impl Merged {
                     .cloned()
                     .unwrap_or_default(),
                 counters: part.counters.unwrap_or_default(),
-                ended_cleanly: part.recording.clean,
+                ended_cleanly: part.recording.clean || self.live && !part.ended,
             })
             .collect()
     }
@@ -319,6 +373,7 @@ impl Merged {
                 Some(input) => self.take(i, input),
                 None => {
                     self.parts[i].done = true;
+                    self.parts[i].ended = true;
                     self.advance();
                 }
             }
@@ -471,12 +526,15 @@ impl Merged {
         let mut notes = vec![self.clock_note.clone()];
         notes.extend(self.doubts.iter().cloned());
         for part in &self.parts {
-            notes.extend(
-                part.recording
-                    .notes()
-                    .into_iter()
-                    .map(|n| format!("{}: {n}", part.label)),
-            );
+            // A live stream still open at the stop has not ended: nothing to say of it.
+            if part.ended || !self.live {
+                notes.extend(
+                    part.recording
+                        .notes()
+                        .into_iter()
+                        .map(|n| format!("{}: {n}", part.label)),
+                );
+            }
             notes.extend(health(part));
         }
         if self.duplicates > 0 {

@@ -1,0 +1,139 @@
+//! `tracer follow FROM TO --agent ADDR …`: following through node agents. Each node's
+//! `tracer agent FROM TO --listen ADDR` streams what its kernel sees, in the recording
+//! format; this process connects to every one, stitches the streams as `tracer replay`
+//! stitches per-node recordings ([`crate::replay::merge`]), and shows the journeys as they
+//! close. It attaches nothing, so it needs no privileges.
+//!
+//! Each agent says how far it has read at least every 100 ms, even with no packet passing,
+//! and no node's packets are handed on before every agent has read past them, so a journey
+//! is told once the slowest node has spoken. An agent silent for [`SILENCE`] (killed,
+//! partitioned) is given up: its stream ends, the others go on, and the summary says so.
+//! Clocks: agents of one kernel (the lab) share one; agents of different machines are put
+//! on one timeline by their wall clocks only — the packet-based correction `tracer replay`
+//! makes needs the whole session, so record (`--record`) and replay for it.
+
+use std::{
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use super::{command, signals::stop_requested};
+use crate::{
+    cli::{FollowArgs, Output},
+    output::Summary,
+    pipeline::{Input, counters::ReadCounters},
+    record::writer::Recorder,
+    replay::{Inputs, merge::Merged, run_until},
+    tui,
+};
+
+/// How long an agent may take to answer the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An agent silent this long is given up (it says how far it has read every 100 ms).
+const SILENCE: Duration = Duration::from_secs(5);
+
+pub fn follow(args: &FollowArgs) -> anyhow::Result<i32> {
+    super::install_stop_handlers();
+    let mut streams = Vec::new();
+    for address in &args.agents {
+        let stream = TcpStream::connect_timeout(address, CONNECT_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("cannot reach the agent at {address}: {e}"))?;
+        stream.set_read_timeout(Some(SILENCE))?;
+        stream.set_nodelay(true)?;
+        streams.push((format!("agent {address}"), stream));
+    }
+    let merged = Merged::from_streams(streams)?;
+    let following = merged
+        .meta()
+        .map(|m| m.session.following)
+        .unwrap_or_default();
+    eprintln!(
+        "following {following}\n  watching through {} agents ({}); Ctrl-C to stop",
+        args.agents.len(),
+        merged.names().join(", ")
+    );
+    let output = args
+        .output
+        .unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            Output::Tui
+        } else {
+            Output::Text
+        });
+    let recorder = match &args.record {
+        Some(path) => Some(command::start_recording(path, args.force)?),
+        None => None,
+    };
+    let mut live = Live {
+        merged,
+        recorder,
+        until: args.duration.map(|d| Instant::now() + d),
+    };
+    let mut failed = false;
+    let what = args
+        .agents
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let header = tui::Header {
+        following,
+        mode: tui::Mode::Live,
+        recording: args.record.clone(),
+        source: format!("agents {what}"),
+    };
+    command::show(output, args.flows, header, |sink| {
+        let summary = run_until(&mut live, &what, sink, args.count)?;
+        failed = summary.failed;
+        Ok(())
+    })?;
+    if let Some(recorder) = live.recorder.take() {
+        let report = recorder.finish();
+        if let Some(error) = report.error {
+            eprintln!("tracer: the recording failed: {error}");
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        crate::exit::FAILURE
+    } else {
+        crate::exit::SUCCESS
+    })
+}
+
+/// The agents' stitched streams until Ctrl-C or `--duration`, each input also recorded.
+struct Live {
+    merged: Merged,
+    recorder: Option<Recorder>,
+    until: Option<Instant>,
+}
+
+impl Inputs for Live {
+    fn next_input(&mut self) -> Option<Input> {
+        if stop_requested() || self.until.is_some_and(|t| Instant::now() >= t) {
+            // What the agents sent so far is still told.
+            self.merged.stop_reading();
+        }
+        let input = self.merged.next_input()?;
+        if let Some(recorder) = &mut self.recorder {
+            recorder.record(&input);
+        }
+        Some(input)
+    }
+
+    fn read_counters(&self) -> ReadCounters {
+        self.merged.read_counters()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.merged.notes()
+    }
+
+    fn read_anything(&self) -> bool {
+        self.merged.read_anything()
+    }
+
+    fn complete(&self, summary: &mut Summary) {
+        self.merged.complete(summary);
+    }
+}
