@@ -49,8 +49,9 @@ pub fn follow(args: &FollowArgs) -> anyhow::Result<i32> {
         .map(|m| m.session.following)
         .unwrap_or_default();
     eprintln!(
-        "following {following}\n  watching through {} agents ({}); Ctrl-C to stop",
+        "following {following}\n  watching through {} agent{} ({}); Ctrl-C to stop",
         args.agents.len(),
+        if args.agents.len() == 1 { "" } else { "s" },
         merged.names().join(", ")
     );
     let output = args

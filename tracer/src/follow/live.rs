@@ -242,9 +242,21 @@ pub fn run(
     };
     summary.notes.extend(live.disruptions());
     if let Some(report) = &recording {
-        summary.notes.push(report.describe());
-        // A stream ends when its reader goes: that is how an agent's session ends.
-        summary.failed |= report.failed() && !limits.end_with_recording;
+        if limits.end_with_recording {
+            // A stream ends when its reader goes: that is how an agent's session ends.
+            summary.notes.push(format!(
+                "streamed {} observations to {}{}",
+                report.saved,
+                report.path.display(),
+                report
+                    .error
+                    .as_ref()
+                    .map_or_else(String::new, |e| format!(" until it went away ({e})"))
+            ));
+        } else {
+            summary.notes.push(report.describe());
+            summary.failed |= report.failed();
+        }
     }
     Ok(Outcome { summary, recording })
 }

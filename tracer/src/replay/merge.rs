@@ -136,7 +136,7 @@ impl Merged {
                 name,
             ));
         }
-        Self::of_sources(sources, corrections)
+        Self::of_sources(sources, corrections, false)
     }
 
     /// Agents' live streams (`tracer agent --listen`), each named by where it comes from.
@@ -149,14 +149,13 @@ impl Merged {
                 name,
             ));
         }
-        let mut merged = Self::of_sources(sources, &[])?;
-        merged.live = true;
-        Ok(merged)
+        Self::of_sources(sources, &[], true)
     }
 
     fn of_sources(
         sources: Vec<(Recording<Stream>, String)>,
         corrections: &[i64],
+        live: bool,
     ) -> anyhow::Result<Self> {
         let names: Vec<String> = sources.iter().map(|(_, n)| n.clone()).collect();
         let mut opened = Vec::new();
@@ -237,15 +236,28 @@ impl Merged {
                 of.join("+")
             })
             .collect();
+        let what = match (live, opened.len()) {
+            (false, 1) => "recording",
+            (false, _) => "recordings",
+            (true, 1) => "agent's stream",
+            (true, _) => "agents' streams",
+        };
         let clock_note = if boots.len() == 1 {
             format!(
-                "stitched {} recordings ({}): one kernel, one clock",
+                "stitched {} {what} ({}): one kernel, one clock",
                 opened.len(),
                 labels.join(", ")
             )
+        } else if live {
+            format!(
+                "stitched {} {what} ({}) from {} machines, their clocks aligned by each machine's wall clock only: record the session and replay it to have them corrected by the packets that crossed between them",
+                opened.len(),
+                labels.join(", "),
+                boots.len()
+            )
         } else {
             format!(
-                "stitched {} recordings ({}) from {} machines, their clocks aligned by each machine's wall clock, then by the packets that crossed between them",
+                "stitched {} {what} ({}) from {} machines, their clocks aligned by each machine's wall clock, then by the packets that crossed between them",
                 opened.len(),
                 labels.join(", "),
                 boots.len()
@@ -283,7 +295,7 @@ impl Merged {
             machines,
             doubts,
             clocks: Vec::new(),
-            live: false,
+            live,
         })
     }
 
