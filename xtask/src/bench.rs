@@ -152,17 +152,28 @@ impl Bench {
     /// `tracer follow ARGS` against the bench's lab (its kubeconfig), with `--output json`
     /// unless ARGS choose an output.
     fn follow(&self, args: &[&str]) -> anyhow::Result<Follow> {
+        self.start("follow", args)
+    }
+
+    /// `tracer agent ARGS` (a node's agent, recording), read as [`Self::follow`] reads.
+    fn agent(&self, args: &[&str]) -> anyhow::Result<Follow> {
+        self.start("agent", args)
+    }
+
+    fn start(&self, command: &str, args: &[&str]) -> anyhow::Result<Follow> {
         let start = Instant::now();
-        let output: &[&str] = if args.contains(&"--output") {
+        let agent = command == "agent";
+        let output: &[&str] = if args.contains(&"--output") || agent {
             &[]
         } else {
             &["--output", "json"]
         };
-        // `--output summary` prints its closing line on stdout; other outputs are discarded
-        // by the kernel, not read, so reading them costs the bench nothing.
-        let summary_on_stdout = args.contains(&"summary");
+        // `--output summary` (an agent's only output) prints its closing line on stdout;
+        // other outputs are discarded by the kernel, not read, so reading them costs the
+        // bench nothing.
+        let summary_on_stdout = args.contains(&"summary") || agent;
         let mut child = Command::new(&self.tracer)
-            .arg("follow")
+            .arg(command)
             .args(args)
             .args(output)
             .arg("--kubeconfig")
@@ -193,7 +204,7 @@ impl Bench {
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) if line.contains("watching") => break,
                 Ok(_) => {}
-                Err(_) => bail!("tracer follow did not start"),
+                Err(_) => bail!("tracer {command} did not start"),
             }
         }
         Ok(Follow {
@@ -468,20 +479,51 @@ impl Bench {
             let follow = self.follow(&[pair[0], pair[1], "--kernel-stats"])?;
             let pps = self.iperf_udp(rate)?;
             let lines = Self::stop(follow)?;
-            for line in lines.iter().filter(|l| l.contains("kernel cost:")) {
-                // "kernel cost: tc_ingress: 42 ns per run over 123 runs"
-                let rest = line.split("kernel cost: ").nth(1).unwrap_or(line);
-                let (program, figures) = rest.split_once(": ").unwrap_or((rest, ""));
-                let ns = figures.split_whitespace().next().unwrap_or("?");
-                let runs = figures.split_whitespace().nth(5).unwrap_or("?");
-                writeln!(
-                    self.report,
-                    "| {label}, {pps:.0} pps | {program} | {runs} | {ns} |"
-                )?;
-            }
+            self.kernel_cost_rows(label, pps, &lines)?;
         }
+        // A node's agent runs the same programs; it leaves other nodes' events to their
+        // agents in userspace. Side by side with the row above, at the same rate.
+        let recording = self.work.join("agent.trace");
+        let recording = recording.to_str().context("path")?;
+        let agent = self.agent(&[
+            CLIENT,
+            SERVER,
+            "--node",
+            "cpu2",
+            "--record",
+            recording,
+            "--kernel-stats",
+        ])?;
+        let pps = self.iperf_udp(20_000)?;
+        let lines = Self::stop(agent)?;
+        let _ = std::fs::remove_file(recording);
+        self.kernel_cost_rows(
+            "followed by cpu2's agent (`tracer agent --node cpu2 --record`), every event delivered",
+            pps,
+            &lines,
+        )?;
         writeln!(self.report, "\nGoal: ≤ 50 ns per TC hop.")?;
+        self.loss()
+    }
 
+    /// One row per program of a run's `kernel cost:` lines.
+    fn kernel_cost_rows(&mut self, label: &str, pps: f64, lines: &[String]) -> anyhow::Result<()> {
+        for line in lines.iter().filter(|l| l.contains("kernel cost:")) {
+            // "kernel cost: tc_ingress: 42 ns per run over 123 runs"
+            let rest = line.split("kernel cost: ").nth(1).unwrap_or(line);
+            let (program, figures) = rest.split_once(": ").unwrap_or((rest, ""));
+            let ns = figures.split_whitespace().next().unwrap_or("?");
+            let runs = figures.split_whitespace().nth(5).unwrap_or("?");
+            writeln!(
+                self.report,
+                "| {label}, {pps:.0} pps | {program} | {runs} | {ns} |"
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Events lost at fixed offered rates, live and record-only.
+    fn loss(&mut self) -> anyhow::Result<()> {
         writeln!(
             self.report,
             "\n## 4. Loss (VXLAN scenario, UDP 64 B at fixed rates, default settings)\n"
