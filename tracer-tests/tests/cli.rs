@@ -525,6 +525,32 @@ fn an_agent_records_and_shows_no_journeys() {
             ],
             "shows no journeys",
         ),
+        // The reader of agents' streams: what the agents decide is refused, before any
+        // agent is reached.
+        (
+            vec![
+                "follow",
+                "nettest",
+                "svc/nginx-test",
+                "--agent",
+                "127.0.0.1:9",
+                "--port",
+                "80",
+            ],
+            "--port with --agent: the agents decide what they trace",
+        ),
+        (
+            vec![
+                "follow",
+                "nettest",
+                "svc/nginx-test",
+                "--agent",
+                "127.0.0.1:9",
+                "--agent",
+                "127.0.0.1:9",
+            ],
+            "--agent 127.0.0.1:9 is given twice",
+        ),
     ] {
         let out = tracer(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -33,17 +33,60 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An agent silent this long is given up (it says how far it has read every 100 ms).
 const SILENCE: Duration = Duration::from_secs(5);
 
+/// How long an agent may take to attach before its stream starts.
+const ATTACHING: Duration = Duration::from_secs(300);
+
+/// The agents decide what is traced and how: the reader's own choices would be silently
+/// ignored, so they are refused; so is one agent given twice.
+fn refuse_what_agents_decide(args: &FollowArgs) -> anyhow::Result<()> {
+    let ignored = [
+        ("--node", args.node.is_some()),
+        ("--port", args.port.is_some()),
+        ("--proto", args.proto.is_some()),
+        ("--kernel-stats", args.kernel_stats),
+        ("--kernel-log", args.kernel_log),
+        ("--no-route-hook", args.no_route_hook),
+        ("--no-nat-hook", args.no_nat_hook),
+        ("--cluster-file", args.cluster_file.is_some()),
+    ];
+    let given: Vec<&str> = ignored
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| *f)
+        .collect();
+    if !given.is_empty() {
+        return Err(crate::exit::Usage(format!(
+            "{} with --agent: the agents decide what they trace; give it to each `tracer agent`",
+            given.join(", ")
+        ))
+        .into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = args.agents.iter().find(|a| !seen.insert(**a)) {
+        return Err(crate::exit::Usage(format!("--agent {twice} is given twice")).into());
+    }
+    Ok(())
+}
+
 pub fn follow(args: &FollowArgs) -> anyhow::Result<i32> {
+    refuse_what_agents_decide(args)?;
+    // A refused --record file is said before any agent is reached (a reader that goes
+    // away ends its agents).
+    if let Some(path) = &args.record {
+        crate::files::check(path, &command::recording_rules(args.force))?;
+    }
     super::install_stop_handlers();
     let mut streams = Vec::new();
     for address in &args.agents {
         let stream = TcpStream::connect_timeout(address, CONNECT_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("cannot reach the agent at {address}: {e}"))?;
-        stream.set_read_timeout(Some(SILENCE))?;
+        // An agent streams once every hook is attached, which takes a while on a slow
+        // machine; after its start, SILENCE.
+        stream.set_read_timeout(Some(ATTACHING))?;
         stream.set_nodelay(true)?;
         streams.push((format!("agent {address}"), stream));
     }
-    let merged = Merged::from_streams(streams)?;
+    let merged = Merged::from_streams(streams, SILENCE)?;
     let following = merged
         .meta()
         .map(|m| m.session.following)

@@ -362,7 +362,7 @@ pub(super) fn show(
 }
 
 /// The rules the --record file is created by (also checked early, with these).
-fn recording_rules(force: bool) -> files::Rules<'static> {
+pub(super) fn recording_rules(force: bool) -> files::Rules<'static> {
     files::Rules {
         what: "recording",
         overwrite: Overwrite::from_force(force),
@@ -395,6 +395,9 @@ fn serve_stream(listener: &std::net::TcpListener) -> anyhow::Result<Option<Recor
     };
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
+    // A reader that stops reading (paused, partitioned) must not stall this session: the
+    // write fails, and the agent ends as when its reader goes.
+    stream.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
     let name = std::path::PathBuf::from(format!("tcp://{peer}"));
     let recorder = Recorder::streaming(stream, &name, Provenance::here(), HEARTBEAT_NS)
         .map_err(|e| anyhow::anyhow!("cannot stream to {peer}: {e}"))?;

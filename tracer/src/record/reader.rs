@@ -107,6 +107,9 @@ enum Bad {
     /// Not enough bytes left for it: the file ends inside it.
     Short(String),
     Damaged(String),
+    /// Reading failed (a live stream fell silent past its timeout): not damage to skip,
+    /// the end of what can be read.
+    Io(String),
 }
 
 impl<R: Read> Reader<R> {
@@ -209,6 +212,7 @@ impl<R: Read> Reader<R> {
                 }
                 Step::Record(record)
             }
+            Err(Bad::Io(why)) => self.cut(why),
             Err(Bad::Short(why) | Bad::Damaged(why)) if self.version < 2 => self.cut(why),
             // Too short for what it claims: the file's torn end, or a damaged length field
             // with intact records after it.
@@ -276,7 +280,7 @@ impl<R: Read> Reader<R> {
         let head_len = if version >= 2 { RECORD_HEAD_LEN } else { 5 };
         let head = self
             .peek(head_len)
-            .map_err(|e| Bad::Damaged(format!("read error: {e}")))?;
+            .map_err(|e| Bad::Io(format!("read error: {e}")))?;
         if head.len() < head_len {
             return Err(Bad::Short(format!(
                 "a record header is cut after {} of {head_len} bytes",
@@ -309,7 +313,7 @@ impl<R: Read> Reader<R> {
         let total = head_len + len as usize + 4;
         let bytes = self
             .peek(total)
-            .map_err(|e| Bad::Damaged(format!("read error: {e}")))?;
+            .map_err(|e| Bad::Io(format!("read error: {e}")))?;
         if bytes.len() < total {
             return Err(Bad::Short(format!(
                 "the last record is cut ({} of {total} bytes present)",

@@ -43,6 +43,10 @@ use crate::{
 /// kernel's `enum skb_drop_reason` (about 100 values in 6.x).
 const TRANSLATED_REASONS: u32 = 1 << 20;
 
+/// At a live session's stop, the streams are read this much longer (a stream that pauses
+/// this long ends sooner): what the agents sent before the stop is still told.
+const STOP_DRAIN: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Two recordings of one kernel hold the same event when they hold equal observations this
 /// close: each process's programs stamp it as they run, one after the other, microseconds
 /// apart.
@@ -65,6 +69,8 @@ struct Part {
     done: bool,
     /// It ended by itself (the file's end, or the agent's stream closed).
     ended: bool,
+    /// An agent's stream: to time reads out, and to close when given up.
+    socket: Option<std::net::TcpStream>,
     rows: ModelRows,
     topology: Option<Topology>,
     counters: Option<SourceCounters>,
@@ -102,6 +108,9 @@ pub struct Merged {
     clocks: Vec<clocks::ClockEstimate>,
     /// Agents' live streams, not files.
     live: bool,
+    /// When a live session asked to stop: streams are drained of what was sent for a moment,
+    /// then closed.
+    stopping: Option<std::time::Instant>,
 }
 
 impl Merged {
@@ -141,15 +150,27 @@ impl Merged {
 
     /// Agents' live streams (`tracer agent --listen`), each named by where it comes from.
     /// No clock correction: a stream cannot be read twice (its recording can).
-    pub fn from_streams(streams: Vec<(String, std::net::TcpStream)>) -> anyhow::Result<Self> {
+    /// Each stream is read with `silence` as its timeout once its start (header and META)
+    /// has come, which may take as long as the agent's attaching does.
+    pub fn from_streams(
+        streams: Vec<(String, std::net::TcpStream)>,
+        silence: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
+        let mut sockets = Vec::new();
         for (name, stream) in streams {
+            sockets.push(stream.try_clone()?);
             sources.push((
                 Recording::from_reader(Box::new(stream) as Stream, &name)?,
                 name,
             ));
         }
-        Self::of_sources(sources, &[], true)
+        let mut merged = Self::of_sources(sources, &[], true)?;
+        for (part, socket) in merged.parts.iter_mut().zip(sockets) {
+            socket.set_read_timeout(Some(silence))?;
+            part.socket = Some(socket);
+        }
+        Ok(merged)
     }
 
     fn of_sources(
@@ -274,6 +295,7 @@ impl Merged {
                 read_until: None,
                 done: false,
                 ended: false,
+                socket: None,
                 rows: ModelRows::default(),
                 topology: None,
                 counters: None,
@@ -296,14 +318,26 @@ impl Merged {
             doubts,
             clocks: Vec::new(),
             live,
+            stopping: None,
         })
     }
 
     /// Reads no more (a live session asked to stop): what was read is still handed on, in
     /// order, by the next calls to [`Self::next_input`].
     pub fn stop_reading(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(std::time::Instant::now());
         for part in &mut self.parts {
-            part.done = true;
+            match &part.socket {
+                // What the agent sent before the stop is still read: the stream ends at
+                // the first pause.
+                Some(socket) if !part.done => {
+                    let _ = socket.set_read_timeout(Some(STOP_DRAIN));
+                }
+                _ => part.done = true,
+            }
         }
     }
 
@@ -364,6 +398,15 @@ impl Merged {
             if let Some(input) = self.queue.pop_front() {
                 return Some(input);
             }
+            // Agents go on sending after the stop: what came within the drain is told.
+            if self.stopping.is_some_and(|at| at.elapsed() >= STOP_DRAIN) {
+                for part in &mut self.parts {
+                    part.done = true;
+                    if let Some(socket) = part.socket.take() {
+                        let _ = socket.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+            }
             // Read from the recording that is furthest behind: its next batch decides how
             // far the merged timeline can go.
             let behind = self
@@ -384,8 +427,15 @@ impl Merged {
             match self.parts[i].recording.next_input() {
                 Some(input) => self.take(i, input),
                 None => {
-                    self.parts[i].done = true;
-                    self.parts[i].ended = true;
+                    let part = &mut self.parts[i];
+                    part.done = true;
+                    // A stream drained at the stop did not end by itself.
+                    part.ended = self.stopping.is_none();
+                    if let Some(socket) = part.socket.take() {
+                        // Given up (or drained): its agent learns at once that its reader
+                        // is gone.
+                        let _ = socket.shutdown(std::net::Shutdown::Both);
+                    }
                     self.advance();
                 }
             }
