@@ -91,8 +91,8 @@ const DEVICE_CACHE_SLOTS: u32 = 64;
 static DEVICE_NETNS: PerCpuArray<DeviceNetns> =
     PerCpuArray::with_max_entries(DEVICE_CACHE_SLOTS, 0);
 
-/// The cookie of the network namespace of `skb->dev`, for TC hooks, which know the
-/// interface index from their context. 0 when unknown.
+/// The cookie of the network namespace of `skb->dev`, for TC hooks (which know the
+/// interface index from their context) and the route hook. 0 when unknown.
 #[inline(always)]
 pub fn netns_cookie_of_skb(skb: *const u8, ifindex: u32) -> u64 {
     let dev: *const u8 = kread(skb, global(&OFF_SKB_DEV)).unwrap_or(core::ptr::null());

@@ -32,7 +32,7 @@ use crate::{
     emit::{global, submit, wanted, zeroed},
     kernel::{
         OFF_DEV_IFINDEX, OFF_FLOWI4_DADDR, OFF_FLOWI4_IIF, OFF_FLOWI4_SADDR, OFF_NHC_DEV,
-        OFF_NHC_GW, OFF_NHC_GW_FAMILY, device_of, kread,
+        OFF_NHC_GW, OFF_NHC_GW_FAMILY, kread, netns_cookie_of_skb,
     },
     skb::Skb,
 };
@@ -101,8 +101,9 @@ fn observe(table: u32, flp: *const u8, nhc: *const u8, err: i32) -> Option<()> {
     // namespace whose ingress this session does not hook (another node's, for a node's
     // agent on a machine that holds several) and be looked up there, on an interface of
     // the same index. Only a lookup where the slot's hook saw it is the packet's.
-    let (_, cookie) = device_of(slot.skb as *const u8);
-    if cookie != slot.netns_cookie {
+    // The ingress hook just cached this device's namespace on this CPU: one read of
+    // `skb->dev` and a cache hit, where the packet is the slot's.
+    if netns_cookie_of_skb(slot.skb as *const u8, iif) != slot.netns_cookie {
         return None;
     }
     let skb = Skb::at(slot.skb as *const u8)?;

@@ -84,6 +84,21 @@ fn key(journey: &Value) -> String {
     )
 }
 
+/// Each stitched source's name and whether it ended cleanly, from a JSON summary.
+fn ended_cleanly(summary: &Value) -> Vec<(String, bool)> {
+    summary["sources"]
+        .as_array()
+        .expect("each source's account")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["ended_cleanly"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn nodes_of(journey: &Value) -> std::collections::BTreeSet<String> {
     journey["hops"]
         .as_array()
@@ -361,20 +376,8 @@ fn a_node_agent_killed_mid_run_is_named_and_the_others_go_on() {
         agent.stop_raw();
     }
     let (journeys, summary) = replay(&files);
-    let sources = summary["sources"]
-        .as_array()
-        .expect("each recording's account");
-    let health: Vec<(String, bool)> = sources
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["ended_cleanly"].as_bool().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        health,
+        ended_cleanly(&summary),
         vec![
             ("cpu1".to_owned(), false),
             ("cpu2".to_owned(), true),
@@ -455,19 +458,8 @@ fn follow_through_streaming_agents_tells_the_journeys_live() {
     whole.stop_raw();
     let (recorded, _) = replay(&[whole_file]);
     assert_same_journeys(&recorded, &journeys);
-    let ended: Vec<(String, bool)> = summary["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["ended_cleanly"].as_bool().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        ended,
+        ended_cleanly(&summary),
         vec![
             ("cpu1".to_owned(), true),
             ("cpu2".to_owned(), true),
