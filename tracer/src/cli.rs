@@ -29,7 +29,8 @@ pub enum Command {
     Follow(FollowArgs),
     /// The node-local half of a follow across nodes: attach on this node (or the lab node
     /// `--node`) and record what it sees to `--record FILE`, for `tracer replay` to stitch
-    /// with the other nodes' recordings (needs root).
+    /// with the other nodes' recordings, or stream it to `tracer follow --agent` with
+    /// `--listen ADDR` (needs root).
     Agent(AgentArgs),
     /// Open a recording in the same UI, or print its journeys (no privileges needed).
     Replay(ReplayArgs),
@@ -163,8 +164,8 @@ pub struct FollowArgs {
     pub no_nat_hook: bool,
 }
 
-/// `tracer agent`: `follow`'s arguments; it records (`--record` is required) and shows no
-/// journeys (`--output`, `--flows` and `--count` are refused).
+/// `tracer agent`: `follow`'s arguments; it records (`--record` or `--listen` is required)
+/// and shows no journeys (`--output`, `--flows`, `--count` and `--agent` are refused).
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     #[command(flatten)]

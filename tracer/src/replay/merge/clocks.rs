@@ -126,11 +126,6 @@ impl WireKey {
     }
 }
 
-/// Which machine an observation was made on: the source its cookie was qualified with.
-fn machine_of(cookie: u64) -> u16 {
-    crate::pipeline::source::SourceId::of(cookie).0
-}
-
 /// The frames seen leaving and entering machines through their uplinks.
 #[derive(Default)]
 pub struct Crossings {
@@ -187,7 +182,8 @@ impl Crossings {
         if !on_uplink {
             return;
         }
-        let machine = machine_of(obs.netns_cookie);
+        // The machine it was made on: the source its cookie was qualified with.
+        let machine = crate::pipeline::source::SourceId::of(obs.netns_cookie).0;
         let sightings = self.seen.entry(WireKey::of(obs)).or_default();
         match sightings
             .iter_mut()
