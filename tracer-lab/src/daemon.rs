@@ -11,6 +11,7 @@ use std::{collections::BTreeMap, net::SocketAddr, thread, time::Duration};
 use anyhow::Context as _;
 
 use super::{
+    agent_runtime::AgentRuntime,
     api::{self, ApiServer},
     apply, plan,
     spec::{Cluster, Scenario, Server},
@@ -48,11 +49,21 @@ pub fn run(state: &State) -> anyhow::Result<()> {
     let mut servers = BTreeMap::new();
     serve_pods(&cluster, &mut servers, true)?;
 
-    let server = ApiServer::start(preferred_api_addr(), &cluster)
-        .or_else(|_| ApiServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), &cluster))
+    let kubeconfig = state.kubeconfig_path();
+    // Agent Pods (`tracer follow --agents`) run as this same tracer binary.
+    let runtime = || -> Option<Box<dyn api::workloads::Runtime>> {
+        Some(Box::new(AgentRuntime {
+            program: std::env::current_exe().ok()?,
+            env: vec![("KUBECONFIG".to_owned(), kubeconfig.display().to_string())],
+            logs: state.dir().join("pods"),
+        }))
+    };
+    let server = ApiServer::start_with(preferred_api_addr(), &cluster, runtime())
+        .or_else(|_| {
+            ApiServer::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), &cluster, runtime())
+        })
         .context("start the lab's Kubernetes API")?;
     let url = format!("http://{}", server.local_addr());
-    let kubeconfig = state.kubeconfig_path();
     let mut applied = state.changes().len();
     state
         .set_applied(applied)

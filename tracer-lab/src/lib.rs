@@ -29,6 +29,7 @@
 //! Tests build labs of their own beside a running one with `TRACER_LAB_PREFIX` (the
 //! namespaces' prefix; the state then lives in `/run/<prefix>state`).
 
+pub mod agent_runtime;
 pub mod api;
 mod apply;
 pub mod cli;

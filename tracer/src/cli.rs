@@ -145,6 +145,27 @@ pub struct FollowArgs {
     /// privileges here.
     #[arg(long = "agent", value_name = "ADDR")]
     pub agents: Vec<std::net::SocketAddr>,
+    /// Follow across nodes through the Kubernetes API: start a short-lived agent Pod on
+    /// each node the packets can cross (FROM's, TO's, a Service's endpoints' nodes),
+    /// reach each through `pods/portforward`, stitch their streams, and delete the Pods
+    /// at the end. Needs the RBAC in `deploy/rbac.yaml`; no privileges here.
+    #[arg(long = "agents", conflicts_with_all = ["agents", "node", "cluster_file"])]
+    pub agent_pods: bool,
+    /// The agent Pods' image (with `--agents`).
+    #[arg(long, value_name = "IMAGE", default_value = crate::follow::pods::DEFAULT_IMAGE, requires = "agent_pods")]
+    pub agent_image: String,
+    /// The namespace the agent Pods run in (with `--agents`).
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        default_value = "kube-system",
+        requires = "agent_pods"
+    )]
+    pub agent_namespace: String,
+    /// The agent Pods end on their own after this long, should this process be killed
+    /// before it deletes them (their `activeDeadlineSeconds`; with `--agents`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h", requires = "agent_pods")]
+    pub agent_deadline: Duration,
     /// How to attach the TC programs: `auto` uses TCX links where this kernel has them
     /// (6.6+) and clsact qdiscs with netlink filters otherwise; `tcx` or `netlink` force one.
     #[arg(long, value_enum, default_value_t = crate::follow::attach::AttachChoice::Auto)]

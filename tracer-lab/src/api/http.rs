@@ -10,7 +10,7 @@ use std::io::{self, BufRead, Write};
 
 /// Largest request head (request line plus headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
-/// Largest request body read (and discarded); the lab serves reads only.
+/// Largest request body read (a Pod to create).
 const MAX_BODY: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,7 @@ pub struct Request {
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub http10: bool,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -96,7 +97,7 @@ fn read_line<R: BufRead>(reader: &mut R, budget: &mut usize) -> Result<String, H
     String::from_utf8(line).map_err(|_| HttpError::Malformed("request head is not UTF-8"))
 }
 
-/// Reads one request: its head, and its body (discarded) when it has one.
+/// Reads one request: its head, and its body when it has one.
 pub fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, HttpError> {
     let mut budget = MAX_HEAD;
     // Tolerate empty lines before a request (RFC 9112 §2.2).
@@ -135,12 +136,13 @@ pub fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, HttpError> {
         Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => raw_path,
     };
-    let request = Request {
+    let mut request = Request {
         method: method.to_owned(),
         path: percent_decode(raw_path, false),
         query: parse_query(raw_query),
         headers,
         http10,
+        body: Vec::new(),
     };
     if request.header("transfer-encoding").is_some() {
         return Err(HttpError::Malformed(
@@ -154,8 +156,9 @@ pub fn read_request<R: BufRead>(reader: &mut R) -> Result<Request, HttpError> {
         if length > MAX_BODY {
             return Err(HttpError::TooLarge);
         }
-        let copied = io::copy(&mut io::Read::take(&mut *reader, length), &mut io::sink())?;
-        if copied != length {
+        let copied =
+            io::Read::read_to_end(&mut io::Read::take(&mut *reader, length), &mut request.body)?;
+        if copied as u64 != length {
             return Err(HttpError::Malformed("connection closed inside the body"));
         }
     }

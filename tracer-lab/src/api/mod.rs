@@ -15,13 +15,17 @@
 //!   [`table`], or metadata only); [`selector`] filters; [`watch`] streams events;
 //! - [`server`] owns the listener and threads; [`kubeconfig`] writes the client config.
 //!
-//! The API is read-only: the lab's state changes only through
-//! [`ApiServer::update`], which emits watch events for exactly what changed.
+//! The lab's own objects are read-only: they change only through [`ApiServer::update`],
+//! which emits watch events for exactly what changed. Pods may be created and deleted
+//! ([`pods`], [`workloads`]), as `tracer follow --agents` does with its agent Pods, and
+//! reached through `pods/portforward` ([`portforward`] over [`websocket`]).
 
 pub mod discovery;
 pub mod http;
 pub mod kubeconfig;
 pub mod objects;
+pub mod pods;
+pub mod portforward;
 pub mod render;
 pub mod resources;
 pub mod routes;
@@ -30,6 +34,8 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod watch;
+pub mod websocket;
+pub mod workloads;
 
 pub use kubeconfig::kubeconfig;
 pub use server::ApiServer;

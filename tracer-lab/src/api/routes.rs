@@ -28,9 +28,11 @@ use super::{
 pub enum Reply {
     Done(Response),
     Watch(WatchRequest),
+    /// A WebSocket port-forward to a created Pod ([`super::portforward`]).
+    Forward(super::portforward::Forward),
 }
 
-fn json<T: Serialize>(value: &T) -> Reply {
+pub(super) fn json<T: Serialize>(value: &T) -> Reply {
     Reply::Done(Response::json(
         200,
         &serde_json::to_value(value).unwrap_or_default(),
@@ -233,7 +235,7 @@ mod tests {
                 r.status,
                 serde_json::from_slice(&r.body).unwrap_or_default(),
             ),
-            Reply::Watch(w) => panic!("unexpected watch {w:?}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 

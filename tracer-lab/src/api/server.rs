@@ -11,7 +11,7 @@ use std::{
     io::{self, BufRead, BufReader, ErrorKind},
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     thread::{self, JoinHandle},
@@ -20,11 +20,12 @@ use std::{
 
 use super::{
     http::{self, HttpError, Response},
-    objects::{self, Host},
-    render,
+    objects::{self, Host, Object},
+    pods, portforward, render,
     routes::{self, Reply},
     store::Store,
     watch,
+    workloads::{Runtime, Workloads},
 };
 use crate::spec::Cluster;
 
@@ -35,6 +36,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a client may take to send a request once it started.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one port-forward may last.
+const FORWARD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// How often created Pods' containers are looked at.
+const KUBELET_POLL: Duration = Duration::from_millis(100);
 /// Connections served at once; more are answered 503 and closed.
 const MAX_CONNECTIONS: usize = 256;
 
@@ -43,11 +48,22 @@ struct Shared {
     host: Host,
     addr: SocketAddr,
     stop: AtomicBool,
+    /// The lab's own objects (the served set is these and the created Pods).
+    cluster: Mutex<Vec<Object>>,
+    workloads: Workloads,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Serves the lab's objects and the created Pods as they are now.
+    fn publish(&self) {
+        let cluster = self.cluster.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut objects = cluster.clone();
+        objects.extend(self.workloads.objects());
+        self.store.replace(objects);
     }
 }
 
@@ -56,20 +72,33 @@ impl Shared {
 pub struct ApiServer {
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
+    kubelet: Option<JoinHandle<()>>,
 }
 
 impl ApiServer {
     /// Binds `addr` (use 127.0.0.1:0 in tests) and serves on background threads until
-    /// dropped or `stop()`.
+    /// dropped or `stop()`. Pods cannot be created.
     pub fn start(addr: SocketAddr, cluster: &Cluster) -> io::Result<Self> {
+        Self::start_with(addr, cluster, None)
+    }
+
+    /// As [`start`](Self::start), and Pods created through the API are run by `runtime`.
+    pub fn start_with(
+        addr: SocketAddr,
+        cluster: &Cluster,
+        runtime: Option<Box<dyn Runtime>>,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let host = Host::detect();
+        let objects = objects::build(cluster, &host);
         let shared = Arc::new(Shared {
-            store: Store::new(objects::build(cluster, &host)),
+            store: Store::new(objects.clone()),
             host,
             addr,
             stop: AtomicBool::new(false),
+            cluster: Mutex::new(objects),
+            workloads: Workloads::new(runtime),
         });
         let acceptor = {
             let shared = shared.clone();
@@ -77,9 +106,25 @@ impl ApiServer {
                 .name("lab-api-accept".to_owned())
                 .spawn(move || accept_loop(&listener, &shared))?
         };
+        // The created Pods' statuses follow their containers, as a kubelet reports them.
+        let kubelet = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("lab-api-kubelet".to_owned())
+                .spawn(move || {
+                    while !shared.stopping() {
+                        if shared.workloads.refresh() {
+                            shared.publish();
+                        }
+                        thread::sleep(KUBELET_POLL);
+                    }
+                    shared.workloads.stop_all();
+                })?
+        };
         Ok(Self {
             shared,
             acceptor: Some(acceptor),
+            kubelet: Some(kubelet),
         })
     }
 
@@ -91,9 +136,12 @@ impl ApiServer {
     /// (ADDED/MODIFIED/DELETED) for exactly what changed, with increasing
     /// resourceVersions.
     pub fn update(&self, cluster: &Cluster) {
-        self.shared
-            .store
-            .replace(objects::build(cluster, &self.shared.host));
+        *self
+            .shared
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = objects::build(cluster, &self.shared.host);
+        self.shared.publish();
     }
 
     /// Stops serving: ends watches, closes connections and joins every thread.
@@ -118,6 +166,9 @@ impl Drop for ApiServer {
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
+        }
+        if let Some(kubelet) = self.kubelet.take() {
+            let _ = kubelet.join();
         }
     }
 }
@@ -245,7 +296,17 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             }
         };
         let keep_alive = request.keep_alive() && !shared.stopping();
-        let written = match routes::route(&request, &shared.store, shared.addr) {
+        let reply = pods::route(&request, &shared.store, &shared.workloads, &|| {
+            shared.publish()
+        })
+        .unwrap_or_else(|| routes::route(&request, &shared.store, shared.addr));
+        let written = match reply {
+            Reply::Forward(forward) => {
+                // The connection is the forward's from here on, for as long as it lasts.
+                reader.get_mut().deadline = Instant::now() + FORWARD_LIFETIME;
+                let _ = portforward::serve(&request, &forward, reader, writer);
+                return;
+            }
             Reply::Done(response) => http::write_response(&mut writer, &response, keep_alive),
             Reply::Watch(_) if request.http10 => http::write_response(
                 &mut writer,

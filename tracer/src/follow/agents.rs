@@ -17,9 +17,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{command, signals::stop_requested};
+use super::{
+    command, plan,
+    pods::{self, AgentPods},
+    signals::stop_requested,
+};
 use crate::{
     cli::{FollowArgs, Output},
+    k8s::source::{ClusterHandle, ClusterSource},
     output::Summary,
     pipeline::{Input, counters::ReadCounters},
     record::writer::Recorder,
@@ -80,21 +85,93 @@ pub fn follow(args: &FollowArgs) -> anyhow::Result<i32> {
     for address in &args.agents {
         let stream = TcpStream::connect_timeout(address, CONNECT_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("cannot reach the agent at {address}: {e}"))?;
+        streams.push((format!("agent {address}"), stream));
+    }
+    let what = args
+        .agents
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    read_agents(args, streams, &format!("agents {what}"), Vec::new())
+}
+
+/// `follow --agents`: the agent Pods started on the nodes involved, read through their
+/// port-forwards, and deleted at the end ([`super::pods`]).
+pub fn follow_through_pods(args: &FollowArgs) -> anyhow::Result<i32> {
+    if let Some(path) = &args.record {
+        crate::files::check(path, &command::recording_rules(args.force))?;
+    }
+    super::install_stop_handlers();
+    let source = ClusterSource::Api {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    };
+    let cluster = ClusterHandle::start(&source, args.api_timeout)?;
+    let model = cluster.snapshot();
+    let plan = command::plan_of(args, &model)?;
+    let nodes = pods::involved_nodes(&model, &plan.from, &plan.to)?;
+    eprintln!(
+        "following {} → {}\n  names from {}\n  starting an agent Pod on node{} {}",
+        plan::describe(&plan.from),
+        plan::describe(&plan.to),
+        cluster.describe(),
+        if nodes.len() == 1 { "" } else { "s" },
+        nodes.join(", ")
+    );
+    let pods::Started {
+        pods: agent_pods,
+        reached,
+        lost,
+    } = AgentPods::start(args, &nodes, &stop_requested)?;
+    if reached.is_empty() {
+        anyhow::bail!("no node's agent could be reached");
+    }
+    let names: Vec<String> = reached.iter().map(|r| r.node.clone()).collect();
+    let streams = reached
+        .into_iter()
+        .map(|r| (format!("node {} (Pod {})", r.node, r.pod), r.stream))
+        .collect();
+    let lost = lost
+        .into_iter()
+        .map(|(node, why)| {
+            format!("node {node} not followed: its agent could not be reached ({why})")
+        })
+        .collect();
+    let code = read_agents(
+        args,
+        streams,
+        &format!("agent Pods on {}", names.join(", ")),
+        lost,
+    );
+    // Deleted here, and also when reading failed.
+    drop(agent_pods);
+    code
+}
+
+/// Reads the agents' streams, stitched, into the chosen output until Ctrl-C,
+/// `--duration`, `--count` or every agent's end.
+fn read_agents(
+    args: &FollowArgs,
+    mut streams: Vec<(String, TcpStream)>,
+    source: &str,
+    lost: Vec<String>,
+) -> anyhow::Result<i32> {
+    for (_, stream) in &mut streams {
         // An agent streams once every hook is attached, which takes a while on a slow
         // machine; after its start, SILENCE.
         stream.set_read_timeout(Some(ATTACHING))?;
         stream.set_nodelay(true)?;
-        streams.push((format!("agent {address}"), stream));
     }
+    let count = streams.len();
     let merged = Merged::from_streams(streams, SILENCE)?;
     let following = merged
         .meta()
         .map(|m| m.session.following)
         .unwrap_or_default();
     eprintln!(
-        "following {following}\n  watching through {} agent{} ({}); Ctrl-C to stop",
-        args.agents.len(),
-        if args.agents.len() == 1 { "" } else { "s" },
+        "following {following}\n  watching through {count} agent{} ({}); Ctrl-C to stop",
+        if count == 1 { "" } else { "s" },
         merged.names().join(", ")
     );
     let output = args
@@ -112,22 +189,17 @@ pub fn follow(args: &FollowArgs) -> anyhow::Result<i32> {
         merged,
         recorder,
         until: args.duration.map(|d| Instant::now() + d),
+        lost,
     };
     let mut failed = false;
-    let what = args
-        .agents
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
     let header = tui::Header {
         following,
         mode: tui::Mode::Live,
         recording: args.record.clone(),
-        source: format!("agents {what}"),
+        source: source.to_owned(),
     };
     command::show(output, args.flows, header, |sink| {
-        let summary = run_until(&mut live, &what, sink, args.count)?;
+        let summary = run_until(&mut live, source, sink, args.count)?;
         failed = summary.failed;
         Ok(())
     })?;
@@ -150,6 +222,8 @@ struct Live {
     merged: Merged,
     recorder: Option<Recorder>,
     until: Option<Instant>,
+    /// Nodes whose agent was never reached, said with the summary.
+    lost: Vec<String>,
 }
 
 impl Inputs for Live {
@@ -170,7 +244,9 @@ impl Inputs for Live {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.merged.notes()
+        let mut notes = self.lost.clone();
+        notes.extend(self.merged.notes());
+        notes
     }
 
     fn read_anything(&self) -> bool {

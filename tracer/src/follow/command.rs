@@ -74,9 +74,38 @@ impl Role<'_> {
     }
 }
 
+/// FROM and TO resolved against `model`, with the user's filters.
+pub(super) fn plan_of(
+    args: &FollowArgs,
+    model: &crate::k8s::model::ClusterModel,
+) -> Result<plan::FollowPlan, crate::k8s::resolve::ResolveError> {
+    let protocol = args.proto.map(|p| match p {
+        crate::cli::Protocol::Tcp => IpProto::Tcp,
+        crate::cli::Protocol::Udp => IpProto::Udp,
+        crate::cli::Protocol::Icmp => IpProto::Icmp,
+    });
+    plan::plan(
+        model,
+        plan::Asked {
+            from: &args.from,
+            to: &args.to,
+            namespace: &args.namespace,
+            filter: JourneyFilter {
+                port: args.port,
+                protocol,
+            },
+            namespaces: NamespaceScope::from_prefix(args.netns_prefix.clone()),
+            node: args.node.clone(),
+        },
+    )
+}
+
 fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
     if !args.agents.is_empty() {
         return super::agents::follow(&args);
+    }
+    if args.agent_pods {
+        return super::agents::follow_through_pods(&args);
     }
     // A refused --record file is a usage error: say so before anything else happens.
     if let Some(path) = &args.record {
@@ -93,25 +122,7 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
     };
     let cluster = ClusterHandle::start(&source, args.api_timeout)?;
     let model = cluster.snapshot();
-    let protocol = args.proto.map(|p| match p {
-        crate::cli::Protocol::Tcp => IpProto::Tcp,
-        crate::cli::Protocol::Udp => IpProto::Udp,
-        crate::cli::Protocol::Icmp => IpProto::Icmp,
-    });
-    let plan = plan::plan(
-        &model,
-        plan::Asked {
-            from: &args.from,
-            to: &args.to,
-            namespace: &args.namespace,
-            filter: JourneyFilter {
-                port: args.port,
-                protocol,
-            },
-            namespaces: NamespaceScope::from_prefix(args.netns_prefix.clone()),
-            node: args.node.clone(),
-        },
-    )?;
+    let plan = plan_of(&args, &model)?;
     // Said as soon as the arguments are resolved; discovery and attaching follow.
     eprintln!(
         "following {} → {}\n  names from {}",
