@@ -153,7 +153,7 @@ mod tests {
     fn accept_key_of_the_rfc_example() {
         assert_eq!(
             accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZK+xOo4o="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
