@@ -478,3 +478,103 @@ fn follow_through_streaming_agents_tells_the_journeys_live() {
         "{stderr}"
     );
 }
+
+/// The agent Pods `follow --agents` made, as `kubectl get pods` lists them:
+/// (name, phase).
+fn agent_pods(lab: &Lab) -> Vec<(String, String)> {
+    lab.kubectl(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "app.kubernetes.io/name=tracer-agent",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.phase}{\"\\n\"}{end}",
+    ])
+    .lines()
+    .filter_map(|l| l.split_once(' '))
+    .map(|(name, phase)| (name.to_owned(), phase.to_owned()))
+    .collect()
+}
+
+#[test]
+fn follow_agents_runs_an_agent_pod_per_node_crossed_and_deletes_them() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("wrong-interface");
+    let live = Follow::start(&lab, &["nettest", "nginx-test-7d9c4b6f5-abcde", "--agents"]);
+    // The request leaves cpu2 and the reply dies on cpu1: those two nodes, not gpu1.
+    let running = agent_pods(&lab);
+    let nodes: Vec<&str> = running
+        .iter()
+        .map(|(name, _)| {
+            name.trim_start_matches("tracer-agent-")
+                .split('-')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(nodes, ["cpu1", "cpu2"], "{running:?}");
+    assert!(
+        running.iter().all(|(_, phase)| phase == "Running"),
+        "{running:?}"
+    );
+    assert!(!lab.ping("pod-nettest", "10.244.184.84"));
+    let (text, stderr) = live.stop_raw();
+    let journeys = tracer_tests::follow::journeys_of(&text);
+    let replies: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["summary"] == "echo-reply")
+        .collect();
+    assert!(!replies.is_empty(), "{stderr}\n{journeys:#?}");
+    for reply in &replies {
+        assert_eq!(reply["verdict"], "dropped", "{reply:#}");
+        assert_eq!(reply["drop"]["node"], "cpu1");
+        let hint = reply["drop"]["hint"].as_str().unwrap();
+        assert!(hint.contains("10.244.102.128/26"), "{hint}");
+    }
+    let requests: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["summary"] == "echo-request")
+        .collect();
+    assert!(!requests.is_empty(), "{journeys:#?}");
+    for request in requests {
+        assert_eq!(request["verdict"], "delivered", "{request:#}");
+        let seen = nodes_of(request);
+        assert!(
+            seen.contains("cpu1") && seen.contains("cpu2"),
+            "one journey from cpu2's and cpu1's agents: {seen:?}"
+        );
+    }
+    // Deleted before follow ended.
+    assert_eq!(agent_pods(&lab), vec![], "{stderr}");
+}
+
+#[test]
+fn agent_pods_of_a_killed_follow_end_with_their_reader() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let live = Follow::start(&lab, &["nettest", "svc/nginx-test", "--agents"]);
+    // A Service's endpoints are on all three nodes.
+    assert_eq!(agent_pods(&lab).len(), 3);
+    live.kill();
+    // The port-forwards closed with the process: each agent's reader is gone, and it ends
+    // at once (its deadline is the backstop, an hour away).
+    tracer_tests::wait_until(
+        "the agent Pods end",
+        std::time::Duration::from_secs(20),
+        || {
+            agent_pods(&lab)
+                .iter()
+                .all(|(_, phase)| phase == "Succeeded")
+        },
+    );
+    // The next run deletes what the killed one left.
+    let next = Follow::start(&lab, &["nettest", "nginx-test-7d9c4b6f5-abcde", "--agents"]);
+    assert_eq!(agent_pods(&lab).len(), 2, "{:?}", agent_pods(&lab));
+    next.stop_raw();
+    assert_eq!(agent_pods(&lab), vec![]);
+}
