@@ -96,7 +96,8 @@ impl Runtime for AgentRuntime {
                 .spawn(move || {
                     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                         let _ = writeln!(log, "{line}");
-                        if let Some(rest) = line.trim_start().strip_prefix(LISTENING)
+                        if let Some(at) = line.find(LISTENING)
+                            && let Some(rest) = line.get(at + LISTENING.len()..)
                             && let Some(Ok(addr)) =
                                 rest.split_whitespace().next().map(str::parse::<SocketAddr>)
                         {

@@ -578,3 +578,92 @@ fn agent_pods_of_a_killed_follow_end_with_their_reader() {
     next.stop_raw();
     assert_eq!(agent_pods(&lab), vec![]);
 }
+
+#[test]
+fn follow_agents_uses_the_standing_node_agents_of_tracer_deploy() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("wrong-interface");
+    let out = tracer_tests::tracer().arg("deploy").output().unwrap();
+    assert!(out.status.success());
+    let daemon_set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(daemon_set["kind"], "DaemonSet");
+    // The lab has no DaemonSet controller: its Pods are made here, one per node, as the
+    // controller would (on the lab, one machine holds every node: each is told its own).
+    for node in NODES {
+        let mut pod = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": daemon_set["spec"]["template"]["metadata"].clone(),
+            "spec": daemon_set["spec"]["template"]["spec"].clone(),
+        });
+        pod["metadata"]["name"] = format!("tracer-node-agent-{node}").into();
+        pod["spec"]["nodeName"] = node.into();
+        let args = pod["spec"]["containers"][0]["args"].as_array_mut().unwrap();
+        args.extend(["--node", node, "--netns-prefix", &lab.prefix].map(Value::from));
+        let file = std::env::temp_dir().join(format!(
+            "tracer-node-agent-{}-{node}.json",
+            std::process::id()
+        ));
+        std::fs::write(&file, pod.to_string()).unwrap();
+        // The lab serves no OpenAPI document to validate against.
+        lab.kubectl(&[
+            "create",
+            "--validate=false",
+            "-n",
+            "kube-system",
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        let _ = std::fs::remove_file(&file);
+    }
+    let standing = || {
+        lab.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "app.kubernetes.io/name=tracer-node-agent",
+            "-o",
+            "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+        ])
+    };
+    tracer_tests::wait_until(
+        "the node agents are ready",
+        std::time::Duration::from_secs(20),
+        || standing().lines().filter(|l| *l == "True").count() == 3,
+    );
+    // Two readers, one after the other: a standing agent serves each in turn.
+    for round in 0..2 {
+        let live = Follow::start(&lab, &["nettest", "nginx-test-7d9c4b6f5-abcde", "--agents"]);
+        assert!(
+            agent_pods(&lab).is_empty(),
+            "no Pod made: {:?}",
+            agent_pods(&lab)
+        );
+        assert!(!lab.ping("pod-nettest", "10.244.184.84"));
+        let (text, stderr) = live.stop_raw();
+        assert_eq!(
+            stderr.matches("standing agent").count(),
+            2,
+            "round {round}: {stderr}"
+        );
+        let journeys = tracer_tests::follow::journeys_of(&text);
+        assert!(
+            journeys.iter().any(|j| j["summary"] == "echo-reply"
+                && j["verdict"] == "dropped"
+                && j["drop"]["node"] == "cpu1"),
+            "round {round}: {journeys:#?}"
+        );
+        assert!(
+            journeys.iter().any(|j| j["summary"] == "echo-request"
+                && j["verdict"] == "delivered"
+                && nodes_of(j).len() == 2),
+            "round {round}: {journeys:#?}"
+        );
+    }
+    // They stay for the next reader.
+    assert_eq!(standing().lines().filter(|l| *l == "True").count(), 3);
+}

@@ -32,6 +32,14 @@ pub enum Command {
     /// with the other nodes' recordings, or stream it to `tracer follow --agent` with
     /// `--listen ADDR` (needs root).
     Agent(AgentArgs),
+    /// A node's standing agent, as `tracer deploy`'s DaemonSet runs it: serves one reader
+    /// at a time (`tracer follow --agents`), each saying what to follow, and streams that
+    /// node's session to it (needs root).
+    NodeAgent(NodeAgentArgs),
+    /// Print the manifest of a DaemonSet that keeps a node agent on every node, which
+    /// `tracer follow --agents` then uses instead of starting agent Pods
+    /// (`tracer deploy | kubectl apply -f -`; the RBAC is in deploy/rbac.yaml).
+    Deploy(DeployArgs),
     /// Open a recording in the same UI, or print its journeys (no privileges needed).
     Replay(ReplayArgs),
     /// Export a recording as pcapng, one packet per observed hop, for Wireshark/tshark.
@@ -196,6 +204,30 @@ pub struct AgentArgs {
     /// first reader that connects, until it goes away or Ctrl-C.
     #[arg(long, value_name = "ADDR", conflicts_with = "record")]
     pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeAgentArgs {
+    /// Where readers connect (the DaemonSet's Pods: 127.0.0.1:4790, reached through
+    /// `pods/portforward`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Trace only node NODE's namespaces, on a machine that holds several (the lab).
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Look only at the host's namespace and those named PREFIX* (as follow's).
+    #[arg(long, value_name = "PREFIX", value_parser = parse_netns_prefix)]
+    pub netns_prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The agents' image.
+    #[arg(long, value_name = "IMAGE", default_value = crate::follow::pods::DEFAULT_IMAGE)]
+    pub agent_image: String,
+    /// The namespace the DaemonSet runs in.
+    #[arg(long, value_name = "NAMESPACE", default_value = "kube-system")]
+    pub agent_namespace: String,
 }
 
 #[derive(Debug, Args)]

@@ -48,6 +48,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Follow(args) => tracer::follow::command::follow(args),
         Command::Agent(args) => tracer::follow::command::agent(args),
+        Command::NodeAgent(args) => tracer::follow::node_agent::serve(&args),
+        Command::Deploy(args) => {
+            let manifest =
+                tracer::follow::pods::daemon_set(&args.agent_image, &args.agent_namespace);
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            Ok(exit::SUCCESS)
+        }
         Command::Cleanup(args) => cleanup(args),
         Command::Replay(args) => replay(&args),
         Command::Export(args) => {

@@ -53,19 +53,38 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     run(
         args,
         Role::Agent {
-            listener: listener.as_ref(),
+            stream: listener.as_ref().map(Streaming::Listen),
+        },
+    )
+}
+
+/// One session of `tracer node-agent`, streamed to the reader that asked for it.
+pub(super) fn agent_for_reader(
+    mut args: FollowArgs,
+    reader: &std::net::TcpStream,
+) -> anyhow::Result<i32> {
+    args.output = Some(Output::Summary);
+    run(
+        args,
+        Role::Agent {
+            stream: Some(Streaming::Connected(reader)),
         },
     )
 }
 
 /// Whether the session shows journeys or records for a merge (to a file, or streamed to
-/// the reader that connects to `listener`).
+/// a reader).
 #[derive(Clone, Copy)]
 enum Role<'a> {
     Follow,
-    Agent {
-        listener: Option<&'a std::net::TcpListener>,
-    },
+    Agent { stream: Option<Streaming<'a>> },
+}
+
+/// Where an agent's stream goes: the first reader that connects, or one connected.
+#[derive(Clone, Copy)]
+enum Streaming<'a> {
+    Listen(&'a std::net::TcpListener),
+    Connected(&'a std::net::TcpStream),
 }
 
 impl Role<'_> {
@@ -175,7 +194,7 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
         // Nothing to show and no journey limit: correlating would be wasted work (the flows
         // are something to show).
         record_only: output == Output::Summary && args.count.is_none() && !args.flows,
-        end_with_recording: matches!(role, Role::Agent { listener: Some(_) }),
+        end_with_recording: matches!(role, Role::Agent { stream: Some(_) }),
     };
     let stats = if args.kernel_stats {
         Some(follow::enable_kernel_stats()?)
@@ -211,16 +230,17 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
     }
     let mut recorder = match (&args.record, role) {
         (Some(path), _) => Some(start_recording(path, args.force)?),
-        (
-            None,
-            Role::Agent {
-                listener: Some(listener),
-            },
-        ) => match serve_stream(listener)? {
-            Some(recorder) => Some(recorder),
-            // Stopped before any reader came.
-            None => return Ok(crate::exit::SUCCESS),
-        },
+        (None, Role::Agent { stream: Some(to) }) => {
+            let connected = match to {
+                Streaming::Listen(listener) => accept_reader(listener)?,
+                Streaming::Connected(reader) => Some((reader.try_clone()?, reader.peer_addr()?)),
+            };
+            match connected {
+                Some((reader, peer)) => Some(stream_to(reader, peer)?),
+                // Stopped before any reader came.
+                None => return Ok(crate::exit::SUCCESS),
+            }
+        }
         _ => None,
     };
     let mut failed = false;
@@ -386,15 +406,16 @@ pub(super) fn recording_rules(force: bool) -> files::Rules<'static> {
 /// passing: the reader hands on no node's packets until every node has read past them.
 const HEARTBEAT_NS: u64 = 100_000_000;
 
-/// Waits for the reader (`tracer follow --agent`) and streams the session to it; `None`
-/// when asked to stop first.
-fn serve_stream(listener: &std::net::TcpListener) -> anyhow::Result<Option<Recorder>> {
+/// Waits for the reader (`tracer follow --agent`); `None` when asked to stop first.
+fn accept_reader(
+    listener: &std::net::TcpListener,
+) -> anyhow::Result<Option<(std::net::TcpStream, std::net::SocketAddr)>> {
     let address = listener.local_addr()?;
     eprintln!("  waiting for a reader on {address} (tracer follow --agent {address})");
     listener.set_nonblocking(true)?;
-    let (stream, peer) = loop {
+    loop {
         match listener.accept() {
-            Ok(accepted) => break accepted,
+            Ok(accepted) => return Ok(Some(accepted)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if follow::stop_requested() {
                     return Ok(None);
@@ -403,7 +424,11 @@ fn serve_stream(listener: &std::net::TcpListener) -> anyhow::Result<Option<Recor
             }
             Err(e) => return Err(anyhow::anyhow!("cannot accept on {address}: {e}")),
         }
-    };
+    }
+}
+
+/// Streams the session to `reader`.
+fn stream_to(stream: std::net::TcpStream, peer: std::net::SocketAddr) -> anyhow::Result<Recorder> {
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     // A reader that stops reading (paused, partitioned) must not stall this session: the
@@ -413,7 +438,7 @@ fn serve_stream(listener: &std::net::TcpListener) -> anyhow::Result<Option<Recor
     let recorder = Recorder::streaming(stream, &name, Provenance::here(), HEARTBEAT_NS)
         .map_err(|e| anyhow::anyhow!("cannot stream to {peer}: {e}"))?;
     eprintln!("  streaming to {peer}");
-    Ok(Some(recorder))
+    Ok(recorder)
 }
 
 /// Creates the recording file by the rules of [`crate::files`] (private: it names a

@@ -12,8 +12,8 @@
 //!
 //! Files: `command` (from arguments to a session and its summary), `plan` (arguments
 //! resolved), `discovery` (namespaces, the interfaces to hook, what is not visible),
-//! `kernel` (programs loaded and attached), `agents` and `pods` (following through node
-//! agents, given or started as Pods), `attach` (TCX or netlink, the hooks a run
+//! `kernel` (programs loaded and attached), `agents`, `pods` and `node_agent` (following
+//! through node agents: given, started as Pods, or standing in a DaemonSet), `attach` (TCX or netlink, the hooks a run
 //! holds), `live` (the live source and its loop), `signals` (Ctrl-C, SIGTERM, the UI's
 //! quit), `rediscover` (the cluster changing under a run), `runs` and `cleanup` (netlink
 //! filters killed runs left).
@@ -26,6 +26,7 @@ pub mod discovery;
 pub mod kernel;
 pub mod kernel_log;
 pub mod live;
+pub mod node_agent;
 pub mod plan;
 pub mod pods;
 pub mod rediscover;

@@ -41,6 +41,8 @@ pub const AGENT_PORT: u16 = 4790;
 
 /// `app.kubernetes.io/name=tracer-agent` on every agent Pod.
 pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "tracer-agent");
+/// The standing agents' label (`tracer deploy`'s DaemonSet).
+pub const NODE_AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "tracer-node-agent");
 /// Which `follow` made the Pod.
 pub const SESSION_LABEL: &str = "tracer.dev/session";
 
@@ -95,20 +97,27 @@ pub fn involved_nodes(
 
 /// The `tracer agent` arguments for `node`: what the user asked `follow`, scoped to it.
 pub fn agent_args(args: &FollowArgs, node: &str) -> Vec<String> {
-    let mut argv: Vec<String> = ["agent", &args.from, &args.to, "-n", &args.namespace]
-        .map(str::to_owned)
-        .to_vec();
+    let mut argv = vec!["agent".to_owned()];
+    argv.extend(session_args(args));
     argv.extend(["--node".to_owned(), node.to_owned()]);
     argv.extend(["--listen".to_owned(), format!("127.0.0.1:{AGENT_PORT}")]);
+    if let Some(prefix) = &args.netns_prefix {
+        argv.extend(["--netns-prefix".to_owned(), prefix.clone()]);
+    }
+    argv
+}
+
+/// What the user asked `follow`, as an agent's arguments (a standing agent's request).
+pub fn session_args(args: &FollowArgs) -> Vec<String> {
+    let mut argv: Vec<String> = [&args.from, &args.to, "-n", &args.namespace]
+        .map(str::to_owned)
+        .to_vec();
     if let Some(port) = args.port {
         argv.extend(["--port".to_owned(), port.to_string()]);
     }
     if let Some(proto) = args.proto {
         let name = clap::ValueEnum::to_possible_value(&proto).map(|v| v.get_name().to_owned());
         argv.extend(["--proto".to_owned()].into_iter().chain(name));
-    }
-    if let Some(prefix) = &args.netns_prefix {
-        argv.extend(["--netns-prefix".to_owned(), prefix.clone()]);
     }
     for (flag, on) in [
         ("--kernel-stats", args.kernel_stats),
@@ -218,6 +227,41 @@ pub fn agent_pod(args: &FollowArgs, node: &str, session: &str) -> core::Pod {
     }
 }
 
+/// `tracer deploy`: a DaemonSet keeping a node agent on every node.
+pub fn daemon_set(image: &str, namespace: &str) -> k8s_openapi::api::apps::v1::DaemonSet {
+    use k8s_openapi::{api::apps::v1 as apps, apimachinery::pkg::apis::meta::v1::LabelSelector};
+    let labels: std::collections::BTreeMap<String, String> =
+        [(NODE_AGENT_LABEL.0.to_owned(), NODE_AGENT_LABEL.1.to_owned())].into();
+    let args = vec![
+        "node-agent".to_owned(),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{AGENT_PORT}"),
+    ];
+    apps::DaemonSet {
+        metadata: kube::api::ObjectMeta {
+            name: Some("tracer-node-agent".to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(apps::DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: core::PodTemplateSpec {
+                metadata: Some(kube::api::ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(agent_spec(image, args)),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
 /// One node's agent, reached: a loopback socket carrying its port-forward.
 pub struct Reached {
     pub node: String,
@@ -228,6 +272,8 @@ pub struct Reached {
 /// What the Pods' thread reports while it starts them.
 enum Progress {
     Created(String, String),
+    /// A node whose standing agent (`tracer deploy`) is used.
+    Standing(String, String),
     Reached(Reached),
     /// A node whose agent could not be reached: the others go on.
     Lost(String, String),
@@ -268,6 +314,7 @@ impl AgentPods {
             .collect();
         let config = (args.kubeconfig.clone(), args.context.clone());
         let namespace = args.agent_namespace.clone();
+        let request = super::node_agent::request_line(session_args(args));
         let (progress, reports) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread = thread::Builder::new()
@@ -283,7 +330,7 @@ impl AgentPods {
                         return;
                     }
                 };
-                runtime.block_on(run(config, namespace, pods, progress, stopped));
+                runtime.block_on(run(config, namespace, pods, request, progress, stopped));
             })?;
         let mut agent_pods = Self {
             stop: Some(stop),
@@ -299,6 +346,12 @@ impl AgentPods {
                 Ok(Progress::Created(node, pod)) => {
                     eprintln!(
                         "  node {node}: agent Pod {}/{pod} created",
+                        args.agent_namespace
+                    );
+                }
+                Ok(Progress::Standing(node, pod)) => {
+                    eprintln!(
+                        "  node {node}: standing agent {}/{pod} (tracer deploy)",
                         args.agent_namespace
                     );
                 }
@@ -345,6 +398,7 @@ async fn run(
     (kubeconfig, context): (Option<std::path::PathBuf>, Option<String>),
     namespace: String,
     pods: Vec<core::Pod>,
+    request: String,
     progress: mpsc::Sender<Progress>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -356,19 +410,28 @@ async fn run(
         }
     };
     delete_finished(&api).await;
+    let standing = standing_agents(&api).await;
     let mut created = Vec::new();
     let setup = async {
+        // (node, Pod, request): a standing agent is asked; a Pod made for us is not.
+        let mut agents = Vec::new();
         for pod in &pods {
             let node = pod
                 .spec
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .unwrap_or_default();
+            if let Some((_, name)) = standing.iter().find(|(n, _)| *n == node) {
+                let _ = progress.send(Progress::Standing(node.clone(), name.clone()));
+                agents.push((node, name.clone(), Some(request.as_str())));
+                continue;
+            }
             match api.create(&PostParams::default(), pod).await {
                 Ok(made) => {
                     let name = made.metadata.name.clone().unwrap_or_default();
                     let _ = progress.send(Progress::Created(node.clone(), name.clone()));
-                    created.push((node, name));
+                    created.push(name.clone());
+                    agents.push((node, name, None));
                 }
                 Err(e) => {
                     let _ = progress.send(Progress::Failed(
@@ -381,18 +444,18 @@ async fn run(
             }
         }
         let mut forwards = Vec::new();
-        for (node, name) in &created {
-            match reach(&api, name).await {
+        for (node, name, request) in agents {
+            match reach(&api, &name, request).await {
                 Ok((stream, forward)) => {
                     forwards.push(forward);
                     let _ = progress.send(Progress::Reached(Reached {
-                        node: node.clone(),
-                        pod: name.clone(),
+                        node,
+                        pod: name,
                         stream,
                     }));
                 }
                 Err(e) => {
-                    let _ = progress.send(Progress::Lost(node.clone(), format!("{e:#}")));
+                    let _ = progress.send(Progress::Lost(node, format!("{e:#}")));
                 }
             }
         }
@@ -405,13 +468,33 @@ async fn run(
         () = setup => {}
         _ = &mut stopped => {}
     }
-    // Deleted at the end, also when stopped while starting.
+    // Deleted at the end, also when stopped while starting; standing agents stay.
     let deleting = async {
-        for (_, name) in &created {
+        for name in &created {
             let _ = api.delete(name, &DeleteParams::default()).await;
         }
     };
     let _ = tokio::time::timeout(DELETING, deleting).await;
+}
+
+/// The ready node agents of `tracer deploy`'s DaemonSet: (node, Pod).
+async fn standing_agents(api: &Api<core::Pod>) -> Vec<(String, String)> {
+    let selector = format!("{}={}", NODE_AGENT_LABEL.0, NODE_AGENT_LABEL.1);
+    let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else {
+        return Vec::new();
+    };
+    list.into_iter()
+        .filter(|pod| is_ready(pod.status.as_ref()))
+        .filter_map(|pod| Some((pod.spec?.node_name?, pod.metadata.name?)))
+        .collect()
+}
+
+fn is_ready(status: Option<&core::PodStatus>) -> bool {
+    status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 async fn client(
@@ -445,16 +528,13 @@ async fn delete_finished(api: &Api<core::Pod>) {
 async fn reach(
     api: &Api<core::Pod>,
     name: &str,
+    request: Option<&str>,
 ) -> anyhow::Result<(TcpStream, impl Future<Output = ()> + use<>)> {
     let until = Instant::now() + STARTING;
     loop {
         let pod = api.get(name).await.context("read the agent Pod")?;
+        let ready = is_ready(pod.status.as_ref());
         let status = pod.status.unwrap_or_default();
-        let ready = status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
         match status.phase.as_deref() {
             _ if ready => break,
             Some(phase @ ("Succeeded" | "Failed")) => anyhow::bail!(
@@ -478,7 +558,10 @@ async fn reach(
         .take_stream(AGENT_PORT)
         .context("the port-forward has no stream")?;
     let listener = TcpListener::bind(("127.0.0.1", 0))?;
-    let ours = TcpStream::connect(listener.local_addr()?)?;
+    let mut ours = TcpStream::connect(listener.local_addr()?)?;
+    if let Some(request) = request {
+        std::io::Write::write_all(&mut ours, request.as_bytes())?;
+    }
     let (theirs, _) = listener.accept()?;
     theirs.set_nonblocking(true)?;
     let mut theirs = tokio::net::TcpStream::from_std(theirs)?;
