@@ -99,8 +99,8 @@ fn libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut libs = Vec::new();
     for line in text.lines() {
         let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.trim().split_whitespace().next(),
-            None => line.trim().split_whitespace().next(),
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
         };
         if let Some(path) = path.filter(|p| p.starts_with('/')) {
             libs.push(PathBuf::from(path));
