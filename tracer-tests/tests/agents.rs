@@ -667,3 +667,55 @@ fn follow_agents_uses_the_standing_node_agents_of_tracer_deploy() {
     // They stay for the next reader.
     assert_eq!(standing().lines().filter(|l| *l == "True").count(), 3);
 }
+
+#[test]
+fn follow_agents_sets_a_40_ms_off_clock_right_live() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up_with(&["--scenario", "healthy", "--clock-offset", "cpu1=+40ms"]);
+    let live = Follow::start(&lab, &["nettest", "nginx-test-7d9c4b6f5-abcde", "--agents"]);
+    for _ in 0..3 {
+        assert!(lab.ping("pod-nettest", "10.244.184.84"));
+    }
+    let (text, stderr) = live.stop_raw();
+    let journeys = tracer_tests::follow::journeys_of(&text);
+    let summary = tracer_tests::follow::summary_of(&text);
+    // The agents are read in node order: cpu1's clock is the reference, and cpu2's runs
+    // 40 ms behind it.
+    let clocks = summary["clocks"].as_array().expect("clocks in the summary");
+    assert_eq!(clocks.len(), 1, "{summary:#}");
+    let cpu2 = &clocks[0];
+    assert_eq!(
+        (cpu2["machine"].as_str(), cpu2["reference"].as_str()),
+        (Some("cpu2"), Some("cpu1")),
+        "{cpu2}"
+    );
+    let offset = cpu2["offset_ns"].as_i64().unwrap();
+    let error = cpu2["error_ns"]
+        .as_i64()
+        .expect("crossings both ways: an error");
+    eprintln!("cpu2's clock as the crossings showed it live: {cpu2}");
+    assert!(
+        (offset + 40_000_000).abs() <= 1_000_000 && error < 1_000_000,
+        "cpu2 is 40 ms behind cpu1: {cpu2}"
+    );
+    assert!(stderr.contains("clocks: cpu2's clock is"), "{stderr}");
+    let requests: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["summary"] == "echo-request")
+        .collect();
+    assert!(requests.len() >= 3, "{journeys:#?}");
+    for journey in &journeys {
+        assert_eq!(journey["verdict"], "delivered", "{journey:#}");
+        assert_eq!(nodes_of(journey).len(), 2, "{journey:#}");
+        // In causal order: no hop before the one it follows.
+        let times: Vec<i64> = journey["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["t_ns"].as_i64().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{journey:#}");
+    }
+}

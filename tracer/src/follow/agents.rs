@@ -9,8 +9,8 @@
 //! is told once the slowest node has spoken. An agent silent for [`SILENCE`] (killed,
 //! partitioned) is given up: its stream ends, the others go on, and the summary says so.
 //! Clocks: agents of one kernel (the lab) share one; agents of different machines are put
-//! on one timeline by their wall clocks only — the packet-based correction `tracer replay`
-//! makes needs the whole session, so record (`--record`) and replay for it.
+//! on one timeline by their wall clocks, then by the packets that crossed between them as
+//! the session began (`replay::merge::live_clocks`): what was read is held until then.
 
 use std::{
     net::TcpStream,

@@ -10,6 +10,10 @@
 //! labels [`NAME_LABEL`] and [`SESSION_LABEL`]. The agent listens on loopback only
 //! ([`AGENT_PORT`]): port-forward is its one way in.
 //!
+//! A node that runs a standing agent (`tracer deploy`'s DaemonSet, label
+//! [`NODE_AGENT_LABEL`], ready) is asked through it instead ([`super::node_agent`]): no
+//! Pod is made there, and it stays when the session ends.
+//!
 //! Lifetime: the Pods are deleted when this process ends, on Ctrl-C and on errors. If it
 //! is killed, the port-forwards close, each agent's reader is gone and it ends; the
 //! deadline ends any that would not, and the next `--agents` run deletes finished agent

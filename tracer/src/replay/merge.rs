@@ -61,7 +61,7 @@ struct Part {
     /// The node it traced, its host name, or its file name: how notes name it.
     label: String,
     /// Nanoseconds added to each of its times to put it on the merged timeline.
-    shift: u64,
+    shift: i64,
     source: SourceId,
     /// Its newest batch's read time (merged timeline); `None` before its first batch.
     read_until: Option<u64>,
@@ -80,8 +80,12 @@ struct Part {
 
 impl Part {
     fn at(&self, ns: u64) -> u64 {
-        ns.saturating_add(self.shift)
+        shifted(ns, self.shift)
     }
+}
+
+fn shifted(ns: u64, by: i64) -> u64 {
+    u64::try_from(i128::from(ns) + i128::from(by)).unwrap_or(0)
 }
 
 /// The merged inputs of several recordings, in order.
@@ -111,6 +115,8 @@ pub struct Merged {
     /// When a live session asked to stop: streams are drained of what was sent for a moment,
     /// then closed.
     stopping: Option<std::time::Instant>,
+    /// A live stitch of several machines, until the packets that crossed set their clocks.
+    calibration: Option<live_clocks::Calibration>,
 }
 
 impl Merged {
@@ -166,6 +172,9 @@ impl Merged {
             ));
         }
         let mut merged = Self::of_sources(sources, &[], true)?;
+        if merged.machines.len() > 1 {
+            merged.calibration = Some(live_clocks::Calibration::new(merged.machines.len()));
+        }
         for (part, socket) in merged.parts.iter_mut().zip(sockets) {
             socket.set_read_timeout(Some(silence))?;
             part.socket = Some(socket);
@@ -271,7 +280,7 @@ impl Merged {
             )
         } else if live {
             format!(
-                "stitched {} {what} ({}) from {} machines, their clocks aligned by each machine's wall clock only: record the session and replay it to have them corrected by the packets that crossed between them",
+                "stitched {} {what} ({}) from {} machines, their clocks aligned by each machine's wall clock only: no packet crossed between them to correct them",
                 opened.len(),
                 labels.join(", "),
                 boots.len()
@@ -290,7 +299,7 @@ impl Merged {
             .map(|((recording, _, label), boot)| Part {
                 recording,
                 label,
-                shift: u64::try_from(boots[boot].1 - earliest).unwrap_or(0),
+                shift: boots[boot].1 - earliest,
                 source: SourceId(u16::try_from(boot).unwrap_or(u16::MAX)),
                 read_until: None,
                 done: false,
@@ -319,6 +328,7 @@ impl Merged {
             clocks: Vec::new(),
             live,
             stopping: None,
+            calibration: None,
         })
     }
 
@@ -420,6 +430,7 @@ impl Merged {
                 if self.pending.is_empty() {
                     return None;
                 }
+                self.clocks_allow(true);
                 let last = self.pending.iter().map(|(o, _)| o.ts_ns).max().unwrap_or(0);
                 self.hand_on(self.handed_until.max(last));
                 continue;
@@ -478,9 +489,13 @@ impl Merged {
                     }
                 }
                 union.reindex();
+                let union = Arc::new(union);
+                if let Some(calibration) = &mut self.calibration {
+                    calibration.topology(union.clone());
+                }
                 self.queue.push_back(Input::Topology {
                     since_ns,
-                    topology: Arc::new(union),
+                    topology: union,
                 });
             }
             Input::DropReasons(reasons) => {
@@ -501,6 +516,9 @@ impl Merged {
                 }
                 part.source.qualify_observations(&mut batch);
                 part.read_until = Some(part.at(now_ns));
+                if let Some(calibration) = &mut self.calibration {
+                    batch.iter().for_each(|o| calibration.observe(o));
+                }
                 self.pending.extend(batch.into_iter().map(|o| (o, i)));
                 self.advance();
             }
@@ -524,6 +542,9 @@ impl Merged {
 
     /// Hands on what every recording still being read has read past.
     fn advance(&mut self) {
+        if !self.clocks_allow(false) {
+            return;
+        }
         let reading = self.parts.iter().filter(|p| !p.done);
         let until = if self.parts.iter().all(|p| p.done) {
             self.parts.iter().filter_map(|p| p.read_until).max()
@@ -534,6 +555,64 @@ impl Merged {
             && until > self.handed_until
         {
             self.hand_on(until);
+        }
+    }
+
+    /// Whether the live clocks let what was read be handed on ([`live_clocks`]); sets them
+    /// when the crossings say so.
+    fn clocks_allow(&mut self, finishing: bool) -> bool {
+        let Some(calibration) = &mut self.calibration else {
+            return true;
+        };
+        match calibration.settle(finishing) {
+            live_clocks::Settled::Hold => false,
+            live_clocks::Settled::Go => true,
+            live_clocks::Settled::Set(offsets) => {
+                self.calibration = None;
+                self.set_clocks(&offsets);
+                true
+            }
+        }
+    }
+
+    /// Moves each machine's times by what the crossings say its clock is off: its parts'
+    /// shifts, what they have read, and what waits to be handed on.
+    fn set_clocks(&mut self, offsets: &[Option<clocks::Offset>]) {
+        for (machine, offset) in offsets.iter().enumerate().skip(1) {
+            let Some(offset) = offset else { continue };
+            let by = -offset.ns;
+            for (i, part) in self.parts.iter_mut().enumerate() {
+                if usize::from(part.source.0) != machine {
+                    continue;
+                }
+                part.shift += by;
+                part.read_until = part.read_until.map(|r| shifted(r, by));
+                for (obs, _) in self.pending.iter_mut().filter(|(_, p)| *p == i) {
+                    obs.ts_ns = shifted(obs.ts_ns, by);
+                }
+            }
+        }
+        self.clocks = offsets
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(machine, offset)| clocks::ClockEstimate::new(&self.machines, machine, *offset))
+            .collect();
+        self.clock_note = format!(
+            "stitched the agents' streams ({}) from {} machines, their clocks aligned by the packets that crossed between them as the session began",
+            self.parts
+                .iter()
+                .map(|p| p.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.machines.len()
+        );
+        let at_ns = self.handed_until;
+        for estimate in &self.clocks {
+            self.queue.push_back(Input::Notice {
+                at_ns,
+                text: format!("clocks: {}", estimate.text()),
+            });
         }
     }
 
@@ -699,5 +778,6 @@ pub fn estimate_clocks(paths: &[impl AsRef<Path>]) -> anyhow::Result<Vec<clocks:
 }
 
 pub mod clocks;
+mod live_clocks;
 #[cfg(test)]
 mod tests;
