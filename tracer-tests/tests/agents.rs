@@ -477,6 +477,11 @@ fn follow_through_streaming_agents_tells_the_journeys_live() {
         stderr.contains("through 3 agents (cpu1, cpu2, gpu1)"),
         "{stderr}"
     );
+    // Said when it happened, not only in the summary.
+    assert!(
+        stderr.contains("tracer: gpu1: agent lost (its stream broke off or fell silent)"),
+        "{stderr}"
+    );
 }
 
 /// The agent Pods `follow --agents` made, as `kubectl get pods` lists them:

@@ -442,6 +442,27 @@ impl Merged {
                     part.done = true;
                     // A stream drained at the stop did not end by itself.
                     part.ended = self.stopping.is_none();
+                    if self.live && self.stopping.is_none() {
+                        // Said as it happens: the node's hops from here on are missing.
+                        let text = format!(
+                            "{}: agent lost ({}): its node's hops from here on are missing{}",
+                            part.label,
+                            if part.recording.clean {
+                                "its stream ended"
+                            } else {
+                                "its stream broke off or fell silent"
+                            },
+                            part.counters
+                                .filter(|c| c.ringbuf_full > 0)
+                                .map(|c| format!(
+                                    ", and its kernel had lost {} events before",
+                                    c.ringbuf_full
+                                ))
+                                .unwrap_or_default()
+                        );
+                        let at_ns = part.read_until.unwrap_or(self.handed_until);
+                        self.queue.push_back(Input::Notice { at_ns, text });
+                    }
                     if let Some(socket) = part.socket.take() {
                         // Given up (or drained): its agent learns at once that its reader
                         // is gone.
