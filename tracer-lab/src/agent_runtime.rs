@@ -89,13 +89,20 @@ impl Runtime for AgentRuntime {
             .spawn()
             .map_err(|e| format!("run {}: {e}", self.program.display()))?;
         let listening = Arc::new(Mutex::new(None));
+        let last_line = Arc::new(Mutex::new(String::new()));
         if let Some(stderr) = child.stderr.take() {
             let listening = listening.clone();
+            let last_line = last_line.clone();
             thread::Builder::new()
                 .name("lab-agent-log".to_owned())
                 .spawn(move || {
                     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                         let _ = writeln!(log, "{line}");
+                        if !line.trim().is_empty() {
+                            line.trim().clone_into(
+                                &mut last_line.lock().unwrap_or_else(PoisonError::into_inner),
+                            );
+                        }
                         if let Some(at) = line.find(LISTENING)
                             && let Some(rest) = line.get(at + LISTENING.len()..)
                             && let Some(Ok(addr)) =
@@ -111,6 +118,7 @@ impl Runtime for AgentRuntime {
             child,
             declared,
             listening,
+            last_line,
             exit: None,
         }))
     }
@@ -120,6 +128,7 @@ struct Agent {
     child: Child,
     declared: Option<u16>,
     listening: Arc<Mutex<Option<SocketAddr>>>,
+    last_line: Arc<Mutex<String>>,
     exit: Option<bool>,
 }
 
@@ -148,6 +157,13 @@ impl Container for Agent {
             self.exit = Some(status.success());
         }
         self.exit
+    }
+
+    fn last_words(&self) -> String {
+        self.last_line
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn stop(&mut self) {

@@ -724,3 +724,78 @@ fn follow_agents_sets_a_40_ms_off_clock_right_live() {
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{journey:#}");
     }
 }
+
+#[test]
+fn follow_goes_through_agent_pods_by_itself_for_nodes_this_machine_does_not_hold() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let kubeconfig = lab.kubeconfig();
+    // Seen through a prefix that holds cpu1's and cpu2's namespaces but not gpu1's, this
+    // machine is a machine of two nodes; the Service's endpoints are on all three.
+    let prefix = format!("{}c", lab.prefix);
+    let args = |local: bool| {
+        let mut args = vec![
+            "nettest",
+            "svc/nginx-test",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ];
+        if local {
+            args.push("--local");
+        }
+        args
+    };
+    let auto = Follow::start_with(&prefix, &args(false));
+    assert!(
+        auto.stderr_so_far()
+            .contains("node gpu1 is not on this machine: following through agent Pods instead"),
+        "{}",
+        auto.stderr_so_far()
+    );
+    // gpu1's agent cannot see gpu1 either, through that prefix: it ends, says why, and the
+    // others go on.
+    let said = auto.stderr_so_far();
+    assert!(
+        said.contains("watching through 2 agents (cpu1, cpu2)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("node gpu1: no agent: its Pod")
+            && said.contains("that node's network namespace is not on this machine"),
+        "{said}"
+    );
+    assert_eq!(agent_pods(&lab).len(), 3);
+    let (text, _) = auto.stop_raw();
+    let summary = tracer_tests::follow::summary_of(&text);
+    assert!(
+        summary["notes"]
+            .to_string()
+            .contains("node gpu1 not followed: its agent could not be reached"),
+        "{summary:#}"
+    );
+    assert_eq!(agent_pods(&lab), vec![]);
+    // --local: what this machine sees, and nothing started elsewhere.
+    let local = Follow::start_with(&prefix, &args(true));
+    assert!(
+        !local.stderr_so_far().contains("agent Pods"),
+        "{}",
+        local.stderr_so_far()
+    );
+    assert_eq!(agent_pods(&lab), vec![]);
+    local.stop_raw();
+    // Agent Pods that cannot be made (here: no such namespace; elsewhere: no RBAC): it says
+    // so and follows what this machine sees.
+    let mut refused = args(false);
+    refused.extend(["--agent-namespace", "no-such-namespace"]);
+    let stayed = Follow::start_with(&prefix, &refused);
+    let said = stayed.stderr_so_far();
+    assert!(
+        said.contains(
+            "note: cannot create the agent Pod for node cpu1 in namespace no-such-namespace"
+        ) && said.contains("following on this machine only; its hops on gpu1 will be missing"),
+        "{said}"
+    );
+    stayed.stop_raw();
+}

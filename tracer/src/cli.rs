@@ -159,20 +159,20 @@ pub struct FollowArgs {
     /// at the end. Needs the RBAC in `deploy/rbac.yaml`; no privileges here.
     #[arg(long = "agents", conflicts_with_all = ["agents", "node", "cluster_file"])]
     pub agent_pods: bool,
-    /// The agent Pods' image (with `--agents`).
-    #[arg(long, value_name = "IMAGE", default_value = crate::follow::pods::DEFAULT_IMAGE, requires = "agent_pods")]
+    /// Follow only what this machine's kernel sees. Without it, `follow` goes through
+    /// agent Pods (as `--agents`) when the packets can cross nodes this machine does not
+    /// hold, and stays here when it cannot start them.
+    #[arg(long, conflicts_with_all = ["agents", "agent_pods"])]
+    pub local: bool,
+    /// The agent Pods' image (when `follow` goes through agent Pods).
+    #[arg(long, value_name = "IMAGE", default_value = crate::follow::pods::DEFAULT_IMAGE)]
     pub agent_image: String,
-    /// The namespace the agent Pods run in (with `--agents`).
-    #[arg(
-        long,
-        value_name = "NAMESPACE",
-        default_value = "kube-system",
-        requires = "agent_pods"
-    )]
+    /// The namespace the agent Pods run in.
+    #[arg(long, value_name = "NAMESPACE", default_value = "kube-system")]
     pub agent_namespace: String,
     /// The agent Pods end on their own after this long, should this process be killed
-    /// before it deletes them (their `activeDeadlineSeconds`; with `--agents`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h", requires = "agent_pods")]
+    /// before it deletes them (their `activeDeadlineSeconds`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
     pub agent_deadline: Duration,
     /// How to attach the TC programs: `auto` uses TCX links where this kernel has them
     /// (6.6+) and clsact qdiscs with netlink filters otherwise; `tcx` or `netlink` force one.

@@ -38,6 +38,8 @@ pub trait Container: Send {
     fn exited(&mut self) -> Option<bool>;
     /// Ends it: asked to stop, then killed after a grace period.
     fn stop(&mut self);
+    /// What it said last (its termination message, as `FallbackToLogsOnError` gives it).
+    fn last_words(&self) -> String;
 }
 
 struct Workload {
@@ -272,6 +274,9 @@ impl Workload {
                         terminated: Some(core::ContainerStateTerminated {
                             exit_code: i32::from(!success),
                             reason: Some(if success { "Completed" } else { "Error" }.to_owned()),
+                            message: (!success)
+                                .then(|| container.last_words())
+                                .filter(|m| !m.is_empty()),
                             finished_at: Some(Time(objects::now())),
                             ..Default::default()
                         }),

@@ -151,6 +151,21 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
     );
     let topology = follow::discover_topology(&model, &plan.namespaces, plan.node.as_deref());
     check_node(&model, &topology, plan.node.as_deref(), role)?;
+    if let Some(elsewhere) = nodes_elsewhere(&args, &model, &plan, &topology, role) {
+        eprintln!(
+            "  node{} {} {} not on this machine: following through agent Pods instead (--local: only what this machine sees)",
+            if elsewhere.len() == 1 { "" } else { "s" },
+            elsewhere.join(", "),
+            if elsewhere.len() == 1 { "is" } else { "are" },
+        );
+        match super::agents::follow_through_pods(&args) {
+            Err(e) if e.is::<follow::pods::CannotStart>() => eprintln!(
+                "  note: {e:#}: following on this machine only; its hops on {} will be missing",
+                elsewhere.join(", ")
+            ),
+            done => return done,
+        }
+    }
     let attachments = follow::attachments(&topology, &plan.filter);
     for warning in follow::visibility_warnings(&topology, &plan) {
         eprintln!("  note: {warning}");
@@ -304,6 +319,24 @@ fn lab_clock_offset(topology: &crate::topology::Topology, node: Option<&str>) ->
         }
         _ => None,
     })
+}
+
+/// The nodes the packets can cross that this machine does not hold, when `follow` may go
+/// through agent Pods for them (not `--local`, names from the API, no `--node`).
+fn nodes_elsewhere(
+    args: &FollowArgs,
+    model: &crate::k8s::ClusterModel,
+    plan: &plan::FollowPlan,
+    topology: &crate::topology::Topology,
+    role: Role<'_>,
+) -> Option<Vec<String>> {
+    if role.is_agent() || args.local || args.cluster_file.is_some() || args.node.is_some() {
+        return None;
+    }
+    let here = node_names(topology);
+    let involved = follow::pods::involved_nodes(model, &plan.from, &plan.to).ok()?;
+    let elsewhere: Vec<String> = involved.into_iter().filter(|n| !here.contains(n)).collect();
+    (!elsewhere.is_empty()).then_some(elsewhere)
 }
 
 /// The nodes whose namespaces are traced here, sorted.

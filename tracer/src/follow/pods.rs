@@ -190,6 +190,8 @@ pub fn agent_spec(image: &str, args: Vec<String>) -> core::PodSpec {
                 protocol: Some("TCP".to_owned()),
                 ..Default::default()
             }]),
+            // Why an agent ended shows in the Pod's status.
+            termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
             security_context: Some(core::SecurityContext {
                 privileged: Some(false),
                 allow_privilege_escalation: Some(false),
@@ -265,6 +267,12 @@ pub fn daemon_set(image: &str, namespace: &str) -> k8s_openapi::api::apps::v1::D
         status: None,
     }
 }
+
+/// The agent Pods could not be made (no RBAC, an API that runs no Pods): nothing was
+/// started, and a `follow` that chose agents by itself stays on this machine.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CannotStart(pub String);
 
 /// One node's agent, reached: a loopback socket carrying its port-forward.
 pub struct Reached {
@@ -438,11 +446,15 @@ async fn run(
                     agents.push((node, name, None));
                 }
                 Err(e) => {
-                    let _ = progress.send(Progress::Failed(
-                        anyhow::Error::new(e).context(format!(
-                            "create the agent Pod for node {node} in namespace {namespace} (RBAC: deploy/rbac.yaml)"
-                        )),
-                    ));
+                    let why = format!(
+                        "cannot create the agent Pod for node {node} in namespace {namespace} ({}; RBAC: deploy/rbac.yaml)",
+                        crate::k8s::error::root_cause(&e)
+                    );
+                    let _ = progress.send(Progress::Failed(if created.is_empty() {
+                        CannotStart(why).into()
+                    } else {
+                        anyhow::anyhow!(why)
+                    }));
                     return;
                 }
             }
@@ -541,10 +553,19 @@ async fn reach(
         let status = pod.status.unwrap_or_default();
         match status.phase.as_deref() {
             _ if ready => break,
-            Some(phase @ ("Succeeded" | "Failed")) => anyhow::bail!(
-                "its Pod {name} ended ({phase}{})",
-                status.message.map(|m| format!(": {m}")).unwrap_or_default()
-            ),
+            Some(phase @ ("Succeeded" | "Failed")) => {
+                // The agent's own last words, else the Pod's reason.
+                let said = status
+                    .container_statuses
+                    .iter()
+                    .flatten()
+                    .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+                    .or(status.message);
+                anyhow::bail!(
+                    "its Pod {name} ended ({phase}{})",
+                    said.map(|m| format!(": {}", m.trim())).unwrap_or_default()
+                )
+            }
             _ if Instant::now() >= until => {
                 anyhow::bail!(
                     "its Pod {name} did not start within {} s",
