@@ -120,6 +120,7 @@ impl Runtime for AgentRuntime {
             listening,
             last_line,
             exit: None,
+            terminating: None,
         }))
     }
 }
@@ -130,6 +131,8 @@ struct Agent {
     listening: Arc<Mutex<Option<SocketAddr>>>,
     last_line: Arc<Mutex<String>>,
     exit: Option<bool>,
+    /// When it was asked to stop.
+    terminating: Option<Instant>,
 }
 
 impl Container for Agent {
@@ -152,6 +155,13 @@ impl Container for Agent {
 
     fn exited(&mut self) -> Option<bool> {
         if self.exit.is_none()
+            && self
+                .terminating
+                .is_some_and(|since| since.elapsed() >= GRACE)
+        {
+            let _ = self.child.kill();
+        }
+        if self.exit.is_none()
             && let Ok(Some(status)) = self.child.try_wait()
         {
             self.exit = Some(status.success());
@@ -166,15 +176,23 @@ impl Container for Agent {
             .clone()
     }
 
-    fn stop(&mut self) {
-        if self.exited().is_some() {
+    fn terminate(&mut self) {
+        if self.exited().is_some() || self.terminating.is_some() {
             return;
         }
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let until = Instant::now() + GRACE;
+        self.terminating = Some(Instant::now());
+    }
+
+    fn stop(&mut self) {
+        self.terminate();
+        if self.exit.is_some() {
+            return;
+        }
+        let until = self.terminating.unwrap_or_else(Instant::now) + GRACE;
         while Instant::now() < until {
             if self.exited().is_some() {
                 return;

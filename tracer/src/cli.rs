@@ -204,6 +204,10 @@ pub struct AgentArgs {
     /// first reader that connects, until it goes away or Ctrl-C.
     #[arg(long, value_name = "ADDR", conflicts_with = "record")]
     pub listen: Option<std::net::SocketAddr>,
+    /// With --listen: end, with status 0, when no reader has come this long after every
+    /// hook was attached (an agent Pod whose `follow` was killed before it connected).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "listen")]
+    pub reader_within: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -36,8 +36,11 @@ pub trait Container: Send {
     fn ready(&mut self) -> bool;
     /// `Some(success)` once it has ended.
     fn exited(&mut self) -> Option<bool>;
-    /// Ends it: asked to stop, then killed after a grace period.
+    /// Ends it: asked to stop, then killed after a grace period; returns once it ended.
     fn stop(&mut self);
+    /// Asks it to stop and returns at once; [`Container::exited`] kills it once its grace
+    /// period has passed.
+    fn terminate(&mut self);
     /// What it said last (its termination message, as `FallbackToLogsOnError` gives it).
     fn last_words(&self) -> String;
 }
@@ -137,7 +140,9 @@ impl Workloads {
             ));
         }
         let key = (namespace.to_owned(), name.clone());
-        if taken(&name) || self.lock().contains_key(&key) {
+        // Held from the check to the insert: two creates of one name cannot both pass.
+        let mut pods = self.lock();
+        if taken(&name) || pods.contains_key(&key) {
             return Err(Refused(
                 409,
                 "AlreadyExists",
@@ -184,7 +189,7 @@ impl Workloads {
         }]);
         pod.status = Some(status);
         let served = pod.clone();
-        self.lock().insert(
+        pods.insert(
             key,
             Workload {
                 pod,
@@ -221,9 +226,10 @@ impl Workloads {
         changed
     }
 
-    /// Stops every container (the server is stopping).
+    /// Stops every container (the server is stopping), outside the lock.
     pub fn stop_all(&self) {
-        for workload in self.lock().values_mut() {
+        let all = std::mem::take(&mut *self.lock());
+        for mut workload in all.into_values() {
             if let Some(container) = &mut workload.container {
                 container.stop();
             }
@@ -251,7 +257,8 @@ impl Workload {
         if let Some(deadline) = deadline
             && self.started.elapsed() >= deadline
         {
-            container.stop();
+            // Not waited for here (the lock is held): `exited` kills it after its grace.
+            container.terminate();
             status.phase = Some("Failed".to_owned());
             status.reason = Some("DeadlineExceeded".to_owned());
             status.message = Some(format!(

@@ -123,9 +123,19 @@ pub fn follow_through_pods(args: &FollowArgs) -> anyhow::Result<i32> {
         pods: agent_pods,
         reached,
         lost,
+        stopped,
     } = AgentPods::start(args, &nodes, &stop_requested)?;
+    if stopped {
+        eprintln!("  stopped while the agents were starting: their Pods are deleted");
+        return Ok(crate::exit::SUCCESS);
+    }
     if reached.is_empty() {
-        anyhow::bail!("no node's agent could be reached");
+        let why: Vec<String> = lost.iter().map(|(n, why)| format!("{n}: {why}")).collect();
+        return Err(pods::CannotStart(format!(
+            "no node's agent could be reached ({})",
+            why.join("; ")
+        ))
+        .into());
     }
     let names: Vec<String> = reached.iter().map(|r| r.node.clone()).collect();
     let streams = reached
@@ -163,8 +173,8 @@ fn read_agents(
         stream.set_read_timeout(Some(ATTACHING))?;
         stream.set_nodelay(true)?;
     }
-    let count = streams.len();
     let merged = Merged::from_streams(streams, SILENCE)?;
+    let count = merged.names().len();
     let following = merged
         .meta()
         .map(|m| m.session.following)

@@ -29,6 +29,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     let AgentArgs {
         follow: mut args,
         listen,
+        reader_within,
     } = args;
     if args.record.is_none() && listen.is_none() {
         return Err(Usage(
@@ -53,7 +54,9 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     run(
         args,
         Role::Agent {
-            stream: listener.as_ref().map(Streaming::Listen),
+            stream: listener
+                .as_ref()
+                .map(|listener| Streaming::Listen(listener, reader_within)),
         },
     )
 }
@@ -83,7 +86,8 @@ enum Role<'a> {
 /// Where an agent's stream goes: the first reader that connects, or one connected.
 #[derive(Clone, Copy)]
 enum Streaming<'a> {
-    Listen(&'a std::net::TcpListener),
+    /// The first reader within the time given, if one is.
+    Listen(&'a std::net::TcpListener, Option<std::time::Duration>),
     Connected(&'a std::net::TcpStream),
 }
 
@@ -247,7 +251,7 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
         (Some(path), _) => Some(start_recording(path, args.force)?),
         (None, Role::Agent { stream: Some(to) }) => {
             let connected = match to {
-                Streaming::Listen(listener) => accept_reader(listener)?,
+                Streaming::Listen(listener, within) => accept_reader(listener, within)?,
                 Streaming::Connected(reader) => Some((reader.try_clone()?, reader.peer_addr()?)),
             };
             match connected {
@@ -439,18 +443,25 @@ pub(super) fn recording_rules(force: bool) -> files::Rules<'static> {
 /// passing: the reader hands on no node's packets until every node has read past them.
 const HEARTBEAT_NS: u64 = 100_000_000;
 
-/// Waits for the reader (`tracer follow --agent`); `None` when asked to stop first.
+/// Waits for the reader (`tracer follow --agent`); `None` when asked to stop first, or
+/// when none came `within`.
 fn accept_reader(
     listener: &std::net::TcpListener,
+    within: Option<std::time::Duration>,
 ) -> anyhow::Result<Option<(std::net::TcpStream, std::net::SocketAddr)>> {
     let address = listener.local_addr()?;
     eprintln!("  waiting for a reader on {address} (tracer follow --agent {address})");
     listener.set_nonblocking(true)?;
+    let deadline = within.map(|w| std::time::Instant::now() + w);
     loop {
         match listener.accept() {
             Ok(accepted) => return Ok(Some(accepted)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if follow::stop_requested() {
+                    return Ok(None);
+                }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    eprintln!("  no reader came: ending");
                     return Ok(None);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));

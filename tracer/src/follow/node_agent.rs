@@ -74,6 +74,20 @@ fn read_request(stream: &TcpStream, agent: &NodeAgentArgs) -> anyhow::Result<Fol
     Ok(args)
 }
 
+/// Whether the reader still has its end open (a closed one reads as EOF).
+fn reader_still_there(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let open = match stream.peek(&mut byte) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).is_ok() && open
+}
+
 pub fn serve(agent: &NodeAgentArgs) -> anyhow::Result<i32> {
     let listener = TcpListener::bind(agent.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", agent.listen))?;
@@ -96,6 +110,10 @@ pub fn serve(agent: &NodeAgentArgs) -> anyhow::Result<i32> {
         };
         stream.set_nonblocking(false)?;
         match read_request(&stream, agent) {
+            // A reader that gave up while it waited in the queue is not attached for.
+            Ok(_) if !reader_still_there(&stream) => {
+                eprintln!("node agent: reader {peer} went before it was served");
+            }
             Ok(args) => {
                 eprintln!(
                     "node agent: reader {peer} follows {} → {}",

@@ -1,26 +1,27 @@
 //! `tracer follow FROM TO --agents`: one short-lived agent Pod per node the packets can
 //! cross, made through the Kubernetes API with the user's kubeconfig, each reached
 //! through `pods/portforward` and read as `--agent ADDR` reads an agent
-//! ([`super::agents`]).
-//!
-//! The Pods ([`agent_pod`]): `nodeName` pinned (no scheduler), host network and PID
-//! namespaces (the node's interfaces and its Pods' namespaces), the capabilities of
-//! [`crate::caps::FOLLOW_NEEDS`] and no others, `/sys/fs/bpf` and the kernel's BTF
-//! mounted, `restartPolicy: Never`, `activeDeadlineSeconds` (`--agent-deadline`), and the
-//! labels [`NAME_LABEL`] and [`SESSION_LABEL`]. The agent listens on loopback only
-//! ([`AGENT_PORT`]): port-forward is its one way in.
+//! ([`super::agents`]). What the Pods are: [`spec`].
 //!
 //! A node that runs a standing agent (`tracer deploy`'s DaemonSet, label
 //! [`NODE_AGENT_LABEL`], ready) is asked through it instead ([`super::node_agent`]): no
 //! Pod is made there, and it stays when the session ends.
 //!
-//! Lifetime: the Pods are deleted when this process ends, on Ctrl-C and on errors. If it
-//! is killed, the port-forwards close, each agent's reader is gone and it ends; the
-//! deadline ends any that would not, and the next `--agents` run deletes finished agent
-//! Pods it finds. A port-forward that breaks is that node lost: the others go on.
+//! Starting: the Pods are made one after the other, then every node is waited for at
+//! once; a node whose Pod cannot start (its image cannot be pulled, it ended, it took
+//! longer than [`STARTING`]) is lost, and the others go on. Each port-forward is carried
+//! from the moment it opens.
+//!
+//! Lifetime: the session's Pods (found again by [`SESSION_LABEL`], so that one being made
+//! at Ctrl-C is not missed) are deleted when this process ends, on Ctrl-C and on errors.
+//! If it is killed, the port-forwards close, each agent's reader is gone and it ends; an
+//! agent whose reader never came ends after a few minutes; `activeDeadlineSeconds` is the
+//! backstop; the next session deletes the finished agent Pods it finds. A port-forward
+//! that breaks is that node lost: the others go on.
+
+pub mod spec;
 
 use std::{
-    collections::BTreeSet,
     net::{TcpListener, TcpStream},
     sync::mpsc,
     thread::{self, JoinHandle},
@@ -28,27 +29,16 @@ use std::{
 };
 
 use anyhow::Context as _;
+use futures::future::join_all;
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
-use crate::{
-    cli::FollowArgs,
-    k8s::{model::ClusterModel, resolve::Target},
+pub use spec::{
+    CAPABILITIES, DEFAULT_IMAGE, NAME_LABEL, NODE_AGENT_LABEL, NODE_AGENT_PORT, SESSION_LABEL,
+    agent_spec, daemon_set, involved_nodes,
 };
 
-/// The image `--agent-image` defaults to: this release of tracer (`cargo xtask image`
-/// builds it; push it where the cluster pulls from, or give `--agent-image`).
-pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/tracer-dev/tracer:", env!("CARGO_PKG_VERSION"));
-
-/// The port each agent listens on, on the node's loopback.
-pub const AGENT_PORT: u16 = 4790;
-
-/// `app.kubernetes.io/name=tracer-agent` on every agent Pod.
-pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "tracer-agent");
-/// The standing agents' label (`tracer deploy`'s DaemonSet).
-pub const NODE_AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "tracer-node-agent");
-/// Which `follow` made the Pod.
-pub const SESSION_LABEL: &str = "tracer.dev/session";
+use crate::cli::FollowArgs;
 
 /// How long the Pods may take to start (an image pull on a cold node).
 const STARTING: Duration = Duration::from_secs(300);
@@ -57,219 +47,18 @@ const POLL: Duration = Duration::from_millis(200);
 /// How long deleting the Pods may take at the end.
 const DELETING: Duration = Duration::from_secs(15);
 
-/// The nodes the packets between `from` and `to` can cross: each side's node, a
-/// Service's endpoints' nodes, and every node when it has NodePorts.
-pub fn involved_nodes(
-    model: &ClusterModel,
-    from: &Target,
-    to: &Target,
-) -> anyhow::Result<Vec<String>> {
-    let mut nodes = BTreeSet::new();
-    for target in [from, to] {
-        match target {
-            Target::Pod(pod) => {
-                let node = pod.node.clone().with_context(|| {
-                    format!("Pod {}/{} is not on a node yet", pod.namespace, pod.name)
-                })?;
-                nodes.insert(node);
-            }
-            Target::Node(node) => {
-                nodes.insert(node.name.clone());
-            }
-            Target::Service(service) => {
-                nodes.extend(service.endpoints.iter().filter_map(|e| e.node.clone()));
-                if service.ports.iter().any(|p| p.node_port.is_some()) {
-                    nodes.extend(model.nodes().map(|n| n.name.clone()));
-                }
-            }
-            Target::Ip(ip) => {
-                let node = model
-                    .pod_by_ip(*ip)
-                    .and_then(|p| p.node.clone())
-                    .or_else(|| model.node_by_ip(*ip).map(|n| n.name.clone()))
-                    .or_else(|| model.node_by_pod_ip(*ip).map(|n| n.name.clone()));
-                // An address outside the cluster crosses no node of its own.
-                nodes.extend(node);
-            }
-        }
-    }
-    if nodes.is_empty() {
-        anyhow::bail!("no node of the cluster is on the way between {from} and {to}");
-    }
-    Ok(nodes.into_iter().collect())
-}
+/// Why a container waits that will not pass by waiting.
+const STUCK: [&str; 6] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+];
 
-/// The `tracer agent` arguments for `node`: what the user asked `follow`, scoped to it.
-pub fn agent_args(args: &FollowArgs, node: &str) -> Vec<String> {
-    let mut argv = vec!["agent".to_owned()];
-    argv.extend(session_args(args));
-    argv.extend(["--node".to_owned(), node.to_owned()]);
-    argv.extend(["--listen".to_owned(), format!("127.0.0.1:{AGENT_PORT}")]);
-    if let Some(prefix) = &args.netns_prefix {
-        argv.extend(["--netns-prefix".to_owned(), prefix.clone()]);
-    }
-    argv
-}
-
-/// What the user asked `follow`, as an agent's arguments (a standing agent's request).
-pub fn session_args(args: &FollowArgs) -> Vec<String> {
-    let mut argv: Vec<String> = [&args.from, &args.to, "-n", &args.namespace]
-        .map(str::to_owned)
-        .to_vec();
-    if let Some(port) = args.port {
-        argv.extend(["--port".to_owned(), port.to_string()]);
-    }
-    if let Some(proto) = args.proto {
-        let name = clap::ValueEnum::to_possible_value(&proto).map(|v| v.get_name().to_owned());
-        argv.extend(["--proto".to_owned()].into_iter().chain(name));
-    }
-    for (flag, on) in [
-        ("--kernel-stats", args.kernel_stats),
-        ("--kernel-log", args.kernel_log),
-        ("--no-route-hook", args.no_route_hook),
-        ("--no-nat-hook", args.no_nat_hook),
-    ] {
-        if on {
-            argv.push(flag.to_owned());
-        }
-    }
-    argv
-}
-
-fn host_path(name: &str, path: &str, read_only: bool) -> (core::Volume, core::VolumeMount) {
-    (
-        core::Volume {
-            name: name.to_owned(),
-            host_path: Some(core::HostPathVolumeSource {
-                path: path.to_owned(),
-                type_: Some("Directory".to_owned()),
-            }),
-            ..Default::default()
-        },
-        core::VolumeMount {
-            name: name.to_owned(),
-            mount_path: path.to_owned(),
-            read_only: Some(read_only),
-            ..Default::default()
-        },
-    )
-}
-
-/// The agent's Pod spec (without `nodeName`): also the DaemonSet's (`tracer deploy`).
-pub fn agent_spec(image: &str, args: Vec<String>) -> core::PodSpec {
-    let (volumes, mounts): (Vec<_>, Vec<_>) = [
-        host_path("bpffs", "/sys/fs/bpf", false),
-        host_path("btf", "/sys/kernel/btf", true),
-        // Named network namespaces (`ip netns`), as the lab and some CNIs keep them.
-        host_path("netns", "/run/netns", true),
-    ]
-    .into_iter()
-    .unzip();
-    let capabilities = crate::caps::FOLLOW_NEEDS
-        .iter()
-        .map(|c| c.name.trim_start_matches("CAP_").to_owned())
-        .collect();
-    core::PodSpec {
-        host_network: Some(true),
-        host_pid: Some(true),
-        dns_policy: Some("ClusterFirstWithHostNet".to_owned()),
-        service_account_name: Some("tracer-agent".to_owned()),
-        // Nodes tainted for special workloads are nodes packets cross too.
-        tolerations: Some(vec![core::Toleration {
-            operator: Some("Exists".to_owned()),
-            ..Default::default()
-        }]),
-        containers: vec![core::Container {
-            name: "agent".to_owned(),
-            image: Some(image.to_owned()),
-            command: Some(vec!["tracer".to_owned()]),
-            args: Some(args),
-            ports: Some(vec![core::ContainerPort {
-                container_port: i32::from(AGENT_PORT),
-                name: Some("stream".to_owned()),
-                protocol: Some("TCP".to_owned()),
-                ..Default::default()
-            }]),
-            // Why an agent ended shows in the Pod's status.
-            termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-            security_context: Some(core::SecurityContext {
-                privileged: Some(false),
-                allow_privilege_escalation: Some(false),
-                capabilities: Some(core::Capabilities {
-                    add: Some(capabilities),
-                    drop: Some(vec!["ALL".to_owned()]),
-                }),
-                ..Default::default()
-            }),
-            volume_mounts: Some(mounts),
-            ..Default::default()
-        }],
-        volumes: Some(volumes),
-        ..Default::default()
-    }
-}
-
-/// The agent Pod for `node`.
-pub fn agent_pod(args: &FollowArgs, node: &str, session: &str) -> core::Pod {
-    let mut spec = agent_spec(&args.agent_image, agent_args(args, node));
-    spec.node_name = Some(node.to_owned());
-    spec.restart_policy = Some("Never".to_owned());
-    spec.active_deadline_seconds = i64::try_from(args.agent_deadline.as_secs().max(1)).ok();
-    core::Pod {
-        metadata: kube::api::ObjectMeta {
-            generate_name: Some(format!("tracer-agent-{node}-")),
-            namespace: Some(args.agent_namespace.clone()),
-            labels: Some(
-                [
-                    (NAME_LABEL.0.to_owned(), NAME_LABEL.1.to_owned()),
-                    (SESSION_LABEL.to_owned(), session.to_owned()),
-                ]
-                .into(),
-            ),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
-}
-
-/// `tracer deploy`: a DaemonSet keeping a node agent on every node.
-pub fn daemon_set(image: &str, namespace: &str) -> k8s_openapi::api::apps::v1::DaemonSet {
-    use k8s_openapi::{api::apps::v1 as apps, apimachinery::pkg::apis::meta::v1::LabelSelector};
-    let labels: std::collections::BTreeMap<String, String> =
-        [(NODE_AGENT_LABEL.0.to_owned(), NODE_AGENT_LABEL.1.to_owned())].into();
-    let args = vec![
-        "node-agent".to_owned(),
-        "--listen".to_owned(),
-        format!("127.0.0.1:{AGENT_PORT}"),
-    ];
-    apps::DaemonSet {
-        metadata: kube::api::ObjectMeta {
-            name: Some("tracer-node-agent".to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        },
-        spec: Some(apps::DaemonSetSpec {
-            selector: LabelSelector {
-                match_labels: Some(labels.clone()),
-                ..Default::default()
-            },
-            template: core::PodTemplateSpec {
-                metadata: Some(kube::api::ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(agent_spec(image, args)),
-            },
-            ..Default::default()
-        }),
-        status: None,
-    }
-}
-
-/// The agent Pods could not be made (no RBAC, an API that runs no Pods): nothing was
-/// started, and a `follow` that chose agents by itself stays on this machine.
+/// No agent could be made or reached (no RBAC, an image the nodes cannot pull, an API
+/// that runs no Pods): a `follow` that chose agents by itself stays on this machine.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct CannotStart(pub String);
@@ -298,6 +87,8 @@ pub struct Started {
     pub pods: AgentPods,
     pub reached: Vec<Reached>,
     pub lost: Vec<(String, String)>,
+    /// Ctrl-C came while they were starting.
+    pub stopped: bool,
 }
 
 /// The agent Pods of one `follow`: deleted when dropped.
@@ -306,27 +97,46 @@ pub struct AgentPods {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What the Pods' thread works from.
+struct Plan {
+    kubeconfig: Option<std::path::PathBuf>,
+    context: Option<String>,
+    namespace: String,
+    session: String,
+    port: u16,
+    pods: Vec<core::Pod>,
+    /// What a standing agent is asked.
+    request: String,
+}
+
 impl AgentPods {
-    /// Creates the Pods, waits for each to run and opens its port-forward.
+    /// Creates the Pods, waits for them to run and opens their port-forwards.
     pub fn start(
         args: &FollowArgs,
         nodes: &[String],
         stop_requested: &dyn Fn() -> bool,
     ) -> anyhow::Result<Started> {
         let session = format!(
-            "{:x}",
+            "{:x}{:04x}",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis())
-                & 0xFFFF_FFFF_FFFF
+                & 0xFFFF_FFFF_FFFF,
+            std::process::id() & 0xFFFF
         );
-        let pods: Vec<core::Pod> = nodes
-            .iter()
-            .map(|node| agent_pod(args, node, &session))
-            .collect();
-        let config = (args.kubeconfig.clone(), args.context.clone());
-        let namespace = args.agent_namespace.clone();
-        let request = super::node_agent::request_line(session_args(args));
+        let port = spec::session_port(&session);
+        let plan = Plan {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            namespace: args.agent_namespace.clone(),
+            pods: nodes
+                .iter()
+                .map(|node| spec::agent_pod(args, node, &session, port))
+                .collect(),
+            session,
+            port,
+            request: super::node_agent::request_line(spec::session_args(args)),
+        };
         let (progress, reports) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread = thread::Builder::new()
@@ -342,17 +152,21 @@ impl AgentPods {
                         return;
                     }
                 };
-                runtime.block_on(run(config, namespace, pods, request, progress, stopped));
+                runtime.block_on(run(plan, progress, stopped));
             })?;
-        let mut agent_pods = Self {
-            stop: Some(stop),
-            thread: Some(thread),
+        let mut started = Started {
+            pods: Self {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
+            reached: Vec::new(),
+            lost: Vec::new(),
+            stopped: false,
         };
-        let mut reached = Vec::new();
-        let mut lost = Vec::new();
         loop {
             if stop_requested() {
-                anyhow::bail!("stopped while the agent Pods were starting");
+                started.stopped = true;
+                return Ok(started);
             }
             match reports.recv_timeout(POLL) {
                 Ok(Progress::Created(node, pod)) => {
@@ -372,26 +186,20 @@ impl AgentPods {
                         "  node {}: agent Pod {} running, port-forward open",
                         r.node, r.pod
                     );
-                    reached.push(r);
+                    started.reached.push(r);
                 }
                 Ok(Progress::Lost(node, why)) => {
                     eprintln!("  node {node}: no agent: {why}");
-                    lost.push((node, why));
+                    started.lost.push((node, why));
                 }
-                Ok(Progress::Done) => break,
+                Ok(Progress::Done) => return Ok(started),
                 Ok(Progress::Failed(e)) => return Err(e),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    agent_pods.thread.take().map(JoinHandle::join);
                     anyhow::bail!("the agent Pods' thread ended");
                 }
             }
         }
-        Ok(Started {
-            pods: agent_pods,
-            reached,
-            lost,
-        })
     }
 }
 
@@ -407,27 +215,24 @@ impl Drop for AgentPods {
 }
 
 async fn run(
-    (kubeconfig, context): (Option<std::path::PathBuf>, Option<String>),
-    namespace: String,
-    pods: Vec<core::Pod>,
-    request: String,
+    plan: Plan,
     progress: mpsc::Sender<Progress>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let api = match client(kubeconfig.as_deref(), context.as_deref()).await {
-        Ok(client) => Api::<core::Pod>::namespaced(client, &namespace),
+    let api = match client(plan.kubeconfig.as_deref(), plan.context.as_deref()).await {
+        Ok(client) => Api::<core::Pod>::namespaced(client, &plan.namespace),
         Err(e) => {
             let _ = progress.send(Progress::Failed(e));
             return;
         }
     };
-    delete_finished(&api).await;
-    let standing = standing_agents(&api).await;
-    let mut created = Vec::new();
     let setup = async {
-        // (node, Pod, request): a standing agent is asked; a Pod made for us is not.
+        delete_finished(&api).await;
+        let standing = standing_agents(&api).await;
+        // (node, Pod, port, request): a standing agent is asked; a Pod made for us is not.
         let mut agents = Vec::new();
-        for pod in &pods {
+        let mut made = 0;
+        for pod in &plan.pods {
             let node = pod
                 .spec
                 .as_ref()
@@ -435,22 +240,24 @@ async fn run(
                 .unwrap_or_default();
             if let Some((_, name)) = standing.iter().find(|(n, _)| *n == node) {
                 let _ = progress.send(Progress::Standing(node.clone(), name.clone()));
-                agents.push((node, name.clone(), Some(request.as_str())));
+                let request = Some(plan.request.as_str());
+                agents.push((node, name.clone(), NODE_AGENT_PORT, request));
                 continue;
             }
             match api.create(&PostParams::default(), pod).await {
-                Ok(made) => {
-                    let name = made.metadata.name.clone().unwrap_or_default();
+                Ok(created) => {
+                    let name = created.metadata.name.clone().unwrap_or_default();
                     let _ = progress.send(Progress::Created(node.clone(), name.clone()));
-                    created.push(name.clone());
-                    agents.push((node, name, None));
+                    made += 1;
+                    agents.push((node, name, plan.port, None));
                 }
                 Err(e) => {
                     let why = format!(
-                        "cannot create the agent Pod for node {node} in namespace {namespace} ({}; RBAC: deploy/rbac.yaml)",
+                        "cannot create the agent Pod for node {node} in namespace {} ({}; it needs the RBAC of deploy/rbac.yaml, and Pod Security must admit its capabilities there)",
+                        plan.namespace,
                         crate::k8s::error::root_cause(&e)
                     );
-                    let _ = progress.send(Progress::Failed(if created.is_empty() {
+                    let _ = progress.send(Progress::Failed(if made == 0 {
                         CannotStart(why).into()
                     } else {
                         anyhow::anyhow!(why)
@@ -459,43 +266,90 @@ async fn run(
                 }
             }
         }
-        let mut forwards = Vec::new();
-        for (node, name, request) in agents {
-            match reach(&api, &name, request).await {
-                Ok((stream, forward)) => {
-                    forwards.push(forward);
-                    let _ = progress.send(Progress::Reached(Reached {
-                        node,
-                        pod: name,
-                        stream,
-                    }));
-                }
-                Err(e) => {
-                    let _ = progress.send(Progress::Lost(node, format!("{e:#}")));
-                }
+        // Every node at once: each is carried from the moment it is reached.
+        join_all(agents.into_iter().map(|(node, name, port, request)| {
+            let api = &api;
+            let progress = &progress;
+            async move {
+                let message = match reach(api, &name, port, request).await {
+                    Ok((stream, carry)) => {
+                        tokio::spawn(carry);
+                        Progress::Reached(Reached {
+                            node,
+                            pod: name,
+                            stream,
+                        })
+                    }
+                    Err(e) => Progress::Lost(node, format!("{e:#}")),
+                };
+                let _ = progress.send(message);
             }
-        }
+        }))
+        .await;
         let _ = progress.send(Progress::Done);
-        // The forwards run until the end.
-        futures::future::join_all(forwards).await;
         std::future::pending::<()>().await;
     };
     tokio::select! {
         () = setup => {}
         _ = &mut stopped => {}
     }
-    // Deleted at the end, also when stopped while starting; standing agents stay.
-    let deleting = async {
-        for name in &created {
-            let _ = api.delete(name, &DeleteParams::default()).await;
-        }
+    // The session's Pods, also one whose creation was under way at the stop; standing
+    // agents stay.
+    let _ = tokio::time::timeout(DELETING, delete_session(&api, &plan.session)).await;
+}
+
+async fn client(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Client> {
+    use crate::k8s::kubeconfig;
+    let origin = kubeconfig::choose(kubeconfig, &kubeconfig::Environment::from_process())?;
+    let (config, _) = kubeconfig::load(&origin, context).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn label(pair: (&str, &str)) -> String {
+    format!("{}={}", pair.0, pair.1)
+}
+
+/// Deletes every Pod `pods` lists, at once.
+async fn delete_all(api: &Api<core::Pod>, pods: impl IntoIterator<Item = core::Pod>) {
+    join_all(
+        pods.into_iter()
+            .filter_map(|p| p.metadata.name)
+            .map(|name| async move {
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+            }),
+    )
+    .await;
+}
+
+/// Deletes this session's agent Pods.
+async fn delete_session(api: &Api<core::Pod>, session: &str) {
+    let selector = format!("{},{SESSION_LABEL}={session}", label(NAME_LABEL));
+    if let Ok(list) = api.list(&ListParams::default().labels(&selector)).await {
+        delete_all(api, list).await;
+    }
+}
+
+/// Deletes agent Pods that have ended (left by a `follow` that was killed).
+async fn delete_finished(api: &Api<core::Pod>) {
+    let Ok(list) = api
+        .list(&ListParams::default().labels(&label(NAME_LABEL)))
+        .await
+    else {
+        return;
     };
-    let _ = tokio::time::timeout(DELETING, deleting).await;
+    let finished = list.into_iter().filter(|pod| {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        matches!(phase, Some("Succeeded" | "Failed"))
+    });
+    delete_all(api, finished).await;
 }
 
 /// The ready node agents of `tracer deploy`'s DaemonSet: (node, Pod).
 async fn standing_agents(api: &Api<core::Pod>) -> Vec<(String, String)> {
-    let selector = format!("{}={}", NODE_AGENT_LABEL.0, NODE_AGENT_LABEL.1);
+    let selector = label(NODE_AGENT_LABEL);
     let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else {
         return Vec::new();
     };
@@ -513,86 +367,140 @@ fn is_ready(status: Option<&core::PodStatus>) -> bool {
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-async fn client(
-    kubeconfig: Option<&std::path::Path>,
-    context: Option<&str>,
-) -> anyhow::Result<kube::Client> {
-    use crate::k8s::kubeconfig;
-    let origin = kubeconfig::choose(kubeconfig, &kubeconfig::Environment::from_process())?;
-    let (config, _) = kubeconfig::load(&origin, context).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
-/// Deletes agent Pods that have ended (left by a `follow` that was killed).
-async fn delete_finished(api: &Api<core::Pod>) {
-    let selector = format!("{}={}", NAME_LABEL.0, NAME_LABEL.1);
-    let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else {
-        return;
-    };
-    for pod in list {
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, Some("Succeeded" | "Failed"))
-            && let Some(name) = &pod.metadata.name
-        {
-            let _ = api.delete(name, &DeleteParams::default()).await;
-        }
+/// Why a Pod will not become ready, if it will not.
+fn will_not_start(name: &str, status: &core::PodStatus) -> Option<String> {
+    if let Some(phase @ ("Succeeded" | "Failed")) = status.phase.as_deref() {
+        // The agent's own last words, else the Pod's reason.
+        let said = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+            .or_else(|| status.message.clone());
+        return Some(format!(
+            "its Pod {name} ended ({phase}{})",
+            said.map(|m| format!(": {}", m.trim())).unwrap_or_default()
+        ));
     }
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find(|w| w.reason.as_deref().is_some_and(|r| STUCK.contains(&r)))
+        .map(|w| {
+            format!(
+                "its Pod {name} cannot start ({}{})",
+                w.reason.as_deref().unwrap_or_default(),
+                w.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )
+        })
 }
 
-/// Waits for the Pod to be ready, opens its port-forward and carries it over a loopback
-/// socket pair; returns this process's end and the future that carries the bytes.
+/// Waits for the Pod to be ready, opens its port-forward (and sends `request`, for a
+/// standing agent) and carries it over a loopback socket pair; returns this process's end
+/// and the future that carries the bytes.
 async fn reach(
     api: &Api<core::Pod>,
     name: &str,
+    port: u16,
     request: Option<&str>,
 ) -> anyhow::Result<(TcpStream, impl Future<Output = ()> + use<>)> {
     let until = Instant::now() + STARTING;
     loop {
         let pod = api.get(name).await.context("read the agent Pod")?;
-        let ready = is_ready(pod.status.as_ref());
-        let status = pod.status.unwrap_or_default();
-        match status.phase.as_deref() {
-            _ if ready => break,
-            Some(phase @ ("Succeeded" | "Failed")) => {
-                // The agent's own last words, else the Pod's reason.
-                let said = status
-                    .container_statuses
-                    .iter()
-                    .flatten()
-                    .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
-                    .or(status.message);
-                anyhow::bail!(
-                    "its Pod {name} ended ({phase}{})",
-                    said.map(|m| format!(": {}", m.trim())).unwrap_or_default()
-                )
-            }
-            _ if Instant::now() >= until => {
-                anyhow::bail!(
-                    "its Pod {name} did not start within {} s",
-                    STARTING.as_secs()
-                )
-            }
-            _ => tokio::time::sleep(POLL).await,
+        if is_ready(pod.status.as_ref()) {
+            break;
         }
+        if let Some(why) = pod.status.as_ref().and_then(|s| will_not_start(name, s)) {
+            anyhow::bail!(why);
+        }
+        if Instant::now() >= until {
+            anyhow::bail!(
+                "its Pod {name} did not start within {} s",
+                STARTING.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL).await;
     }
     let mut forwarder = api
-        .portforward(name, &[AGENT_PORT])
+        .portforward(name, &[port])
         .await
         .context("open the port-forward")?;
     let mut remote = forwarder
-        .take_stream(AGENT_PORT)
+        .take_stream(port)
         .context("the port-forward has no stream")?;
+    let refused = forwarder.take_error(port);
     let listener = TcpListener::bind(("127.0.0.1", 0))?;
     let mut ours = TcpStream::connect(listener.local_addr()?)?;
+    let (theirs, peer) = listener.accept()?;
+    // Only our own end may be the other end.
+    if peer != ours.local_addr()? {
+        anyhow::bail!("another process connected to the port-forward's loopback socket");
+    }
     if let Some(request) = request {
         std::io::Write::write_all(&mut ours, request.as_bytes())?;
     }
-    let (theirs, _) = listener.accept()?;
     theirs.set_nonblocking(true)?;
     let mut theirs = tokio::net::TcpStream::from_std(theirs)?;
+    let pod = name.to_owned();
     let carry = async move {
         let _ = tokio::io::copy_bidirectional(&mut remote, &mut theirs).await;
+        // What the kubelet said when the port could not be reached, if it said anything.
+        if let Some(refused) = refused
+            && let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_millis(100), refused).await
+        {
+            eprintln!("  agent Pod {pod}: port-forward: {message}");
+        }
         drop(forwarder);
     };
     Ok((ours, carry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(reason: &str) -> core::PodStatus {
+        core::PodStatus {
+            phase: Some("Pending".to_owned()),
+            container_statuses: Some(vec![core::ContainerStatus {
+                state: Some(core::ContainerState {
+                    waiting: Some(core::ContainerStateWaiting {
+                        reason: Some(reason.to_owned()),
+                        message: Some("pull access denied".to_owned()),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_pod_that_will_not_start_says_why_at_once() {
+        assert_eq!(
+            will_not_start("a", &waiting("ImagePullBackOff")).as_deref(),
+            Some("its Pod a cannot start (ImagePullBackOff: pull access denied)")
+        );
+        // Still being made: waited for.
+        assert_eq!(will_not_start("a", &waiting("ContainerCreating")), None);
+        let ended = core::PodStatus {
+            phase: Some("Failed".to_owned()),
+            message: Some(
+                "Pod was active on the node longer than the specified deadline".to_owned(),
+            ),
+            ..Default::default()
+        };
+        assert!(
+            will_not_start("a", &ended)
+                .unwrap()
+                .contains("ended (Failed: Pod was active")
+        );
+    }
 }

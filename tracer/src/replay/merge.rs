@@ -164,14 +164,26 @@ impl Merged {
     ) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
         let mut sockets = Vec::new();
+        // An agent whose stream ends before its start is that node lost: the others go on.
+        let mut lost = Vec::new();
         for (name, stream) in streams {
-            sockets.push(stream.try_clone()?);
-            sources.push((
-                Recording::from_reader(Box::new(stream) as Stream, &name)?,
-                name,
-            ));
+            let socket = stream.try_clone()?;
+            match Recording::from_reader(Box::new(stream) as Stream, &name) {
+                Ok(recording) => {
+                    sockets.push(socket);
+                    sources.push((recording, name));
+                }
+                Err(e) => lost.push(format!("{name}: lost before its stream began ({e})")),
+            }
+        }
+        if sources.is_empty() {
+            anyhow::bail!("no agent's stream began: {}", lost.join("; "));
+        }
+        for note in &lost {
+            eprintln!("  {note}");
         }
         let mut merged = Self::of_sources(sources, &[], true)?;
+        merged.doubts.extend(lost);
         if merged.machines.len() > 1 {
             merged.calibration = Some(live_clocks::Calibration::new(merged.machines.len()));
         }
@@ -587,7 +599,10 @@ impl Merged {
         };
         match calibration.settle(finishing) {
             live_clocks::Settled::Hold => false,
-            live_clocks::Settled::Go => true,
+            live_clocks::Settled::Release => {
+                self.calibration = None;
+                true
+            }
             live_clocks::Settled::Set(offsets) => {
                 self.calibration = None;
                 self.set_clocks(&offsets);

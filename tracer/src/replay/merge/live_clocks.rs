@@ -6,8 +6,9 @@
 //! - every machine compared both ways with the reference: at once;
 //! - otherwise [`SETTLE`] after the first crossing (a one-way comparison moves a machine
 //!   only as far as causality demands, as in a replay);
-//! - no crossing at all within [`IDLE`] (no traffic yet): what was read is handed on by the
-//!   wall clocks, and the first crossings later set the clocks for what follows.
+//! - no crossing at all within [`IDLE`] (no traffic between the machines): the wall clocks
+//!   stay. Setting them later would move times already handed on: what comes after would
+//!   be told before what it follows.
 
 use std::{
     sync::Arc,
@@ -27,16 +28,14 @@ pub(super) struct Calibration {
     machines: usize,
     started: Instant,
     first_crossing: Option<Instant>,
-    /// Handing on goes on by the wall clocks while no crossing has come.
-    released: bool,
 }
 
 /// What the clocks allow now.
 pub(super) enum Settled {
     /// Hold what was read.
     Hold,
-    /// Hand on by the current clocks.
-    Go,
+    /// No crossing came: the wall clocks stay (the calibration is over).
+    Release,
     /// Set the machines' clocks by these offsets (against machine 0), then hand on.
     Set(Vec<Option<Offset>>),
 }
@@ -48,7 +47,6 @@ impl Calibration {
             machines,
             started: Instant::now(),
             first_crossing: None,
-            released: false,
         }
     }
 
@@ -60,13 +58,12 @@ impl Calibration {
         self.crossings.observe(obs);
     }
 
-    /// Whether to hold, go on, or set the clocks; `finishing` when nothing more will be
-    /// read. After `Set`, the calibration is over (drop it).
+    /// Whether to hold, keep the wall clocks, or set the clocks; `finishing` when nothing
+    /// more will be read. After `Set` or `Release`, the calibration is over (drop it).
     pub fn settle(&mut self, finishing: bool) -> Settled {
         let offsets = self.crossings.offsets(self.machines);
         let others = offsets.get(1..).unwrap_or_default();
-        let compared = others.iter().any(Option::is_some);
-        if compared {
+        if others.iter().any(Option::is_some) {
             let first = *self.first_crossing.get_or_insert_with(Instant::now);
             let two_way = others
                 .iter()
@@ -74,17 +71,10 @@ impl Calibration {
             if two_way || finishing || first.elapsed() >= SETTLE {
                 return Settled::Set(offsets);
             }
-            return if self.released {
-                Settled::Go
-            } else {
-                Settled::Hold
-            };
+            return Settled::Hold;
         }
         if finishing || self.started.elapsed() >= IDLE {
-            self.released = true;
-        }
-        if self.released {
-            Settled::Go
+            Settled::Release
         } else {
             Settled::Hold
         }
