@@ -477,6 +477,22 @@ fn follow_through_streaming_agents_tells_the_journeys_live() {
         stderr.contains("through 3 agents (cpu1, cpu2, gpu1)"),
         "{stderr}"
     );
+    // Each node's health in one line of the summary (tcx, or netlink on older kernels).
+    let notes = summary["notes"].to_string();
+    let line = notes
+        .split('"')
+        .find(|n| n.starts_with("nodes: "))
+        .unwrap_or_else(|| panic!("{notes}"));
+    let each: Vec<&str> = line.trim_start_matches("nodes: ").split("; ").collect();
+    assert_eq!(each.len(), 3, "{line}");
+    for (said, node) in each.iter().zip(NODES) {
+        assert!(said.starts_with(&format!("{node} attached (")), "{line}");
+        assert_eq!(
+            said.contains("lost before the end"),
+            node == "gpu1",
+            "{line}"
+        );
+    }
     // Said when it happened, not only in the summary.
     assert!(
         stderr.contains("tracer: gpu1: agent lost (its stream broke off or fell silent)"),
@@ -705,7 +721,10 @@ fn follow_agents_sets_a_40_ms_off_clock_right_live() {
         (offset + 40_000_000).abs() <= 1_000_000 && error < 1_000_000,
         "cpu2 is 40 ms behind cpu1: {cpu2}"
     );
-    assert!(stderr.contains("clocks: cpu2's clock is"), "{stderr}");
+    assert!(
+        stderr.contains("clocks set by the packets that crossed: cpu2 −40."),
+        "{stderr}"
+    );
     let requests: Vec<&Value> = journeys
         .iter()
         .filter(|j| j["summary"] == "echo-request")

@@ -137,6 +137,9 @@ pub fn follow_through_pods(args: &FollowArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
+    // In node order, whichever answered first: the first is the clocks' reference.
+    let mut reached = reached;
+    reached.sort_by(|a, b| a.node.cmp(&b.node));
     let names: Vec<String> = reached.iter().map(|r| r.node.clone()).collect();
     let streams = reached
         .into_iter()

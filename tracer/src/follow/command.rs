@@ -234,6 +234,7 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
         wall_offset_ns: crate::clock::wall_offset_ns(),
         boot_id: crate::clock::boot_id(),
         node: plan.node.clone(),
+        attached: Some(kernel.mode.name().to_owned()),
     };
     if let Some(offset_ns) = lab_clock {
         // A lab node set apart by `lab up --clock-offset` records as a machine of its own

@@ -41,6 +41,10 @@ pub struct Session {
     /// The one node this session traced (`tracer agent --node`), or none: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// How its TC programs were attached (`tcx` or `netlink`); absent in recordings from
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<String>,
 }
 
 impl Session {

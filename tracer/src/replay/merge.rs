@@ -52,12 +52,18 @@ const STOP_DRAIN: std::time::Duration = std::time::Duration::from_millis(200);
 /// apart.
 const SAME_EVENT_NS: u64 = 100_000;
 
+/// How the notice that sets a live stitch's clocks begins (the terminal UI keeps it in its
+/// header).
+pub const CLOCKS_NOTICE: &str = "clocks set by the packets that crossed: ";
+
 /// What a part is read from: a file, or an agent's stream.
 type Stream = Box<dyn std::io::Read + Send>;
 
 /// One recording and what it has contributed so far.
 struct Part {
     recording: Recording<Stream>,
+    /// How its hooks were attached, as its session says.
+    attached: Option<String>,
     /// The node it traced, its host name, or its file name: how notes name it.
     label: String,
     /// Nanoseconds added to each of its times to put it on the merged timeline.
@@ -308,8 +314,9 @@ impl Merged {
         let parts = opened
             .into_iter()
             .zip(boot_of)
-            .map(|((recording, _, label), boot)| Part {
+            .map(|((recording, session, label), boot)| Part {
                 recording,
+                attached: session.and_then(|s| s.attached),
                 label,
                 shift: boots[boot].1 - earliest,
                 source: SourceId(u16::try_from(boot).unwrap_or(u16::MAX)),
@@ -387,6 +394,10 @@ impl Merged {
             .extend(self.clocks.iter().map(clocks::ClockEstimate::text));
         summary.clocks = self.clocks.clone();
         summary.sources = self.sources();
+        if summary.sources.len() > 1 {
+            let each: Vec<String> = summary.sources.iter().map(SourceHealth::text).collect();
+            summary.notes.push(format!("nodes: {}", each.join("; ")));
+        }
     }
 
     /// Each recording's own account, for the summary: what it lost, and whether it ended
@@ -403,6 +414,7 @@ impl Merged {
                     .unwrap_or_default(),
                 counters: part.counters.unwrap_or_default(),
                 ended_cleanly: part.recording.clean || self.live && !part.ended,
+                attached: part.attached.clone(),
             })
             .collect()
     }
@@ -643,13 +655,16 @@ impl Merged {
                 .join(", "),
             self.machines.len()
         );
-        let at_ns = self.handed_until;
-        for estimate in &self.clocks {
-            self.queue.push_back(Input::Notice {
-                at_ns,
-                text: format!("clocks: {}", estimate.text()),
-            });
-        }
+        let text = self
+            .clocks
+            .iter()
+            .map(clocks::ClockEstimate::short)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.queue.push_back(Input::Notice {
+            at_ns: self.handed_until,
+            text: format!("{CLOCKS_NOTICE}{text}"),
+        });
     }
 
     /// Hands on, as one batch read at `until`, every pending observation up to it.
@@ -748,6 +763,30 @@ pub struct SourceHealth {
     /// False when it has no END record: its recorder was killed, crashed or ran out of disk,
     /// so its node's hops after that are missing.
     pub ended_cleanly: bool,
+    /// How its hooks were attached (`tcx` or `netlink`), when its session says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached: Option<String>,
+}
+
+impl SourceHealth {
+    /// "cpu1 attached (tcx)", "gpu1 attached (netlink), lost: its hops after its end are
+    /// missing".
+    pub fn text(&self) -> String {
+        let mut text = self.name.clone();
+        if let Some(how) = &self.attached {
+            text.push_str(&format!(" attached ({how})"));
+        }
+        if !self.ended_cleanly {
+            text.push_str(", lost before the end: its hops after that are missing");
+        }
+        if self.counters.ringbuf_full > 0 {
+            text.push_str(&format!(
+                ", {} events lost in its kernel",
+                self.counters.ringbuf_full
+            ));
+        }
+        text
+    }
 }
 
 /// Whether two recordings follow the same thing the same way.

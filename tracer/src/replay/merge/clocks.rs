@@ -61,6 +61,24 @@ impl ClockEstimate {
         }
     }
 
+    /// For a header: "cpu1 +40.013 ms vs cpu2 (± 52.0 µs)".
+    pub fn short(&self) -> String {
+        if self.crossings_there + self.crossings_back == 0 {
+            return format!("{} by wall clock", self.machine);
+        }
+        let sign = if self.offset_ns >= 0 { '+' } else { '−' };
+        let error = self.error_ns.map_or_else(
+            || "one way".to_owned(),
+            |e| format!("± {}", crate::clock::format_duration(e)),
+        );
+        format!(
+            "{} {sign}{} vs {} ({error})",
+            self.machine,
+            crate::clock::format_duration(self.offset_ns.unsigned_abs()),
+            self.reference
+        )
+    }
+
     /// For the summary: "gpu1's clock is 40.013 ms ahead of cpu2's (± 52.0 µs, from 12
     /// crossings there and 12 back)".
     pub fn text(&self) -> String {

@@ -159,6 +159,8 @@ pub struct State {
     counts: Counts,
     counters: Counters,
     notices: Vec<String>,
+    /// How a live stitch across machines set their clocks.
+    clocks: Option<String>,
     source_ended: bool,
     rate: RateMeter,
     now: Duration,
@@ -199,6 +201,7 @@ impl State {
             counts: Counts::default(),
             counters: Counters::default(),
             notices: Vec::new(),
+            clocks: None,
             source_ended: false,
             rate: RateMeter::default(),
             now: Duration::ZERO,
@@ -226,6 +229,11 @@ impl State {
             UiEvent::Journey(journey) => self.ingest(journey),
             UiEvent::Counters(counters) => self.counters = counters,
             UiEvent::Notice(text) => {
+                if let Some(clocks) = text.strip_prefix(crate::replay::merge::CLOCKS_NOTICE) {
+                    // Not a warning: how the machines' times were put on one timeline.
+                    self.clocks = Some(clocks.to_owned());
+                    return;
+                }
                 if self.notices.len() >= NOTICES {
                     self.notices.remove(0);
                 }
@@ -864,6 +872,11 @@ impl State {
     /// What the session skipped so far (kernel loss, evictions, filters, …).
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// How a live stitch across machines set their clocks, once it has.
+    pub fn clocks(&self) -> Option<&str> {
+        self.clocks.as_deref()
     }
 
     pub fn notices(&self) -> &[String] {

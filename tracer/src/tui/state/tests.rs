@@ -113,6 +113,20 @@ fn counts_by_verdict_and_loss_and_notices() {
 }
 
 #[test]
+fn the_clocks_of_a_live_stitch_stay_in_the_header_not_among_warnings() {
+    let mut s = live();
+    s.apply(UiEvent::Notice(format!(
+        "{}cpu2 −40.00 ms vs cpu1 (± 4.6 µs)",
+        crate::replay::merge::CLOCKS_NOTICE
+    )));
+    assert_eq!(s.clocks(), Some("cpu2 −40.00 ms vs cpu1 (± 4.6 µs)"));
+    assert!(s.notices().is_empty());
+    s.apply(UiEvent::Notice("gpu1: agent lost".into()));
+    assert_eq!(s.notices().len(), 1);
+    assert!(s.clocks().is_some(), "a later notice does not replace it");
+}
+
+#[test]
 fn retention_keeps_the_newest_and_counts_everything() {
     let mut s = State::with_retention(header(Mode::Live), 5);
     feed(&mut s);

@@ -1,6 +1,7 @@
 //! The header: the state badge (LIVE / PAUSED / REPLAY 2.0× / END) and what is followed;
 //! counts by verdict, the rate, lost events and the replay position; retention, the
-//! recording file and the source; and the newest notice, when there is one, on a line of
+//! recording file, the source and how a live stitch set the machines' clocks; and the
+//! newest notice, when there is one, on a line of
 //! its own.
 
 use ratatui::{
@@ -139,6 +140,10 @@ fn source_line(state: &State, theme: Theme, w: usize) -> Line<'static> {
     }
     spans.push(Span::styled("source ".to_owned(), theme.muted()));
     spans.push(Span::raw(header.source.clone()));
+    if let Some(clocks) = state.clocks() {
+        spans.push(Span::styled("  clocks ".to_owned(), theme.muted()));
+        spans.push(Span::raw(clocks.to_owned()));
+    }
     clip(spans, w)
 }
 
