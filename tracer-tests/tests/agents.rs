@@ -818,3 +818,64 @@ fn follow_goes_through_agent_pods_by_itself_for_nodes_this_machine_does_not_hold
     );
     stayed.stop_raw();
 }
+
+#[test]
+fn a_broken_port_forward_is_opened_again_and_the_stream_resumes() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("wrong-interface");
+    let live = Follow::start(&lab, &["nettest", "nginx-test-7d9c4b6f5-abcde", "--agents"]);
+    assert!(!lab.ping("pod-nettest", "10.244.184.84"));
+    // Every connection to the API server breaks, as when it restarts: both port-forwards
+    // with them (and the watches, which kube's client opens again).
+    let kubeconfig = std::fs::read_to_string(lab.kubeconfig()).unwrap();
+    let port = kubeconfig
+        .split("server: \"http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the lab API's port")
+        .to_owned();
+    tracer_tests::run(&[
+        "ss",
+        "-K",
+        "-t",
+        &format!("( sport = :{port} or dport = :{port} )"),
+    ]);
+    // The reader opens each again and the agents go on from the byte it had: prompt, for
+    // the agents write at least every 100 ms and so find out at once.
+    tracer_tests::wait_until(
+        "both port-forwards opened again",
+        std::time::Duration::from_secs(20),
+        || {
+            live.stderr_so_far()
+                .matches("opened again, resuming at byte")
+                .count()
+                == 2
+        },
+    );
+    assert!(!lab.ping("pod-nettest", "10.244.184.84"));
+    let (text, stderr) = live.stop_raw();
+    let journeys = tracer_tests::follow::journeys_of(&text);
+    let summary = tracer_tests::follow::summary_of(&text);
+    assert!(!stderr.contains("agent lost"), "{stderr}");
+    let notes = summary["notes"].to_string();
+    assert!(!notes.contains("lost before the end"), "{notes}");
+    // The pings before the break and after it: 2 each, every reply dropped on cpu1, every
+    // request seen by both nodes.
+    let replies: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["summary"] == "echo-reply")
+        .collect();
+    assert_eq!(replies.len(), 4, "{stderr}\n{journeys:#?}");
+    assert!(replies.iter().all(|r| r["drop"]["node"] == "cpu1"));
+    let requests: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["summary"] == "echo-request")
+        .collect();
+    assert_eq!(requests.len(), 4, "{journeys:#?}");
+    assert!(
+        requests.iter().all(|r| nodes_of(r).len() == 2),
+        "{journeys:#?}"
+    );
+}

@@ -208,6 +208,10 @@ pub struct AgentArgs {
     /// hook was attached (an agent Pod whose `follow` was killed before it connected).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "listen")]
     pub reader_within: Option<Duration>,
+    /// With --listen: when the reader's connection breaks, go on and wait this long for it
+    /// to come back and resume from the byte it had (`resume N`), the last 64 MiB kept.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "listen")]
+    pub resume_within: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

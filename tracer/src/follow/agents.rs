@@ -28,7 +28,11 @@ use crate::{
     output::Summary,
     pipeline::{Input, counters::ReadCounters},
     record::writer::Recorder,
-    replay::{Inputs, merge::Merged, run_until},
+    replay::{
+        Inputs,
+        merge::{LiveStream, Merged},
+        run_until,
+    },
     tui,
 };
 
@@ -85,7 +89,8 @@ pub fn follow(args: &FollowArgs) -> anyhow::Result<i32> {
     for address in &args.agents {
         let stream = TcpStream::connect_timeout(address, CONNECT_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("cannot reach the agent at {address}: {e}"))?;
-        streams.push((format!("agent {address}"), stream));
+        prepare(&stream)?;
+        streams.push(LiveStream::tcp(format!("agent {address}"), stream)?);
     }
     let what = args
         .agents
@@ -143,8 +148,15 @@ pub fn follow_through_pods(args: &FollowArgs) -> anyhow::Result<i32> {
     let names: Vec<String> = reached.iter().map(|r| r.node.clone()).collect();
     let streams = reached
         .into_iter()
-        .map(|r| (format!("node {} (Pod {})", r.node, r.pod), r.stream))
-        .collect();
+        .map(|r| {
+            let name = format!("node {} (Pod {})", r.node, r.pod);
+            prepare(&r.stream)?;
+            Ok(match r.reopen {
+                Some(reopen) => pods::resume::resuming(name, r.stream, reopen)?,
+                None => LiveStream::tcp(name, r.stream)?,
+            })
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
     let lost = lost
         .into_iter()
         .map(|(node, why)| {
@@ -164,18 +176,19 @@ pub fn follow_through_pods(args: &FollowArgs) -> anyhow::Result<i32> {
 
 /// Reads the agents' streams, stitched, into the chosen output until Ctrl-C,
 /// `--duration`, `--count` or every agent's end.
+/// An agent streams once every hook is attached, which takes a while on a slow machine:
+/// its first read may take [`ATTACHING`]; after its start, [`SILENCE`].
+fn prepare(stream: &TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(ATTACHING))?;
+    stream.set_nodelay(true)
+}
+
 fn read_agents(
     args: &FollowArgs,
-    mut streams: Vec<(String, TcpStream)>,
+    streams: Vec<LiveStream>,
     source: &str,
     lost: Vec<String>,
 ) -> anyhow::Result<i32> {
-    for (_, stream) in &mut streams {
-        // An agent streams once every hook is attached, which takes a while on a slow
-        // machine; after its start, SILENCE.
-        stream.set_read_timeout(Some(ATTACHING))?;
-        stream.set_nodelay(true)?;
-    }
     let merged = Merged::from_streams(streams, SILENCE)?;
     let count = merged.names().len();
     let following = merged

@@ -30,6 +30,7 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
         follow: mut args,
         listen,
         reader_within,
+        resume_within,
     } = args;
     if args.record.is_none() && listen.is_none() {
         return Err(Usage(
@@ -54,9 +55,13 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     run(
         args,
         Role::Agent {
-            stream: listener
-                .as_ref()
-                .map(|listener| Streaming::Listen(listener, reader_within)),
+            stream: listener.as_ref().map(|listener| {
+                Streaming::Listen(Listening {
+                    listener,
+                    reader_within,
+                    resume_within,
+                })
+            }),
         },
     )
 }
@@ -83,11 +88,19 @@ enum Role<'a> {
     Agent { stream: Option<Streaming<'a>> },
 }
 
+/// An agent's listener, and how long it waits for its reader: to come (`--reader-within`)
+/// and to come back (`--resume-within`).
+#[derive(Clone, Copy)]
+struct Listening<'a> {
+    listener: &'a std::net::TcpListener,
+    reader_within: Option<std::time::Duration>,
+    resume_within: Option<std::time::Duration>,
+}
+
 /// Where an agent's stream goes: the first reader that connects, or one connected.
 #[derive(Clone, Copy)]
 enum Streaming<'a> {
-    /// The first reader within the time given, if one is.
-    Listen(&'a std::net::TcpListener, Option<std::time::Duration>),
+    Listen(Listening<'a>),
     Connected(&'a std::net::TcpStream),
 }
 
@@ -251,12 +264,19 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
     let mut recorder = match (&args.record, role) {
         (Some(path), _) => Some(start_recording(path, args.force)?),
         (None, Role::Agent { stream: Some(to) }) => {
-            let connected = match to {
-                Streaming::Listen(listener, within) => accept_reader(listener, within)?,
-                Streaming::Connected(reader) => Some((reader.try_clone()?, reader.peer_addr()?)),
+            let (connected, resumable) = match to {
+                Streaming::Listen(listening) => (
+                    accept_reader(listening.listener, listening.reader_within)?,
+                    listening
+                        .resume_within
+                        .map(|window| (listening.listener, window)),
+                ),
+                Streaming::Connected(reader) => {
+                    (Some((reader.try_clone()?, reader.peer_addr()?)), None)
+                }
             };
             match connected {
-                Some((reader, peer)) => Some(stream_to(reader, peer)?),
+                Some((reader, peer)) => Some(stream_to(reader, peer, resumable)?),
                 // Stopped before any reader came.
                 None => return Ok(crate::exit::SUCCESS),
             }
@@ -472,16 +492,29 @@ fn accept_reader(
     }
 }
 
-/// Streams the session to `reader`.
-fn stream_to(stream: std::net::TcpStream, peer: std::net::SocketAddr) -> anyhow::Result<Recorder> {
+/// Streams the session to `reader`; with `resumable`, one that may come back through the
+/// listener within the window ([`follow::resumable`]).
+fn stream_to(
+    stream: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    resumable: Option<(&std::net::TcpListener, std::time::Duration)>,
+) -> anyhow::Result<Recorder> {
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     // A reader that stops reading (paused, partitioned) must not stall this session: the
     // write fails, and the agent ends as when its reader goes.
     stream.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
     let name = std::path::PathBuf::from(format!("tcp://{peer}"));
-    let recorder = Recorder::streaming(stream, &name, Provenance::here(), HEARTBEAT_NS)
-        .map_err(|e| anyhow::anyhow!("cannot stream to {peer}: {e}"))?;
+    let recorder = match resumable {
+        Some((listener, window)) => Recorder::streaming(
+            follow::resumable::Resumable::new(stream, listener.try_clone()?, window)?,
+            &name,
+            Provenance::here(),
+            HEARTBEAT_NS,
+        ),
+        None => Recorder::streaming(stream, &name, Provenance::here(), HEARTBEAT_NS),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot stream to {peer}: {e}"))?;
     eprintln!("  streaming to {peer}");
     Ok(recorder)
 }

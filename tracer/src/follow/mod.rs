@@ -30,6 +30,7 @@ pub mod node_agent;
 pub mod plan;
 pub mod pods;
 pub mod rediscover;
+pub mod resumable;
 pub mod runs;
 pub mod signals;
 

@@ -19,6 +19,7 @@
 //! backstop; the next session deletes the finished agent Pods it finds. A port-forward
 //! that breaks is that node lost: the others go on.
 
+pub mod resume;
 pub mod spec;
 
 use std::{
@@ -63,19 +64,34 @@ const STUCK: [&str; 6] = [
 #[error("{0}")]
 pub struct CannotStart(pub String);
 
-/// One node's agent, reached: a loopback socket carrying its port-forward.
+/// One node's agent, reached: a loopback socket carrying its port-forward, and how to
+/// open it again should it break (an agent Pod of this session; not a standing agent,
+/// whose session ends with its connection).
 pub struct Reached {
     pub node: String,
     pub pod: String,
     pub stream: TcpStream,
+    pub reopen: Option<resume::Reopen>,
 }
+
+/// A port-forward to open again, from the reading side.
+struct Reopening {
+    pod: String,
+    port: u16,
+    from: u64,
+    reply: mpsc::Sender<anyhow::Result<TcpStream>>,
+}
+
+/// How long opening a broken port-forward again may take.
+const REOPENING: Duration = Duration::from_secs(20);
 
 /// What the Pods' thread reports while it starts them.
 enum Progress {
     Created(String, String),
     /// A node whose standing agent (`tracer deploy`) is used.
     Standing(String, String),
-    Reached(Reached),
+    /// Reached, and whether its stream can be resumed when it breaks.
+    Reached(Reached, bool),
     /// A node whose agent could not be reached: the others go on.
     Lost(String, String),
     Done,
@@ -139,6 +155,7 @@ impl AgentPods {
         };
         let (progress, reports) = mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (reopen, reopenings) = tokio::sync::mpsc::unbounded_channel::<Reopening>();
         let thread = thread::Builder::new()
             .name("agent-pods".to_owned())
             .spawn(move || {
@@ -152,7 +169,7 @@ impl AgentPods {
                         return;
                     }
                 };
-                runtime.block_on(run(plan, progress, stopped));
+                runtime.block_on(run(plan, progress, stopped, reopenings));
             })?;
         let mut started = Started {
             pods: Self {
@@ -181,11 +198,14 @@ impl AgentPods {
                         args.agent_namespace
                     );
                 }
-                Ok(Progress::Reached(r)) => {
+                Ok(Progress::Reached(mut r, resumable)) => {
                     eprintln!(
                         "  node {}: agent Pod {} running, port-forward open",
                         r.node, r.pod
                     );
+                    if resumable {
+                        r.reopen = Some(reopener(reopen.clone(), &r.pod, port));
+                    }
                     started.reached.push(r);
                 }
                 Ok(Progress::Lost(node, why)) => {
@@ -214,10 +234,35 @@ impl Drop for AgentPods {
     }
 }
 
+/// Asks the Pods' thread to open `pod`'s port-forward again from a byte, and waits.
+fn reopener(
+    requests: tokio::sync::mpsc::UnboundedSender<Reopening>,
+    pod: &str,
+    port: u16,
+) -> resume::Reopen {
+    let pod = pod.to_owned();
+    Box::new(move |from| {
+        let (reply, answer) = mpsc::channel();
+        requests
+            .send(Reopening {
+                pod: pod.clone(),
+                port,
+                from,
+                reply,
+            })
+            .map_err(|_| std::io::Error::other("the session is ending"))?;
+        answer
+            .recv_timeout(REOPENING)
+            .map_err(|_| std::io::Error::other("no answer"))?
+            .map_err(|e| std::io::Error::other(format!("{e:#}")))
+    })
+}
+
 async fn run(
     plan: Plan,
     progress: mpsc::Sender<Progress>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
+    mut reopenings: tokio::sync::mpsc::UnboundedReceiver<Reopening>,
 ) {
     let api = match client(plan.kubeconfig.as_deref(), plan.context.as_deref()).await {
         Ok(client) => Api::<core::Pod>::namespaced(client, &plan.namespace),
@@ -274,11 +319,14 @@ async fn run(
                 let message = match reach(api, &name, port, request).await {
                     Ok((stream, carry)) => {
                         tokio::spawn(carry);
-                        Progress::Reached(Reached {
+                        let reached = Reached {
                             node,
                             pod: name,
                             stream,
-                        })
+                            reopen: None,
+                        };
+                        // A standing agent's session ends with its connection.
+                        Progress::Reached(reached, request.is_none())
                     }
                     Err(e) => Progress::Lost(node, format!("{e:#}")),
                 };
@@ -287,6 +335,17 @@ async fn run(
         }))
         .await;
         let _ = progress.send(Progress::Done);
+        // Broken port-forwards opened again, for as long as the session lasts.
+        while let Some(again) = reopenings.recv().await {
+            let resume = format!("resume {}\n", again.from);
+            let reopened = reach(&api, &again.pod, again.port, Some(&resume))
+                .await
+                .map(|(stream, carry)| {
+                    tokio::spawn(carry);
+                    stream
+                });
+            let _ = again.reply.send(reopened);
+        }
         std::future::pending::<()>().await;
     };
     tokio::select! {

@@ -57,7 +57,43 @@ const SAME_EVENT_NS: u64 = 100_000;
 pub const CLOCKS_NOTICE: &str = "clocks set by the packets that crossed: ";
 
 /// What a part is read from: a file, or an agent's stream.
-type Stream = Box<dyn std::io::Read + Send>;
+pub type Stream = Box<dyn std::io::Read + Send>;
+
+/// The socket under an agent's stream: its reads are timed out, and it is closed when the
+/// agent is given up (the agent learns at once that its reader is gone).
+pub trait Socket: Send {
+    fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()>;
+    fn close(&self);
+}
+
+impl Socket for std::net::TcpStream {
+    fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn close(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// One agent's live stream.
+pub struct LiveStream {
+    /// Where it comes from, for messages ("agent 10.0.0.12:7400").
+    pub name: String,
+    pub reader: Stream,
+    pub socket: Box<dyn Socket>,
+}
+
+impl LiveStream {
+    /// A stream read straight from its TCP connection.
+    pub fn tcp(name: String, stream: std::net::TcpStream) -> std::io::Result<Self> {
+        Ok(Self {
+            name,
+            socket: Box::new(stream.try_clone()?),
+            reader: Box::new(stream),
+        })
+    }
+}
 
 /// One recording and what it has contributed so far.
 struct Part {
@@ -76,7 +112,7 @@ struct Part {
     /// It ended by itself (the file's end, or the agent's stream closed).
     ended: bool,
     /// An agent's stream: to time reads out, and to close when given up.
-    socket: Option<std::net::TcpStream>,
+    socket: Option<Box<dyn Socket>>,
     rows: ModelRows,
     topology: Option<Topology>,
     counters: Option<SourceCounters>,
@@ -165,16 +201,20 @@ impl Merged {
     /// Each stream is read with `silence` as its timeout once its start (header and META)
     /// has come, which may take as long as the agent's attaching does.
     pub fn from_streams(
-        streams: Vec<(String, std::net::TcpStream)>,
+        streams: Vec<LiveStream>,
         silence: std::time::Duration,
     ) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
         let mut sockets = Vec::new();
         // An agent whose stream ends before its start is that node lost: the others go on.
         let mut lost = Vec::new();
-        for (name, stream) in streams {
-            let socket = stream.try_clone()?;
-            match Recording::from_reader(Box::new(stream) as Stream, &name) {
+        for LiveStream {
+            name,
+            reader,
+            socket,
+        } in streams
+        {
+            match Recording::from_reader(reader, &name) {
                 Ok(recording) => {
                     sockets.push(socket);
                     sources.push((recording, name));
@@ -437,7 +477,7 @@ impl Merged {
                 for part in &mut self.parts {
                     part.done = true;
                     if let Some(socket) = part.socket.take() {
-                        let _ = socket.shutdown(std::net::Shutdown::Both);
+                        socket.close();
                     }
                 }
             }
@@ -490,7 +530,7 @@ impl Merged {
                     if let Some(socket) = part.socket.take() {
                         // Given up (or drained): its agent learns at once that its reader
                         // is gone.
-                        let _ = socket.shutdown(std::net::Shutdown::Both);
+                        socket.close();
                     }
                     self.advance();
                 }

@@ -39,6 +39,10 @@ pub const SESSION_LABEL: &str = "tracer.dev/session";
 /// by itself).
 const READER_WITHIN: &str = "5m";
 
+/// How long a session's agent goes on while its port-forward is broken, for the reader to
+/// open it again and resume.
+const RESUME_WITHIN: &str = "30s";
+
 /// The capabilities an agent holds, and why: `follow`'s own
 /// ([`crate::caps::FOLLOW_NEEDS`]: BPF, PERFMON, NET_ADMIN, SYS_ADMIN), and what a
 /// container does not have by default that the host's root does.
@@ -115,6 +119,7 @@ pub fn agent_args(args: &FollowArgs, node: &str, port: u16) -> Vec<String> {
     argv.extend(["--node".to_owned(), node.to_owned()]);
     argv.extend(["--listen".to_owned(), format!("127.0.0.1:{port}")]);
     argv.extend(["--reader-within".to_owned(), READER_WITHIN.to_owned()]);
+    argv.extend(["--resume-within".to_owned(), RESUME_WITHIN.to_owned()]);
     if let Some(prefix) = &args.netns_prefix {
         argv.extend(["--netns-prefix".to_owned(), prefix.clone()]);
     }
