@@ -80,9 +80,16 @@ impl Runtime for AgentRuntime {
         let mut log =
             File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let _ = writeln!(log, "$ tracer {}", args.join(" "));
+        // The container's own environment, as a runtime gives it.
+        let own = container
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.name.clone(), e.value.clone()?)));
         let mut child = Command::new(&self.program)
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(own)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(Stdio::piped())

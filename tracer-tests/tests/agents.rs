@@ -578,12 +578,23 @@ fn agent_pods_of_a_killed_follow_end_with_their_reader() {
         return;
     }
     let lab = Lab::up("healthy");
-    let live = Follow::start(&lab, &["nettest", "svc/nginx-test", "--agents"]);
+    // Its agents wait 1 s for a reader that went to come back (30 s by default: an API
+    // server that restarts).
+    let live = Follow::start(
+        &lab,
+        &[
+            "nettest",
+            "svc/nginx-test",
+            "--agents",
+            "--agent-resume-within",
+            "1s",
+        ],
+    );
     // A Service's endpoints are on all three nodes.
     assert_eq!(agent_pods(&lab).len(), 3);
     live.kill();
     // The port-forwards closed with the process: each agent's reader is gone, and it ends
-    // at once (its deadline is the backstop, an hour away).
+    // once it has waited for it to come back (its deadline is the backstop, an hour away).
     tracer_tests::wait_until(
         "the agent Pods end",
         std::time::Duration::from_secs(20),
@@ -849,7 +860,7 @@ fn a_broken_port_forward_is_opened_again_and_the_stream_resumes() {
         std::time::Duration::from_secs(20),
         || {
             live.stderr_so_far()
-                .matches("opened again, resuming at byte")
+                .matches("its port-forward was opened again; the stream resumed at byte")
                 .count()
                 == 2
         },

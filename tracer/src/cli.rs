@@ -174,6 +174,11 @@ pub struct FollowArgs {
     /// before it deletes them (their `activeDeadlineSeconds`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
     pub agent_deadline: Duration,
+    /// How long an agent Pod goes on when its port-forward breaks, for this process to
+    /// open it again and resume its stream where it broke (an API server that restarts);
+    /// also how long an agent of a killed `follow` lingers.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub agent_resume_within: Duration,
     /// How to attach the TC programs: `auto` uses TCX links where this kernel has them
     /// (6.6+) and clsact qdiscs with netlink filters otherwise; `tcx` or `netlink` force one.
     #[arg(long, value_enum, default_value_t = crate::follow::attach::AttachChoice::Auto)]

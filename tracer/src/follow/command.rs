@@ -507,7 +507,12 @@ fn stream_to(
     let name = std::path::PathBuf::from(format!("tcp://{peer}"));
     let recorder = match resumable {
         Some((listener, window)) => Recorder::streaming(
-            follow::resumable::Resumable::new(stream, listener.try_clone()?, window)?,
+            follow::resumable::Resumable::new(
+                stream,
+                listener.try_clone()?,
+                window,
+                std::env::var(follow::resumable::RESUME_TOKEN_ENV).ok(),
+            )?,
             &name,
             Provenance::here(),
             HEARTBEAT_NS,

@@ -17,7 +17,9 @@
 //! If it is killed, the port-forwards close, each agent's reader is gone and it ends; an
 //! agent whose reader never came ends after a few minutes; `activeDeadlineSeconds` is the
 //! backstop; the next session deletes the finished agent Pods it finds. A port-forward
-//! that breaks is that node lost: the others go on.
+//! that breaks is opened again, and the agent's stream resumes where it broke
+//! ([`resume`], [`crate::follow::resumable`]); one that cannot be is that node lost: the
+//! others go on.
 
 pub mod resume;
 pub mod spec;
@@ -78,12 +80,21 @@ pub struct Reached {
 struct Reopening {
     pod: String,
     port: u16,
-    from: u64,
-    reply: mpsc::Sender<anyhow::Result<TcpStream>>,
+    /// The line that asks the agent for the rest (`resume TOKEN N`).
+    request: String,
+    reply: mpsc::Sender<Result<TcpStream, Reopened>>,
 }
 
-/// How long opening a broken port-forward again may take.
-const REOPENING: Duration = Duration::from_secs(20);
+/// Why a port-forward could not be opened again.
+enum Reopened {
+    /// Its Pod has ended: trying again is no use.
+    Gone(String),
+    /// The API or the kubelet did not answer: worth trying again.
+    NotNow(String),
+}
+
+/// How long one attempt at opening a broken port-forward may take.
+const REOPEN_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// What the Pods' thread reports while it starts them.
 enum Progress {
@@ -141,13 +152,14 @@ impl AgentPods {
             std::process::id() & 0xFFFF
         );
         let port = spec::session_port(&session);
+        let token = random_token()?;
         let plan = Plan {
             kubeconfig: args.kubeconfig.clone(),
             context: args.context.clone(),
             namespace: args.agent_namespace.clone(),
             pods: nodes
                 .iter()
-                .map(|node| spec::agent_pod(args, node, &session, port))
+                .map(|node| spec::agent_pod(args, node, &session, port, &token))
                 .collect(),
             session,
             port,
@@ -204,7 +216,13 @@ impl AgentPods {
                         r.node, r.pod
                     );
                     if resumable {
-                        r.reopen = Some(reopener(reopen.clone(), &r.pod, port));
+                        r.reopen = Some(reopener(
+                            reopen.clone(),
+                            &r.pod,
+                            port,
+                            token.clone(),
+                            args.agent_resume_within,
+                        ));
                     }
                     started.reached.push(r);
                 }
@@ -235,27 +253,79 @@ impl Drop for AgentPods {
 }
 
 /// Asks the Pods' thread to open `pod`'s port-forward again from a byte, and waits.
+/// A session's secret: 128 random bits, in hex.
+fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Tries again, with growing pauses, while the agent waits: an API server that restarts
+/// takes a few seconds to answer again. Each wait is cut short by Ctrl-C.
 fn reopener(
     requests: tokio::sync::mpsc::UnboundedSender<Reopening>,
     pod: &str,
     port: u16,
+    token: String,
+    within: Duration,
 ) -> resume::Reopen {
     let pod = pod.to_owned();
     Box::new(move |from| {
-        let (reply, answer) = mpsc::channel();
-        requests
-            .send(Reopening {
-                pod: pod.clone(),
-                port,
-                from,
-                reply,
-            })
-            .map_err(|_| std::io::Error::other("the session is ending"))?;
-        answer
-            .recv_timeout(REOPENING)
-            .map_err(|_| std::io::Error::other("no answer"))?
-            .map_err(|e| std::io::Error::other(format!("{e:#}")))
+        // Within the agents' resume window (`--agent-resume-within`).
+        let until = Instant::now() + within;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let (reply, answer) = mpsc::channel();
+            requests
+                .send(Reopening {
+                    pod: pod.clone(),
+                    port,
+                    request: format!("resume {token} {from}\n"),
+                    reply,
+                })
+                .map_err(|_| std::io::Error::other("the session is ending"))?;
+            let why = loop {
+                if super::stop_requested() {
+                    return Err(std::io::Error::other("stopping"));
+                }
+                match answer.recv_timeout(POLL) {
+                    Ok(Ok(stream)) => return Ok(stream),
+                    Ok(Err(Reopened::Gone(why))) => return Err(std::io::Error::other(why)),
+                    Ok(Err(Reopened::NotNow(why))) => break why,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break "no answer".to_owned(),
+                }
+            };
+            if Instant::now() + pause >= until {
+                return Err(std::io::Error::other(why));
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
     })
+}
+
+/// One attempt at opening a broken port-forward again: the Pod must still be ready (no
+/// waiting for it to start, as at first).
+async fn reopen_once(
+    api: &Api<core::Pod>,
+    pod: &str,
+    port: u16,
+    request: &str,
+) -> Result<TcpStream, Reopened> {
+    let not_now = |e: &dyn std::fmt::Display| Reopened::NotNow(e.to_string());
+    let found = api.get(pod).await.map_err(|e| not_now(&e))?;
+    if let Some(why) = found.status.as_ref().and_then(|s| will_not_start(pod, s)) {
+        return Err(Reopened::Gone(why));
+    }
+    if !is_ready(found.status.as_ref()) {
+        return Err(Reopened::NotNow(format!("its Pod {pod} is not ready")));
+    }
+    let (stream, carry) = forward(api, pod, port, Some(request))
+        .await
+        .map_err(|e| not_now(&format!("{e:#}")))?;
+    tokio::spawn(carry);
+    Ok(stream)
 }
 
 async fn run(
@@ -335,16 +405,18 @@ async fn run(
         }))
         .await;
         let _ = progress.send(Progress::Done);
-        // Broken port-forwards opened again, for as long as the session lasts.
+        // Broken port-forwards opened again, for as long as the session lasts: each on its
+        // own, so that one slow to answer holds up no other.
+        let api = std::sync::Arc::new(api.clone());
         while let Some(again) = reopenings.recv().await {
-            let resume = format!("resume {}\n", again.from);
-            let reopened = reach(&api, &again.pod, again.port, Some(&resume))
-                .await
-                .map(|(stream, carry)| {
-                    tokio::spawn(carry);
-                    stream
-                });
-            let _ = again.reply.send(reopened);
+            let api = api.clone();
+            tokio::spawn(async move {
+                let attempt = reopen_once(&api, &again.pod, again.port, &again.request);
+                let reopened = tokio::time::timeout(REOPEN_ATTEMPT, attempt)
+                    .await
+                    .unwrap_or_else(|_| Err(Reopened::NotNow("no answer in time".to_owned())));
+                let _ = again.reply.send(reopened);
+            });
         }
         std::future::pending::<()>().await;
     };
@@ -468,11 +540,17 @@ async fn reach(
     port: u16,
     request: Option<&str>,
 ) -> anyhow::Result<(TcpStream, impl Future<Output = ()> + use<>)> {
+    wait_ready(api, name).await?;
+    forward(api, name, port, request).await
+}
+
+/// Waits for the Pod to be ready, or for a reason it will not be.
+async fn wait_ready(api: &Api<core::Pod>, name: &str) -> anyhow::Result<()> {
     let until = Instant::now() + STARTING;
     loop {
         let pod = api.get(name).await.context("read the agent Pod")?;
         if is_ready(pod.status.as_ref()) {
-            break;
+            return Ok(());
         }
         if let Some(why) = pod.status.as_ref().and_then(|s| will_not_start(name, s)) {
             anyhow::bail!(why);
@@ -485,6 +563,16 @@ async fn reach(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Opens the Pod's port-forward (and sends `request` on it) and carries it over a loopback
+/// socket pair; returns this process's end and the future that carries the bytes.
+async fn forward(
+    api: &Api<core::Pod>,
+    name: &str,
+    port: u16,
+    request: Option<&str>,
+) -> anyhow::Result<(TcpStream, impl Future<Output = ()> + use<>)> {
     let mut forwarder = api
         .portforward(name, &[port])
         .await

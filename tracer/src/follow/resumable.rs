@@ -2,10 +2,14 @@
 //! --resume-within D`): what was sent is kept (the last [`KEPT`] bytes), and when the
 //! reader's connection breaks — an API server restarted under its port-forward, a proxy
 //! dropped it — the session goes on while the agent waits up to D for the reader to come
-//! back. The reader connects again and sends `resume N\n`, N being how many bytes of the
-//! stream it had; the agent sends the rest from there, and the recording reader on the
-//! other side never notices. A reader that asks for bytes no longer kept is refused; no
-//! reader within D ends the session, as a reader that goes does without this.
+//! back. The reader connects again and sends `resume TOKEN N\n`, N being how many bytes of
+//! the stream it had and TOKEN the session's secret ([`RESUME_TOKEN_ENV`], from the Pod's
+//! environment: on a node's loopback, any process could connect); the agent sends the
+//! rest from there, and the recording reader on the other side never notices. A reader
+//! may also come back before the agent noticed the break (a connection that went silent
+//! without a reset): it replaces the old connection. A reader that asks for bytes no
+//! longer kept, or without the token, is refused; no reader within D ends the session, as
+//! a reader that goes does without this.
 
 use std::{
     collections::VecDeque,
@@ -16,8 +20,12 @@ use std::{
 
 use crate::record::writer::Output;
 
-/// How much of the stream is kept for a reader that comes back.
-const KEPT: usize = 64 * 1024 * 1024;
+/// How much of the stream is kept for a reader that comes back (about half a minute of a
+/// busy node's stream).
+const KEPT: usize = 32 * 1024 * 1024;
+
+/// The environment variable that holds a session's resume token.
+pub const RESUME_TOKEN_ENV: &str = "TRACER_RESUME_TOKEN";
 /// How long a reader that came back may take to say where it resumes.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// A reader that stops reading this long is taken for gone.
@@ -34,10 +42,16 @@ pub struct Resumable {
     /// When the reader's connection broke.
     lost_at: Option<Instant>,
     window: Duration,
+    token: Option<String>,
 }
 
 impl Resumable {
-    pub fn new(stream: TcpStream, listener: TcpListener, window: Duration) -> io::Result<Self> {
+    pub fn new(
+        stream: TcpStream,
+        listener: TcpListener,
+        window: Duration,
+        token: Option<String>,
+    ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         Ok(Self {
@@ -48,17 +62,21 @@ impl Resumable {
             sent: 0,
             lost_at: None,
             window,
+            token,
         })
     }
 
     fn keep(&mut self, bytes: &[u8]) {
-        self.kept.extend(bytes);
         self.sent += bytes.len() as u64;
-        let over = self.kept.len().saturating_sub(KEPT);
-        if over > 0 {
-            self.kept.drain(..over);
-            self.kept_from += over as u64;
+        // Room is made first: the buffer never grows past what is kept.
+        let bytes = &bytes[bytes.len().saturating_sub(KEPT)..];
+        let over = (self.kept.len() + bytes.len()).saturating_sub(KEPT);
+        self.kept.drain(..over);
+        if self.kept.capacity() < KEPT {
+            self.kept.reserve_exact(KEPT - self.kept.len());
         }
+        self.kept.extend(bytes);
+        self.kept_from = self.sent - self.kept.len() as u64;
     }
 
     fn lose(&mut self, why: &io::Error) {
@@ -70,11 +88,9 @@ impl Resumable {
         );
     }
 
-    /// While the reader is away: takes one that came back, or says that none came in time.
-    fn await_reader(&mut self) -> io::Result<()> {
-        let Some(lost_at) = self.lost_at else {
-            return Ok(());
-        };
+    /// Takes a reader that came back (also one that came back before its old connection
+    /// was found broken); says whether one did, or that none came in time.
+    fn take_returning_reader(&mut self) -> io::Result<bool> {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
@@ -84,12 +100,15 @@ impl Resumable {
                     }
                     eprintln!("  the reader is back ({peer}): resumed");
                     self.lost_at = None;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
+        let Some(lost_at) = self.lost_at else {
+            return Ok(false);
+        };
         if lost_at.elapsed() >= self.window {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -99,7 +118,7 @@ impl Resumable {
                 ),
             ));
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Reads `resume N` and sends the stream from byte N.
@@ -110,11 +129,18 @@ impl Resumable {
         stream.set_nodelay(true)?;
         let mut line = String::new();
         BufReader::new(io::Read::take(&stream, 64)).read_line(&mut line)?;
-        let from: u64 = line
-            .trim()
-            .strip_prefix("resume ")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not `resume N`"))?;
+        let mut words = line.split_whitespace();
+        let asked = match (&self.token, words.next(), words.next(), words.next()) {
+            (None, Some("resume"), Some(n), None) => n.parse().ok(),
+            (Some(token), Some("resume"), Some(given), Some(n)) if given == token => n.parse().ok(),
+            _ => None,
+        };
+        let from: u64 = asked.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not `resume TOKEN N` with this session's token",
+            )
+        })?;
         if from < self.kept_from || from > self.sent {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -142,9 +168,8 @@ impl Write for Resumable {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let away = self.stream.is_none();
         self.keep(buf);
-        self.await_reader()?;
-        // A reader back from away got these bytes with the rest of what was kept.
-        if away {
+        // A reader that came back got these bytes with the rest of what was kept.
+        if self.take_returning_reader()? || away {
             return Ok(buf.len());
         }
         if let Some(stream) = &mut self.stream
@@ -176,7 +201,7 @@ impl Output for Resumable {
                     "stopped while the reader was away",
                 ));
             }
-            self.await_reader()?;
+            self.take_returning_reader()?;
             std::thread::sleep(Duration::from_millis(50));
         }
         if let Some(stream) = &mut self.stream {
@@ -204,6 +229,7 @@ mod tests {
             served,
             listener.try_clone().unwrap(),
             Duration::from_secs(5),
+            None,
         )
         .unwrap();
         out.write_all(b"0123456789").unwrap();
@@ -236,6 +262,40 @@ mod tests {
     }
 
     #[test]
+    fn only_a_reader_with_the_sessions_token_may_resume() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let first = TcpStream::connect(address).unwrap();
+        let (served, _) = listener.accept().unwrap();
+        let mut out = Resumable::new(
+            served,
+            listener.try_clone().unwrap(),
+            Duration::from_secs(5),
+            Some("s3cret".to_owned()),
+        )
+        .unwrap();
+        out.write_all(b"abc").unwrap();
+        // Comes while the first reader is still there: it would take its place.
+        let mut thief = TcpStream::connect(address).unwrap();
+        thief.write_all(b"resume 0\n").unwrap();
+        let mut wrong = TcpStream::connect(address).unwrap();
+        wrong.write_all(b"resume nope 0\n").unwrap();
+        let mut owner = TcpStream::connect(address).unwrap();
+        owner.write_all(b"resume s3cret 1\n").unwrap();
+        out.write_all(b"d").unwrap();
+        out.persist().unwrap();
+        let mut got = String::new();
+        owner.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "bcd");
+        for mut refused in [thief, wrong] {
+            let mut rest = Vec::new();
+            let _ = refused.read_to_end(&mut rest);
+            assert!(rest.is_empty());
+        }
+        drop(first);
+    }
+
+    #[test]
     fn a_reader_asking_for_bytes_not_kept_is_refused_and_none_in_time_ends_it() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
@@ -245,6 +305,7 @@ mod tests {
             served,
             listener.try_clone().unwrap(),
             Duration::from_millis(300),
+            None,
         )
         .unwrap();
         out.write_all(b"abc").unwrap();

@@ -64,6 +64,10 @@ pub type Stream = Box<dyn std::io::Read + Send>;
 pub trait Socket: Send {
     fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()>;
     fn close(&self);
+    /// What happened to it that the session should say (a connection opened again).
+    fn news(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Socket for std::net::TcpStream {
@@ -297,6 +301,8 @@ impl Merged {
         let mut session = first.clone();
         session.wall_offset_ns = earliest;
         session.node = None;
+        // Each source's own, in `sources`.
+        session.attached = None;
         if boots.len() > 1 {
             session.boot_id = None;
         }
@@ -499,7 +505,14 @@ impl Merged {
                 self.hand_on(self.handed_until.max(last));
                 continue;
             };
-            match self.parts[i].recording.next_input() {
+            let read = self.parts[i].recording.next_input();
+            if let Some(socket) = &self.parts[i].socket {
+                for text in socket.news() {
+                    let at_ns = self.parts[i].read_until.unwrap_or(self.handed_until);
+                    self.queue.push_back(Input::Notice { at_ns, text });
+                }
+            }
+            match read {
                 Some(input) => self.take(i, input),
                 None => {
                     let part = &mut self.parts[i];

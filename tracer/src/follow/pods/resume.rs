@@ -1,8 +1,10 @@
 //! The reading side of a resumable agent stream ([`crate::follow::resumable`]): when the
 //! port-forward under an agent Pod's stream breaks, it is opened again and the agent asked
 //! for the stream from the byte this side had (`resume N`). The recording reader above
-//! reads one unbroken stream. A reopened stream that gives nothing (the agent has ended,
-//! or no longer keeps those bytes) ends the stream, as a break did before.
+//! reads one unbroken stream. A stream that falls silent in its middle is taken for broken
+//! too (a connection can go without a reset). A reopened stream that gives nothing (the
+//! agent has ended, or no longer keeps those bytes) ends the stream, as a break did
+//! before. What happens is said through the merge, as notices.
 
 use std::{
     io::{self, Read},
@@ -18,11 +20,22 @@ use crate::replay::merge::{LiveStream, Socket};
 /// Opens the port-forward again and asks for the stream from byte N.
 pub type Reopen = Box<dyn FnMut(u64) -> io::Result<TcpStream> + Send>;
 
-/// The socket currently under the stream, and whether this side closed it.
+/// The socket currently under the stream, whether this side closed it, and what happened
+/// to it that the session should say.
 #[derive(Clone)]
 struct Current {
     socket: Arc<Mutex<TcpStream>>,
     closed: Arc<AtomicBool>,
+    news: Arc<Mutex<Vec<String>>>,
+}
+
+impl Current {
+    fn say(&self, text: String) {
+        self.news
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(text);
+    }
 }
 
 impl Socket for Current {
@@ -41,6 +54,10 @@ impl Socket for Current {
             .unwrap_or_else(PoisonError::into_inner)
             .shutdown(std::net::Shutdown::Both);
     }
+
+    fn news(&self) -> Vec<String> {
+        std::mem::take(&mut *self.news.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 struct Resuming {
@@ -50,34 +67,53 @@ struct Resuming {
     /// Bytes read so far: where a reopened stream resumes.
     consumed: u64,
     reopen: Reopen,
-    /// Nothing was read since the last reopening.
+    /// Nothing was read since the last reopening: a reopened stream that gives nothing
+    /// (its agent ended, or keeps those bytes no longer) is not reopened again.
     fresh: bool,
+    /// Reopened, and nothing read since: said once the first bytes come.
+    resuming: bool,
 }
 
 impl Read for Resuming {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
             let broke = match self.reading.read(buf) {
-                Ok(0) => None,
+                Ok(0) => io::Error::new(io::ErrorKind::UnexpectedEof, "closed"),
                 Ok(n) => {
                     self.consumed += n as u64;
                     self.fresh = false;
+                    if std::mem::take(&mut self.resuming) {
+                        self.current.say(format!(
+                            "{}: its port-forward was opened again; the stream resumed at byte {}",
+                            self.name,
+                            self.consumed - n as u64
+                        ));
+                    }
                     return Ok(n);
                 }
-                // Silence is for the merge to judge.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Silence before the stream began, or again after reopening: for the merge
+                // to judge. Silence in the middle of it: a connection that may have gone
+                // without a word (a partition), reopened like one that broke.
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
+                    ) && (self.fresh || self.consumed == 0) =>
                 {
                     return Err(e);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Some(e),
+                Err(e) => e,
             };
             if self.current.closed.load(Ordering::Relaxed) || self.fresh {
-                return broke.map_or(Ok(0), Err);
+                return if broke.kind() == io::ErrorKind::UnexpectedEof {
+                    Ok(0)
+                } else {
+                    Err(broke)
+                };
             }
             let timeout = self.reading.read_timeout().ok().flatten();
             match (self.reopen)(self.consumed) {
@@ -90,17 +126,19 @@ impl Read for Resuming {
                         .unwrap_or_else(PoisonError::into_inner) = stream.try_clone()?;
                     self.reading = stream;
                     self.fresh = true;
-                    eprintln!(
-                        "  {}: its port-forward broke; opened again, resuming at byte {}",
-                        self.name, self.consumed
-                    );
+                    self.resuming = true;
+                    // Closed while it was being reopened: the new one goes too.
+                    if self.current.closed.load(Ordering::Relaxed) {
+                        let _ = self.reading.shutdown(std::net::Shutdown::Both);
+                        return Ok(0);
+                    }
                 }
                 Err(e) => {
-                    eprintln!(
-                        "  {}: its port-forward broke and could not be opened again: {e}",
+                    self.current.say(format!(
+                        "{}: its port-forward broke ({broke}) and could not be opened again: {e}",
                         self.name
-                    );
-                    return broke.map_or(Ok(0), Err);
+                    ));
+                    return Ok(0);
                 }
             }
         }
@@ -112,6 +150,7 @@ pub fn resuming(name: String, stream: TcpStream, reopen: Reopen) -> io::Result<L
     let current = Current {
         socket: Arc::new(Mutex::new(stream.try_clone()?)),
         closed: Arc::new(AtomicBool::new(false)),
+        news: Arc::new(Mutex::new(Vec::new())),
     };
     Ok(LiveStream {
         name: name.clone(),
@@ -123,6 +162,7 @@ pub fn resuming(name: String, stream: TcpStream, reopen: Reopen) -> io::Result<L
             consumed: 0,
             reopen,
             fresh: false,
+            resuming: false,
         }),
     })
 }

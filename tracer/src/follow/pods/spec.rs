@@ -39,10 +39,6 @@ pub const SESSION_LABEL: &str = "tracer.dev/session";
 /// by itself).
 const READER_WITHIN: &str = "5m";
 
-/// How long a session's agent goes on while its port-forward is broken, for the reader to
-/// open it again and resume.
-const RESUME_WITHIN: &str = "30s";
-
 /// The capabilities an agent holds, and why: `follow`'s own
 /// ([`crate::caps::FOLLOW_NEEDS`]: BPF, PERFMON, NET_ADMIN, SYS_ADMIN), and what a
 /// container does not have by default that the host's root does.
@@ -119,7 +115,10 @@ pub fn agent_args(args: &FollowArgs, node: &str, port: u16) -> Vec<String> {
     argv.extend(["--node".to_owned(), node.to_owned()]);
     argv.extend(["--listen".to_owned(), format!("127.0.0.1:{port}")]);
     argv.extend(["--reader-within".to_owned(), READER_WITHIN.to_owned()]);
-    argv.extend(["--resume-within".to_owned(), RESUME_WITHIN.to_owned()]);
+    argv.extend([
+        "--resume-within".to_owned(),
+        format!("{}ms", args.agent_resume_within.as_millis()),
+    ]);
     if let Some(prefix) = &args.netns_prefix {
         argv.extend(["--netns-prefix".to_owned(), prefix.clone()]);
     }
@@ -252,9 +251,23 @@ pub fn agent_spec(image: &str, args: Vec<String>) -> core::PodSpec {
     }
 }
 
-/// The agent Pod for `node`, listening on `port`.
-pub fn agent_pod(args: &FollowArgs, node: &str, session: &str, port: u16) -> core::Pod {
+/// The agent Pod for `node`, listening on `port`; `token` is the session's secret that a
+/// reader coming back presents ([`crate::follow::resumable`]).
+pub fn agent_pod(
+    args: &FollowArgs,
+    node: &str,
+    session: &str,
+    port: u16,
+    token: &str,
+) -> core::Pod {
     let mut spec = agent_spec(&args.agent_image, agent_args(args, node, port));
+    // In the environment, not the arguments: a node's processes can read each other's
+    // command lines, not their environments.
+    spec.containers[0].env = Some(vec![core::EnvVar {
+        name: crate::follow::resumable::RESUME_TOKEN_ENV.to_owned(),
+        value: Some(token.to_owned()),
+        ..Default::default()
+    }]);
     spec.node_name = Some(node.to_owned());
     spec.restart_policy = Some("Never".to_owned());
     spec.active_deadline_seconds = i64::try_from(args.agent_deadline.as_secs().max(1)).ok();
