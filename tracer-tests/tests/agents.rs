@@ -200,6 +200,35 @@ fn assert_each_node_alone_sees_only_itself(alone: &[(String, Vec<Value>)]) {
     }
 }
 
+/// The seed's incident, told across nodes: every reply dies on cpu1 for want of a route to
+/// cpu2's Pod block, and every request is one journey of cpu2's and cpu1's hops.
+fn assert_the_seed_incident(journeys: &[Value]) {
+    let of = |summary: &str| -> Vec<&Value> {
+        journeys
+            .iter()
+            .filter(|j| j["summary"] == summary)
+            .collect()
+    };
+    let replies = of("echo-reply");
+    assert!(!replies.is_empty(), "{journeys:#?}");
+    for reply in &replies {
+        assert_eq!(reply["verdict"], "dropped", "{reply:#}");
+        assert_eq!(reply["drop"]["node"], "cpu1");
+        let hint = reply["drop"]["hint"].as_str().unwrap();
+        assert!(hint.contains("10.244.102.128/26"), "{hint}");
+    }
+    let requests = of("echo-request");
+    assert!(!requests.is_empty(), "{journeys:#?}");
+    for request in requests {
+        assert_eq!(request["verdict"], "delivered", "{request:#}");
+        let seen = nodes_of(request);
+        assert!(
+            seen.contains("cpu1") && seen.contains("cpu2"),
+            "one journey of cpu2's and cpu1's hops: {seen:?}"
+        );
+    }
+}
+
 #[test]
 fn the_seed_incident_from_three_node_recordings_stitched() {
     if !require_root() {
@@ -222,30 +251,7 @@ fn the_seed_incident_from_three_node_recordings_stitched() {
     );
     assert_same_journeys(&whole, &stitched);
     assert_each_node_alone_sees_only_itself(&alone);
-    let replies: Vec<&Value> = stitched
-        .iter()
-        .filter(|j| j["summary"] == "echo-reply")
-        .collect();
-    assert!(!replies.is_empty(), "{stitched:#?}");
-    for reply in &replies {
-        assert_eq!(reply["verdict"], "dropped", "{reply:#}");
-        assert_eq!(reply["drop"]["node"], "cpu1");
-        let hint = reply["drop"]["hint"].as_str().unwrap();
-        assert!(hint.contains("10.244.102.128/26"), "{hint}");
-    }
-    let requests: Vec<&Value> = stitched
-        .iter()
-        .filter(|j| j["summary"] == "echo-request")
-        .collect();
-    assert!(!requests.is_empty(), "{stitched:#?}");
-    for request in requests {
-        assert_eq!(request["verdict"], "delivered", "{request:#}");
-        let seen = nodes_of(request);
-        assert!(
-            seen.contains("cpu1") && seen.contains("cpu2"),
-            "one journey from cpu2's and cpu1's recordings: {seen:?}"
-        );
-    }
+    assert_the_seed_incident(&stitched);
 }
 
 #[test]
@@ -544,30 +550,8 @@ fn follow_agents_runs_an_agent_pod_per_node_crossed_and_deletes_them() {
     assert!(!lab.ping("pod-nettest", "10.244.184.84"));
     let (text, stderr) = live.stop_raw();
     let journeys = tracer_tests::follow::journeys_of(&text);
-    let replies: Vec<&Value> = journeys
-        .iter()
-        .filter(|j| j["summary"] == "echo-reply")
-        .collect();
-    assert!(!replies.is_empty(), "{stderr}\n{journeys:#?}");
-    for reply in &replies {
-        assert_eq!(reply["verdict"], "dropped", "{reply:#}");
-        assert_eq!(reply["drop"]["node"], "cpu1");
-        let hint = reply["drop"]["hint"].as_str().unwrap();
-        assert!(hint.contains("10.244.102.128/26"), "{hint}");
-    }
-    let requests: Vec<&Value> = journeys
-        .iter()
-        .filter(|j| j["summary"] == "echo-request")
-        .collect();
-    assert!(!requests.is_empty(), "{journeys:#?}");
-    for request in requests {
-        assert_eq!(request["verdict"], "delivered", "{request:#}");
-        let seen = nodes_of(request);
-        assert!(
-            seen.contains("cpu1") && seen.contains("cpu2"),
-            "one journey from cpu2's and cpu1's agents: {seen:?}"
-        );
-    }
+    assert!(!journeys.is_empty(), "{stderr}");
+    assert_the_seed_incident(&journeys);
     // Deleted before follow ended.
     assert_eq!(agent_pods(&lab), vec![], "{stderr}");
 }

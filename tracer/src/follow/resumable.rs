@@ -217,21 +217,25 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    /// A stream broken mid-way is resumed from the byte the reader had, and the reader
-    /// reads it whole.
-    #[test]
-    fn a_reader_that_comes_back_gets_the_rest_from_its_byte() {
+    /// A stream being served to its first reader: (the reader's end, the agent's output,
+    /// where a returning reader connects).
+    fn streaming(
+        window: Duration,
+        token: Option<String>,
+    ) -> (TcpStream, Resumable, std::net::SocketAddr) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let first = TcpStream::connect(address).unwrap();
         let (served, _) = listener.accept().unwrap();
-        let mut out = Resumable::new(
-            served,
-            listener.try_clone().unwrap(),
-            Duration::from_secs(5),
-            None,
-        )
-        .unwrap();
+        let out = Resumable::new(served, listener, window, token).unwrap();
+        (first, out, address)
+    }
+
+    /// A stream broken mid-way is resumed from the byte the reader had, and the reader
+    /// reads it whole.
+    #[test]
+    fn a_reader_that_comes_back_gets_the_rest_from_its_byte() {
+        let (first, mut out, address) = streaming(Duration::from_secs(5), None);
         out.write_all(b"0123456789").unwrap();
         let mut got = vec![0u8; 4];
         (&first).read_exact(&mut got).unwrap();
@@ -263,17 +267,8 @@ mod tests {
 
     #[test]
     fn only_a_reader_with_the_sessions_token_may_resume() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        let first = TcpStream::connect(address).unwrap();
-        let (served, _) = listener.accept().unwrap();
-        let mut out = Resumable::new(
-            served,
-            listener.try_clone().unwrap(),
-            Duration::from_secs(5),
-            Some("s3cret".to_owned()),
-        )
-        .unwrap();
+        let (first, mut out, address) =
+            streaming(Duration::from_secs(5), Some("s3cret".to_owned()));
         out.write_all(b"abc").unwrap();
         // Comes while the first reader is still there: it would take its place.
         let mut thief = TcpStream::connect(address).unwrap();
@@ -297,17 +292,7 @@ mod tests {
 
     #[test]
     fn a_reader_asking_for_bytes_not_kept_is_refused_and_none_in_time_ends_it() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        let first = TcpStream::connect(address).unwrap();
-        let (served, _) = listener.accept().unwrap();
-        let mut out = Resumable::new(
-            served,
-            listener.try_clone().unwrap(),
-            Duration::from_millis(300),
-            None,
-        )
-        .unwrap();
+        let (first, mut out, address) = streaming(Duration::from_millis(300), None);
         out.write_all(b"abc").unwrap();
         drop(first);
         let started = Instant::now();
