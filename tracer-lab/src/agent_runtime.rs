@@ -80,12 +80,27 @@ impl Runtime for AgentRuntime {
         let mut log =
             File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let _ = writeln!(log, "$ tracer {}", args.join(" "));
-        // The container's own environment, as a runtime gives it.
-        let own = container
+        // The container's own environment, as a runtime gives it, with the downward API's
+        // fields of the Pod itself.
+        let field = |path: &str| match path {
+            "metadata.name" => pod.metadata.name.clone(),
+            "metadata.namespace" => pod.metadata.namespace.clone(),
+            "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            _ => None,
+        };
+        let own: Vec<(String, String)> = container
             .env
             .iter()
             .flatten()
-            .filter_map(|e| Some((e.name.clone(), e.value.clone()?)));
+            .filter_map(|e| {
+                let value = match (&e.value, &e.value_from) {
+                    (Some(value), _) => Some(value.clone()),
+                    (None, Some(from)) => field(&from.field_ref.as_ref()?.field_path),
+                    (None, None) => None,
+                };
+                Some((e.name.clone(), value?))
+            })
+            .collect();
         let mut child = Command::new(&self.program)
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

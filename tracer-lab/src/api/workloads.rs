@@ -201,11 +201,20 @@ impl Workloads {
     }
 
     /// Stops and removes a created Pod; `None` when there is none of that name.
+    /// The container is stopped afterwards, as the kubelet does once the API server has
+    /// answered: a Pod may delete itself without waiting for its own end.
     pub fn delete(&self, namespace: &str, name: &str) -> Option<core::Pod> {
         let key = (namespace.to_owned(), name.to_owned());
-        let mut workload = self.lock().remove(&key)?;
-        if let Some(container) = &mut workload.container {
-            container.stop();
+        let workload = self.lock().remove(&key)?;
+        if let Some(mut container) = workload.container {
+            // Asked at once; waited for (and killed if need be) on a thread of its own.
+            container.terminate();
+            let stopping = std::thread::Builder::new()
+                .name("lab-pod-stop".to_owned())
+                .spawn(move || container.stop());
+            if let Err(e) = stopping {
+                eprintln!("lab API: cannot wait for Pod {namespace}/{name} to stop: {e}");
+            }
         }
         Some(workload.pod)
     }

@@ -52,7 +52,8 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
         })
         .transpose()?;
-    run(
+    let (kubeconfig, context) = (args.kubeconfig.clone(), args.context.clone());
+    let code = run(
         args,
         Role::Agent {
             stream: listener.as_ref().map(|listener| {
@@ -63,7 +64,9 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
                 })
             }),
         },
-    )
+    );
+    follow::pods::delete_own_pod(kubeconfig.as_deref(), context.as_deref());
+    code
 }
 
 /// One session of `tracer node-agent`, streamed to the reader that asked for it.

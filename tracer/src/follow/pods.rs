@@ -37,8 +37,8 @@ use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 pub use spec::{
-    CAPABILITIES, DEFAULT_IMAGE, NAME_LABEL, NODE_AGENT_LABEL, NODE_AGENT_PORT, SESSION_LABEL,
-    agent_spec, daemon_set, involved_nodes,
+    CAPABILITIES, DEFAULT_IMAGE, NAME_LABEL, NODE_AGENT_LABEL, NODE_AGENT_PORT, POD_NAME_ENV,
+    POD_NAMESPACE_ENV, SESSION_LABEL, agent_spec, daemon_set, involved_nodes,
 };
 
 use crate::cli::FollowArgs;
@@ -427,6 +427,43 @@ async fn run(
     // The session's Pods, also one whose creation was under way at the stop; standing
     // agents stay.
     let _ = tokio::time::timeout(DELETING, delete_session(&api, &plan.session)).await;
+}
+
+/// An agent Pod of a session deletes itself when its agent ends: its reader is gone (a
+/// `follow` that was killed leaves no Pod behind), or the session ended and `follow`
+/// deletes it anyway. Standing agents have no such name and stay. Bounded: an API that
+/// does not answer leaves the Pod to its deadline.
+pub fn delete_own_pod(kubeconfig: Option<&std::path::Path>, context: Option<&str>) {
+    let (Ok(name), Ok(namespace)) = (
+        std::env::var(POD_NAME_ENV),
+        std::env::var(POD_NAMESPACE_ENV),
+    ) else {
+        return;
+    };
+    let deleting = async {
+        let client = client(kubeconfig, context).await?;
+        Api::<core::Pod>::namespaced(client, &namespace)
+            .delete(&name, &DeleteParams::default())
+            .await?;
+        anyhow::Ok(())
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                tokio::time::timeout(DELETING, deleting)
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer in time")))
+            })
+        });
+    match outcome {
+        Ok(()) => eprintln!("  deleted this agent's Pod {namespace}/{name}"),
+        // Already deleted by the `follow` that made it.
+        Err(e) if format!("{e:#}").contains("NotFound") => {}
+        Err(e) => eprintln!("  could not delete this agent's Pod {namespace}/{name}: {e:#}"),
+    }
 }
 
 async fn client(

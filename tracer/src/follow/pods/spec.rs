@@ -33,6 +33,9 @@ pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "tracer-agent");
 pub const NODE_AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "tracer-node-agent");
 /// Which `follow` made the Pod.
 pub const SESSION_LABEL: &str = "tracer.dev/session";
+/// An agent Pod's own name and namespace (the downward API), for it to delete itself.
+pub const POD_NAME_ENV: &str = "TRACER_POD_NAME";
+pub const POD_NAMESPACE_ENV: &str = "TRACER_POD_NAMESPACE";
 
 /// How long a session's agent waits for its reader before it ends (the reader connects
 /// as soon as the Pod is ready; a `follow` killed before that leaves an agent that ends
@@ -263,11 +266,27 @@ pub fn agent_pod(
     let mut spec = agent_spec(&args.agent_image, agent_args(args, node, port));
     // In the environment, not the arguments: a node's processes can read each other's
     // command lines, not their environments.
-    spec.containers[0].env = Some(vec![core::EnvVar {
-        name: crate::follow::resumable::RESUME_TOKEN_ENV.to_owned(),
-        value: Some(token.to_owned()),
+    let own = |name: &str, path: &str| core::EnvVar {
+        name: name.to_owned(),
+        value_from: Some(core::EnvVarSource {
+            field_ref: Some(core::ObjectFieldSelector {
+                field_path: path.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
-    }]);
+    };
+    spec.containers[0].env = Some(vec![
+        core::EnvVar {
+            name: crate::follow::resumable::RESUME_TOKEN_ENV.to_owned(),
+            value: Some(token.to_owned()),
+            ..Default::default()
+        },
+        // Which Pod it is: it deletes itself when it ends ([`super::delete_own_pod`]).
+        own(POD_NAME_ENV, "metadata.name"),
+        own(POD_NAMESPACE_ENV, "metadata.namespace"),
+    ]);
     spec.node_name = Some(node.to_owned());
     spec.restart_policy = Some("Never".to_owned());
     spec.active_deadline_seconds = i64::try_from(args.agent_deadline.as_secs().max(1)).ok();
