@@ -65,7 +65,11 @@ pub fn agent(args: AgentArgs) -> anyhow::Result<i32> {
             }),
         },
     );
-    follow::pods::delete_own_pod(kubeconfig.as_deref(), context.as_deref());
+    // An agent that could not start keeps its Pod, for `follow` to read why (the Pod's
+    // termination message); one whose session ran ends with it.
+    if code.is_ok() {
+        follow::pods::delete_own_pod(kubeconfig.as_deref(), context.as_deref());
+    }
     code
 }
 

@@ -17,9 +17,9 @@ use super::{
     STARTING, STUCK,
 };
 
-/// An agent Pod of a session deletes itself when its agent ends: its reader is gone (a
+/// An agent Pod of a session deletes itself when its session ends: its reader is gone (a
 /// `follow` that was killed leaves no Pod behind), or the session ended and `follow`
-/// deletes it anyway. Standing agents have no such name and stay. Bounded: an API that
+/// deletes it anyway. (One that could not start keeps its Pod: `follow` reads why.) Standing agents have no such name and stay. Bounded: an API that
 /// does not answer leaves the Pod to its deadline.
 pub fn delete_own_pod(kubeconfig: Option<&std::path::Path>, context: Option<&str>) {
     let (Ok(name), Ok(namespace)) = (
