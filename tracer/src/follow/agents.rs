@@ -8,6 +8,7 @@
 //! and no node's packets are handed on before every agent has read past them, so a journey
 //! is told once the slowest node has spoken. An agent silent for [`SILENCE`] (killed,
 //! partitioned) is given up: its stream ends, the others go on, and the summary says so.
+//! An agent Pod's stream is first opened again and resumed ([`super::pods::resume`]).
 //! Clocks: agents of one kernel (the lab) share one; agents of different machines are put
 //! on one timeline by their wall clocks, then by the packets that crossed between them as
 //! the session began (`replay::merge::live_clocks`): what was read is held until then.

@@ -14,9 +14,10 @@
 //!
 //! Lifetime: the session's Pods (found again by [`SESSION_LABEL`], so that one being made
 //! at Ctrl-C is not missed) are deleted when this process ends, on Ctrl-C and on errors.
-//! If it is killed, the port-forwards close, each agent's reader is gone and it ends; an
+//! If it is killed, the port-forwards close, each agent's reader is gone, and once its
+//! resume window has passed it ends and deletes its own Pod ([`delete_own_pod`]); an
 //! agent whose reader never came ends after a few minutes; `activeDeadlineSeconds` is the
-//! backstop; the next session deletes the finished agent Pods it finds. A port-forward
+//! backstop; the next session deletes any finished agent Pod it finds. A port-forward
 //! that breaks is opened again, and the agent's stream resumes where it broke
 //! ([`resume`], [`crate::follow::resumable`]); one that cannot be is that node lost: the
 //! others go on.
