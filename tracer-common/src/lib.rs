@@ -243,6 +243,9 @@ pub mod globals {
     /// Nonzero: emit every IPv4 packet; zero: only those whose source or destination is a
     /// key of the `FILTER_ADDRS` map.
     pub const TRACE_ALL: &str = "TRACE_ALL";
+    /// `u8`: trace one followed packet in `2^SAMPLE_SHIFT` hop by hop and count the rest
+    /// ([`super::sample`]); 0 traces every packet and counts nothing.
+    pub const SAMPLE_SHIFT: &str = "SAMPLE_SHIFT";
     /// Kernel struct offsets read from the running kernel's BTF (see `tracer::btf`).
     pub const SKB_HEAD: &str = "OFF_SKB_HEAD";
     pub const SKB_NETWORK_HEADER: &str = "OFF_SKB_NETWORK_HEADER";
@@ -298,6 +301,10 @@ pub mod maps {
     /// `FILTER_ADDRS`. A clear bit proves an address is not followed without a hash lookup
     /// (an array lookup is inlined by the verifier); a set bit is confirmed in the map.
     pub const FOLLOW_BITS: &str = "FOLLOW_BITS";
+    /// Per-CPU hash map [`super::HopKey`] → [`super::HopCount`], filled by the TC hooks
+    /// when the session samples ([`super::globals::SAMPLE_SHIFT`] not 0); the kernel
+    /// inserts, userspace only reads.
+    pub const HOP_COUNTS: &str = "HOP_COUNTS";
 }
 
 /// Where an address's bit lives in the `FOLLOW_BITS` map. Both sides must agree, so the
@@ -357,6 +364,95 @@ pub mod programs {
     pub const PROBE_FENTRY: &str = "probe_fentry";
 }
 
+/// Which followed packets are traced hop by hop when a session samples (`follow --sample
+/// N`), and which are only counted ([`HopKey`], [`HopCount`]). Every hook must make the
+/// same choice for a packet, or its journey comes out with holes: the hooks keep no state
+/// and cannot carry a decision with the packet, so the choice is made from fields no hook
+/// on the path changes — neither NAT (addresses, ports) nor VXLAN (it adds an outer header,
+/// and the choice reads the inner one). Written once here so both sides agree, and so
+/// userspace can check the kernel's choices. The design and its limits: docs/aggregation.md.
+pub mod sample {
+    use super::{PacketEvent, flags};
+
+    /// At most one packet in 2^20 of a busy flow is traced.
+    pub const MAX_SHIFT: u8 = 20;
+
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+    /// FIN, SYN and RST: a connection's opening, end and reset are always traced.
+    const SYN_FIN_RST: u8 = 0x01 | 0x02 | 0x04;
+
+    /// Whether a packet is traced when one in `2^shift` is (0: every packet).
+    ///
+    /// Always traced: TCP with SYN, FIN or RST; every ICMP packet (echoes are slow, errors
+    /// explain); later fragments (their L4 fields are absent); other protocols; and UDP
+    /// whose payload this hook could not hash (`payload_hash` 0). The rest is traced when
+    /// the top `shift` bits of a mix of its invariant fields are zero: TCP's sequence and
+    /// acknowledgement numbers; UDP's payload hash, IP ID and total length.
+    #[inline(always)]
+    pub const fn traced(packet: &PacketEvent, shift: u8) -> bool {
+        if shift == 0 || packet.flags & flags::LATER_FRAGMENT != 0 {
+            return true;
+        }
+        let key = match packet.ip_proto {
+            TCP if packet.tcp_flags & SYN_FIN_RST == 0 => {
+                packet.tcp_seq ^ packet.tcp_ack.rotate_left(16)
+            }
+            UDP if packet.payload_hash != 0 => {
+                packet.payload_hash ^ ((packet.ip_id as u32) << 16 | packet.ip_len as u32)
+            }
+            _ => return true,
+        };
+        let shift = if shift > MAX_SHIFT { MAX_SHIFT } else { shift };
+        mix32(key) >> (32 - shift as u32) == 0
+    }
+
+    /// MurmurHash3's 32-bit finalizer: every input bit changes about half the output bits,
+    /// so the top bits of consecutive sequence numbers are as good as random.
+    #[inline(always)]
+    pub const fn mix32(mut x: u32) -> u32 {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x85eb_ca6b);
+        x ^= x >> 13;
+        x = x.wrapping_mul(0xc2b2_ae35);
+        x ^= x >> 16;
+        x
+    }
+}
+
+/// Where a packet was counted when a session samples: one TC hook of one interface, and
+/// the packet's 5-tuple as that hook saw it (the inner one of a VXLAN packet; after any
+/// NAT before the hook). The key of the `HOP_COUNTS` map: every followed packet a TC hook
+/// sees is counted under it, traced or not, so a path's count at each of its hops is
+/// every packet that crossed it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HopKey {
+    pub netns_cookie: u64,
+    pub ifindex: u32,
+    /// [`kind::TC_INGRESS`] or [`kind::TC_EGRESS`].
+    pub hook: u16,
+    pub ip_proto: u8,
+    pub _pad0: u8,
+    /// Network byte order, as in [`PacketEvent`].
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad1: u32,
+}
+const _: () = assert!(size_of::<HopKey>() == 32);
+
+/// What crossed one [`HopKey`]: `sk_buff`s (a GSO super-packet is one) and their IP bytes
+/// (the inner header's total length), per CPU; userspace sums the CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HopCount {
+    pub packets: u64,
+    pub bytes: u64,
+}
+const _: () = assert!(size_of::<HopCount>() == 16);
+
 /// Events the kernel side could not hand over, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -368,8 +464,10 @@ pub struct LossCounters {
     /// Of `ringbuf_full`, the events bound for the `FAILURES` ring buffer (drops and ICMP
     /// errors): only a flood of failures itself can fill it.
     pub failures_lost: u64,
+    /// Packets a sampling session could not count: `HOP_COUNTS` was full.
+    pub uncounted: u64,
 }
-const _: () = assert!(size_of::<LossCounters>() == 24);
+const _: () = assert!(size_of::<LossCounters>() == 32);
 
 #[cfg(feature = "user")]
 mod user {
@@ -381,6 +479,10 @@ mod user {
     unsafe impl aya::Pod for super::RouteEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::NatEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HopKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HopCount {}
 }
 
 #[cfg(test)]
@@ -415,6 +517,52 @@ mod tests {
             is_failure(kind::KFREE_SKB, 17, 0),
             "a drop, whatever the packet"
         );
+    }
+
+    #[test]
+    fn sampling_traces_openings_errors_and_about_one_in_two_to_the_shift() {
+        use super::{PacketEvent, sample::traced};
+        let tcp = |seq: u32, flags: u8| PacketEvent {
+            ip_proto: 6,
+            tcp_seq: seq,
+            tcp_ack: 7,
+            tcp_flags: flags,
+            ..PacketEvent::default()
+        };
+        assert!(traced(&tcp(5, 0x10), 0), "shift 0 traces everything");
+        assert!(traced(&tcp(5, 0x02), 20), "SYN");
+        assert!(traced(&tcp(5, 0x11), 20), "FIN");
+        let icmp = PacketEvent {
+            ip_proto: 1,
+            icmp_type: 8,
+            ..PacketEvent::default()
+        };
+        assert!(traced(&icmp, 20), "ICMP");
+        let unhashed = PacketEvent {
+            ip_proto: 17,
+            ..PacketEvent::default()
+        };
+        assert!(traced(&unhashed, 20), "UDP whose payload was not read");
+        for shift in [1u8, 4, 8] {
+            let n = 1u32 << 16;
+            let hits = (0..n)
+                .filter(|i| traced(&tcp(i * 1448, 0x10), shift))
+                .count() as f64;
+            let expected = f64::from(n) / f64::from(1u32 << shift);
+            assert!(
+                (hits - expected).abs() < expected * 0.1,
+                "shift {shift}: {hits} of {n}, expected about {expected}"
+            );
+        }
+        let udp = |id: u16| PacketEvent {
+            ip_proto: 17,
+            ip_id: id,
+            ip_len: 92,
+            payload_hash: 0x4ec8_fd59,
+            ..PacketEvent::default()
+        };
+        let hits = (0..=u16::MAX).filter(|&id| traced(&udp(id), 6)).count();
+        assert!((900..1150).contains(&hits), "UDP one in 64: {hits}");
     }
 
     /// The kernel and userspace must compute the same value for the same bytes, on any

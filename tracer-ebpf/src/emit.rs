@@ -6,10 +6,11 @@ use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    ABI_VERSION, LossCounters, NatEvent, PacketEvent, RouteEvent, follow_bits, is_failure,
+    ABI_VERSION, HopCount, HopKey, LossCounters, NatEvent, PacketEvent, RouteEvent, follow_bits,
+    is_failure, sample,
 };
 
 /// A ring-buffer record: one of the ABI's event structs, each starting with the packet.
@@ -56,8 +57,16 @@ static FILTER_ADDRS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
 #[map(name = "FOLLOW_BITS")]
 static FOLLOW_BITS: Array<u64> = Array::with_max_entries(follow_bits::WORDS, 0);
 
+/// 16,384 hops of followed tuples: a few hundred connections, each crossing 4–10 hooks.
+/// When it is full, packets on new hops are counted in `LossCounters::uncounted`.
+#[map(name = "HOP_COUNTS")]
+static HOP_COUNTS: PerCpuHashMap<HopKey, HopCount> = PerCpuHashMap::with_max_entries(16384, 0);
+
 #[unsafe(no_mangle)]
 static TRACE_ALL: u8 = 0;
+
+#[unsafe(no_mangle)]
+static SAMPLE_SHIFT: u8 = 0;
 
 /// Reads a load-time constant; `read_volatile` stops the compiler from folding in the
 /// zero it was compiled with, since userspace patches the value before loading.
@@ -71,6 +80,62 @@ pub fn global<T: Copy>(value: &T) -> T {
 #[inline(always)]
 pub fn trace_all() -> bool {
     global(&TRACE_ALL) != 0
+}
+
+/// One in `2^shift` followed packets is traced hop by hop (`tracer_common::sample`); 0:
+/// every one, and nothing is counted.
+#[inline(always)]
+pub fn sample_shift() -> u8 {
+    global(&SAMPLE_SHIFT)
+}
+
+/// Whether every hook traces this packet (the same answer at every hook it crosses).
+#[inline(always)]
+pub fn traced(packet: &PacketEvent) -> bool {
+    sample::traced(packet, sample_shift())
+}
+
+/// Counts a followed packet at a TC hook, traced or not. The key is built from the parsed
+/// event; an unseen hop is inserted by the first CPU to see it (`BPF_NOEXIST`: a
+/// concurrent insert of the same key by another CPU loses nothing, as each CPU's value is
+/// its own and the retry below finds the entry).
+#[inline(always)]
+pub fn count_hop(packet: &PacketEvent, hook: u16, netns_cookie: u64) {
+    let key = HopKey {
+        netns_cookie,
+        ifindex: packet.ifindex,
+        hook,
+        ip_proto: packet.ip_proto,
+        _pad0: 0,
+        saddr: packet.saddr,
+        daddr: packet.daddr,
+        sport: packet.sport,
+        dport: packet.dport,
+        _pad1: 0,
+    };
+    let bytes = u64::from(u16::from_be(packet.ip_len));
+    if let Some(count) = HOP_COUNTS.get_ptr_mut(&key) {
+        // SAFETY: this CPU's value: no other program writes it concurrently.
+        unsafe {
+            (*count).packets += 1;
+            (*count).bytes += bytes;
+        }
+        return;
+    }
+    let first = HopCount { packets: 1, bytes };
+    const BPF_NOEXIST: u64 = 1;
+    if HOP_COUNTS.insert(&key, &first, BPF_NOEXIST).is_err() {
+        // Another CPU inserted it meanwhile (a per-CPU map's entry has a value per CPU),
+        // or the map is full.
+        match HOP_COUNTS.get_ptr_mut(&key) {
+            // SAFETY: as above.
+            Some(count) => unsafe {
+                (*count).packets += 1;
+                (*count).bytes += bytes;
+            },
+            None => count_loss(|c| c.uncounted += 1),
+        }
+    }
 }
 
 /// Whether a packet between these addresses is one we follow.

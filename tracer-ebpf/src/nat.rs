@@ -17,7 +17,7 @@ use aya_ebpf::{
 use tracer_common::{CtTuple, NatEvent, kind};
 
 use crate::{
-    emit::{global, submit, zeroed},
+    emit::{global, submit, traced, zeroed},
     kernel::{CT_TUPLEHASH_SIZE, OFF_CT_TUPLE, device_of, kread},
     skb::Skb,
 };
@@ -66,6 +66,10 @@ fn observe(skb: *const u8, ct: *const u8, manip: u32, dir: u32) -> Option<()> {
     let mut slot = MaybeUninit::<NatEvent>::uninit();
     let event = zeroed(&mut slot);
     skb.parse(&mut event.packet)?;
+    if !traced(&event.packet) {
+        // Counted, not traced, at its TC hooks: its rewrite is not told either.
+        return None;
+    }
     let original = ct.wrapping_add(global(&OFF_CT_TUPLE) as usize);
     event.original = tuple(original);
     event.reply = tuple(original.wrapping_add(global(&CT_TUPLEHASH_SIZE) as usize));

@@ -8,7 +8,7 @@ use aya_log_ebpf::debug;
 use tracer_common::kind;
 
 use crate::{
-    emit::{count_loss, submit, wanted, zero, zeroed},
+    emit::{count_hop, count_loss, sample_shift, submit, traced, wanted, zero, zeroed},
     kernel::netns_cookie_of_skb,
     linear::{self, Linear},
     packet::{PacketBytes, is_ipv4_frame, parse_ipv4},
@@ -81,6 +81,16 @@ fn observe(ctx: &TcContext, hook: u16) {
     // name the *socket's* namespace (or none for forwarded packets), so read the device's:
     // at run time a TC program's context is the kernel's `struct sk_buff` itself.
     let cookie = netns_cookie_of_skb(ctx.skb.skb as *const u8, skb.ifindex);
+    if sample_shift() != 0 {
+        count_hop(event, hook, cookie);
+        if !traced(event) {
+            if hook == kind::TC_INGRESS {
+                // Its routing decision must not be taken for an older, traced packet's.
+                route::received(core::ptr::null(), 0, 0);
+            }
+            return;
+        }
+    }
     submit(event, hook, cookie);
     if hook == kind::TC_INGRESS {
         // Its routing decision comes next on this CPU (`route`).

@@ -32,6 +32,7 @@ fn attach_mode_here() -> AttachMode {
         trace_all: true,
         offsets: None,
         kernel_log: false,
+        sample_shift: 0,
     })
     .expect("load");
     match tracer::follow::attach::probe_tcx(&mut ebpf) {
@@ -79,6 +80,7 @@ fn hooked(
         trace_all: false,
         offsets: Some(offsets),
         kernel_log: false,
+        sample_shift: 0,
     })
     .expect("load eBPF object");
     events::follow_addresses(&mut ebpf, addresses).expect("filter map");
@@ -428,6 +430,7 @@ fn unrelated_traffic_is_filtered_in_the_kernel() {
         trace_all: false,
         offsets: None,
         kernel_log: false,
+        sample_shift: 0,
     })
     .expect("load");
     // Follow an address that is not in this pair: nothing of the ping may come out.
@@ -469,6 +472,7 @@ fn helper_hold_tcx_link_until_killed() {
         trace_all: true,
         offsets: None,
         kernel_log: false,
+        sample_shift: 0,
     })
     .unwrap();
     let path = std::path::PathBuf::from(format!("/run/netns/{netns_name}"));

@@ -38,6 +38,7 @@ fn flooding_the_ring_buffer_is_counted_exactly_and_recovers() {
         trace_all: false,
         offsets: None,
         kernel_log: false,
+        sample_shift: 0,
     })
     .unwrap();
     events::follow_addresses(&mut ebpf, &[pair.addr_b]).unwrap();

@@ -196,6 +196,40 @@ pub struct FollowArgs {
     /// from the headers before and after it, as on kernels without fentry and kprobes.
     #[arg(long)]
     pub no_nat_hook: bool,
+    /// Trace about one packet in N of a busy flow hop by hop and count the rest at every
+    /// hook they cross (N a power of two, 1 to 1048576; 1: trace every packet). TCP
+    /// openings, ends and resets, every ICMP packet and every drop are always traced; the
+    /// flows (`--flows`) say how many packets each path carried besides those traced.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_sample)]
+    pub sample: Sample,
+}
+
+/// `--sample N`: one packet in `2^shift` is traced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sample(u8);
+
+impl Sample {
+    pub fn shift(self) -> u8 {
+        self.0
+    }
+
+    /// N, as the user wrote it.
+    pub fn one_in(self) -> u64 {
+        1 << self.0
+    }
+}
+
+fn parse_sample(text: &str) -> Result<Sample, String> {
+    let n: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number (one packet in N: 1, 2, 4, … 1048576)"))?;
+    let max = 1u64 << tracer_common::sample::MAX_SHIFT;
+    if !n.is_power_of_two() || n > max {
+        return Err(format!(
+            "{n} is not a power of two from 1 to {max} (one packet in N is traced)"
+        ));
+    }
+    Ok(Sample(n.trailing_zeros() as u8))
 }
 
 /// `tracer agent`: `follow`'s arguments; it records (`--record` or `--listen` is required)
@@ -393,6 +427,23 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sampling_takes_powers_of_two_and_says_why_not() {
+        assert_eq!(parse_sample("1").unwrap().shift(), 0);
+        assert_eq!(parse_sample("64").unwrap().shift(), 6);
+        assert_eq!(parse_sample("64").unwrap().one_in(), 64);
+        assert_eq!(parse_sample("1048576").unwrap().shift(), 20);
+        for (text, reason) in [
+            ("0", "not a power of two"),
+            ("100", "not a power of two"),
+            ("2097152", "not a power of two"),
+            ("many", "not a number"),
+        ] {
+            let error = parse_sample(text).unwrap_err();
+            assert!(error.contains(reason), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -164,6 +164,7 @@ pub fn run() -> Report {
         trace_all: true,
         offsets: offsets.as_ref().ok().copied(),
         kernel_log: false,
+        sample_shift: 0,
     };
     match ebpf::load(&options) {
         Ok(_) => probe_programs(&options, aya_btf.as_ref(), &mut checks),

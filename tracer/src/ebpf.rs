@@ -75,6 +75,9 @@ pub struct LoadOptions {
     /// The programs' own diagnostics (aya-log), read by
     /// [`crate::follow::kernel_log::KernelLog`]; off, they cost nothing.
     pub kernel_log: bool,
+    /// Trace one followed packet in `2^sample_shift` hop by hop and count the rest
+    /// (`tracer_common::sample`); 0: trace every one.
+    pub sample_shift: u8,
 }
 
 /// Creates the maps and parses the programs; programs are loaded into the kernel
@@ -84,6 +87,7 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
     let trace_all = u8::from(options.trace_all);
     let mut loader = EbpfLoader::new();
     loader.override_global(globals::TRACE_ALL, &trace_all, true);
+    loader.override_global(globals::SAMPLE_SHIFT, &options.sample_shift, true);
     // aya-log's level is "everything" unless set: always set it.
     let log_level = crate::follow::kernel_log::level(options.kernel_log);
     loader.override_global(aya_log::LEVEL, &log_level, true);

@@ -13,10 +13,12 @@ use std::{io, os::fd::AsRawFd, time::Duration};
 
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use thiserror::Error;
-use tracer_common::{ABI_VERSION, LossCounters, NatEvent, PacketEvent, RouteEvent, kind, maps};
+use tracer_common::{
+    ABI_VERSION, HopCount, HopKey, LossCounters, NatEvent, PacketEvent, RouteEvent, kind, maps,
+};
 
 use crate::ebpf::LoadError;
 
@@ -189,7 +191,29 @@ pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
             ringbuf_full: sum.ringbuf_full + c.ringbuf_full,
             parse_failed: sum.parse_failed + c.parse_failed,
             failures_lost: sum.failures_lost + c.failures_lost,
+            uncounted: sum.uncounted + c.uncounted,
         }))
+}
+
+/// Every hop a sampling session's TC hooks counted, its CPUs' counts summed: running
+/// totals since the programs were loaded (the kernel never resets them).
+pub fn hop_counts(ebpf: &Ebpf) -> Result<Vec<(HopKey, HopCount)>, LoadError> {
+    let map = ebpf
+        .map(maps::HOP_COUNTS)
+        .ok_or(LoadError::NoMap(maps::HOP_COUNTS))?;
+    let table = PerCpuHashMap::<_, HopKey, HopCount>::try_from(map)
+        .map_err(LoadError::map(maps::HOP_COUNTS))?;
+    let mut out = Vec::new();
+    for entry in table.iter() {
+        // An entry may vanish between the key's read and its value's: skip it.
+        let Ok((key, per_cpu)) = entry else { continue };
+        let sum = per_cpu.iter().fold(HopCount::default(), |sum, c| HopCount {
+            packets: sum.packets + c.packets,
+            bytes: sum.bytes + c.bytes,
+        });
+        out.push((key, sum));
+    }
+    Ok(out)
 }
 
 /// Adds addresses to the `FILTER_ADDRS` map, and their bits to `FOLLOW_BITS`: packets

@@ -15,8 +15,26 @@
 //! its newest diagnosis and the ids of a few journeys to look at (the first and the newest).
 //! `--flows` prints them at the end (`output::text`, `output::json`: schema in
 //! docs/json-schema.md).
+//!
+//! A sampling session (`follow --sample N`) traces one packet in N of a busy flow and
+//! counts every packet at each TC hook it crosses (`journey::counted`). Each traced
+//! journey teaches the table the places its packet crossed, grouped by connection (the
+//! 5-tuple of its first hop); a path's packets counted are, summed over its connections,
+//! the count of the connection's least-crossed place — a place shared by several paths
+//! (a Service's address before DNAT) counts all of them, one after the endpoint's choice
+//! counts only its own. When one connection's packets went two ways (some delivered,
+//! some dropped), its places are the delivered path's: every drop is traced, so the
+//! dropped path's packets are its journeys.
 
 use std::{collections::HashMap, fmt::Write as _};
+
+use crate::{
+    journey::{
+        counted::{CountedTotals, Crossed, HopCounts, HopPlace},
+        observation::Tuple,
+    },
+    pipeline::Correlated,
+};
 
 use serde::Serialize;
 
@@ -294,6 +312,8 @@ pub struct PathStats {
     /// The first journey's id, then the newest ones (oldest first).
     pub journeys: Vec<u64>,
     spread: Spread,
+    /// Its connections' places counted (indexes into `FlowTable::connections`).
+    connections: Vec<usize>,
 }
 
 /// Durations of a path's journeys, in nanoseconds.
@@ -335,6 +355,10 @@ pub struct FlowPathRecord<'a> {
     pub duration_ns: Durations,
     pub diagnosis: &'a str,
     pub journeys: &'a [u64],
+    /// A sampling session: packets counted on this path besides the `packets` traced hop
+    /// by hop; absent when the session traced every packet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub more_counted: Option<u64>,
 }
 
 /// Paths kept at most (each about 2.5 KB): journeys on further new paths are counted, not
@@ -352,10 +376,119 @@ pub struct FlowTable {
     scratch: String,
     /// Journeys that would have started a path past [`MAX_PATHS`].
     beyond: u64,
+    /// The path the last journey added went to.
+    last_path: Option<(usize, usize)>,
+    /// A sampling session's counting: off until the session says it samples.
+    counting: Option<Counting>,
+}
+
+/// Places kept at most: a connection's journey teaches 4–10.
+const MAX_PLACES: usize = 200_000;
+
+/// What a sampling session's counts are attributed by.
+#[derive(Debug, Default)]
+struct Counting {
+    /// The newest totals of every place.
+    totals: CountedTotals,
+    /// One connection of one path: its places.
+    connections: Vec<Connection>,
+    by_connection: HashMap<(usize, usize, Tuple), usize>,
+    /// Which connection a place's counts are attributed to.
+    owner: HashMap<HopPlace, usize>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    delivered: bool,
+    places: Vec<HopPlace>,
 }
 
 impl FlowTable {
+    /// The session samples one packet in `2^shift`: learn where traced packets were counted.
+    pub fn sampling(&mut self, shift: u8) {
+        if shift > 0 && self.counting.is_none() {
+            self.counting = Some(Counting::default());
+        }
+    }
+
+    /// The newest counts of a sampling session.
+    pub fn hop_counts(&mut self, counts: &HopCounts) {
+        self.counting
+            .get_or_insert_with(Counting::default)
+            .totals
+            .update(counts);
+    }
+
+    /// A journey, and (sampling) the places its packet was counted at.
+    pub fn add_correlated(&mut self, correlated: &Correlated) {
+        self.add(&correlated.journey);
+        let (Some(counting), Some(path)) = (&mut self.counting, self.last_path) else {
+            return;
+        };
+        let Some(first) = correlated.raw.observations.first() else {
+            return;
+        };
+        let delivered = correlated.journey.verdict == Verdict::Delivered;
+        let next = counting.connections.len();
+        let at = *counting
+            .by_connection
+            .entry((path.0, path.1, first.tuple))
+            .or_insert(next);
+        if at == next {
+            counting.connections.push(Connection {
+                delivered,
+                places: Vec::new(),
+            });
+            self.flows[path.0].1[path.1].connections.push(at);
+        }
+        for place in correlated.raw.observations.iter().filter_map(HopPlace::of) {
+            let taken = match counting.owner.get(&place) {
+                Some(&owner) if owner == at => continue,
+                // A delivered path takes a place over from a failed one.
+                Some(&owner) => delivered && !counting.connections[owner].delivered,
+                None => counting.owner.len() < MAX_PLACES,
+            };
+            if taken {
+                counting.owner.insert(place, at);
+                counting.connections[at].places.push(place);
+            }
+        }
+    }
+
+    /// A sampling session's packets on a path besides those traced: for each of its
+    /// connections, the count of its least-crossed place it owns.
+    fn more_counted(&self, path: &PathStats) -> Option<u64> {
+        let counting = self.counting.as_ref()?;
+        let seen: u64 = path
+            .connections
+            .iter()
+            .filter_map(|&c| {
+                counting.connections[c]
+                    .places
+                    .iter()
+                    .filter(|place| counting.owner.get(place) == Some(&c))
+                    .filter_map(|place| counting.totals.get(place))
+                    .map(|crossed: Crossed| crossed.packets)
+                    .min()
+            })
+            .sum();
+        Some(seen.saturating_sub(path.packets))
+    }
+
+    /// Places counted that no traced packet crossed (a connection none of whose packets
+    /// was traced yet): their packets are on no path.
+    pub fn places_unattributed(&self) -> usize {
+        self.counting.as_ref().map_or(0, |counting| {
+            counting
+                .totals
+                .iter()
+                .filter(|(place, _)| !counting.owner.contains_key(place))
+                .count()
+        })
+    }
+
     pub fn add(&mut self, journey: &Journey) {
+        self.last_path = None;
         signature(journey, &mut self.scratch);
         let (flow, path) = match self.by_signature.get(self.scratch.as_str()) {
             Some(&found) => found,
@@ -370,6 +503,7 @@ impl FlowTable {
                 found
             }
         };
+        self.last_path = Some((flow, path));
         let path = &mut self.flows[flow].1[path];
         path.packets += 1;
         path.bytes += u64::from(journey.length);
@@ -403,6 +537,7 @@ impl FlowTable {
             diagnosis: String::new(),
             journeys: Vec::new(),
             spread: Spread::new(),
+            connections: Vec::new(),
         });
         (flow, paths.len() - 1)
     }
@@ -438,9 +573,24 @@ impl FlowTable {
         })
     }
 
+    /// For people, when a sampling session counted where no traced packet went.
+    pub fn unattributed_note(&self) -> Option<String> {
+        let places = self.places_unattributed();
+        (places > 0).then(|| {
+            let places = if places == 1 {
+                "1 place".to_owned()
+            } else {
+                format!("{places} places")
+            };
+            format!(
+                "packets counted at {places} no traced packet crossed (connections none of whose packets was traced yet): on no path"
+            )
+        })
+    }
+
     /// One record per path, flow by flow.
     pub fn records(&self) -> impl Iterator<Item = FlowPathRecord<'_>> {
-        self.flows().flat_map(|(flow, paths)| {
+        self.flows().flat_map(move |(flow, paths)| {
             paths.iter().enumerate().map(move |(i, p)| FlowPathRecord {
                 flow,
                 path: i + 1,
@@ -453,6 +603,7 @@ impl FlowTable {
                 duration_ns: p.durations(),
                 diagnosis: &p.diagnosis,
                 journeys: &p.journeys,
+                more_counted: self.more_counted(p),
             })
         })
     }
@@ -487,6 +638,12 @@ impl FlowTable {
                     format_duration(d.max),
                     ids.join(" "),
                 ));
+                if let Some(more) = self.more_counted(p) {
+                    out.push_str(&format!(
+                        "    traced hop by hop: {}; counted at every hop besides: {more}\n",
+                        p.packets
+                    ));
+                }
                 out.push_str(&format!("    {}\n", p.steps.join(" → ")));
                 if p.verdict != Verdict::Delivered {
                     out.push_str(&format!("    ⇒ {}\n", p.diagnosis));
@@ -494,6 +651,10 @@ impl FlowTable {
             }
         }
         if let Some(note) = self.beyond_note() {
+            out.push_str(&note);
+            out.push('\n');
+        }
+        if let Some(note) = self.unattributed_note() {
             out.push_str(&note);
             out.push('\n');
         }

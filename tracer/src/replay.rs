@@ -221,6 +221,10 @@ impl<R: std::io::Read> Recording<R> {
                 }
             }
             Record::Counters(counters) => Input::Counters(counters),
+            Record::HopCounts(record) => Input::HopCounts {
+                at_ns: record.at_ns,
+                counts: Arc::new(record.counts),
+            },
             Record::Notice(notice) => Input::Notice {
                 at_ns: notice.at_ns,
                 text: notice.text,

@@ -242,3 +242,105 @@ fn the_json_summary_states_the_table_and_what_it_left_out() {
     assert!(summary.get("flows").is_none(), "{summary}");
     assert_eq!(summary["notes"], serde_json::json!([]));
 }
+
+fn correlated(name: &str) -> Vec<Correlated> {
+    let mut out = Vec::new();
+    let mut sink =
+        crate::replay::Each(|raw: &crate::journey::assemble::RawJourney, j: &Journey| {
+            out.push(Correlated {
+                raw: raw.clone(),
+                journey: j.clone(),
+            });
+            true
+        });
+    crate::replay::replay(&recording(name), &mut sink).unwrap();
+    out
+}
+
+/// What a sampling kernel would have counted: every traced packet at each TC hook it
+/// crossed, and `extra` untraced packets at every hook of `connection`'s journey.
+fn counts_of(journeys: &[Correlated], connection: usize, extra: u64) -> HopCounts {
+    let mut totals: HashMap<HopPlace, Crossed> = HashMap::new();
+    for (i, c) in journeys.iter().enumerate() {
+        for place in c.raw.observations.iter().filter_map(HopPlace::of) {
+            let total = totals.entry(place).or_default();
+            total.packets += 1;
+            if i == connection {
+                total.packets += extra;
+            }
+        }
+    }
+    HopCounts {
+        sample_shift: 3,
+        hops: totals.into_iter().collect(),
+    }
+}
+
+/// A sampling session: the packets counted besides those traced go to the path whose
+/// traced packets crossed the same places, and to no other; a place no traced packet
+/// crossed is said, not guessed at.
+#[test]
+fn counted_packets_go_to_the_path_that_crossed_their_places() {
+    let journeys = correlated("healthy-service");
+    let first_request = journeys
+        .iter()
+        .position(|c| c.journey.direction == Direction::Request && c.journey.hops.len() > 3)
+        .unwrap();
+    let mut table = FlowTable::default();
+    table.sampling(3);
+    for c in &journeys {
+        table.add_correlated(c);
+    }
+    let mut counts = counts_of(&journeys, first_request, 500);
+    let stray = HopPlace {
+        netns_cookie: 424_242,
+        ifindex: 9,
+        hook: crate::journey::observation::Hook::Egress,
+        tuple: journeys[0].raw.observations[0].tuple,
+    };
+    counts.hops.push((
+        stray,
+        Crossed {
+            packets: 7,
+            bytes: 700,
+        },
+    ));
+    table.hop_counts(&counts);
+    let home_key = FlowKey::of(&journeys[first_request].journey);
+    let home_steps = steps(&journeys[first_request].journey);
+    for record in table.records() {
+        let expected = if *record.flow == home_key && record.steps == home_steps.as_slice() {
+            500
+        } else {
+            0
+        };
+        assert_eq!(
+            record.more_counted,
+            Some(expected),
+            "{} path {}",
+            record.flow.describe(),
+            record.path
+        );
+    }
+    assert_eq!(table.places_unattributed(), 1);
+    assert!(table.text().contains("counted at every hop besides: 500"));
+    assert!(
+        table
+            .unattributed_note()
+            .unwrap()
+            .contains("at 1 place no traced")
+    );
+
+    // A session that traced every packet says nothing about counting.
+    let everything = table_of_correlated(&journeys);
+    assert!(everything.records().all(|r| r.more_counted.is_none()));
+    assert!(!everything.text().contains("counted"));
+}
+
+fn table_of_correlated(journeys: &[Correlated]) -> FlowTable {
+    let mut table = FlowTable::default();
+    for c in journeys {
+        table.add_correlated(c);
+    }
+    table
+}

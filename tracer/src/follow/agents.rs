@@ -57,6 +57,7 @@ fn refuse_what_agents_decide(args: &FollowArgs) -> anyhow::Result<()> {
         ("--kernel-log", args.kernel_log),
         ("--no-route-hook", args.no_route_hook),
         ("--no-nat-hook", args.no_nat_hook),
+        ("--sample", args.sample.shift() > 0),
         ("--cluster-file", args.cluster_file.is_some()),
     ];
     let given: Vec<&str> = ignored

@@ -197,11 +197,7 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
     let mut kernel = follow::Kernel::attach(
         &plan.filter,
         &attachments,
-        args.attach,
-        args.kernel_log,
-        args.drop_hook,
-        !args.no_route_hook,
-        !args.no_nat_hook,
+        &follow::kernel::KernelOptions::of(&args),
     )?;
     let nodes = node_names(&topology);
     // An agent says it is ready only now, with every hook attached: traffic started
@@ -255,6 +251,7 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
         boot_id: crate::clock::boot_id(),
         node: plan.node.clone(),
         attached: Some(kernel.mode.name().to_owned()),
+        sample_shift: kernel.sample_shift,
     };
     if let Some(offset_ns) = lab_clock {
         // A lab node set apart by `lab up --clock-offset` records as a machine of its own

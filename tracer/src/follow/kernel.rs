@@ -13,6 +13,7 @@ use crate::{
     ebpf::{self, LoadOptions},
     events::{self, EventStream},
     exit::MissingPrivilege,
+    journey::counted::HopCounts,
     kernel_layout::KernelOffsets,
     probes::{
         kfree_skb::{self, DropHookChoice},
@@ -33,6 +34,8 @@ pub struct Kernel {
     pub mode: AttachMode,
     /// The programs' diagnostics, with `--kernel-log`.
     pub log: Option<KernelLog>,
+    /// One followed packet in `2^sample_shift` is traced, the rest counted (0: all traced).
+    pub sample_shift: u8,
 }
 
 /// Refuses at once, naming what is missing, when this process cannot follow.
@@ -48,18 +51,46 @@ pub fn check_privileges() -> Result<(), MissingPrivilege> {
     )))
 }
 
+/// How the user asked the programs to run (`follow`'s options).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelOptions {
+    pub attach: attach::AttachChoice,
+    pub kernel_log: bool,
+    pub drop_hook: DropHookChoice,
+    pub route_hook: bool,
+    pub nat_hook: bool,
+    pub sample_shift: u8,
+}
+
+impl KernelOptions {
+    pub fn of(args: &crate::cli::FollowArgs) -> Self {
+        Self {
+            attach: args.attach,
+            kernel_log: args.kernel_log,
+            drop_hook: args.drop_hook,
+            route_hook: !args.no_route_hook,
+            nat_hook: !args.no_nat_hook,
+            sample_shift: args.sample.shift(),
+        }
+    }
+}
+
 impl Kernel {
     /// Loads the programs, decides how to attach them here ([`attach::decide`]) and hooks
     /// every interface of `plan`. Tells the user on stderr which way and what it hooked.
     pub fn attach(
         filter: &[std::net::Ipv4Addr],
         plan: &[Attachment],
-        choice: attach::AttachChoice,
-        kernel_log: bool,
-        drop_choice: DropHookChoice,
-        route_hook: bool,
-        nat_hook: bool,
+        options: &KernelOptions,
     ) -> anyhow::Result<Self> {
+        let KernelOptions {
+            attach: choice,
+            kernel_log,
+            drop_hook: drop_choice,
+            route_hook,
+            nat_hook,
+            sample_shift,
+        } = *options;
         check_privileges()?;
         let btf = Btf::vmlinux().context("read kernel BTF")?;
         let offsets = KernelOffsets::from_btf(&btf).context("kernel struct offsets")?;
@@ -68,6 +99,7 @@ impl Kernel {
             trace_all: false,
             offsets: Some(offsets),
             kernel_log,
+            sample_shift,
         })?;
         let log = if kernel_log {
             Some(KernelLog::take(&mut ebpf)?)
@@ -156,6 +188,7 @@ impl Kernel {
             attached,
             mode: decision.mode,
             log,
+            sample_shift,
         })
     }
 
@@ -179,6 +212,15 @@ impl Kernel {
 
     pub fn loss(&self) -> tracer_common::LossCounters {
         events::loss(&self.ebpf).unwrap_or_default()
+    }
+
+    /// What the TC hooks counted so far, when this run samples.
+    pub fn hop_counts(&self) -> Option<HopCounts> {
+        if self.sample_shift == 0 {
+            return None;
+        }
+        let rows = events::hop_counts(&self.ebpf).unwrap_or_default();
+        Some(HopCounts::from_kernel(self.sample_shift, &rows))
     }
 
     /// Average run time per invocation of each loaded program, from the kernel's BPF

@@ -195,6 +195,9 @@ pub fn run(
                 pipeline,
                 correlate,
             )?;
+            if let Some(input) = hop_counts(kernel, now_ns) {
+                feed(input, &mut recorder, pipeline, correlate)?;
+            }
         }
         if !recording_failed && let Some(error) = recorder.as_ref().and_then(Recorder::error) {
             recording_failed = true;
@@ -218,6 +221,11 @@ pub fn run(
         if stopping || flow == Flow::Stop {
             break;
         }
+    }
+    // The last counts go before the open packets are closed: the flows shown at the end
+    // have both.
+    if let Some(input) = hop_counts(kernel, monotonic_ns()) {
+        feed(input, &mut recorder, pipeline, correlate)?;
     }
     pipeline.finish()?;
     counters = source_counters(kernel, counters, recorder.as_ref());
@@ -262,6 +270,14 @@ pub fn run(
 }
 
 /// The kernel's loss counters and the reader's, as running totals.
+/// A sampling run's counts so far, for the flows and the recording.
+fn hop_counts(kernel: &Kernel, at_ns: u64) -> Option<Input> {
+    kernel.hop_counts().map(|counts| Input::HopCounts {
+        at_ns,
+        counts: Arc::new(counts),
+    })
+}
+
 fn source_counters(
     kernel: &Kernel,
     so_far: SourceCounters,
@@ -275,5 +291,6 @@ fn source_counters(
         undecodable: kernel.stream.undecodable,
         foreign_drops: so_far.foreign_drops,
         unrecorded_batches: recorder.map_or(0, Recorder::unrecorded_batches),
+        uncounted: loss.uncounted,
     }
 }

@@ -4,6 +4,7 @@
 //! model's names), `memo` keeps what explaining computes again and again.
 
 pub mod assemble;
+pub mod counted;
 pub mod explain;
 pub mod fate;
 pub mod identity;

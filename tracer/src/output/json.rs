@@ -5,7 +5,11 @@
 use std::io::{self, BufWriter, Write};
 
 use super::{Sink, Summary};
-use crate::{flows::FlowTable, journey::model::Journey};
+use crate::{
+    flows::FlowTable,
+    journey::{counted::HopCounts, model::Journey},
+    pipeline::Correlated,
+};
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
 pub struct JsonSink<W: Write> {
@@ -29,13 +33,38 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
+impl<W: Write> JsonSink<W> {
+    fn show(&mut self, journey: &Journey) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, journey)?;
+        self.out.write_all(b"\n")
+    }
+}
+
 impl<W: Write> Sink for JsonSink<W> {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
         if let Some(flows) = &mut self.flows {
             flows.add(journey);
         }
-        serde_json::to_writer(&mut self.out, journey)?;
-        self.out.write_all(b"\n")
+        self.show(journey)
+    }
+
+    fn correlated(&mut self, correlated: &Correlated) -> io::Result<()> {
+        if let Some(flows) = &mut self.flows {
+            flows.add_correlated(correlated);
+        }
+        self.show(&correlated.journey)
+    }
+
+    fn sampling(&mut self, shift: u8) {
+        if let Some(flows) = &mut self.flows {
+            flows.sampling(shift);
+        }
+    }
+
+    fn hop_counts(&mut self, counts: &HopCounts) {
+        if let Some(flows) = &mut self.flows {
+            flows.hop_counts(counts);
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -47,6 +76,7 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(flows) = &self.flows {
             summary.flows = Some(flows.totals());
             summary.notes.extend(flows.beyond_note());
+            summary.notes.extend(flows.unattributed_note());
             #[derive(serde::Serialize)]
             struct Line<'a> {
                 flow_path: crate::flows::FlowPathRecord<'a>,

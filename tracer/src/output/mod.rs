@@ -13,7 +13,7 @@ pub use summary::{FlowTotals, Summary};
 
 use crate::{
     flows::FlowTable,
-    journey::model::Journey,
+    journey::{counted::HopCounts, model::Journey},
     pipeline::{Correlated, Counters},
 };
 
@@ -36,6 +36,13 @@ pub trait Sink {
 
     /// Running totals of what the session skipped so far.
     fn counters(&mut self, _counters: &Counters) {}
+
+    /// The session traces one packet in `2^shift` and counts the rest (said before any
+    /// journey).
+    fn sampling(&mut self, _shift: u8) {}
+
+    /// A sampling session's newest counts of packets per place (`journey::counted`).
+    fn hop_counts(&mut self, _counts: &HopCounts) {}
 
     /// Something the user must see now (e.g. the recording stopped).
     fn notice(&mut self, text: &str) {
@@ -65,12 +72,37 @@ impl SummarySink {
     }
 }
 
+impl SummarySink {
+    fn show(&mut self, _journey: &Journey) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Sink for SummarySink {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
         if let Some(flows) = &mut self.flows {
             flows.add(journey);
         }
         Ok(())
+    }
+
+    fn correlated(&mut self, correlated: &Correlated) -> io::Result<()> {
+        if let Some(flows) = &mut self.flows {
+            flows.add_correlated(correlated);
+        }
+        self.show(&correlated.journey)
+    }
+
+    fn sampling(&mut self, shift: u8) {
+        if let Some(flows) = &mut self.flows {
+            flows.sampling(shift);
+        }
+    }
+
+    fn hop_counts(&mut self, counts: &HopCounts) {
+        if let Some(flows) = &mut self.flows {
+            flows.hop_counts(counts);
+        }
     }
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {

@@ -8,7 +8,11 @@ use super::{Sink, Summary};
 use crate::{
     clock::format_duration,
     flows::FlowTable,
-    journey::model::{Hop, Journey, Verdict},
+    journey::{
+        counted::HopCounts,
+        model::{Hop, Journey, Verdict},
+    },
+    pipeline::Correlated,
 };
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
@@ -85,13 +89,38 @@ fn hop_line(hop: &Hop) -> String {
     )
 }
 
+impl<W: Write> TextSink<W> {
+    fn show(&mut self, journey: &Journey) -> io::Result<()> {
+        self.out.write_all(render(journey).as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+}
+
 impl<W: Write> Sink for TextSink<W> {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
         if let Some(flows) = &mut self.flows {
             flows.add(journey);
         }
-        self.out.write_all(render(journey).as_bytes())?;
-        self.out.write_all(b"\n")
+        self.show(journey)
+    }
+
+    fn correlated(&mut self, correlated: &Correlated) -> io::Result<()> {
+        if let Some(flows) = &mut self.flows {
+            flows.add_correlated(correlated);
+        }
+        self.show(&correlated.journey)
+    }
+
+    fn sampling(&mut self, shift: u8) {
+        if let Some(flows) = &mut self.flows {
+            flows.sampling(shift);
+        }
+    }
+
+    fn hop_counts(&mut self, counts: &HopCounts) {
+        if let Some(flows) = &mut self.flows {
+            flows.hop_counts(counts);
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

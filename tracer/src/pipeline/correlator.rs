@@ -92,7 +92,7 @@ impl Correlator {
                 self.names.forget_superseded_before(horizon);
                 self.topologies.forget_superseded_before(horizon);
             }
-            Input::Counters(_) | Input::Notice { .. } => {}
+            Input::Counters(_) | Input::Notice { .. } | Input::HopCounts { .. } => {}
         }
     }
 

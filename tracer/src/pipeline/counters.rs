@@ -28,6 +28,14 @@ pub struct SourceCounters {
     /// waits for the disk).
     #[serde(default, alias = "recorder_dropped")]
     pub unrecorded_batches: u64,
+    /// Sampling sessions: followed packets the kernel could not count (its table of hops
+    /// was full). Absent when 0 (every session that does not sample).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uncounted: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Two sources' totals as one (per-node recordings stitched). Drops and ICMP errors lost are
@@ -46,6 +54,7 @@ impl std::ops::Add for SourceCounters {
             undecodable: self.undecodable + other.undecodable,
             foreign_drops: self.foreign_drops + other.foreign_drops,
             unrecorded_batches: self.unrecorded_batches + other.unrecorded_batches,
+            uncounted: self.uncounted + other.uncounted,
         }
     }
 }
@@ -145,6 +154,11 @@ impl Counters {
             s.unrecorded_batches,
             "observation batches not recorded (disk too slow)",
         );
+        say(
+            &mut out,
+            s.uncounted,
+            "packets neither traced nor counted (the kernel's table of hops was full)",
+        );
         say(&mut out, p.evicted, "packets closed early (too many open)");
         say(&mut out, p.filtered, "journeys not matching --port/--proto");
         say(
@@ -180,6 +194,7 @@ impl Counters {
             (s.undecodable, "undecodable"),
             (s.foreign_drops, "foreign drops"),
             (s.unrecorded_batches, "unrecorded batches"),
+            (s.uncounted, "uncounted"),
             (p.evicted, "evicted"),
             (p.filtered, "filtered"),
             (p.late_discards, "socket discards"),
@@ -217,6 +232,7 @@ mod tests {
             ("did not decode", |c| c.source.undecodable = 7),
             ("untraced namespaces", |c| c.source.foreign_drops = 7),
             ("not recorded", |c| c.source.unrecorded_batches = 7),
+            ("neither traced nor counted", |c| c.source.uncounted = 7),
             ("closed early", |c| c.pipeline.evicted = 7),
             ("--port/--proto", |c| c.pipeline.filtered = 7),
             ("discarded later by sockets", |c| {

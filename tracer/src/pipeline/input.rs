@@ -9,6 +9,7 @@ use super::counters::SourceCounters;
 use crate::{
     drop_reason::DropReasons,
     journey::{
+        counted::HopCounts,
         explain::Followed,
         model::Journey,
         observation::{IpProto, Observation},
@@ -45,6 +46,14 @@ pub struct Session {
     /// before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached: Option<String>,
+    /// One followed packet in `2^sample_shift` was traced hop by hop and the rest counted
+    /// (`follow --sample`); 0 (absent): every packet was traced.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sample_shift: u8,
+}
+
+fn is_zero(value: &u8) -> bool {
+    *value == 0
 }
 
 impl Session {
@@ -114,6 +123,9 @@ pub enum Input {
     },
     /// The source's running totals of what it could not hand over.
     Counters(SourceCounters),
+    /// A sampling source's running totals of the packets its TC hooks counted, per place
+    /// (`journey::counted`), read at `at_ns`.
+    HopCounts { at_ns: u64, counts: Arc<HopCounts> },
     /// Something the user must know about the session at this point (the cluster went
     /// away, interfaces vanished, …).
     Notice { at_ns: u64, text: String },

@@ -71,6 +71,10 @@ impl<'s> Pipeline<'s> {
     pub fn feed(&mut self, input: Input) -> io::Result<Flow> {
         match &input {
             Input::Notice { text, .. } => self.sink.notice(text),
+            Input::HopCounts { counts, .. } => self.sink.hop_counts(counts),
+            Input::Session(session) if session.sample_shift > 0 => {
+                self.sink.sampling(session.sample_shift);
+            }
             Input::Counters(counters) => {
                 self.source = *counters;
                 let all = self.counters();

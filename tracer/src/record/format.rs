@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    journey::observation::Observation,
+    journey::{counted::HopCounts, observation::Observation},
     k8s::{ClusterObjects, model::ModelRows},
     pipeline::{Session, counters::SourceCounters},
     topology::Topology,
@@ -36,6 +36,8 @@ pub mod kind {
     pub const END: u8 = 7;
     pub const NAMES: u8 = 8;
     pub const NOTICE: u8 = 9;
+    /// A sampling session's counts per place (`journey::counted`).
+    pub const HOP_COUNTS: u8 = 10;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,14 @@ pub struct NoticeRecord {
     pub text: String,
 }
 
+/// Running totals of packets counted per place, read at `at_ns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopCountsRecord {
+    pub at_ns: u64,
+    #[serde(flatten)]
+    pub counts: HopCounts,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct End {
     pub observations: u64,
@@ -100,6 +110,7 @@ pub enum Record {
     },
     Counters(SourceCounters),
     Notice(NoticeRecord),
+    HopCounts(HopCountsRecord),
     End(End),
     /// A record kind this version does not know (written by a newer minor version).
     Unknown(u8),

@@ -389,6 +389,7 @@ fn decode(version: u32, kind: u8, body: &[u8]) -> Option<Record> {
         }
         kind::COUNTERS => Record::Counters(json(body)?),
         kind::NOTICE => Record::Notice(json(body)?),
+        kind::HOP_COUNTS => Record::HopCounts(json(body)?),
         kind::END => Record::End(json(body)?),
         other => Record::Unknown(other),
     })

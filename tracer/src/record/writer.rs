@@ -40,8 +40,8 @@ use serde::Serialize;
 use super::{
     compact, crc32,
     format::{
-        ClusterRecord, End, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_RECORD_LEN, Meta,
-        NoticeRecord, OBSERVATIONS_PER_RECORD, SYNC, TopologyRecord, kind,
+        ClusterRecord, End, FILE_HEADER_LEN, FORMAT_VERSION, HopCountsRecord, MAGIC,
+        MAX_RECORD_LEN, Meta, NoticeRecord, OBSERVATIONS_PER_RECORD, SYNC, TopologyRecord, kind,
     },
 };
 use crate::{
@@ -271,6 +271,13 @@ impl Recorder {
             Input::Counters(counters) => {
                 let record = json_record(kind::COUNTERS, counters);
                 self.observations_chunk(record, 0);
+            }
+            Input::HopCounts { at_ns, counts } => {
+                let record = HopCountsRecord {
+                    at_ns: *at_ns,
+                    counts: (**counts).clone(),
+                };
+                self.observations_chunk(json_record(kind::HOP_COUNTS, &record), 0);
             }
             Input::Notice { at_ns, text } => {
                 let notice = NoticeRecord {

@@ -31,7 +31,10 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use super::Recording;
 use crate::{
     drop_reason::DropReasons,
-    journey::observation::{Hook, Observation},
+    journey::{
+        counted::HopCounts,
+        observation::{Hook, Observation},
+    },
     k8s::{ClusterModel, model::ModelRows},
     pipeline::{
         Input, Session, counters::ReadCounters, counters::SourceCounters, source::SourceId,
@@ -629,6 +632,18 @@ impl Merged {
                     .reduce(|a, b| a + b)
                     .unwrap_or_default();
                 self.queue.push_back(Input::Counters(total));
+            }
+            Input::HopCounts { at_ns, counts } => {
+                // Each part's places keep their cookies apart: a part's totals replace
+                // only its own.
+                let mut counts = HopCounts::clone(&counts);
+                for (place, _) in &mut counts.hops {
+                    place.netns_cookie = part.source.qualify(place.netns_cookie);
+                }
+                self.queue.push_back(Input::HopCounts {
+                    at_ns: part.at(at_ns),
+                    counts: Arc::new(counts),
+                });
             }
             Input::Notice { at_ns, text } => {
                 let at_ns = part.at(at_ns);

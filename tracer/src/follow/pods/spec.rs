@@ -151,6 +151,9 @@ pub fn session_args(args: &FollowArgs) -> Vec<String> {
     if args.drop_hook != crate::probes::kfree_skb::DropHookChoice::Auto {
         argv.extend(["--drop-hook".to_owned(), named(&args.drop_hook)]);
     }
+    if args.sample.shift() > 0 {
+        argv.extend(["--sample".to_owned(), args.sample.one_in().to_string()]);
+    }
     for (flag, on) in [
         ("--kernel-stats", args.kernel_stats),
         ("--kernel-log", args.kernel_log),

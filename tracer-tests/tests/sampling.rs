@@ -1,0 +1,216 @@
+//! Sampling (`follow --sample N`, issue #14): of a busy flow, about one packet in N is traced
+//! hop by hop and every packet is counted at each hook it crosses; the flows say how many
+//! packets each path carried besides those traced, live and in replay. Needs root; serial.
+
+use std::{
+    net::UdpSocket,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+use tracer::netns;
+use tracer_tests::{follow::Follow, lab::Lab, require_root, tracer};
+
+const NGINX: &str = "nginx-test-7d9c4b6f5-abcde";
+const NGINX_IP: &str = "10.244.184.84";
+const PORT: u16 = 7007;
+const SENT: u64 = 12_000;
+const ONE_IN: u64 = 64;
+
+/// A directory of this test's own, removed when it ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("tracer-sampling-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn netns_path(lab: &Lab, pod: &str) -> PathBuf {
+    PathBuf::from("/run/netns").join(lab.ns(&format!("pod-{pod}")))
+}
+
+/// A UDP socket in the nginx Pod that counts what it receives until told to stop.
+struct Receiver {
+    received: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start(lab: &Lab) -> Self {
+        let socket = netns::run_in(&netns_path(lab, NGINX), || {
+            UdpSocket::bind((NGINX_IP, PORT))
+        })
+        .expect("enter the nginx Pod's namespace")
+        .expect("bind in the nginx Pod");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let received = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (received, stop) = (received.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if socket.recv(&mut buf).is_ok() {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        Self {
+            received,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the first datagram.
+    fn finish_warm_up(&self) -> u64 {
+        self.wait_for(1)
+    }
+
+    fn wait_for(&self, count: u64) -> u64 {
+        tracer_tests::wait_until(
+            "the receiver to have every datagram",
+            Duration::from_secs(5),
+            || self.received.load(Ordering::Relaxed) >= count,
+        );
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `count` datagrams arrived (they are on their way: a lab path takes
+    /// microseconds), then stops.
+    fn finish(self, count: u64) -> u64 {
+        self.wait_for(count)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Sends `count` 32-byte datagrams from nettest, each with its number in its first bytes,
+/// in bursts small enough for the receiver's socket never to overflow.
+fn send(lab: &Lab, count: u64) {
+    let target = format!("{NGINX_IP}:{PORT}");
+    netns::run_in(&netns_path(lab, "nettest"), move || {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect(&target).unwrap();
+        let mut payload = [0u8; 32];
+        for i in 0..count {
+            payload[..8].copy_from_slice(&i.to_be_bytes());
+            socket.send(&payload).unwrap();
+            if i % 16 == 15 {
+                thread::sleep(Duration::from_micros(500));
+            }
+        }
+    })
+    .expect("enter nettest's namespace");
+}
+
+/// The `flow_path` lines of `--output json --flows`.
+fn flow_paths(journeys: &[Value]) -> Vec<&Value> {
+    journeys.iter().filter_map(|v| v.get("flow_path")).collect()
+}
+
+#[test]
+fn a_sampled_udp_stream_is_traced_one_in_n_whole_and_every_packet_is_counted() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let dir = TempDir::new();
+    let recording = dir.0.join("sampled.trace");
+    let receiver = Receiver::start(&lab);
+    // The first datagram resolves the neighbours on the way, before anything is counted.
+    send(&lab, 1);
+    assert_eq!(
+        receiver.finish_warm_up(),
+        1,
+        "the lab delivers to the receiver"
+    );
+    let one_in = ONE_IN.to_string();
+    let follow = Follow::start(
+        &lab,
+        &[
+            "nettest",
+            NGINX,
+            "--sample",
+            &one_in,
+            "--proto",
+            "udp",
+            "--port",
+            "7007",
+            "--flows",
+            "--record",
+            recording.to_str().unwrap(),
+        ],
+    );
+    send(&lab, SENT);
+    let received = receiver.finish(1 + SENT) - 1;
+    assert_eq!(received, SENT, "the lab delivered every datagram");
+    let (lines, stderr) = follow.stop_with_stderr();
+
+    let journeys: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v.get("flow_path").is_none())
+        .collect();
+    let traced = journeys.len() as u64;
+    let expected = SENT / ONE_IN;
+    assert!(
+        (expected / 2..=expected * 2).contains(&traced),
+        "about one datagram in {ONE_IN} traced: {traced} of {SENT} ({stderr})"
+    );
+    // Every hook made the same choice: each traced datagram is whole, on one path.
+    for journey in &journeys {
+        assert_eq!(journey["verdict"], "delivered", "{journey:#}");
+    }
+    let paths = flow_paths(&lines);
+    assert_eq!(paths.len(), 1, "one path: {paths:#?}");
+    let path = paths[0];
+    assert_eq!(path["packets"], traced, "{path:#}");
+    let more = path["more_counted"]
+        .as_u64()
+        .expect("counted besides traced");
+    assert_eq!(
+        traced + more,
+        SENT,
+        "every datagram traced or counted, once: {path:#}"
+    );
+
+    // Replay shows the same flows from the recording.
+    let replayed = tracer()
+        .args(["replay", "--output", "json", "--flows"])
+        .arg(&recording)
+        .output()
+        .expect("replay");
+    assert!(replayed.status.success(), "{replayed:?}");
+    let replayed = tracer_tests::follow::journeys_of(&String::from_utf8_lossy(&replayed.stdout));
+    let replayed_paths = flow_paths(&replayed);
+    assert_eq!(
+        replayed_paths, paths,
+        "replay's flows are the live session's"
+    );
+}

@@ -1,0 +1,136 @@
+//! Counted hops: what a sampling session's kernel counted at each TC hook (`follow --sample
+//! N`, `tracer_common::sample`). One packet in N of a busy flow is traced hop by hop and
+//! becomes a journey; every followed packet, traced or not, is counted at each TC hook it
+//! crosses under the 5-tuple that hook saw. A count is a running total since the session's
+//! programs were loaded; the source hands the newest totals on about once a second
+//! ([`HopCounts`], an `Input` of the pipeline and a record of the recording), and
+//! `flows::FlowTable` attributes them to the paths whose traced packets crossed the same
+//! places ([`HopPlace::of`]).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::observation::{Hook, IpProto, Observation, Tuple};
+
+/// One TC hook of one interface, and a 5-tuple as that hook sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HopPlace {
+    pub netns_cookie: u64,
+    pub ifindex: u32,
+    /// `Ingress` or `Egress`: only TC hooks count.
+    pub hook: Hook,
+    pub tuple: Tuple,
+}
+
+impl HopPlace {
+    /// Where the kernel counted, as its map key says.
+    pub fn from_kernel(key: &tracer_common::HopKey) -> Option<Self> {
+        let hook = match key.hook {
+            tracer_common::kind::TC_INGRESS => Hook::Ingress,
+            tracer_common::kind::TC_EGRESS => Hook::Egress,
+            _ => return None,
+        };
+        Some(Self {
+            netns_cookie: key.netns_cookie,
+            ifindex: key.ifindex,
+            hook,
+            tuple: Tuple {
+                proto: IpProto::from_number(key.ip_proto),
+                src: u32::from_be(key.saddr).into(),
+                dst: u32::from_be(key.daddr).into(),
+                sport: u16::from_be(key.sport),
+                dport: u16::from_be(key.dport),
+            },
+        })
+    }
+
+    /// The place a traced packet's observation was counted at: TC hooks only.
+    pub fn of(observation: &Observation) -> Option<Self> {
+        matches!(observation.hook, Hook::Ingress | Hook::Egress).then_some(Self {
+            netns_cookie: observation.netns_cookie,
+            ifindex: observation.ifindex,
+            hook: observation.hook,
+            tuple: observation.tuple,
+        })
+    }
+}
+
+/// Packets (`sk_buff`s) and their IP bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crossed {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Running totals per place, as read at one time. Each input replaces the totals of the
+/// places it names and leaves the others (another source's) as they were.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopCounts {
+    /// One in `2^sample_shift` packets was traced by the source that counted these.
+    pub sample_shift: u8,
+    pub hops: Vec<(HopPlace, Crossed)>,
+}
+
+impl HopCounts {
+    /// The kernel's map, its CPUs summed.
+    pub fn from_kernel(
+        sample_shift: u8,
+        rows: &[(tracer_common::HopKey, tracer_common::HopCount)],
+    ) -> Self {
+        let mut hops: Vec<(HopPlace, Crossed)> = rows
+            .iter()
+            .filter_map(|(key, count)| {
+                let crossed = Crossed {
+                    packets: count.packets,
+                    bytes: count.bytes,
+                };
+                HopPlace::from_kernel(key).map(|place| (place, crossed))
+            })
+            .collect();
+        // The map's order is its hash order: sort, so a recording is the same for the
+        // same counts.
+        hops.sort_by_key(|(place, _)| {
+            (
+                place.netns_cookie,
+                place.ifindex,
+                place.hook == Hook::Egress,
+                place.tuple.src,
+                place.tuple.dst,
+                place.tuple.sport,
+                place.tuple.dport,
+            )
+        });
+        Self { sample_shift, hops }
+    }
+}
+
+/// The newest totals of every place counted in a session (all sources).
+#[derive(Debug, Default)]
+pub struct CountedTotals {
+    totals: HashMap<HopPlace, Crossed>,
+    /// The largest shift any source sampled with (0: none sampled).
+    pub sample_shift: u8,
+}
+
+impl CountedTotals {
+    pub fn update(&mut self, counts: &HopCounts) {
+        self.sample_shift = self.sample_shift.max(counts.sample_shift);
+        for (place, crossed) in &counts.hops {
+            self.totals.insert(*place, *crossed);
+        }
+    }
+
+    pub fn get(&self, place: &HopPlace) -> Option<Crossed> {
+        self.totals.get(place).copied()
+    }
+
+    /// Every place and its total.
+    pub fn iter(&self) -> impl Iterator<Item = (&HopPlace, &Crossed)> {
+        self.totals.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.totals.is_empty()
+    }
+}
