@@ -20,6 +20,7 @@ use tracer_tests::{follow::Follow, lab::Lab, require_root, tracer};
 const NGINX: &str = "nginx-test-7d9c4b6f5-abcde";
 const NGINX_IP: &str = "10.244.184.84";
 const PORT: u16 = 7007;
+const CLOSED_PORT: u16 = 7008;
 const SENT: u64 = 12_000;
 const ONE_IN: u64 = 64;
 
@@ -112,16 +113,18 @@ impl Drop for Receiver {
 }
 
 /// Sends `count` 32-byte datagrams from nettest, each with its number in its first bytes,
-/// in bursts small enough for the receiver's socket never to overflow.
-fn send(lab: &Lab, count: u64) {
+/// in bursts small enough for the receiver's socket never to overflow; datagram number
+/// `stray` (if any) goes to a port nothing listens on, where the kernel drops it.
+fn send(lab: &Lab, count: u64, stray: Option<u64>) {
     let target = format!("{NGINX_IP}:{PORT}");
+    let closed = format!("{NGINX_IP}:{CLOSED_PORT}");
     netns::run_in(&netns_path(lab, "nettest"), move || {
         let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
-        socket.connect(&target).unwrap();
         let mut payload = [0u8; 32];
         for i in 0..count {
             payload[..8].copy_from_slice(&i.to_be_bytes());
-            socket.send(&payload).unwrap();
+            let to = if Some(i) == stray { &closed } else { &target };
+            socket.send_to(&payload, to).unwrap();
             if i % 16 == 15 {
                 thread::sleep(Duration::from_micros(500));
             }
@@ -145,7 +148,7 @@ fn a_sampled_udp_stream_is_traced_one_in_n_whole_and_every_packet_is_counted() {
     let recording = dir.0.join("sampled.trace");
     let receiver = Receiver::start(&lab);
     // The first datagram resolves the neighbours on the way, before anything is counted.
-    send(&lab, 1);
+    send(&lab, 1, None);
     assert_eq!(
         receiver.finish_warm_up(),
         1,
@@ -168,7 +171,7 @@ fn a_sampled_udp_stream_is_traced_one_in_n_whole_and_every_packet_is_counted() {
             recording.to_str().unwrap(),
         ],
     );
-    send(&lab, SENT);
+    send(&lab, SENT, None);
     let received = receiver.finish(1 + SENT) - 1;
     assert_eq!(received, SENT, "the lab delivered every datagram");
     let (lines, stderr) = follow.stop_with_stderr();
@@ -212,5 +215,47 @@ fn a_sampled_udp_stream_is_traced_one_in_n_whole_and_every_packet_is_counted() {
     assert_eq!(
         replayed_paths, paths,
         "replay's flows are the live session's"
+    );
+}
+
+/// Drops are never sampled away: one datagram of a sampled stream sent where nothing
+/// listens is a dropped journey of its own, with where and why.
+#[test]
+fn the_one_drop_in_a_sampled_stream_is_its_own_journey() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let receiver = Receiver::start(&lab);
+    send(&lab, 1, None);
+    assert_eq!(
+        receiver.finish_warm_up(),
+        1,
+        "the lab delivers to the receiver"
+    );
+    let follow = Follow::start(
+        &lab,
+        &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
+    );
+    let stray = SENT / 2;
+    send(&lab, SENT, Some(stray));
+    assert_eq!(
+        receiver.finish(SENT),
+        SENT,
+        "all but the stray one, and the warm-up"
+    );
+    let journeys = follow.stop();
+    let dropped: Vec<&Value> = journeys
+        .iter()
+        .filter(|j| j["verdict"] == "dropped")
+        .collect();
+    assert_eq!(dropped.len(), 1, "{dropped:#?}");
+    let drop = dropped[0];
+    assert_eq!(drop["original"]["dport"], CLOSED_PORT, "{drop:#}");
+    assert_eq!(drop["drop"]["node"], "cpu1", "{drop:#}");
+    assert!(
+        journeys.len() < 100,
+        "the rest sampled one in 1024: {} journeys",
+        journeys.len()
     );
 }

@@ -371,6 +371,7 @@ pub(crate) fn run_until(
         failed: !inputs.read_anything(),
         ..Summary::default()
     };
+    summary.notes.extend(pipeline.sampling_note());
     if summary.failed {
         summary
             .notes

@@ -44,15 +44,20 @@ enum Mode {
     FollowUnrelated,
     FollowRecord,
     FollowJson,
+    FollowSampled,
     Tcpdump,
 }
 
+/// `follow --sample` in the sampled columns and rows: one packet in 64 traced hop by hop.
+const SAMPLE: &str = "64";
+
 impl Mode {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::None,
         Self::FollowUnrelated,
         Self::FollowRecord,
         Self::FollowJson,
+        Self::FollowSampled,
         Self::Tcpdump,
     ];
 
@@ -62,6 +67,7 @@ impl Mode {
             Self::FollowUnrelated => "follow-unrelated",
             Self::FollowRecord => "follow-record",
             Self::FollowJson => "follow-json",
+            Self::FollowSampled => "follow-sampled",
             Self::Tcpdump => "tcpdump",
         }
     }
@@ -276,6 +282,9 @@ impl Bench {
                 CLIENT, SERVER, "--record", &recording, "--output", "summary",
             ])?),
             Mode::FollowJson => Some(self.follow(&[CLIENT, SERVER, "--record", &recording])?),
+            Mode::FollowSampled => Some(self.follow(&[
+                CLIENT, SERVER, "--sample", SAMPLE, "--record", &recording, "--output", "summary",
+            ])?),
             Mode::None | Mode::Tcpdump => None,
         };
         let dumps = if mode == Mode::Tcpdump {
@@ -337,14 +346,14 @@ impl Bench {
         )?;
         writeln!(
             self.report,
-            "Medians of {} runs of {} s each per mode, the modes interleaved run by run. Ratios are to (a) in the same scenario. (c) records and leaves correlation to `tracer replay` (`--output summary --record FILE`), as tcpdump leaves decoding to Wireshark; (c′) also correlates, names and prints every journey as JSON, live.\n",
+            "Medians of {} runs of {} s each per mode, the modes interleaved run by run. Ratios are to (a) in the same scenario. (c) records and leaves correlation to `tracer replay` (`--output summary --record FILE`), as tcpdump leaves decoding to Wireshark; (c′) also correlates, names and prints every journey as JSON, live. (c_s) is (c) with `--sample 64`: about one packet in 64 traced hop by hop, every packet counted at each hook.\n",
             self.reps, self.seconds
         )?;
         writeln!(
             self.report,
-            "| scenario | test | (a) none | (b) follow, unrelated pair | (c) follow this flow, recording | (c′) follow this flow, recording + live JSON | (d) tcpdump this flow, both nodes |"
+            "| scenario | test | (a) none | (b) follow, unrelated pair | (c) follow this flow, recording | (c′) follow this flow, recording + live JSON | (c_s) follow this flow sampled, recording | (d) tcpdump this flow, both nodes |"
         )?;
-        writeln!(self.report, "|---|---|---|---|---|---|---|")?;
+        writeln!(self.report, "|---|---|---|---|---|---|---|---|")?;
         for scenario in ["healthy", "vxlan"] {
             self.tracer(&["lab", "up", "--scenario", scenario])?;
             self.start_iperf_server()?;
@@ -467,16 +476,28 @@ impl Bench {
         )?;
         writeln!(self.report, "| packets | program | runs | ns per run |")?;
         writeln!(self.report, "|---|---|---|---|")?;
-        for (label, pair, rate) in [
-            ("not followed (an unrelated pair is), flood", UNRELATED, 0),
-            ("followed (this flow), flood", [CLIENT, SERVER], 0),
+        for (label, pair, rate, sample) in [
+            (
+                "not followed (an unrelated pair is), flood",
+                UNRELATED,
+                0,
+                "1",
+            ),
+            ("followed (this flow), flood", [CLIENT, SERVER], 0, "1"),
             (
                 "followed (this flow), every event delivered",
                 [CLIENT, SERVER],
                 20_000,
+                "1",
+            ),
+            (
+                "followed (this flow) with `--sample 64`: 1 in 64 traced, all counted, flood",
+                [CLIENT, SERVER],
+                0,
+                SAMPLE,
             ),
         ] {
-            let follow = self.follow(&[pair[0], pair[1], "--kernel-stats"])?;
+            let follow = self.follow(&[pair[0], pair[1], "--kernel-stats", "--sample", sample])?;
             let pps = self.iperf_udp(rate)?;
             let lines = Self::stop(follow)?;
             self.kernel_cost_rows(label, pps, &lines)?;

@@ -249,6 +249,7 @@ pub fn run(
         ..Summary::default()
     };
     summary.notes.extend(live.disruptions());
+    summary.notes.extend(pipeline.sampling_note());
     if let Some(report) = &recording {
         if limits.end_with_recording {
             // A stream ends when its reader goes: that is how an agent's session ends.

@@ -101,6 +101,17 @@ impl<'s> Pipeline<'s> {
         self.tally
     }
 
+    /// For the summary of a session that sampled: what its journeys are a sample of.
+    pub fn sampling_note(&self) -> Option<String> {
+        let shift = self.correlator.session().sample_shift;
+        (shift > 0).then(|| {
+            format!(
+                "sampled: about one packet in {} of each flow traced hop by hop (TCP openings and ends, ICMP and drops always), every packet counted at each hook it crossed (--flows gives each path its count)",
+                1u64 << shift
+            )
+        })
+    }
+
     /// Every counter so far: the source's, correlation's, the sink's and the reader's.
     pub fn counters(&self) -> Counters {
         let mut pipeline = self.correlator.counters();
