@@ -15,7 +15,7 @@ use std::{
 
 use serde_json::Value;
 use tracer::netns;
-use tracer_tests::{follow::Follow, lab::Lab, require_root, tracer};
+use tracer_tests::{follow::Follow, lab::Lab, require_root, scaled, tracer};
 
 const NGINX: &str = "nginx-test-7d9c4b6f5-abcde";
 const NGINX_IP: &str = "10.244.184.84";
@@ -90,7 +90,7 @@ impl Receiver {
     fn wait_for(&self, count: u64) -> u64 {
         tracer_tests::wait_until(
             "the receiver to have every datagram",
-            Duration::from_secs(5),
+            scaled(Duration::from_secs(5)),
             || self.received.load(Ordering::Relaxed) >= count,
         );
         self.received.load(Ordering::Relaxed)
@@ -257,5 +257,84 @@ fn the_one_drop_in_a_sampled_stream_is_its_own_journey() {
         journeys.len() < 100,
         "the rest sampled one in 1024: {} journeys",
         journeys.len()
+    );
+}
+
+/// A sampled TCP stream (iperf3, about a second): every hook chose alike — no traced
+/// journey lost a hop — the connections' openings are all traced, and the path's counted
+/// packets are many times those traced.
+#[test]
+fn a_sampled_tcp_stream_keeps_every_traced_journey_whole_and_its_openings() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let nginx = lab.ns(&format!("pod-{NGINX}"));
+    let nettest = lab.ns("pod-nettest");
+    let server = tracer_tests::ChildGuard(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &nginx, "iperf3", "-s", "-1", "-p", "5301"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("iperf3 -s"),
+    );
+    let follow = Follow::start(
+        &lab,
+        &[
+            "nettest", NGINX, "--sample", "64", "--proto", "tcp", "--port", "5301", "--flows",
+        ],
+    );
+    // The server listens once its socket is bound: retry the client until it connects.
+    let mut client = None;
+    tracer_tests::wait_until("iperf3 to connect", scaled(Duration::from_secs(10)), || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &nettest])
+            .args(["iperf3", "-c", NGINX_IP, "-p", "5301", "-t", "1", "-J"])
+            .output()
+            .expect("iperf3 -c");
+        let done = out.status.success();
+        client = Some(out);
+        done
+    });
+    drop(server);
+    let report: Value = serde_json::from_slice(&client.unwrap().stdout).expect("iperf3 -J");
+    let sent = report["end"]["sum_sent"]["bytes"].as_u64().unwrap();
+    assert!(sent > 1_000_000, "iperf3 sent {sent} bytes");
+    let lines = follow.stop();
+    let journeys: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v.get("flow_path").is_none())
+        .collect();
+    // A traced segment is whole. TCP may discard a segment it already has (a
+    // retransmission: TCP_OLD_SEQUENCE): a drop is traced whatever the sample chose, so an
+    // untraced segment's drop is a journey of its own, whose earlier hops were counted.
+    for journey in &journeys {
+        let observed = journey["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["observed"] == true)
+            .count();
+        let whole = journey["verdict"] == "delivered";
+        let drop_only = journey["verdict"] == "dropped" && observed == 1;
+        assert!(whole || drop_only, "{journey:#}");
+        if drop_only {
+            let note = journey["hops"][0]["note"].as_str().unwrap_or_default();
+            assert!(note.contains("sampled"), "{journey:#}");
+        }
+    }
+    // iperf3 opens a control connection and a data connection: both SYNs are traced.
+    let syns = journeys.iter().filter(|j| j["summary"] == "SYN").count();
+    assert!(syns >= 2, "{syns} SYNs among {} journeys", journeys.len());
+    let paths = flow_paths(&lines);
+    let request = paths
+        .iter()
+        .find(|p| p["flow"]["direction"] == "request")
+        .expect("a request path");
+    let traced = request["packets"].as_u64().unwrap();
+    let more = request["more_counted"].as_u64().unwrap();
+    assert!(
+        more > traced * 8,
+        "one in 64 traced: {traced} traced, {more} more counted"
     );
 }

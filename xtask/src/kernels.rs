@@ -5,7 +5,7 @@
 //! there from this machine's filesystem. Prints one line per kernel and test binary;
 //! `--smoke` runs only the tests that show `follow` works on that kernel (the healthy
 //! Service path, the seed's incident, netlink leftovers, doctor against follow, UDP payloads
-//! read alike by every parser), which is
+//! read alike by every parser, a sampled stream), which is
 //! what `scripts/test.sh` runs on 6.1; `--suite NAME` only that test binary of the matrix
 //! (repeatable, to iterate on one hook); `--docs` writes `docs/kernels.md` from the run.
 
@@ -50,12 +50,16 @@ const SMOKE: Selection = &[
             "a_drop_in_a_flood_that_overflows_the_ring_buffer_still_arrives",
         ],
     ),
+    // Sampling: counting in a per-CPU hash map, every hook's same choice, on this
+    // kernel's verifier.
+    ("sampling", &[]),
 ];
 
 /// The privileged end-to-end tests that exercise the kernel side (the TUI, API and churn
 /// suites add nothing kernel-specific and take long under emulation).
 const MATRIX: Selection = &[
     ("kernel_events", &[]),
+    ("sampling", &[]),
     ("follow", &[]),
     ("attach", &[]),
     ("record", &[]),

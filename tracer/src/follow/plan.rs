@@ -89,6 +89,7 @@ pub fn plan(model: &ClusterModel, asked: Asked<'_>) -> Result<FollowPlan, Resolv
         followed: Followed {
             from: from_ips,
             to: to_ips,
+            sample_shift: 0,
         },
         filter,
         journeys,

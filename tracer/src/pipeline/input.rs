@@ -61,6 +61,7 @@ impl Session {
         Followed {
             from: self.from_ips.clone(),
             to: self.to_ips.clone(),
+            sample_shift: self.sample_shift,
         }
     }
 }

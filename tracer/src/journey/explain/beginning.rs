@@ -28,8 +28,17 @@ pub(super) fn before(first: &Observation, ctx: &Context<'_>) -> Option<Hop> {
     let mut hop = Hop::new(HopKind::NotObserved, 0, pod.node.clone().map(Into::into));
     hop.observed = false;
     hop.pod = Some(pod.qualified().into());
+    let why = if ctx.followed.sample_shift > 0 {
+        // Drops are traced whatever the sample chose; the hops before were only counted.
+        format!(
+            "sampled: about one packet in {} is traced hop by hop, the others only counted until they are dropped",
+            1u64 << ctx.followed.sample_shift
+        )
+    } else {
+        "the session started while it was in flight, or the kernel lost those events".to_owned()
+    };
     hop.note = format!(
-        "expected to leave {} via {}; not observed, nor anything before the next hop (the session started while it was in flight, or the kernel lost those events)",
+        "expected to leave {} via {}; not observed, nor anything before the next hop ({why})",
         pod.name, pod.eth
     )
     .into();

@@ -53,6 +53,9 @@ pub trait ClusterNames {
 pub struct Followed {
     pub from: Vec<Ipv4Addr>,
     pub to: Vec<Ipv4Addr>,
+    /// The session traced one packet in `2^sample_shift` (0: every one): a packet seen
+    /// first where it died may have been counted, not traced, before.
+    pub sample_shift: u8,
 }
 
 pub struct Context<'a> {
