@@ -18,6 +18,8 @@ in_pod() { ip netns exec "tgold-pod-$1" "${@:2}"; }
 # kernels without the fib_table_lookup tracepoint), except those recorded after
 # `route_flag=` below.
 route_flag=--no-route-hook
+# Set for the sampled sessions at the end (`follow --sample N`).
+sample_flag=
 
 # record NAME FROM TO SCENARIO [PREFIX] -- traffic command (run once the follow is attached)
 record() {
@@ -30,7 +32,7 @@ record() {
   local log
   log=$(mktemp)
   $tracer follow "$from" "$to" --kubeconfig "$kubeconfig" --netns-prefix "$prefix" \
-    --output summary --record "$out/$name.trace" $route_flag 2>"$log" &
+    --output summary --record "$out/$name.trace" $route_flag $sample_flag 2>"$log" &
   local pid=$!
   until grep -q watching "$log"; do sleep 0.05; done
   "$@" || true
@@ -88,6 +90,17 @@ route_traffic() {
 record routes-observed nettest svc/nginx-test healthy -- route_traffic
 record routes-observed-wrong-interface nettest nginx-test-7d9c4b6f5-abcde wrong-interface -- \
   in_pod nettest ping -c 1 -W 1 -q 10.244.184.84
+
+# A UDP stream of 64-byte datagrams (~2,000 a second for a second) sampled one in 16: the
+# traced datagrams' journeys, and the counts of all of them per hop.
+sample_flag="--sample 16"
+udp_stream() {
+  in_pod nginx-test-7d9c4b6f5-abcde iperf3 -s -1 -D
+  sleep 0.3
+  in_pod nettest iperf3 -c 10.244.184.84 -u -b 1M -l 64 -t 1 >/dev/null
+}
+record sampled-udp nettest nginx-test-7d9c4b6f5-abcde healthy -- udp_stream
+sample_flag=
 
 $tracer lab down >/dev/null
 bash scripts/record-golden-bridge.sh "$tracer" "$out/bridge-cni.trace"

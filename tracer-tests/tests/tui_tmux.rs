@@ -192,3 +192,81 @@ fn live_follow_in_a_real_terminal_shows_journeys_as_they_happen() {
     assert!(!tmux.screen().contains("LIVE"), "q ends the live session");
     assert!(tmux.alive(), "tracer exited and the shell went on (sleep)");
 }
+
+/// A sampled session in a real terminal (`follow --sample 16 --flows`): the flow view gives
+/// the UDP stream's path the packets counted besides those traced, live; the committed
+/// sampled recording replays with its exact counts.
+#[test]
+fn sampled_flows_in_a_real_terminal_live_and_replayed() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let command = format!(
+        "{} follow nettest nginx-test-7d9c4b6f5-abcde --sample 16 --proto udp --flows --kubeconfig {} --netns-prefix {}; sleep 30",
+        tracer_tests::tracer_bin().display(),
+        lab.kubeconfig().display(),
+        lab.prefix
+    );
+    let tmux = Tmux::start("tracer-sampled", &command);
+    // The flow view opens first (`--flows`) and says so before any journey.
+    tmux.wait_for(&["LIVE", "Flows"]);
+    let _server = tracer_tests::ChildGuard(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("pod-nginx-test-7d9c4b6f5-abcde")])
+            .args(["iperf3", "-s", "-1", "-p", "5302"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("iperf3 -s"),
+    );
+    let client = || {
+        lab.exec(
+            "pod-nettest",
+            &[
+                "iperf3",
+                "-c",
+                "10.244.184.84",
+                "-p",
+                "5302",
+                "-u",
+                "-b",
+                "1M",
+                "-l",
+                "64",
+                "-t",
+                "1",
+            ],
+        )
+        .status
+        .success()
+    };
+    tracer_tests::wait_until(
+        "iperf3 to reach its server",
+        Duration::from_secs(10),
+        client,
+    );
+    let screen = tmux.wait_for(&[
+        "udp nettest → nginx-test-7d9c4b6f5-abcde:5302 (request)",
+        " counted",
+    ]);
+    assert!(screen.contains("✓ delivered"), "{screen}");
+    tmux.keys(&["q"]);
+    drop(tmux);
+
+    let recording = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/recordings/sampled-udp.trace"
+    );
+    let tmux = Tmux::start(
+        "tracer-sampled-replay",
+        &format!(
+            "{} replay --flows {recording}; sleep 30",
+            tracer_tests::tracer_bin().display()
+        ),
+    );
+    tmux.keys(&["End"]);
+    tmux.wait_for(&[
+        "udp nettest → nginx-test-7d9c4b6f5-abcde:5201 (request)",
+        "124 pkts +1829 counted",
+    ]);
+}

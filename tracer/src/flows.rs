@@ -28,21 +28,14 @@
 
 use std::{collections::HashMap, fmt::Write as _};
 
-use crate::{
-    journey::{
-        counted::{CountedTotals, Crossed, HopCounts, HopPlace},
-        observation::Tuple,
-    },
-    pipeline::Correlated,
-};
-
 use serde::Serialize;
 
 use crate::{
     clock::format_duration,
     journey::{
+        counted::{CountedTotals, Crossed, HopCounts, HopPlace},
         model::{Direction, Hop, HopKind, Journey, Verdict},
-        observation::IpProto,
+        observation::{IpProto, Tuple},
     },
     output::FlowTotals,
 };
@@ -376,8 +369,6 @@ pub struct FlowTable {
     scratch: String,
     /// Journeys that would have started a path past [`MAX_PATHS`].
     beyond: u64,
-    /// The path the last journey added went to.
-    last_path: Option<(usize, usize)>,
     /// A sampling session's counting: off until the session says it samples.
     counting: Option<Counting>,
 }
@@ -411,6 +402,19 @@ impl FlowTable {
         }
     }
 
+    /// Forgets every path, keeping what a sampling session counted (the journeys are added
+    /// again: a replay's seek).
+    pub fn clear_paths(&mut self) {
+        let counting = self.counting.take().map(|c| Counting {
+            totals: c.totals,
+            ..Counting::default()
+        });
+        *self = Self {
+            counting,
+            ..Self::default()
+        };
+    }
+
     /// The newest counts of a sampling session.
     pub fn hop_counts(&mut self, counts: &HopCounts) {
         self.counting
@@ -419,45 +423,41 @@ impl FlowTable {
             .update(counts);
     }
 
-    /// A journey, and (sampling) the places its packet was counted at.
-    pub fn add_correlated(&mut self, correlated: &Correlated) {
-        self.add(&correlated.journey);
-        let (Some(counting), Some(path)) = (&mut self.counting, self.last_path) else {
+    /// Sampling: the places a journey's packet was counted at, for its path's connection.
+    fn learn_places(&mut self, journey: &Journey, path: (usize, usize)) {
+        let (Some(counting), Some(at)) = (&mut self.counting, &journey.counted_at) else {
             return;
         };
-        let Some(first) = correlated.raw.observations.first() else {
-            return;
-        };
-        let delivered = correlated.journey.verdict == Verdict::Delivered;
+        let delivered = journey.verdict == Verdict::Delivered;
         let next = counting.connections.len();
-        let at = *counting
+        let connection = *counting
             .by_connection
-            .entry((path.0, path.1, first.tuple))
+            .entry((path.0, path.1, at.connection))
             .or_insert(next);
-        if at == next {
+        if connection == next {
             counting.connections.push(Connection {
                 delivered,
                 places: Vec::new(),
             });
-            self.flows[path.0].1[path.1].connections.push(at);
+            self.flows[path.0].1[path.1].connections.push(connection);
         }
-        for place in correlated.raw.observations.iter().filter_map(HopPlace::of) {
-            let taken = match counting.owner.get(&place) {
-                Some(&owner) if owner == at => continue,
+        for place in &at.places {
+            let taken = match counting.owner.get(place) {
+                Some(&owner) if owner == connection => continue,
                 // A delivered path takes a place over from a failed one.
                 Some(&owner) => delivered && !counting.connections[owner].delivered,
                 None => counting.owner.len() < MAX_PLACES,
             };
             if taken {
-                counting.owner.insert(place, at);
-                counting.connections[at].places.push(place);
+                counting.owner.insert(*place, connection);
+                counting.connections[connection].places.push(*place);
             }
         }
     }
 
     /// A sampling session's packets on a path besides those traced: for each of its
     /// connections, the count of its least-crossed place it owns.
-    fn more_counted(&self, path: &PathStats) -> Option<u64> {
+    pub fn more_counted(&self, path: &PathStats) -> Option<u64> {
         let counting = self.counting.as_ref()?;
         let seen: u64 = path
             .connections
@@ -488,7 +488,6 @@ impl FlowTable {
     }
 
     pub fn add(&mut self, journey: &Journey) {
-        self.last_path = None;
         signature(journey, &mut self.scratch);
         let (flow, path) = match self.by_signature.get(self.scratch.as_str()) {
             Some(&found) => found,
@@ -503,7 +502,7 @@ impl FlowTable {
                 found
             }
         };
-        self.last_path = Some((flow, path));
+        self.learn_places(journey, (flow, path));
         let path = &mut self.flows[flow].1[path];
         path.packets += 1;
         path.bytes += u64::from(journey.length);

@@ -1,7 +1,7 @@
 //! Flows from the committed lab recordings (real sessions), and the duration spread.
 
 use super::*;
-use crate::pipeline::golden_tests::recording;
+use crate::pipeline::{Correlated, golden_tests::recording};
 
 fn journeys(name: &str) -> Vec<Journey> {
     let mut out = Vec::new();
@@ -243,13 +243,18 @@ fn the_json_summary_states_the_table_and_what_it_left_out() {
     assert_eq!(summary["notes"], serde_json::json!([]));
 }
 
+/// A recording's journeys as a sampling session would have explained them: with the
+/// places each packet was counted at.
 fn correlated(name: &str) -> Vec<Correlated> {
     let mut out = Vec::new();
     let mut sink =
         crate::replay::Each(|raw: &crate::journey::assemble::RawJourney, j: &Journey| {
+            let mut journey = j.clone();
+            journey.counted_at =
+                crate::journey::counted::CountedAt::of(&raw.observations).map(std::sync::Arc::new);
             out.push(Correlated {
                 raw: raw.clone(),
-                journey: j.clone(),
+                journey,
             });
             true
         });
@@ -289,7 +294,7 @@ fn counted_packets_go_to_the_path_that_crossed_their_places() {
     let mut table = FlowTable::default();
     table.sampling(3);
     for c in &journeys {
-        table.add_correlated(c);
+        table.add(&c.journey);
     }
     let mut counts = counts_of(&journeys, first_request, 500);
     let stray = HopPlace {
@@ -340,7 +345,7 @@ fn counted_packets_go_to_the_path_that_crossed_their_places() {
 fn table_of_correlated(journeys: &[Correlated]) -> FlowTable {
     let mut table = FlowTable::default();
     for c in journeys {
-        table.add_correlated(c);
+        table.add(&c.journey);
     }
     table
 }

@@ -56,6 +56,24 @@ impl HopPlace {
     }
 }
 
+/// Where one traced packet was counted: its connection (the 5-tuple of its first hop) and
+/// the places of its TC hops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedAt {
+    pub connection: Tuple,
+    pub places: Vec<HopPlace>,
+}
+
+impl CountedAt {
+    /// `None` without observations.
+    pub fn of(observations: &[Observation]) -> Option<Self> {
+        Some(Self {
+            connection: observations.first()?.tuple,
+            places: observations.iter().filter_map(HopPlace::of).collect(),
+        })
+    }
+}
+
 /// Packets (`sk_buff`s) and their IP bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crossed {

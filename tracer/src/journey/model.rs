@@ -44,6 +44,10 @@ pub struct Journey {
     pub diagnosis: String,
     pub drop: Option<DropInfo>,
     pub hops: Vec<Hop>,
+    /// A sampling session only: the places its packet was counted at, for the flows to
+    /// attribute the counts of the packets not traced. Not part of the JSON schema.
+    #[serde(skip)]
+    pub counted_at: Option<std::sync::Arc<super::counted::CountedAt>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

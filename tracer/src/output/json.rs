@@ -8,7 +8,6 @@ use super::{Sink, Summary};
 use crate::{
     flows::FlowTable,
     journey::{counted::HopCounts, model::Journey},
-    pipeline::Correlated,
 };
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
@@ -33,26 +32,13 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
-impl<W: Write> JsonSink<W> {
-    fn show(&mut self, journey: &Journey) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, journey)?;
-        self.out.write_all(b"\n")
-    }
-}
-
 impl<W: Write> Sink for JsonSink<W> {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
         if let Some(flows) = &mut self.flows {
             flows.add(journey);
         }
-        self.show(journey)
-    }
-
-    fn correlated(&mut self, correlated: &Correlated) -> io::Result<()> {
-        if let Some(flows) = &mut self.flows {
-            flows.add_correlated(correlated);
-        }
-        self.show(&correlated.journey)
+        serde_json::to_writer(&mut self.out, journey)?;
+        self.out.write_all(b"\n")
     }
 
     fn sampling(&mut self, shift: u8) {

@@ -72,25 +72,12 @@ impl SummarySink {
     }
 }
 
-impl SummarySink {
-    fn show(&mut self, _journey: &Journey) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 impl Sink for SummarySink {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
         if let Some(flows) = &mut self.flows {
             flows.add(journey);
         }
         Ok(())
-    }
-
-    fn correlated(&mut self, correlated: &Correlated) -> io::Result<()> {
-        if let Some(flows) = &mut self.flows {
-            flows.add_correlated(correlated);
-        }
-        self.show(&correlated.journey)
     }
 
     fn sampling(&mut self, shift: u8) {

@@ -12,7 +12,6 @@ use crate::{
         counted::HopCounts,
         model::{Hop, Journey, Verdict},
     },
-    pipeline::Correlated,
 };
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
@@ -89,26 +88,13 @@ fn hop_line(hop: &Hop) -> String {
     )
 }
 
-impl<W: Write> TextSink<W> {
-    fn show(&mut self, journey: &Journey) -> io::Result<()> {
-        self.out.write_all(render(journey).as_bytes())?;
-        self.out.write_all(b"\n")
-    }
-}
-
 impl<W: Write> Sink for TextSink<W> {
     fn journey(&mut self, journey: &Journey) -> io::Result<()> {
         if let Some(flows) = &mut self.flows {
             flows.add(journey);
         }
-        self.show(journey)
-    }
-
-    fn correlated(&mut self, correlated: &Correlated) -> io::Result<()> {
-        if let Some(flows) = &mut self.flows {
-            flows.add_correlated(correlated);
-        }
-        self.show(&correlated.journey)
+        self.out.write_all(render(journey).as_bytes())?;
+        self.out.write_all(b"\n")
     }
 
     fn sampling(&mut self, shift: u8) {

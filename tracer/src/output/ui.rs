@@ -2,11 +2,16 @@
 
 use std::{
     io,
+    sync::Arc,
     sync::mpsc::{SyncSender, TrySendError},
 };
 
 use super::{Sink, Summary};
-use crate::{journey::model::Journey, pipeline::Counters, tui::UiEvent};
+use crate::{
+    journey::{counted::HopCounts, model::Journey},
+    pipeline::Counters,
+    tui::UiEvent,
+};
 
 pub struct UiSink {
     tx: SyncSender<UiEvent>,
@@ -70,6 +75,18 @@ impl Sink for UiSink {
 
     fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    fn sampling(&mut self, shift: u8) {
+        // Before any journey, and needed by every one after: waited for.
+        let _ = self.tx.send(UiEvent::Sampling(shift));
+    }
+
+    fn hop_counts(&mut self, counts: &HopCounts) {
+        // Running totals: a newer one replaces one the UI could not take.
+        let _ = self
+            .tx
+            .try_send(UiEvent::HopCounts(Arc::new(counts.clone())));
     }
 
     fn notice(&mut self, text: &str) {

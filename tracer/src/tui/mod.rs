@@ -85,6 +85,11 @@ pub enum UiEvent {
     /// Something the user must see, e.g. `recording: disk full, recording stopped`; the
     /// newest stays in the header.
     Notice(String),
+    /// The session traces one packet in `2^shift` and counts the others: the flow view
+    /// gives each path its count.
+    Sampling(u8),
+    /// A sampling session's newest counts (running totals per place).
+    HopCounts(std::sync::Arc<crate::journey::counted::HopCounts>),
     /// Replay: the whole file has been read. Live: the kernel side stopped. A closed channel
     /// means the same.
     SourceEnded,

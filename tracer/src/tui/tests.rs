@@ -334,3 +334,35 @@ fn replay_flows_follow_the_playback_clock() {
     );
     assert_eq!(counted(&s), s.counts().total());
 }
+
+/// A sampled session (the committed `sampled-udp` recording, `--sample 16`) replayed into
+/// the UI: the flow view gives each path the packets counted besides those traced, as
+/// `--flows` prints them, and keeps them through a seek.
+#[test]
+fn replay_flows_of_a_sampled_session_show_what_was_counted() {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1 << 16);
+    let recording = crate::pipeline::golden_tests::recording("sampled-udp");
+    let mut sink = crate::output::ui::UiSink::replay(tx);
+    crate::replay::replay(&recording, &mut sink).unwrap();
+    drop(sink);
+    let mut s = State::new(header(Mode::Replay));
+    for event in rx.try_iter() {
+        s.apply(event);
+    }
+    s.handle(Action::ToggleFlows);
+    s.handle(Action::JumpToEnd);
+    let more = |s: &State| {
+        s.flows()
+            .records()
+            .filter_map(|r| r.more_counted)
+            .collect::<Vec<_>>()
+    };
+    let at_end = more(&s);
+    assert!(at_end.iter().any(|&m| m > 1000), "{at_end:?}");
+    let screen = draw(&s, 120, 40);
+    assert!(screen.contains("counted"), "{screen}");
+    insta::assert_snapshot!("replay_flows_sampled_120x40", screen);
+    s.handle(Action::SeekBack);
+    s.handle(Action::JumpToEnd);
+    assert_eq!(more(&s), at_end, "a seek keeps the counts");
+}

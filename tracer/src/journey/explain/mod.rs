@@ -30,6 +30,7 @@ pub use context::{ClusterNames, Context, Followed, PodName, ServiceRef};
 
 use super::{
     assemble::RawJourney,
+    counted::CountedAt,
     fate::{self, DropFate},
     model::{Direction, Endpoints, Hop, HopKind, Journey, SCHEMA_VERSION, Verdict},
     observation::{Hook, IpProto, Observation, Tuple},
@@ -284,6 +285,9 @@ pub fn explain(raw: &RawJourney, ctx: &Context<'_>) -> Journey {
         diagnosis: String::new(),
         drop,
         hops,
+        counted_at: (ctx.followed.sample_shift > 0)
+            .then(|| CountedAt::of(&raw.observations).map(std::sync::Arc::new))
+            .flatten(),
     };
     journey.diagnosis = diagnosis::diagnose(&journey);
     journey

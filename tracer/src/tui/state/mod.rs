@@ -228,6 +228,8 @@ impl State {
         match event {
             UiEvent::Journey(journey) => self.ingest(journey),
             UiEvent::Counters(counters) => self.counters = counters,
+            UiEvent::Sampling(shift) => self.flows.sampling(shift),
+            UiEvent::HopCounts(counts) => self.flows.hop_counts(&counts),
             UiEvent::Notice(text) => {
                 if let Some(clocks) = text.strip_prefix(crate::replay::merge::CLOCKS_NOTICE) {
                     // Not a warning: how the machines' times were put on one timeline.
@@ -409,7 +411,7 @@ impl State {
             }
         }
         self.pending = pending;
-        self.flows = FlowTable::default();
+        self.flows.clear_paths();
         for entry in self.store.iter().filter(|e| e.revealed) {
             self.flows.add(&entry.journey);
         }

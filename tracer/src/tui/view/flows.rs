@@ -53,11 +53,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
             rows.push(Row::Path {
                 cursor,
                 figures: format!(
-                    "path {} {} {:<10} {:>7} pkts  p50 {:>9}  p99 {:>9}  last {}",
+                    "path {} {} {:<10} {:>7} pkts{}  p50 {:>9}  p99 {:>9}  last {}",
                     i + 1,
                     text::verdict_symbol(p.verdict),
                     p.verdict.as_str(),
                     p.packets,
+                    table
+                        .more_counted(p)
+                        .map_or_else(String::new, |more| format!(" +{more} counted")),
                     format_duration(d.p50),
                     format_duration(d.p99),
                     text::clock(&p.last_seen),

@@ -40,7 +40,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, theme: Theme) {
         } else {
             String::new()
         };
-        let text = format!("⚠ {notice}{extra}");
+        // One line: a summary's notes follow its first line.
+        let text = format!(
+            "⚠ {}{extra}",
+            notice.lines().collect::<Vec<_>>().join(" · ")
+        );
         lines.push(Line::from(Span::styled(
             text::fit(&text, w),
             theme.notice(),
