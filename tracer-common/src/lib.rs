@@ -301,9 +301,9 @@ pub mod maps {
     /// `FILTER_ADDRS`. A clear bit proves an address is not followed without a hash lookup
     /// (an array lookup is inlined by the verifier); a set bit is confirmed in the map.
     pub const FOLLOW_BITS: &str = "FOLLOW_BITS";
-    /// Per-CPU hash map [`super::HopKey`] → [`super::HopCount`], filled by the TC hooks
-    /// when the session samples ([`super::globals::SAMPLE_SHIFT`] not 0); the kernel
-    /// inserts, userspace only reads.
+    /// Per-CPU LRU hash map [`super::HopKey`] → [`super::HopCount`], filled by the TC
+    /// hooks when the session samples ([`super::globals::SAMPLE_SHIFT`] not 0); the kernel
+    /// inserts (evicting the least recently used hop when full), userspace only reads.
     pub const HOP_COUNTS: &str = "HOP_COUNTS";
 }
 
@@ -464,7 +464,8 @@ pub struct LossCounters {
     /// Of `ringbuf_full`, the events bound for the `FAILURES` ring buffer (drops and ICMP
     /// errors): only a flood of failures itself can fill it.
     pub failures_lost: u64,
-    /// Packets a sampling session could not count: `HOP_COUNTS` was full.
+    /// Hook crossings a sampling session could not count: inserting into `HOP_COUNTS`
+    /// failed.
     pub uncounted: u64,
 }
 const _: () = assert!(size_of::<LossCounters>() == 32);

@@ -6,7 +6,7 @@ use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
     ABI_VERSION, HopCount, HopKey, LossCounters, NatEvent, PacketEvent, RouteEvent, follow_bits,
@@ -57,10 +57,14 @@ static FILTER_ADDRS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
 #[map(name = "FOLLOW_BITS")]
 static FOLLOW_BITS: Array<u64> = Array::with_max_entries(follow_bits::WORDS, 0);
 
-/// 16,384 hops of followed tuples: a few hundred connections, each crossing 4–10 hooks.
-/// When it is full, packets on new hops are counted in `LossCounters::uncounted`.
+/// 16,384 hops of followed tuples: a couple of thousand connections at once, each crossing
+/// 4–10 hooks. Least recently used: when it is full, an idle connection's hop makes room
+/// (userspace has read its total, and carries it on if the hop comes back); an insert
+/// that fails anyway is counted in `LossCounters::uncounted`. Userspace sizes it to one
+/// entry when the session does not sample.
 #[map(name = "HOP_COUNTS")]
-static HOP_COUNTS: PerCpuHashMap<HopKey, HopCount> = PerCpuHashMap::with_max_entries(16384, 0);
+static HOP_COUNTS: LruPerCpuHashMap<HopKey, HopCount> =
+    LruPerCpuHashMap::with_max_entries(16384, 0);
 
 #[unsafe(no_mangle)]
 static TRACE_ALL: u8 = 0;

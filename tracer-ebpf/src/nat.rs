@@ -17,7 +17,7 @@ use aya_ebpf::{
 use tracer_common::{CtTuple, NatEvent, kind};
 
 use crate::{
-    emit::{global, submit, traced, zeroed},
+    emit::{global, sample_shift, submit, traced, zeroed},
     kernel::{CT_TUPLEHASH_SIZE, OFF_CT_TUPLE, device_of, kread},
     skb::Skb,
 };
@@ -68,6 +68,14 @@ fn observe(skb: *const u8, ct: *const u8, manip: u32, dir: u32) -> Option<()> {
     skb.parse(&mut event.packet)?;
     if !traced(&event.packet) {
         // Counted, not traced, at its TC hooks: its rewrite is not told either.
+        return None;
+    }
+    // A UDP payload this hook could not read (in page fragments: it reads only the linear
+    // data) hashes as 0, which the sample always traces, though the TC hooks may have read
+    // it and counted the datagram. When sampling, such a rewrite is left to be inferred
+    // rather than told for a packet that may have no journey.
+    const UDP: u8 = 17;
+    if sample_shift() != 0 && event.packet.ip_proto == UDP && event.packet.payload_hash == 0 {
         return None;
     }
     let original = ct.wrapping_add(global(&OFF_CT_TUPLE) as usize);

@@ -88,6 +88,10 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
     let mut loader = EbpfLoader::new();
     loader.override_global(globals::TRACE_ALL, &trace_all, true);
     loader.override_global(globals::SAMPLE_SHIFT, &options.sample_shift, true);
+    if options.sample_shift == 0 {
+        // Nothing is counted: no memory for it.
+        loader.map_max_entries(tracer_common::maps::HOP_COUNTS, 1);
+    }
     // aya-log's level is "everything" unless set: always set it.
     let log_level = crate::follow::kernel_log::level(options.kernel_log);
     loader.override_global(aya_log::LEVEL, &log_level, true);

@@ -18,13 +18,13 @@
 //!
 //! A sampling session (`follow --sample N`) traces one packet in N of a busy flow and
 //! counts every packet at each TC hook it crosses (`journey::counted`). Each traced
-//! journey teaches the table the places its packet crossed, grouped by connection (the
-//! 5-tuple of its first hop); a path's packets counted are, summed over its connections,
-//! the count of the connection's least-crossed place — a place shared by several paths
-//! (a Service's address before DNAT) counts all of them, one after the endpoint's choice
-//! counts only its own. When one connection's packets went two ways (some delivered,
-//! some dropped), its places are the delivered path's: every drop is traced, so the
-//! dropped path's packets are its journeys.
+//! journey teaches the table the places its packet crossed and counts itself at each of
+//! them; places belong to the connection (the 5-tuple of its first hop) that crossed them
+//! first. A connection's counts go to its first delivered path — every drop is traced, so
+//! a failed path's packets are its journeys — and are the packets not traced that crossed
+//! every place it owns: at each place the count less the traced packets that crossed it
+//! (on any path: a packet dropped after the place was counted there), the fewest of them.
+//! A path's figure sums its connections'.
 
 use std::{collections::HashMap, fmt::Write as _};
 
@@ -376,21 +376,28 @@ pub struct FlowTable {
 /// Places kept at most: a connection's journey teaches 4–10.
 const MAX_PLACES: usize = 200_000;
 
+/// Connections kept at most for counting (each a few places).
+const MAX_CONNECTIONS: usize = 50_000;
+
 /// What a sampling session's counts are attributed by.
 #[derive(Debug, Default)]
 struct Counting {
     /// The newest totals of every place.
     totals: CountedTotals,
-    /// One connection of one path: its places.
+    /// Each connection seen (by the 5-tuple of its packets' first hop).
     connections: Vec<Connection>,
-    by_connection: HashMap<(usize, usize, Tuple), usize>,
-    /// Which connection a place's counts are attributed to.
-    owner: HashMap<HopPlace, usize>,
+    by_tuple: HashMap<Tuple, usize>,
+    /// Each place a traced packet crossed (it counts for the connection that crossed it
+    /// first, in whose `places` it is) and how many traced packets crossed it (on any
+    /// path: delivered, dropped after it, …).
+    traced_at: HashMap<HopPlace, u64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Connection {
-    delivered: bool,
+    /// The path its counts go to: the first delivered one (every drop is traced, so a
+    /// failed path's packets are its journeys).
+    path: Option<(usize, usize)>,
     places: Vec<HopPlace>,
 }
 
@@ -423,56 +430,60 @@ impl FlowTable {
             .update(counts);
     }
 
-    /// Sampling: the places a journey's packet was counted at, for its path's connection.
+    /// Sampling: the places a journey's packet was counted at, for its connection.
     fn learn_places(&mut self, journey: &Journey, path: (usize, usize)) {
         let (Some(counting), Some(at)) = (&mut self.counting, &journey.counted_at) else {
             return;
         };
-        let delivered = journey.verdict == Verdict::Delivered;
-        let next = counting.connections.len();
-        let connection = *counting
-            .by_connection
-            .entry((path.0, path.1, at.connection))
-            .or_insert(next);
-        if connection == next {
-            counting.connections.push(Connection {
-                delivered,
-                places: Vec::new(),
-            });
+        let connection = match counting.by_tuple.get(&at.connection) {
+            Some(&c) => c,
+            None if counting.connections.len() >= MAX_CONNECTIONS => return,
+            None => {
+                counting.connections.push(Connection::default());
+                let c = counting.connections.len() - 1;
+                counting.by_tuple.insert(at.connection, c);
+                c
+            }
+        };
+        if journey.verdict == Verdict::Delivered && counting.connections[connection].path.is_none()
+        {
+            counting.connections[connection].path = Some(path);
             self.flows[path.0].1[path.1].connections.push(connection);
         }
         for place in &at.places {
-            let taken = match counting.owner.get(place) {
-                Some(&owner) if owner == connection => continue,
-                // A delivered path takes a place over from a failed one.
-                Some(&owner) => delivered && !counting.connections[owner].delivered,
-                None => counting.owner.len() < MAX_PLACES,
-            };
-            if taken {
-                counting.owner.insert(*place, connection);
-                counting.connections[connection].places.push(*place);
+            let full = counting.traced_at.len() >= MAX_PLACES;
+            match counting.traced_at.get_mut(place) {
+                Some(traced) => *traced += 1,
+                None if full => {}
+                None => {
+                    counting.traced_at.insert(*place, 1);
+                    counting.connections[connection].places.push(*place);
+                }
             }
         }
     }
 
-    /// A sampling session's packets on a path besides those traced: for each of its
-    /// connections, the count of its least-crossed place it owns.
+    /// A sampling session's packets on a path besides those traced: for each connection
+    /// whose counts go to it, the packets not traced that crossed every place it owns (the
+    /// fewest at any of them).
     pub fn more_counted(&self, path: &PathStats) -> Option<u64> {
         let counting = self.counting.as_ref()?;
-        let seen: u64 = path
+        let more = path
             .connections
             .iter()
             .filter_map(|&c| {
                 counting.connections[c]
                     .places
                     .iter()
-                    .filter(|place| counting.owner.get(place) == Some(&c))
-                    .filter_map(|place| counting.totals.get(place))
-                    .map(|crossed: Crossed| crossed.packets)
+                    .filter_map(|place| {
+                        let crossed: Crossed = counting.totals.get(place)?;
+                        let traced = counting.traced_at.get(place).copied().unwrap_or(0);
+                        Some(crossed.packets.saturating_sub(traced))
+                    })
                     .min()
             })
             .sum();
-        Some(seen.saturating_sub(path.packets))
+        Some(more)
     }
 
     /// Places counted that no traced packet crossed (a connection none of whose packets
@@ -482,7 +493,7 @@ impl FlowTable {
             counting
                 .totals
                 .iter()
-                .filter(|(place, _)| !counting.owner.contains_key(place))
+                .filter(|(place, _)| !counting.traced_at.contains_key(place))
                 .count()
         })
     }

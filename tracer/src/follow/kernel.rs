@@ -13,7 +13,7 @@ use crate::{
     ebpf::{self, LoadOptions},
     events::{self, EventStream},
     exit::MissingPrivilege,
-    journey::counted::HopCounts,
+    journey::counted::{Crossed, HopCounts, HopPlace, KernelTotals},
     kernel_layout::KernelOffsets,
     probes::{
         kfree_skb::{self, DropHookChoice},
@@ -36,6 +36,7 @@ pub struct Kernel {
     pub log: Option<KernelLog>,
     /// One followed packet in `2^sample_shift` is traced, the rest counted (0: all traced).
     pub sample_shift: u8,
+    hop_totals: KernelTotals,
 }
 
 /// Refuses at once, naming what is missing, when this process cannot follow.
@@ -189,6 +190,7 @@ impl Kernel {
             mode: decision.mode,
             log,
             sample_shift,
+            hop_totals: KernelTotals::default(),
         })
     }
 
@@ -214,13 +216,25 @@ impl Kernel {
         events::loss(&self.ebpf).unwrap_or_default()
     }
 
-    /// What the TC hooks counted so far, when this run samples.
-    pub fn hop_counts(&self) -> Option<HopCounts> {
+    /// What the TC hooks counted since the last call (the totals of the places that
+    /// changed), when this run samples and something changed.
+    pub fn hop_counts(&mut self) -> Option<HopCounts> {
         if self.sample_shift == 0 {
             return None;
         }
         let rows = events::hop_counts(&self.ebpf).unwrap_or_default();
-        Some(HopCounts::from_kernel(self.sample_shift, &rows))
+        let rows = rows.iter().filter_map(|(key, count)| {
+            let crossed = Crossed {
+                packets: count.packets,
+                bytes: count.bytes,
+            };
+            HopPlace::from_kernel(key).map(|place| (place, crossed))
+        });
+        let hops = self.hop_totals.update(rows);
+        (!hops.is_empty()).then_some(HopCounts {
+            sample_shift: self.sample_shift,
+            hops,
+        })
     }
 
     /// Average run time per invocation of each loaded program, from the kernel's BPF

@@ -272,7 +272,7 @@ pub fn run(
 
 /// The kernel's loss counters and the reader's, as running totals.
 /// A sampling run's counts so far, for the flows and the recording.
-fn hop_counts(kernel: &Kernel, at_ns: u64) -> Option<Input> {
+fn hop_counts(kernel: &mut Kernel, at_ns: u64) -> Option<Input> {
     kernel.hop_counts().map(|counts| Input::HopCounts {
         at_ns,
         counts: Arc::new(counts),

@@ -81,8 +81,9 @@ pub struct Crossed {
     pub bytes: u64,
 }
 
-/// Running totals per place, as read at one time. Each input replaces the totals of the
-/// places it names and leaves the others (another source's) as they were.
+/// Running totals per place, as read at one time: the places whose totals changed since
+/// the source's previous one. Each replaces the totals of the places it names and leaves
+/// the others (unchanged, or another source's) as they were.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HopCounts {
     /// One in `2^sample_shift` packets was traced by the source that counted these.
@@ -90,36 +91,64 @@ pub struct HopCounts {
     pub hops: Vec<(HopPlace, Crossed)>,
 }
 
-impl HopCounts {
-    /// The kernel's map, its CPUs summed.
-    pub fn from_kernel(
-        sample_shift: u8,
-        rows: &[(tracer_common::HopKey, tracer_common::HopCount)],
-    ) -> Self {
-        let mut hops: Vec<(HopPlace, Crossed)> = rows
-            .iter()
-            .filter_map(|(key, count)| {
-                let crossed = Crossed {
-                    packets: count.packets,
-                    bytes: count.bytes,
-                };
-                HopPlace::from_kernel(key).map(|place| (place, crossed))
-            })
-            .collect();
-        // The map's order is its hash order: sort, so a recording is the same for the
-        // same counts.
-        hops.sort_by_key(|(place, _)| {
+/// A sampling run's totals per place from a kernel map whose entries start again from 0
+/// when the map evicts them (`HOP_COUNTS` is least-recently-used): a total that went down
+/// was reset, and what it had reached is carried on. Increments between the last read and
+/// an eviction are lost; only idle hops are evicted, so that is little.
+#[derive(Debug, Default)]
+pub struct KernelTotals {
+    seen: HashMap<HopPlace, Seen>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// What earlier lives of the entry had counted.
+    base: Crossed,
+    /// The entry's value at the last read.
+    last: Crossed,
+    /// The total handed on last.
+    reported: Crossed,
+}
+
+impl KernelTotals {
+    /// Folds one read of the map in; returns the places whose totals changed since the
+    /// last call, with their totals, in a stable order.
+    pub fn update(
+        &mut self,
+        rows: impl Iterator<Item = (HopPlace, Crossed)>,
+    ) -> Vec<(HopPlace, Crossed)> {
+        let mut changed = Vec::new();
+        for (place, now) in rows {
+            let seen = self.seen.entry(place).or_default();
+            if now.packets < seen.last.packets {
+                seen.base.packets += seen.last.packets;
+                seen.base.bytes += seen.last.bytes;
+            }
+            seen.last = now;
+            let total = Crossed {
+                packets: seen.base.packets + now.packets,
+                bytes: seen.base.bytes + now.bytes,
+            };
+            if total != seen.reported {
+                seen.reported = total;
+                changed.push((place, total));
+            }
+        }
+        // The map's order is its hash order: sorted, a recording is the same for the same
+        // counts.
+        changed.sort_by_key(|(place, _)| {
             (
                 place.netns_cookie,
                 place.ifindex,
                 place.hook == Hook::Egress,
+                place.tuple.proto,
                 place.tuple.src,
                 place.tuple.dst,
                 place.tuple.sport,
                 place.tuple.dport,
             )
         });
-        Self { sample_shift, hops }
+        changed
     }
 }
 
@@ -150,5 +179,50 @@ impl CountedTotals {
 
     pub fn is_empty(&self) -> bool {
         self.totals.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn place(port: u16) -> HopPlace {
+        HopPlace {
+            netns_cookie: 7,
+            ifindex: 2,
+            hook: Hook::Egress,
+            tuple: Tuple {
+                proto: IpProto::Udp,
+                src: Ipv4Addr::new(10, 0, 0, 1),
+                dst: Ipv4Addr::new(10, 0, 0, 2),
+                sport: port,
+                dport: 53,
+            },
+        }
+    }
+
+    fn crossed(packets: u64) -> Crossed {
+        Crossed {
+            packets,
+            bytes: packets * 100,
+        }
+    }
+
+    /// Only what changed is handed on; an entry the map evicted and made again starts from
+    /// 0 in the kernel, and its total goes on from where it was.
+    #[test]
+    fn totals_go_on_across_evictions_and_only_changes_are_handed_on() {
+        let mut totals = KernelTotals::default();
+        let first = totals.update([(place(1), crossed(5)), (place(2), crossed(3))].into_iter());
+        assert_eq!(first, [(place(1), crossed(5)), (place(2), crossed(3))]);
+        let unchanged = totals.update([(place(1), crossed(5)), (place(2), crossed(4))].into_iter());
+        assert_eq!(unchanged, [(place(2), crossed(4))]);
+        // place(1) evicted, then seen again: the kernel counts from 0.
+        let again = totals.update([(place(1), crossed(2))].into_iter());
+        assert_eq!(again, [(place(1), crossed(7))]);
+        let more = totals.update([(place(1), crossed(4))].into_iter());
+        assert_eq!(more, [(place(1), crossed(9))]);
     }
 }

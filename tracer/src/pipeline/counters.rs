@@ -28,8 +28,9 @@ pub struct SourceCounters {
     /// waits for the disk).
     #[serde(default, alias = "recorder_dropped")]
     pub unrecorded_batches: u64,
-    /// Sampling sessions: followed packets the kernel could not count (its table of hops
-    /// was full). Absent when 0 (every session that does not sample).
+    /// Sampling sessions: hook crossings of followed packets the kernel could not count
+    /// (inserting into its table of hops failed). Absent when 0 (every session that does
+    /// not sample).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub uncounted: u64,
 }
@@ -157,7 +158,7 @@ impl Counters {
         say(
             &mut out,
             s.uncounted,
-            "packets neither traced nor counted (the kernel's table of hops was full)",
+            "hook crossings not counted (the kernel's table of hops refused them)",
         );
         say(&mut out, p.evicted, "packets closed early (too many open)");
         say(&mut out, p.filtered, "journeys not matching --port/--proto");
@@ -232,7 +233,7 @@ mod tests {
             ("did not decode", |c| c.source.undecodable = 7),
             ("untraced namespaces", |c| c.source.foreign_drops = 7),
             ("not recorded", |c| c.source.unrecorded_batches = 7),
-            ("neither traced nor counted", |c| c.source.uncounted = 7),
+            ("hook crossings not counted", |c| c.source.uncounted = 7),
             ("closed early", |c| c.pipeline.evicted = 7),
             ("--port/--proto", |c| c.pipeline.filtered = 7),
             ("discarded later by sockets", |c| {

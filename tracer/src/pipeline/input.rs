@@ -94,6 +94,16 @@ impl JourneyFilter {
                 .any(touches)
     }
 
+    /// Whether a counted place may be one of the journeys shown: its protocol, and the
+    /// port at that hop. (The kernel counts every packet between the followed addresses;
+    /// the user's filter applies in userspace.)
+    pub fn wants_tuple(&self, tuple: &crate::journey::observation::Tuple) -> bool {
+        self.protocol.is_none_or(|p| p == tuple.proto)
+            && self
+                .port
+                .is_none_or(|port| tuple.sport == port || tuple.dport == port)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.port.is_none() && self.protocol.is_none()
     }

@@ -11,7 +11,10 @@ use super::{
     counters::{Counters, ReadCounters, SourceCounters},
     input::Input,
 };
-use crate::{journey::model::Verdict, output::Sink};
+use crate::{
+    journey::{counted::HopCounts, model::Verdict},
+    output::Sink,
+};
 
 /// Journeys by verdict.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -71,7 +74,18 @@ impl<'s> Pipeline<'s> {
     pub fn feed(&mut self, input: Input) -> io::Result<Flow> {
         match &input {
             Input::Notice { text, .. } => self.sink.notice(text),
-            Input::HopCounts { counts, .. } => self.sink.hop_counts(counts),
+            Input::HopCounts { counts, .. } => {
+                let filter = self.correlator.session().filter;
+                if filter.is_empty() {
+                    self.sink.hop_counts(counts);
+                } else {
+                    let mut shown = HopCounts::clone(counts);
+                    shown
+                        .hops
+                        .retain(|(place, _)| filter.wants_tuple(&place.tuple));
+                    self.sink.hop_counts(&shown);
+                }
+            }
             Input::Session(session) if session.sample_shift > 0 => {
                 self.sink.sampling(session.sample_shift);
             }

@@ -277,7 +277,9 @@ impl Recorder {
                     at_ns: *at_ns,
                     counts: (**counts).clone(),
                 };
-                self.observations_chunk(json_record(kind::HOP_COUNTS, &record), 0);
+                // Only the places that changed: each is needed, and the last is what
+                // replay's flows end with, so it waits for the disk like context.
+                self.context(json_record(kind::HOP_COUNTS, &record));
             }
             Input::Notice { at_ns, text } => {
                 let notice = NoticeRecord {

@@ -272,9 +272,17 @@ impl Merged {
             if let Some(session) = session
                 && !same_session(first, session)
             {
+                let differs = if session.sample_shift == first.sample_shift {
+                    format!("follows {}, not {}", session.following, first.following)
+                } else {
+                    format!(
+                        "traced one packet in {}, not one in {} (`--sample`)",
+                        1u64 << session.sample_shift,
+                        1u64 << first.sample_shift
+                    )
+                };
                 return Err(crate::exit::Usage(format!(
-                    "{name} follows {}, not {}: only recordings of one session stitch together",
-                    session.following, first.following
+                    "{name} {differs}: only recordings of one session stitch together"
                 ))
                 .into());
             }
@@ -868,6 +876,8 @@ fn same_session(a: &Session, b: &Session) -> bool {
     sorted(&a.from_ips) == sorted(&b.from_ips)
         && sorted(&a.to_ips) == sorted(&b.to_ips)
         && a.filter == b.filter
+        // A journey stitched from two kernels that sampled differently would have holes.
+        && a.sample_shift == b.sample_shift
 }
 
 /// Adds one kernel's drop-reason names to the merged table; returns how its values map to

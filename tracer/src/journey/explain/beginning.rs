@@ -8,7 +8,7 @@ use super::Context;
 use crate::{
     journey::{
         model::{Hop, HopKind},
-        observation::Observation,
+        observation::{Hook, Observation},
     },
     topology::HostRole,
 };
@@ -28,7 +28,7 @@ pub(super) fn before(first: &Observation, ctx: &Context<'_>) -> Option<Hop> {
     let mut hop = Hop::new(HopKind::NotObserved, 0, pod.node.clone().map(Into::into));
     hop.observed = false;
     hop.pod = Some(pod.qualified().into());
-    let why = if ctx.followed.sample_shift > 0 {
+    let why = if ctx.followed.sample_shift > 0 && first.hook == Hook::Drop {
         // Drops are traced whatever the sample chose; the hops before were only counted.
         format!(
             "sampled: about one packet in {} is traced hop by hop, the others only counted until they are dropped",
