@@ -231,6 +231,8 @@ impl Bench {
 
     /// iperf3 in the server Pod, in the background.
     fn start_iperf_server(&self) -> anyhow::Result<()> {
+        // A run that failed left its server behind: iperf3 refuses to start beside it.
+        stop_iperf_server();
         self.exec(SERVER, &["iperf3", "-s", "-D", "--pidfile", IPERF_PIDFILE])?;
         thread::sleep(Duration::from_millis(300));
         Ok(())
@@ -261,6 +263,9 @@ impl Bench {
             ],
         )?;
         let v: serde_json::Value = serde_json::from_str(&json)?;
+        if let Some(error) = v.get("error") {
+            bail!("iperf3: {error}");
+        }
         let sum = &v["end"]["sum"];
         let packets =
             sum["packets"].as_f64().unwrap_or(0.0) - sum["lost_packets"].as_f64().unwrap_or(0.0);
@@ -578,7 +583,12 @@ impl Bench {
                 let lost = lines
                     .iter()
                     .find_map(|l| l.split("events lost in the kernel: ").nth(1))
-                    .and_then(|t| t.split_whitespace().next())
+                    // "12; hops only: …": the number ends at the first non-digit.
+                    .map(|t| {
+                        t.chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                    })
                     .and_then(|n| n.parse::<u64>().ok())
                     .context("no loss figure in the summary")?;
                 writeln!(
