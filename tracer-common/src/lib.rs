@@ -305,6 +305,11 @@ pub mod maps {
     /// hooks when the session samples ([`super::globals::SAMPLE_SHIFT`] not 0); the kernel
     /// inserts (evicting the least recently used hop when full), userspace only reads.
     pub const HOP_COUNTS: &str = "HOP_COUNTS";
+    /// Per-CPU array of [`super::HOP_SLOTS_LEN`] [`super::HopSlot`]s, where the TC hooks
+    /// count a hop first: a slot found by hashing the key costs no helper call, where a
+    /// hash map lookup hashes, walks a bucket and updates LRU state (a hop costs about
+    /// half as much). A hop whose slot another hop holds goes to `HOP_COUNTS`.
+    pub const HOP_SLOTS: &str = "HOP_SLOTS";
 }
 
 /// Where an address's bit lives in the `FOLLOW_BITS` map. Both sides must agree, so the
@@ -382,6 +387,18 @@ pub mod sample {
     /// FIN, SYN and RST: a connection's opening, end and reset are always traced.
     const SYN_FIN_RST: u8 = 0x01 | 0x02 | 0x04;
 
+    /// The fields the decision reads, as the hooks read them (network byte order).
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Invariant {
+        pub ip_proto: u8,
+        pub tcp_flags: u8,
+        pub ip_id: u16,
+        pub ip_len: u16,
+        pub tcp_seq: u32,
+        pub tcp_ack: u32,
+        pub payload_hash: u32,
+    }
+
     /// Whether a packet is traced when one in `2^shift` is (0: every packet).
     ///
     /// Always traced: TCP with SYN, FIN or RST; every ICMP packet (echoes are slow, errors
@@ -391,20 +408,39 @@ pub mod sample {
     /// acknowledgement numbers; UDP's payload hash, IP ID and total length.
     #[inline(always)]
     pub const fn traced(packet: &PacketEvent, shift: u8) -> bool {
-        if shift == 0 || packet.flags & flags::LATER_FRAGMENT != 0 {
-            return true;
+        packet.flags & flags::LATER_FRAGMENT != 0
+            || Invariant {
+                ip_proto: packet.ip_proto,
+                tcp_flags: packet.tcp_flags,
+                ip_id: packet.ip_id,
+                ip_len: packet.ip_len,
+                tcp_seq: packet.tcp_seq,
+                tcp_ack: packet.tcp_ack,
+                payload_hash: packet.payload_hash,
+            }
+            .traced(shift)
+    }
+
+    impl Invariant {
+        /// [`traced`] for a packet that is not a later fragment, from only the fields it
+        /// reads: the TC hooks' counting fast path decides without filling an event.
+        #[inline(always)]
+        pub const fn traced(&self, shift: u8) -> bool {
+            if shift == 0 {
+                return true;
+            }
+            let key = match self.ip_proto {
+                TCP if self.tcp_flags & SYN_FIN_RST == 0 => {
+                    self.tcp_seq ^ self.tcp_ack.rotate_left(16)
+                }
+                UDP if self.payload_hash != 0 => {
+                    self.payload_hash ^ ((self.ip_id as u32) << 16 | self.ip_len as u32)
+                }
+                _ => return true,
+            };
+            let shift = if shift > MAX_SHIFT { MAX_SHIFT } else { shift };
+            mix32(key) >> (32 - shift as u32) == 0
         }
-        let key = match packet.ip_proto {
-            TCP if packet.tcp_flags & SYN_FIN_RST == 0 => {
-                packet.tcp_seq ^ packet.tcp_ack.rotate_left(16)
-            }
-            UDP if packet.payload_hash != 0 => {
-                packet.payload_hash ^ ((packet.ip_id as u32) << 16 | packet.ip_len as u32)
-            }
-            _ => return true,
-        };
-        let shift = if shift > MAX_SHIFT { MAX_SHIFT } else { shift };
-        mix32(key) >> (32 - shift as u32) == 0
     }
 
     /// MurmurHash3's 32-bit finalizer: every input bit changes about half the output bits,
@@ -453,6 +489,35 @@ pub struct HopCount {
 }
 const _: () = assert!(size_of::<HopCount>() == 16);
 
+/// One slot of the `HOP_SLOTS` per-CPU array: a hop and what crossed it on this CPU. Empty
+/// while `count.packets` is 0. A CPU's slot holds the first hop that hashed to it
+/// ([`HopKey::slot`]) for the whole session; another hop hashing there is counted in
+/// `HOP_COUNTS` instead.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HopSlot {
+    pub key: HopKey,
+    pub count: HopCount,
+}
+const _: () = assert!(size_of::<HopSlot>() == 48);
+
+/// Slots in `HOP_SLOTS`: a power of two. Enough for a few hundred connections' hops per
+/// CPU before `HOP_COUNTS` takes the rest; userspace reads every slot once a second.
+pub const HOP_SLOTS_LEN: u32 = 1024;
+
+impl HopKey {
+    /// The key's slot in `HOP_SLOTS`: its words mixed into one, below [`HOP_SLOTS_LEN`].
+    #[inline(always)]
+    pub const fn slot(&self) -> u32 {
+        let cookie = self.netns_cookie as u32 ^ (self.netns_cookie >> 32) as u32;
+        let ports = (self.sport as u32) << 16 | self.dport as u32;
+        let place = self.ifindex ^ (self.hook as u32) << 24 ^ (self.ip_proto as u32) << 16;
+        // Cookies and interface indexes are both small numbers: spread one before they meet.
+        let x = sample::mix32(cookie.wrapping_mul(0x9e37_79b1) ^ place) ^ self.saddr;
+        sample::mix32(x ^ self.daddr.rotate_left(8) ^ ports) & (HOP_SLOTS_LEN - 1)
+    }
+}
+
 /// Events the kernel side could not hand over, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -484,6 +549,8 @@ mod user {
     unsafe impl aya::Pod for super::HopKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::HopCount {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HopSlot {}
 }
 
 #[cfg(test)]
@@ -518,6 +585,39 @@ mod tests {
             is_failure(kind::KFREE_SKB, 17, 0),
             "a drop, whatever the packet"
         );
+    }
+
+    /// Every key finds a slot in range, and a session's few dozen hops mostly find their
+    /// own (a hop whose slot is taken is counted in the hash map instead).
+    #[test]
+    fn hop_keys_spread_over_the_slots() {
+        use super::{HOP_SLOTS_LEN, HopKey};
+        // no_std: a bitmap of the slots taken.
+        let mut taken = [0u64; HOP_SLOTS_LEN as usize / 64];
+        let mut hops = 0;
+        for netns_cookie in [1u64, 2, 3, 0x1_0000_0001] {
+            for ifindex in 2..6 {
+                for hook in [1u16, 2] {
+                    let key = HopKey {
+                        netns_cookie,
+                        ifindex,
+                        hook,
+                        ip_proto: 17,
+                        saddr: u32::from_ne_bytes([10, 244, 102, 137]),
+                        daddr: u32::from_ne_bytes([10, 244, 184, 84]),
+                        sport: 48385u16.to_be(),
+                        dport: 7007u16.to_be(),
+                        ..HopKey::default()
+                    };
+                    let slot = key.slot();
+                    assert!(slot < HOP_SLOTS_LEN);
+                    taken[slot as usize / 64] |= 1 << (slot % 64);
+                    hops += 1;
+                }
+            }
+        }
+        let slots: u32 = taken.iter().map(|w| w.count_ones()).sum();
+        assert!(slots >= hops - 3, "{hops} hops in {slots} slots");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
-    ABI_VERSION, HopCount, HopKey, LossCounters, NatEvent, PacketEvent, RouteEvent, follow_bits,
-    is_failure, sample,
+    ABI_VERSION, HOP_SLOTS_LEN, HopCount, HopKey, HopSlot, LossCounters, NatEvent, PacketEvent,
+    RouteEvent, follow_bits, is_failure, sample,
 };
 
 /// A ring-buffer record: one of the ABI's event structs, each starting with the packet.
@@ -66,6 +66,11 @@ static FOLLOW_BITS: Array<u64> = Array::with_max_entries(follow_bits::WORDS, 0);
 static HOP_COUNTS: LruPerCpuHashMap<HopKey, HopCount> =
     LruPerCpuHashMap::with_max_entries(16384, 0);
 
+/// Where a hop is counted first (`tracer_common::maps::HOP_SLOTS`); sized to one slot by
+/// userspace when the session does not sample.
+#[map(name = "HOP_SLOTS")]
+static HOP_SLOTS: PerCpuArray<HopSlot> = PerCpuArray::with_max_entries(HOP_SLOTS_LEN, 0);
+
 #[unsafe(no_mangle)]
 static TRACE_ALL: u8 = 0;
 
@@ -99,13 +104,10 @@ pub fn traced(packet: &PacketEvent) -> bool {
     sample::traced(packet, sample_shift())
 }
 
-/// Counts a followed packet at a TC hook, traced or not. The key is built from the parsed
-/// event; an unseen hop is inserted by the first CPU to see it (`BPF_NOEXIST`: a
-/// concurrent insert of the same key by another CPU loses nothing, as each CPU's value is
-/// its own and the retry below finds the entry).
+/// The [`HopKey`] of a parsed event at a TC hook.
 #[inline(always)]
-pub fn count_hop(packet: &PacketEvent, hook: u16, netns_cookie: u64) {
-    let key = HopKey {
+pub fn hop_key(packet: &PacketEvent, hook: u16, netns_cookie: u64) -> HopKey {
+    HopKey {
         netns_cookie,
         ifindex: packet.ifindex,
         hook,
@@ -116,9 +118,41 @@ pub fn count_hop(packet: &PacketEvent, hook: u16, netns_cookie: u64) {
         sport: packet.sport,
         dport: packet.dport,
         _pad1: 0,
-    };
-    let bytes = u64::from(u16::from_be(packet.ip_len));
-    if let Some(count) = HOP_COUNTS.get_ptr_mut(&key) {
+    }
+}
+
+/// Counts a packet of `bytes` IP bytes at a TC hook, traced or not. `followed`: its
+/// addresses were confirmed in `FILTER_ADDRS`; otherwise only their `FOLLOW_BITS` were
+/// seen, and the map is asked before the hop takes a slot or an entry (a slot that holds
+/// the very key was confirmed when it was taken).
+///
+/// First this CPU's slot for the key in `HOP_SLOTS`: an inlined array lookup and a
+/// compare. If another hop holds the slot, `HOP_COUNTS`, where an unseen hop is inserted
+/// by the first CPU to see it (`BPF_NOEXIST`: a concurrent insert of the same key by
+/// another CPU loses nothing, as each CPU's value is its own and the retry below finds
+/// the entry).
+#[inline(always)]
+pub fn count_hop(key: &HopKey, bytes: u64, followed: bool) {
+    if let Some(slot) = HOP_SLOTS.get_ptr_mut(key.slot()) {
+        // SAFETY: this CPU's slot: no other program writes it concurrently.
+        let slot = unsafe { &mut *slot };
+        if slot.count.packets != 0 && slot.key == *key {
+            slot.count.packets += 1;
+            slot.count.bytes += bytes;
+            return;
+        }
+        if !followed && !wanted(key.saddr, key.daddr) {
+            return;
+        }
+        if slot.count.packets == 0 {
+            slot.key = *key;
+            slot.count = HopCount { packets: 1, bytes };
+            return;
+        }
+    } else if !followed && !wanted(key.saddr, key.daddr) {
+        return;
+    }
+    if let Some(count) = HOP_COUNTS.get_ptr_mut(key) {
         // SAFETY: this CPU's value: no other program writes it concurrently.
         unsafe {
             (*count).packets += 1;
@@ -128,10 +162,10 @@ pub fn count_hop(packet: &PacketEvent, hook: u16, netns_cookie: u64) {
     }
     let first = HopCount { packets: 1, bytes };
     const BPF_NOEXIST: u64 = 1;
-    if HOP_COUNTS.insert(&key, &first, BPF_NOEXIST).is_err() {
+    if HOP_COUNTS.insert(key, &first, BPF_NOEXIST).is_err() {
         // Another CPU inserted it meanwhile (a per-CPU map's entry has a value per CPU),
         // or the map is full.
-        match HOP_COUNTS.get_ptr_mut(&key) {
+        match HOP_COUNTS.get_ptr_mut(key) {
             // SAFETY: as above.
             Some(count) => unsafe {
                 (*count).packets += 1;

@@ -81,25 +81,31 @@ pub struct DeviceNetns {
     cookie: u64,
 }
 
-const DEVICE_CACHE_SLOTS: u32 = 64;
+const DEVICE_CACHE_SLOTS: u32 = 256;
 
-/// Per-CPU, direct-mapped by interface index: the namespace of a device we have seen, so
-/// most hops cost one kernel read (`skb->dev`) instead of three. An entry is trusted only
-/// for the very device it was filled from (same address), and the TC programs run only on
-/// devices attached at start, which stay alive while attached.
+/// Per-CPU, direct-mapped by the device's address: the namespace of a device we have seen,
+/// so most hops cost one kernel read (`skb->dev`) instead of three. Indexed by the
+/// address, not the interface index: indexes repeat across namespaces (every Pod's `eth0`
+/// and often the node's uplink are 2), and devices sharing a slot would evict each other
+/// on every hop of a packet that crosses them in turn. An entry is trusted only for the
+/// very device it was filled from (same address), and the TC programs run only on devices
+/// attached at start, which stay alive while attached.
 #[map(name = "DEVICE_NETNS")]
 static DEVICE_NETNS: PerCpuArray<DeviceNetns> =
     PerCpuArray::with_max_entries(DEVICE_CACHE_SLOTS, 0);
 
-/// The cookie of the network namespace of `skb->dev`, for TC hooks (which know the
-/// interface index from their context) and the route hook. 0 when unknown.
+/// The cookie of the network namespace of `skb->dev`, for TC hooks and the route hook. 0
+/// when unknown.
 #[inline(always)]
-pub fn netns_cookie_of_skb(skb: *const u8, ifindex: u32) -> u64 {
+pub fn netns_cookie_of_skb(skb: *const u8) -> u64 {
     let dev: *const u8 = kread(skb, global(&OFF_SKB_DEV)).unwrap_or(core::ptr::null());
     if dev.is_null() {
         return 0;
     }
-    let Some(slot) = DEVICE_NETNS.get_ptr_mut(ifindex % DEVICE_CACHE_SLOTS) else {
+    // `struct net_device` is cache-line aligned: its low bits say nothing.
+    let address = dev as u64 >> 6;
+    let slot = tracer_common::sample::mix32(address as u32 ^ (address >> 32) as u32);
+    let Some(slot) = DEVICE_NETNS.get_ptr_mut(slot % DEVICE_CACHE_SLOTS) else {
         return netns_cookie_of_dev(dev);
     };
     // SAFETY: a per-CPU slot: no other program touches it while this one runs.

@@ -19,7 +19,7 @@ use network_types::{
     udp::UdpHdr,
     vxlan::VxlanHdr,
 };
-use tracer_common::{PacketEvent, flags, payload_hash};
+use tracer_common::{HopKey, PacketEvent, flags, payload_hash, sample::Invariant};
 
 use crate::{
     emit::{may_follow, trace_all, wanted},
@@ -151,6 +151,123 @@ pub fn certainly_unfollowed(ctx: &TcContext) -> bool {
         unsafe { (get::<u32>(data, IP + IP_SRC), get::<u32>(data, IP + IP_DST)) }
     };
     !trace_all() && !may_follow(saddr) && !may_follow(daddr)
+}
+
+/// The counting fast path of a sampling session: for a packet with option-less IPv4
+/// headers whose every field the decision needs is in the linear data, and which is not
+/// traced, its hop's key (the tuple only: the caller adds where) and IP total length. No
+/// event is filled. `None` sends the packet down the full path: traced, or unsure.
+///
+/// Its addresses have passed `FOLLOW_BITS` (`certainly_unfollowed`), not yet
+/// `FILTER_ADDRS`: `emit::count_hop` asks the map when the hop takes a slot.
+#[inline(always)]
+pub fn untraced(ctx: &TcContext, shift: u8) -> Option<(HopKey, u16)> {
+    let frame = Frame {
+        data: ctx.data(),
+        end: ctx.data_end(),
+    };
+    if !frame.has(L4 + UdpHdr::LEN) {
+        return None;
+    }
+    // SAFETY: L4 + UdpHdr::LEN bytes checked above.
+    let (proto, dport) = unsafe {
+        (
+            get::<u8>(frame.data, IP + IP_PROTO),
+            u16::from_be(get::<u16>(frame.data, L4 + UDP_DST)),
+        )
+    };
+    // `certainly_unfollowed` has seen an IPv4 Ethernet frame.
+    if proto == IPPROTO_UDP && is_vxlan_port(dport) {
+        if !frame.has(INNER_IP) {
+            return None;
+        }
+        // SAFETY: INNER_IP bytes checked above.
+        if unsafe { get::<u16>(frame.data, INNER_ETH + ETHER_TYPE) } != ETH_P_IP_BE {
+            return None;
+        }
+        untraced_at::<IP, INNER_IP, INNER_L4>(frame, shift)
+    } else {
+        untraced_at::<IP, IP, L4>(frame, shift)
+    }
+}
+
+/// [`untraced`] for the IPv4 header at `AT` (the inner one of a VXLAN packet) and its
+/// transport header at `L4_AT`; `OUTER`: the outer IPv4 header, which must have no
+/// options either.
+#[inline(always)]
+fn untraced_at<const OUTER: usize, const AT: usize, const L4_AT: usize>(
+    frame: Frame,
+    shift: u8,
+) -> Option<(HopKey, u16)> {
+    if !frame.has(L4_AT) {
+        return None;
+    }
+    let data = frame.data;
+    // SAFETY: L4_AT bytes checked above.
+    let (outer_vihl, vihl, frag, proto, ip_id, ip_len, saddr, daddr) = unsafe {
+        (
+            get::<u8>(data, OUTER + IP_VIHL),
+            get::<u8>(data, AT + IP_VIHL),
+            u16::from_be(get::<u16>(data, AT + IP_FRAGS)),
+            get::<u8>(data, AT + IP_PROTO),
+            get::<u16>(data, AT + IP_ID),
+            get::<u16>(data, AT + IP_TOT_LEN),
+            get::<u32>(data, AT + IP_SRC),
+            get::<u32>(data, AT + IP_DST),
+        )
+    };
+    if outer_vihl != PLAIN_IPV4 || vihl != PLAIN_IPV4 || frag & 0x1fff != 0 {
+        return None;
+    }
+    let mut invariant = Invariant {
+        ip_proto: proto,
+        ip_id,
+        ip_len,
+        ..Invariant::default()
+    };
+    let (sport, dport) = match proto {
+        IPPROTO_TCP => {
+            if !frame.has(L4_AT + TcpHdr::LEN) {
+                return None;
+            }
+            // SAFETY: the TCP header checked above.
+            unsafe {
+                invariant.tcp_flags = get(data, L4_AT + TCP_FLAGS);
+                invariant.tcp_seq = get(data, L4_AT + TCP_SEQ);
+                invariant.tcp_ack = get(data, L4_AT + TCP_ACK);
+                (get(data, L4_AT + TCP_SRC), get(data, L4_AT + TCP_DST))
+            }
+        }
+        IPPROTO_UDP => {
+            if !frame.has(L4_AT + UdpHdr::LEN + PAYLOAD_HASHED) {
+                return None;
+            }
+            // SAFETY: the UDP header and the payload's first bytes checked above.
+            unsafe {
+                let udp_len = u16::from_be(get::<u16>(data, L4_AT + UDP_LEN));
+                let ip_payload = usize::from(u16::from_be(ip_len)).saturating_sub(Ipv4Hdr::LEN);
+                if payload_is_hashable(udp_len, ip_payload) {
+                    let first = get::<[u8; PAYLOAD_HASHED]>(data, L4_AT + UdpHdr::LEN);
+                    invariant.payload_hash = payload_hash(first);
+                }
+                (get(data, L4_AT + UDP_SRC), get(data, L4_AT + UDP_DST))
+            }
+        }
+        // ICMP and the rest are always traced.
+        _ => return None,
+    };
+    if invariant.traced(shift) {
+        return None;
+    }
+    let key = HopKey {
+        ip_proto: proto,
+        saddr,
+        daddr,
+        sport,
+        dport,
+        ..HopKey::default()
+    };
+    Some((key, ip_len))
 }
 
 #[inline(always)]

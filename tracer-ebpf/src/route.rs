@@ -103,7 +103,7 @@ fn observe(table: u32, flp: *const u8, nhc: *const u8, err: i32) -> Option<()> {
     // the same index. Only a lookup where the slot's hook saw it is the packet's.
     // The ingress hook just cached this device's namespace on this CPU: one read of
     // `skb->dev` and a cache hit, where the packet is the slot's.
-    if netns_cookie_of_skb(slot.skb as *const u8, iif) != slot.netns_cookie {
+    if netns_cookie_of_skb(slot.skb as *const u8) != slot.netns_cookie {
         return None;
     }
     let skb = Skb::at(slot.skb as *const u8)?;

@@ -8,7 +8,7 @@ use aya_log_ebpf::debug;
 use tracer_common::kind;
 
 use crate::{
-    emit::{count_hop, count_loss, sample_shift, submit, traced, wanted, zero, zeroed},
+    emit::{count_hop, count_loss, hop_key, sample_shift, submit, traced, wanted, zero, zeroed},
     kernel::netns_cookie_of_skb,
     linear::{self, Linear},
     packet::{PacketBytes, is_ipv4_frame, parse_ipv4},
@@ -39,6 +39,23 @@ pub fn tc_egress(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn observe(ctx: &TcContext, hook: u16) {
     if linear::certainly_unfollowed(ctx) {
+        return;
+    }
+    let shift = sample_shift();
+    if shift != 0
+        && let Some((mut key, ip_len)) = linear::untraced(ctx, shift)
+    {
+        // Counted, not traced: the key, where, and nothing else.
+        // SAFETY: a read of the context the kernel handed us.
+        let skb = unsafe { &*ctx.skb.skb };
+        key.ifindex = skb.ifindex;
+        key.hook = hook;
+        key.netns_cookie = netns_cookie_of_skb(ctx.skb.skb as *const u8);
+        count_hop(&key, u64::from(u16::from_be(ip_len)), false);
+        if hook == kind::TC_INGRESS {
+            // Its routing decision must not be taken for an older, traced packet's.
+            route::received(core::ptr::null(), 0, 0);
+        }
         return;
     }
     let mut slot = MaybeUninit::uninit();
@@ -80,9 +97,10 @@ fn observe(ctx: &TcContext, hook: u16) {
     // The namespace is that of the device the packet is on. `bpf_get_netns_cookie` would
     // name the *socket's* namespace (or none for forwarded packets), so read the device's:
     // at run time a TC program's context is the kernel's `struct sk_buff` itself.
-    let cookie = netns_cookie_of_skb(ctx.skb.skb as *const u8, skb.ifindex);
-    if sample_shift() != 0 {
-        count_hop(event, hook, cookie);
+    let cookie = netns_cookie_of_skb(ctx.skb.skb as *const u8);
+    if shift != 0 {
+        let bytes = u64::from(u16::from_be(event.ip_len));
+        count_hop(&hop_key(event, hook, cookie), bytes, true);
         if !traced(event) {
             if hook == kind::TC_INGRESS {
                 // Its routing decision must not be taken for an older, traced packet's.

@@ -91,6 +91,7 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
     if options.sample_shift == 0 {
         // Nothing is counted: no memory for it.
         loader.map_max_entries(tracer_common::maps::HOP_COUNTS, 1);
+        loader.map_max_entries(tracer_common::maps::HOP_SLOTS, 1);
     }
     // aya-log's level is "everything" unless set: always set it.
     let log_level = crate::follow::kernel_log::level(options.kernel_log);

@@ -17,7 +17,8 @@ use aya::{
 };
 use thiserror::Error;
 use tracer_common::{
-    ABI_VERSION, HopCount, HopKey, LossCounters, NatEvent, PacketEvent, RouteEvent, kind, maps,
+    ABI_VERSION, HopCount, HopKey, HopSlot, LossCounters, NatEvent, PacketEvent, RouteEvent, kind,
+    maps,
 };
 
 use crate::ebpf::LoadError;
@@ -195,25 +196,54 @@ pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
         }))
 }
 
-/// Every hop a sampling session's TC hooks counted, its CPUs' counts summed: running
-/// totals since the programs were loaded (the kernel never resets them).
-pub fn hop_counts(ebpf: &Ebpf) -> Result<Vec<(HopKey, HopCount)>, LoadError> {
+/// What a sampling session's TC hooks counted, its CPUs' counts summed per hop: running
+/// totals since the programs were loaded.
+#[derive(Debug, Default)]
+pub struct HopRows {
+    /// From `HOP_SLOTS`, whose slots keep their hop for the whole session.
+    pub slots: Vec<(HopKey, HopCount)>,
+    /// From `HOP_COUNTS`, whose entries start again from 0 when evicted.
+    pub evictable: Vec<(HopKey, HopCount)>,
+}
+
+pub fn hop_counts(ebpf: &Ebpf) -> Result<HopRows, LoadError> {
+    let map = ebpf
+        .map(maps::HOP_SLOTS)
+        .ok_or(LoadError::NoMap(maps::HOP_SLOTS))?;
+    let slots =
+        PerCpuArray::<_, HopSlot>::try_from(map).map_err(LoadError::map(maps::HOP_SLOTS))?;
+    // Each CPU's slot may hold a different hop (the first to hash there on that CPU).
+    let mut summed: std::collections::HashMap<HopKey, HopCount> = Default::default();
+    for index in 0..slots.len() {
+        let Ok(per_cpu) = slots.get(&index, 0) else {
+            continue;
+        };
+        for slot in per_cpu.iter().filter(|s| s.count.packets != 0) {
+            add(summed.entry(slot.key).or_default(), &slot.count);
+        }
+    }
     let map = ebpf
         .map(maps::HOP_COUNTS)
         .ok_or(LoadError::NoMap(maps::HOP_COUNTS))?;
     let table = PerCpuHashMap::<_, HopKey, HopCount>::try_from(map)
         .map_err(LoadError::map(maps::HOP_COUNTS))?;
-    let mut out = Vec::new();
+    let mut evictable = Vec::new();
     for entry in table.iter() {
         // An entry may vanish between the key's read and its value's: skip it.
         let Ok((key, per_cpu)) = entry else { continue };
-        let sum = per_cpu.iter().fold(HopCount::default(), |sum, c| HopCount {
-            packets: sum.packets + c.packets,
-            bytes: sum.bytes + c.bytes,
-        });
-        out.push((key, sum));
+        let mut sum = HopCount::default();
+        per_cpu.iter().for_each(|c| add(&mut sum, c));
+        evictable.push((key, sum));
     }
-    Ok(out)
+    Ok(HopRows {
+        slots: summed.into_iter().collect(),
+        evictable,
+    })
+}
+
+fn add(sum: &mut HopCount, count: &HopCount) {
+    sum.packets += count.packets;
+    sum.bytes += count.bytes;
 }
 
 /// Adds addresses to the `FILTER_ADDRS` map, and their bits to `FOLLOW_BITS`: packets

@@ -4,6 +4,7 @@
 
 use anyhow::{Context as _, bail};
 use aya::Ebpf;
+use tracer_common::{HopCount, HopKey};
 
 use super::{Attachment, attach, kernel_log::KernelLog};
 use crate::{
@@ -223,14 +224,20 @@ impl Kernel {
             return None;
         }
         let rows = events::hop_counts(&self.ebpf).unwrap_or_default();
-        let rows = rows.iter().filter_map(|(key, count)| {
-            let crossed = Crossed {
-                packets: count.packets,
-                bytes: count.bytes,
-            };
-            HopPlace::from_kernel(key).map(|place| (place, crossed))
-        });
-        let hops = self.hop_totals.update(rows);
+        let places = |rows: &Vec<(HopKey, HopCount)>| {
+            rows.iter()
+                .filter_map(|(key, count)| {
+                    let crossed = Crossed {
+                        packets: count.packets,
+                        bytes: count.bytes,
+                    };
+                    HopPlace::from_kernel(key).map(|place| (place, crossed))
+                })
+                .collect::<Vec<_>>()
+        };
+        let hops = self
+            .hop_totals
+            .update(places(&rows.slots), places(&rows.evictable));
         (!hops.is_empty()).then_some(HopCounts {
             sample_shift: self.sample_shift,
             hops,

@@ -2,8 +2,8 @@
 //! N`, `tracer_common::sample`). One packet in N of a busy flow is traced hop by hop and
 //! becomes a journey; every followed packet, traced or not, is counted at each TC hook it
 //! crosses under the 5-tuple that hook saw. A count is a running total since the session's
-//! programs were loaded; the source hands the newest totals on about once a second
-//! ([`HopCounts`], an `Input` of the pipeline and a record of the recording), and
+//! programs were loaded; the source hands on the totals of the places that changed about
+//! once a second ([`HopCounts`], an `Input` of the pipeline and a record of the recording), and
 //! `flows::FlowTable` attributes them to the paths whose traced packets crossed the same
 //! places ([`HopPlace::of`]).
 
@@ -91,8 +91,9 @@ pub struct HopCounts {
     pub hops: Vec<(HopPlace, Crossed)>,
 }
 
-/// A sampling run's totals per place from a kernel map whose entries start again from 0
-/// when the map evicts them (`HOP_COUNTS` is least-recently-used): a total that went down
+/// A sampling run's totals per place, from the kernel's two tallies: slots that keep their
+/// place for the whole session (`HOP_SLOTS`), and a map whose entries start again from 0
+/// when it evicts them (`HOP_COUNTS` is least-recently-used): a total there that went down
 /// was reset, and what it had reached is carried on. Increments between the last read and
 /// an eviction are lost; only idle hops are evicted, so that is little.
 #[derive(Debug, Default)]
@@ -102,39 +103,47 @@ pub struct KernelTotals {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Seen {
-    /// What earlier lives of the entry had counted.
+    /// What earlier lives of the evictable entry had counted.
     base: Crossed,
-    /// The entry's value at the last read.
+    /// The evictable entry's value at the last read.
     last: Crossed,
+    /// The slots' value at the last read.
+    slots: Crossed,
     /// The total handed on last.
     reported: Crossed,
 }
 
 impl KernelTotals {
-    /// Folds one read of the map in; returns the places whose totals changed since the
-    /// last call, with their totals, in a stable order.
+    /// Folds one read of both tallies in; returns the places whose totals changed since
+    /// the last call, with their totals, in a stable order.
     pub fn update(
         &mut self,
-        rows: impl Iterator<Item = (HopPlace, Crossed)>,
+        slots: impl IntoIterator<Item = (HopPlace, Crossed)>,
+        evictable: impl IntoIterator<Item = (HopPlace, Crossed)>,
     ) -> Vec<(HopPlace, Crossed)> {
-        let mut changed = Vec::new();
-        for (place, now) in rows {
+        for (place, now) in slots {
+            self.seen.entry(place).or_default().slots = now;
+        }
+        for (place, now) in evictable {
             let seen = self.seen.entry(place).or_default();
             if now.packets < seen.last.packets {
                 seen.base.packets += seen.last.packets;
                 seen.base.bytes += seen.last.bytes;
             }
             seen.last = now;
+        }
+        let mut changed = Vec::new();
+        for (place, seen) in &mut self.seen {
             let total = Crossed {
-                packets: seen.base.packets + now.packets,
-                bytes: seen.base.bytes + now.bytes,
+                packets: seen.base.packets + seen.last.packets + seen.slots.packets,
+                bytes: seen.base.bytes + seen.last.bytes + seen.slots.bytes,
             };
             if total != seen.reported {
                 seen.reported = total;
-                changed.push((place, total));
+                changed.push((*place, total));
             }
         }
-        // The map's order is its hash order: sorted, a recording is the same for the same
+        // The maps' order is their hash order: sorted, a recording is the same for the same
         // counts.
         changed.sort_by_key(|(place, _)| {
             (
@@ -156,13 +165,10 @@ impl KernelTotals {
 #[derive(Debug, Default)]
 pub struct CountedTotals {
     totals: HashMap<HopPlace, Crossed>,
-    /// The largest shift any source sampled with (0: none sampled).
-    pub sample_shift: u8,
 }
 
 impl CountedTotals {
     pub fn update(&mut self, counts: &HopCounts) {
-        self.sample_shift = self.sample_shift.max(counts.sample_shift);
         for (place, crossed) in &counts.hops {
             self.totals.insert(*place, *crossed);
         }
@@ -175,10 +181,6 @@ impl CountedTotals {
     /// Every place and its total.
     pub fn iter(&self) -> impl Iterator<Item = (&HopPlace, &Crossed)> {
         self.totals.iter()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.totals.is_empty()
     }
 }
 
@@ -211,18 +213,28 @@ mod tests {
     }
 
     /// Only what changed is handed on; an entry the map evicted and made again starts from
-    /// 0 in the kernel, and its total goes on from where it was.
+    /// 0 in the kernel, and its total goes on from where it was; slots add to it.
     #[test]
     fn totals_go_on_across_evictions_and_only_changes_are_handed_on() {
         let mut totals = KernelTotals::default();
-        let first = totals.update([(place(1), crossed(5)), (place(2), crossed(3))].into_iter());
+        let mut update = |slots: &[(HopPlace, Crossed)], evictable: &[(HopPlace, Crossed)]| {
+            let mut changed = totals.update(slots.iter().copied(), evictable.iter().copied());
+            changed.sort_by_key(|(place, _)| place.tuple.sport);
+            changed
+        };
+        let first = update(&[], &[(place(1), crossed(5)), (place(2), crossed(3))]);
         assert_eq!(first, [(place(1), crossed(5)), (place(2), crossed(3))]);
-        let unchanged = totals.update([(place(1), crossed(5)), (place(2), crossed(4))].into_iter());
+        let unchanged = update(&[], &[(place(1), crossed(5)), (place(2), crossed(4))]);
         assert_eq!(unchanged, [(place(2), crossed(4))]);
         // place(1) evicted, then seen again: the kernel counts from 0.
-        let again = totals.update([(place(1), crossed(2))].into_iter());
+        let again = update(&[], &[(place(1), crossed(2))]);
         assert_eq!(again, [(place(1), crossed(7))]);
-        let more = totals.update([(place(1), crossed(4))].into_iter());
+        let more = update(&[], &[(place(1), crossed(4))]);
         assert_eq!(more, [(place(1), crossed(9))]);
+        // Another CPU counted place(1) in its slot, place(3) only in slots.
+        let slotted = update(&[(place(1), crossed(10)), (place(3), crossed(1))], &[]);
+        assert_eq!(slotted, [(place(1), crossed(19)), (place(3), crossed(1))]);
+        let quiet = update(&[(place(1), crossed(10)), (place(3), crossed(1))], &[]);
+        assert!(quiet.is_empty(), "{quiet:?}");
     }
 }
