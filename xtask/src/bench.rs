@@ -408,23 +408,36 @@ impl Bench {
             ("this build", self.tracer.clone()),
             ("baseline", baseline.to_owned()),
         ];
-        let cases: [(&str, [&str; 2], u64); 2] = [
-            ("not followed (an unrelated pair is), flood", UNRELATED, 0),
+        let cases: [(&str, [&str; 2], u64, &str); 3] = [
+            (
+                "not followed (an unrelated pair is), flood",
+                UNRELATED,
+                0,
+                "1",
+            ),
             (
                 "followed (this flow), every event delivered",
                 [CLIENT, SERVER],
                 20_000,
+                "1",
+            ),
+            (
+                "followed (this flow) with `--sample 64`, flood",
+                [CLIENT, SERVER],
+                0,
+                SAMPLE,
             ),
         ];
         // (case, program) → ns per run, for each build.
         let mut ns: std::collections::BTreeMap<(usize, String), [Vec<f64>; 2]> =
             std::collections::BTreeMap::new();
         for _ in 0..self.reps {
-            for (case, (_, pair, rate)) in cases.iter().enumerate() {
+            for (case, (_, pair, rate, sample)) in cases.iter().enumerate() {
                 for (build, (_, binary)) in builds.iter().enumerate() {
                     let own = std::mem::replace(&mut self.tracer, binary.clone());
                     let measured = (|| {
-                        let follow = self.follow(&[pair[0], pair[1], "--kernel-stats"])?;
+                        let follow =
+                            self.follow(&[pair[0], pair[1], "--kernel-stats", "--sample", sample])?;
                         self.iperf_udp(*rate)?;
                         Self::stop(follow)
                     })();

@@ -5,10 +5,7 @@
 use std::io::{self, BufWriter, Write};
 
 use super::{Sink, Summary};
-use crate::{
-    flows::FlowTable,
-    journey::{counted::HopCounts, model::Journey},
-};
+use crate::{flows::FlowTable, journey::model::Journey};
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
 pub struct JsonSink<W: Write> {
@@ -41,16 +38,8 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.write_all(b"\n")
     }
 
-    fn sampling(&mut self, shift: u8) {
-        if let Some(flows) = &mut self.flows {
-            flows.sampling(shift);
-        }
-    }
-
-    fn hop_counts(&mut self, counts: &HopCounts) {
-        if let Some(flows) = &mut self.flows {
-            flows.hop_counts(counts);
-        }
+    fn flow_table(&mut self) -> Option<&mut FlowTable> {
+        self.flows.as_mut()
     }
 
     fn flush(&mut self) -> io::Result<()> {

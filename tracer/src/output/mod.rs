@@ -37,12 +37,26 @@ pub trait Sink {
     /// Running totals of what the session skipped so far.
     fn counters(&mut self, _counters: &Counters) {}
 
+    /// The flows this sink keeps (`--flows`), if any: what [`Sink::sampling`] and
+    /// [`Sink::hop_counts`] feed unless the sink takes them itself.
+    fn flow_table(&mut self) -> Option<&mut FlowTable> {
+        None
+    }
+
     /// The session traces one packet in `2^shift` and counts the rest (said before any
     /// journey).
-    fn sampling(&mut self, _shift: u8) {}
+    fn sampling(&mut self, shift: u8) {
+        if let Some(flows) = self.flow_table() {
+            flows.sampling(shift);
+        }
+    }
 
-    /// A sampling session's newest counts of packets per place (`journey::counted`).
-    fn hop_counts(&mut self, _counts: &HopCounts) {}
+    /// A sampling session's counts of packets per place that changed (`journey::counted`).
+    fn hop_counts(&mut self, counts: &HopCounts) {
+        if let Some(flows) = self.flow_table() {
+            flows.hop_counts(counts);
+        }
+    }
 
     /// Something the user must see now (e.g. the recording stopped).
     fn notice(&mut self, text: &str) {
@@ -80,16 +94,8 @@ impl Sink for SummarySink {
         Ok(())
     }
 
-    fn sampling(&mut self, shift: u8) {
-        if let Some(flows) = &mut self.flows {
-            flows.sampling(shift);
-        }
-    }
-
-    fn hop_counts(&mut self, counts: &HopCounts) {
-        if let Some(flows) = &mut self.flows {
-            flows.hop_counts(counts);
-        }
+    fn flow_table(&mut self) -> Option<&mut FlowTable> {
+        self.flows.as_mut()
     }
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {

@@ -8,10 +8,7 @@ use super::{Sink, Summary};
 use crate::{
     clock::format_duration,
     flows::FlowTable,
-    journey::{
-        counted::HopCounts,
-        model::{Hop, Journey, Verdict},
-    },
+    journey::model::{Hop, Journey, Verdict},
 };
 
 /// Buffered: lines go out in batches ([`Sink::flush`]), not one write per journey.
@@ -97,16 +94,8 @@ impl<W: Write> Sink for TextSink<W> {
         self.out.write_all(b"\n")
     }
 
-    fn sampling(&mut self, shift: u8) {
-        if let Some(flows) = &mut self.flows {
-            flows.sampling(shift);
-        }
-    }
-
-    fn hop_counts(&mut self, counts: &HopCounts) {
-        if let Some(flows) = &mut self.flows {
-            flows.hop_counts(counts);
-        }
+    fn flow_table(&mut self) -> Option<&mut FlowTable> {
+        self.flows.as_mut()
     }
 
     fn flush(&mut self) -> io::Result<()> {
