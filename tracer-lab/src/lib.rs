@@ -331,18 +331,42 @@ fn ensure_daemon(state: &State) -> anyhow::Result<()> {
             Ok(())
         });
     }
-    let child = command.spawn().context("start the lab daemon")?;
+    let mut child = command.spawn().context("start the lab daemon")?;
     state.set_daemon_pid(child.id())?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = Instant::now();
     while !state.kubeconfig_path().exists() {
-        if Instant::now() > deadline || state.daemon_pid().is_none() {
-            let log = std::fs::read_to_string(state.daemon_log_path()).unwrap_or_default();
-            bail!("the lab daemon did not start: {}", log.trim());
+        // Our own child: `try_wait` sees its exit (and reaps it) the moment it happens.
+        let exited = child.try_wait().context("watch the lab daemon")?;
+        if exited.is_none() && started.elapsed() < DAEMON_START_LIMIT {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let how = match exited {
+            Some(status) => format!("it exited ({status})"),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                "it wrote no kubeconfig, so it was stopped".to_owned()
+            }
+        };
+        let log = std::fs::read_to_string(state.daemon_log_path()).unwrap_or_default();
+        bail!(
+            "the lab daemon did not start: {how} after {:.1}s; its log ({}): {}",
+            started.elapsed().as_secs_f64(),
+            state.daemon_log_path().display(),
+            if log.trim().is_empty() {
+                "empty"
+            } else {
+                log.trim()
+            }
+        );
     }
     Ok(())
 }
+
+/// How long the daemon may take to serve its Pods and API: it binds a few sockets, well
+/// under a second even on a loaded machine.
+const DAEMON_START_LIMIT: Duration = Duration::from_secs(10);
 
 fn teardown_namespaces(state: &State) -> anyhow::Result<()> {
     let existing = apply::existing_namespaces();
