@@ -68,7 +68,9 @@ pub fn run(state: &State) -> anyhow::Result<()> {
     state
         .set_applied(applied)
         .context("record the served changes")?;
-    std::fs::write(&kubeconfig, api::kubeconfig(&url)).context("write kubeconfig")?;
+    state
+        .set_kubeconfig(&api::kubeconfig(&url))
+        .context("write kubeconfig")?;
     eprintln!("lab daemon: Pods serving HTTP, Kubernetes API at {url}");
 
     let mut current = cluster;

@@ -177,6 +177,14 @@ impl State {
         self.file("kubeconfig")
     }
 
+    /// Writes the kubeconfig whole or not at all: `up` takes its existence as the daemon's
+    /// readiness, and a reader must never find it half written.
+    pub fn set_kubeconfig(&self, text: &str) -> io::Result<()> {
+        let tmp = self.file("kubeconfig.tmp");
+        fs::write(&tmp, text)?;
+        fs::rename(tmp, self.kubeconfig_path())
+    }
+
     pub fn daemon_log_path(&self) -> PathBuf {
         self.file("daemon.log")
     }
