@@ -532,8 +532,12 @@ pub struct LossCounters {
     /// Hook crossings a sampling session could not count: inserting into `HOP_COUNTS`
     /// failed.
     pub uncounted: u64,
+    /// Hook crossings a sampling session counted in `HOP_COUNTS` (not a loss): an entry
+    /// the map evicts takes what it counted since userspace last read it, and userspace
+    /// finds that as this total less what it read.
+    pub counted_evictable: u64,
 }
-const _: () = assert!(size_of::<LossCounters>() == 32);
+const _: () = assert!(size_of::<LossCounters>() == 40);
 
 #[cfg(feature = "user")]
 mod user {

@@ -59,9 +59,11 @@ static FOLLOW_BITS: Array<u64> = Array::with_max_entries(follow_bits::WORDS, 0);
 
 /// 16,384 hops of followed tuples: a couple of thousand connections at once, each crossing
 /// 4–10 hooks. Least recently used: when it is full, an idle connection's hop makes room
-/// (userspace has read its total, and carries it on if the hop comes back); an insert
-/// that fails anyway is counted in `LossCounters::uncounted`. Userspace sizes it to one
-/// entry when the session does not sample.
+/// (userspace has read its total, and carries it on if the hop comes back); what it
+/// counted after that read is lost, which userspace finds from
+/// `LossCounters::counted_evictable`. An insert that fails anyway is counted in
+/// `LossCounters::uncounted`. Userspace sizes it to one entry when the session does not
+/// sample.
 #[map(name = "HOP_COUNTS")]
 static HOP_COUNTS: LruPerCpuHashMap<HopKey, HopCount> =
     LruPerCpuHashMap::with_max_entries(16384, 0);
@@ -158,6 +160,7 @@ pub fn count_hop(key: &HopKey, bytes: u64, followed: bool) {
             (*count).packets += 1;
             (*count).bytes += bytes;
         }
+        count_loss(|c| c.counted_evictable += 1);
         return;
     }
     let first = HopCount { packets: 1, bytes };
@@ -171,9 +174,13 @@ pub fn count_hop(key: &HopKey, bytes: u64, followed: bool) {
                 (*count).packets += 1;
                 (*count).bytes += bytes;
             },
-            None => count_loss(|c| c.uncounted += 1),
+            None => {
+                count_loss(|c| c.uncounted += 1);
+                return;
+            }
         }
     }
+    count_loss(|c| c.counted_evictable += 1);
 }
 
 /// Whether a packet between these addresses is one we follow.

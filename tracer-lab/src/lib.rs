@@ -364,8 +364,8 @@ fn ensure_daemon(state: &State) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long the daemon may take to serve its Pods and API: it binds a few sockets, well
-/// under a second even on a loaded machine.
+/// How long the daemon may take to serve its Pods and API: it binds a few sockets and
+/// writes the kubeconfig; a generous bound, so that only a daemon that is stuck reaches it.
 const DAEMON_START_LIMIT: Duration = Duration::from_secs(10);
 
 fn teardown_namespaces(state: &State) -> anyhow::Result<()> {

@@ -56,9 +56,7 @@ impl State {
             .iter()
             .map(|(node, ns)| format!("{node} {ns}\n"))
             .collect();
-        let tmp = self.file("clock-offsets.tmp");
-        fs::write(&tmp, text)?;
-        fs::rename(tmp, self.file("clock-offsets"))
+        self.write_whole("clock-offsets", &text)
     }
 
     pub fn open(dir: &Path) -> Self {
@@ -73,6 +71,14 @@ impl State {
 
     fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Writes one of the lab's files whole or not at all (a temporary file, then a rename):
+    /// the daemon and `up` poll them and must never read one half written.
+    fn write_whole(&self, name: &str, text: &str) -> io::Result<()> {
+        let tmp = self.file(&format!("{name}.tmp"));
+        fs::write(&tmp, text)?;
+        fs::rename(tmp, self.file(name))
     }
 
     pub fn ensure_dir(&self) -> io::Result<()> {
@@ -110,10 +116,7 @@ impl State {
     }
 
     pub fn set_scenario(&self, scenario: Scenario) -> io::Result<()> {
-        // Write-then-rename: the daemon polls this file and must never read half of it.
-        let tmp = self.file("scenario.tmp");
-        fs::write(&tmp, scenario.name())?;
-        fs::rename(tmp, self.file("scenario"))
+        self.write_whole("scenario", scenario.name())
     }
 
     /// kube-proxy's mode; iptables for a lab built before modes existed.
@@ -125,9 +128,7 @@ impl State {
     }
 
     pub fn set_proxy_mode(&self, mode: ProxyMode) -> io::Result<()> {
-        let tmp = self.file("proxy-mode.tmp");
-        fs::write(&tmp, mode.name())?;
-        fs::rename(tmp, self.file("proxy-mode"))
+        self.write_whole("proxy-mode", mode.name())
     }
 
     /// The Pod changes made since `up`, in order.
@@ -137,13 +138,11 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Appends a change. Write-then-rename, like the scenario: the daemon polls this file.
+    /// Appends a change.
     pub fn push_change(&self, change: &PodChange) -> io::Result<()> {
         let mut lines: Vec<String> = self.changes().iter().map(PodChange::to_line).collect();
         lines.push(change.to_line());
-        let tmp = self.file("changes.tmp");
-        fs::write(&tmp, lines.join("\n") + "\n")?;
-        fs::rename(tmp, self.file("changes"))
+        self.write_whole("changes", &(lines.join("\n") + "\n"))
     }
 
     /// The cluster as it is now: the scenario's seed with the changes made; `None` while
@@ -168,21 +167,16 @@ impl State {
     }
 
     pub fn set_applied(&self, count: usize) -> io::Result<()> {
-        let tmp = self.file("applied.tmp");
-        fs::write(&tmp, count.to_string())?;
-        fs::rename(tmp, self.file("applied"))
+        self.write_whole("applied", &count.to_string())
     }
 
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.file("kubeconfig")
     }
 
-    /// Writes the kubeconfig whole or not at all: `up` takes its existence as the daemon's
-    /// readiness, and a reader must never find it half written.
+    /// `up` takes the kubeconfig's existence as the daemon's readiness.
     pub fn set_kubeconfig(&self, text: &str) -> io::Result<()> {
-        let tmp = self.file("kubeconfig.tmp");
-        fs::write(&tmp, text)?;
-        fs::rename(tmp, self.kubeconfig_path())
+        self.write_whole("kubeconfig", text)
     }
 
     pub fn daemon_log_path(&self) -> PathBuf {

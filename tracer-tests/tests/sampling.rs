@@ -340,3 +340,59 @@ fn a_sampled_tcp_stream_keeps_every_traced_journey_whole_and_its_openings() {
         "one in 64 traced: {traced} traced, {more} more counted"
     );
 }
+
+/// More connections than the kernel's table of hops holds: visited in turn, each hop's
+/// entry is evicted before the next packet of its connection comes, and often before a read
+/// found it. What was counted and evicted unread is said in the summary, not left out.
+#[test]
+fn counts_a_thrashed_table_of_hops_evicted_unread_are_said() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let receiver = Receiver::start(&lab);
+    send(&lab, 1, None);
+    assert_eq!(
+        receiver.finish_warm_up(),
+        1,
+        "the lab delivers to the receiver"
+    );
+    let follow = Follow::start(
+        &lab,
+        &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
+    );
+    // 4,000 connections of about 6 hops each: 24,000 places, against 16,384 entries and
+    // 1,024 slots on each CPU.
+    const CONNECTIONS: u16 = 4_000;
+    const ROUNDS: u64 = 4;
+    let target = format!("{NGINX_IP}:{PORT}");
+    netns::run_in(&netns_path(&lab, "nettest"), move || {
+        for _ in 0..ROUNDS {
+            for (i, port) in (30_000..30_000 + CONNECTIONS).enumerate() {
+                let socket = UdpSocket::bind(("0.0.0.0", port)).unwrap();
+                socket.send_to(&[0u8; 32], &target).unwrap();
+                if i % 16 == 15 {
+                    thread::sleep(Duration::from_micros(500));
+                }
+            }
+        }
+    })
+    .expect("enter nettest's namespace");
+    let sent = u64::from(CONNECTIONS) * ROUNDS;
+    receiver.finish(1 + sent);
+    let (_, stderr) = follow.stop_with_stderr();
+    let said =
+        "hook crossings counted but not read (the kernel's table of hops evicted them first): ";
+    let evicted: u64 = stderr
+        .split(said)
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the summary says what eviction lost: {stderr}"));
+    // Each datagram crosses fewer than 10 TC hooks in the lab.
+    assert!(
+        evicted > 0 && evicted < sent * 10,
+        "{evicted} of at most {} crossings: {stderr}",
+        sent * 10
+    );
+}

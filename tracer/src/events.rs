@@ -193,6 +193,7 @@ pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
             parse_failed: sum.parse_failed + c.parse_failed,
             failures_lost: sum.failures_lost + c.failures_lost,
             uncounted: sum.uncounted + c.uncounted,
+            counted_evictable: sum.counted_evictable + c.counted_evictable,
         }))
 }
 

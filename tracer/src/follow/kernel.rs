@@ -38,6 +38,8 @@ pub struct Kernel {
     /// One followed packet in `2^sample_shift` is traced, the rest counted (0: all traced).
     pub sample_shift: u8,
     hop_totals: KernelTotals,
+    /// As of the last [`Self::hop_counts`]: see [`KernelTotals::evicted_unread`].
+    pub evicted_unread: u64,
 }
 
 /// Refuses at once, naming what is missing, when this process cannot follow.
@@ -192,6 +194,7 @@ impl Kernel {
             log,
             sample_shift,
             hop_totals: KernelTotals::default(),
+            evicted_unread: 0,
         })
     }
 
@@ -223,6 +226,8 @@ impl Kernel {
         if self.sample_shift == 0 {
             return None;
         }
+        // The map's running total first: what the map counts after it hides, never adds.
+        let counted = self.loss().counted_evictable;
         let rows = events::hop_counts(&self.ebpf).unwrap_or_default();
         let places = |rows: &Vec<(HopKey, HopCount)>| {
             rows.iter()
@@ -238,6 +243,7 @@ impl Kernel {
         let hops = self
             .hop_totals
             .update(places(&rows.slots), places(&rows.evictable));
+        self.evicted_unread = self.hop_totals.evicted_unread(counted);
         (!hops.is_empty()).then_some(HopCounts {
             sample_shift: self.sample_shift,
             hops,

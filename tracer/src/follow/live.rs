@@ -270,7 +270,6 @@ pub fn run(
     Ok(Outcome { summary, recording })
 }
 
-/// The kernel's loss counters and the reader's, as running totals.
 /// A sampling run's counts so far, for the flows and the recording.
 fn hop_counts(kernel: &mut Kernel, at_ns: u64) -> Option<Input> {
     kernel.hop_counts().map(|counts| Input::HopCounts {
@@ -279,6 +278,7 @@ fn hop_counts(kernel: &mut Kernel, at_ns: u64) -> Option<Input> {
     })
 }
 
+/// The kernel's loss counters and the reader's, as running totals.
 fn source_counters(
     kernel: &Kernel,
     so_far: SourceCounters,
@@ -293,5 +293,6 @@ fn source_counters(
         foreign_drops: so_far.foreign_drops,
         unrecorded_batches: recorder.map_or(0, Recorder::unrecorded_batches),
         uncounted: loss.uncounted,
+        evicted_unread: kernel.evicted_unread,
     }
 }

@@ -33,6 +33,11 @@ pub struct SourceCounters {
     /// not sample).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub uncounted: u64,
+    /// Sampling sessions: hook crossings the kernel counted in an entry of its table of
+    /// hops that the table evicted before they were read (`KernelTotals::evicted_unread`).
+    /// Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub evicted_unread: u64,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -56,6 +61,7 @@ impl std::ops::Add for SourceCounters {
             foreign_drops: self.foreign_drops + other.foreign_drops,
             unrecorded_batches: self.unrecorded_batches + other.unrecorded_batches,
             uncounted: self.uncounted + other.uncounted,
+            evicted_unread: self.evicted_unread + other.evicted_unread,
         }
     }
 }
@@ -160,6 +166,11 @@ impl Counters {
             s.uncounted,
             "hook crossings not counted (the kernel's table of hops refused them)",
         );
+        say(
+            &mut out,
+            s.evicted_unread,
+            "hook crossings counted but not read (the kernel's table of hops evicted them first)",
+        );
         say(&mut out, p.evicted, "packets closed early (too many open)");
         say(&mut out, p.filtered, "journeys not matching --port/--proto");
         say(
@@ -196,6 +207,7 @@ impl Counters {
             (s.foreign_drops, "foreign drops"),
             (s.unrecorded_batches, "unrecorded batches"),
             (s.uncounted, "uncounted"),
+            (s.evicted_unread, "evicted unread"),
             (p.evicted, "evicted"),
             (p.filtered, "filtered"),
             (p.late_discards, "socket discards"),
@@ -234,6 +246,7 @@ mod tests {
             ("untraced namespaces", |c| c.source.foreign_drops = 7),
             ("not recorded", |c| c.source.unrecorded_batches = 7),
             ("hook crossings not counted", |c| c.source.uncounted = 7),
+            ("counted but not read", |c| c.source.evicted_unread = 7),
             ("closed early", |c| c.pipeline.evicted = 7),
             ("--port/--proto", |c| c.pipeline.filtered = 7),
             ("discarded later by sockets", |c| {
