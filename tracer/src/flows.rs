@@ -487,14 +487,16 @@ impl FlowTable {
     }
 
     /// Places counted that no traced packet crossed (a connection none of whose packets
-    /// was traced yet): their packets are on no path.
-    pub fn places_unattributed(&self) -> usize {
-        self.counting.as_ref().map_or(0, |counting| {
+    /// was traced yet), and the hook crossings counted there: they are on no path.
+    pub fn places_unattributed(&self) -> (usize, u64) {
+        self.counting.as_ref().map_or((0, 0), |counting| {
             counting
                 .totals
                 .iter()
                 .filter(|(place, _)| !counting.traced_at.contains_key(place))
-                .count()
+                .fold((0, 0), |(places, crossings), (_, crossed)| {
+                    (places + 1, crossings + crossed.packets)
+                })
         })
     }
 
@@ -585,7 +587,7 @@ impl FlowTable {
 
     /// For people, when a sampling session counted where no traced packet went.
     pub fn unattributed_note(&self) -> Option<String> {
-        let places = self.places_unattributed();
+        let (places, crossings) = self.places_unattributed();
         (places > 0).then(|| {
             let places = if places == 1 {
                 "1 place".to_owned()
@@ -593,7 +595,7 @@ impl FlowTable {
                 format!("{places} places")
             };
             format!(
-                "packets counted at {places} no traced packet crossed (connections none of whose packets was traced yet): on no path"
+                "{crossings} hook crossings counted at {places} no traced packet crossed (connections none of whose packets was traced yet): on no path"
             )
         })
     }
