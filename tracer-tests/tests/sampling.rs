@@ -82,9 +82,13 @@ impl Receiver {
         }
     }
 
-    /// Waits for the first datagram.
-    fn finish_warm_up(&self) -> u64 {
-        self.wait_for(1)
+    /// A receiver that has had its first datagram: that one resolved the neighbours on the
+    /// way, before anything is followed or counted.
+    fn warmed_up(lab: &Lab) -> Self {
+        let receiver = Self::start(lab);
+        send(lab, 1, None);
+        assert_eq!(receiver.wait_for(1), 1, "the lab delivers to the receiver");
+        receiver
     }
 
     fn wait_for(&self, count: u64) -> u64 {
@@ -146,14 +150,7 @@ fn a_sampled_udp_stream_is_traced_one_in_n_whole_and_every_packet_is_counted() {
     let lab = Lab::up("healthy");
     let dir = TempDir::new();
     let recording = dir.0.join("sampled.trace");
-    let receiver = Receiver::start(&lab);
-    // The first datagram resolves the neighbours on the way, before anything is counted.
-    send(&lab, 1, None);
-    assert_eq!(
-        receiver.finish_warm_up(),
-        1,
-        "the lab delivers to the receiver"
-    );
+    let receiver = Receiver::warmed_up(&lab);
     let one_in = ONE_IN.to_string();
     let follow = Follow::start(
         &lab,
@@ -226,13 +223,7 @@ fn the_one_drop_in_a_sampled_stream_is_its_own_journey() {
         return;
     }
     let lab = Lab::up("healthy");
-    let receiver = Receiver::start(&lab);
-    send(&lab, 1, None);
-    assert_eq!(
-        receiver.finish_warm_up(),
-        1,
-        "the lab delivers to the receiver"
-    );
+    let receiver = Receiver::warmed_up(&lab);
     let follow = Follow::start(
         &lab,
         &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
@@ -350,13 +341,7 @@ fn counts_a_thrashed_table_of_hops_evicted_unread_are_said() {
         return;
     }
     let lab = Lab::up("healthy");
-    let receiver = Receiver::start(&lab);
-    send(&lab, 1, None);
-    assert_eq!(
-        receiver.finish_warm_up(),
-        1,
-        "the lab delivers to the receiver"
-    );
+    let receiver = Receiver::warmed_up(&lab);
     let follow = Follow::start(
         &lab,
         &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
