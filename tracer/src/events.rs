@@ -9,11 +9,18 @@
 //! of its packet (`journey::assemble`), so a drop must not come before the hops that led
 //! to it.
 
-use std::{io, os::fd::AsRawFd, time::Duration};
+mod batch;
+
+use std::{
+    collections::HashMap,
+    io,
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    time::Duration,
+};
 
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use thiserror::Error;
 use tracer_common::{
@@ -208,38 +215,71 @@ pub struct HopRows {
 }
 
 pub fn hop_counts(ebpf: &Ebpf) -> Result<HopRows, LoadError> {
-    let map = ebpf
+    let slots_map = ebpf
         .map(maps::HOP_SLOTS)
         .ok_or(LoadError::NoMap(maps::HOP_SLOTS))?;
-    let slots =
-        PerCpuArray::<_, HopSlot>::try_from(map).map_err(LoadError::map(maps::HOP_SLOTS))?;
-    // Each CPU's slot may hold a different hop (the first to hash there on that CPU).
-    let mut summed: std::collections::HashMap<HopKey, HopCount> = Default::default();
-    for index in 0..slots.len() {
-        let Ok(per_cpu) = slots.get(&index, 0) else {
-            continue;
-        };
-        for slot in per_cpu.iter().filter(|s| s.count.packets != 0) {
-            add(summed.entry(slot.key).or_default(), &slot.count);
-        }
-    }
-    let map = ebpf
+    let counts_map = ebpf
         .map(maps::HOP_COUNTS)
         .ok_or(LoadError::NoMap(maps::HOP_COUNTS))?;
-    let table = PerCpuHashMap::<_, HopKey, HopCount>::try_from(map)
-        .map_err(LoadError::map(maps::HOP_COUNTS))?;
-    let mut evictable = Vec::new();
-    for entry in table.iter() {
+    let mut rows = HopRows::default();
+    // Each CPU's slot may hold a different hop (the first to hash there on that CPU).
+    let mut slots = HashMap::new();
+    let batched = match (aya::util::nr_cpus(), map_fd(slots_map), map_fd(counts_map)) {
+        (Ok(cpus), Some(slots_fd), Some(counts_fd)) => {
+            batch::for_each_per_cpu(slots_fd, cpus, |_: u32, per_cpu| {
+                add_slots(&mut slots, per_cpu)
+            })
+            .and_then(|()| {
+                batch::for_each_per_cpu(counts_fd, cpus, |key, per_cpu| {
+                    rows.evictable.push((key, sum(per_cpu)))
+                })
+            })
+            .is_ok()
+        }
+        _ => false,
+    };
+    if !batched {
+        // A kernel without batch reads (before 5.6): one call per index and per entry.
+        slots.clear();
+        rows.evictable.clear();
+        let array = PerCpuArray::<_, HopSlot>::try_from(slots_map)
+            .map_err(LoadError::map(maps::HOP_SLOTS))?;
+        for index in 0..array.len() {
+            if let Ok(per_cpu) = array.get(&index, 0) {
+                add_slots(&mut slots, &per_cpu);
+            }
+        }
+        let table = PerCpuHashMap::<_, HopKey, HopCount>::try_from(counts_map)
+            .map_err(LoadError::map(maps::HOP_COUNTS))?;
         // An entry may vanish between the key's read and its value's: skip it.
-        let Ok((key, per_cpu)) = entry else { continue };
-        let mut sum = HopCount::default();
-        per_cpu.iter().for_each(|c| add(&mut sum, c));
-        evictable.push((key, sum));
+        for (key, per_cpu) in table.iter().flatten() {
+            rows.evictable.push((key, sum(&per_cpu)));
+        }
     }
-    Ok(HopRows {
-        slots: summed.into_iter().collect(),
-        evictable,
-    })
+    rows.slots = slots.into_iter().collect();
+    Ok(rows)
+}
+
+/// The descriptor of a loaded per-CPU map, for the calls aya does not make.
+fn map_fd(map: &Map) -> Option<BorrowedFd<'_>> {
+    match map {
+        Map::PerCpuArray(data) | Map::PerCpuLruHashMap(data) | Map::PerCpuHashMap(data) => {
+            Some(data.fd().as_fd())
+        }
+        _ => None,
+    }
+}
+
+fn add_slots(slots: &mut HashMap<HopKey, HopCount>, per_cpu: &[HopSlot]) {
+    for slot in per_cpu.iter().filter(|s| s.count.packets != 0) {
+        add(slots.entry(slot.key).or_default(), &slot.count);
+    }
+}
+
+fn sum(per_cpu: &[HopCount]) -> HopCount {
+    let mut sum = HopCount::default();
+    per_cpu.iter().for_each(|c| add(&mut sum, c));
+    sum
 }
 
 fn add(sum: &mut HopCount, count: &HopCount) {
