@@ -346,14 +346,23 @@ fn counts_a_thrashed_table_of_hops_evicted_unread_are_said() {
         &lab,
         &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
     );
-    // 4,000 connections of about 6 hops each: 24,000 places, against 16,384 entries and
-    // 1,024 slots on each CPU.
-    const CONNECTIONS: u16 = 4_000;
-    const ROUNDS: u64 = 4;
+    // Connections of about 6 hops each, 1.4 times as many places as the table and the
+    // slots hold together (on 2 CPUs: 31,061 connections, about 180,000 places, against
+    // 131,072 entries and 2 × 1,024 slots), so each entry is evicted before its next packet.
+    // Their ports are below the ephemeral range, where nothing else binds.
+    let cpus = aya::util::nr_cpus().expect("the possible CPUs");
+    let holds = tracer::ebpf::hop_counts_capacity(cpus) as usize
+        + cpus * tracer_common::HOP_SLOTS_LEN as usize;
+    let connections = u16::try_from(holds * 7 / 5 / 6).expect("fewer connections than ports");
+    let first_port = 32_768u16
+        .checked_sub(connections)
+        .filter(|&port| port >= 1_024)
+        .expect("as many unprivileged ports below the ephemeral range as connections");
+    const ROUNDS: u64 = 3;
     let target = format!("{NGINX_IP}:{PORT}");
     netns::run_in(&netns_path(&lab, "nettest"), move || {
         for _ in 0..ROUNDS {
-            for (i, port) in (30_000..30_000 + CONNECTIONS).enumerate() {
+            for (i, port) in (first_port..first_port + connections).enumerate() {
                 let socket = UdpSocket::bind(("0.0.0.0", port)).unwrap();
                 socket.send_to(&[0u8; 32], &target).unwrap();
                 if i % 16 == 15 {
@@ -363,7 +372,7 @@ fn counts_a_thrashed_table_of_hops_evicted_unread_are_said() {
         }
     })
     .expect("enter nettest's namespace");
-    let sent = u64::from(CONNECTIONS) * ROUNDS;
+    let sent = u64::from(connections) * ROUNDS;
     receiver.finish(1 + sent);
     let (_, stderr) = follow.stop_with_stderr();
     let said =

@@ -80,6 +80,20 @@ pub struct LoadOptions {
     pub sample_shift: u8,
 }
 
+/// Entries of the `HOP_COUNTS` map when sampling, for `cpus` possible CPUs: as many as 16 MiB
+/// of kernel memory holds (the map is allocated whole when created), and never fewer than
+/// 16,384, the size the kernel object declares. An entry is its 32-byte key, about 64 bytes
+/// of hash-table element and LRU node, and a 16-byte count per CPU: a 2-CPU node gets
+/// 131,072 entries, where a busy node's connections would otherwise evict each other's
+/// counts before they are read, and a 64-CPU node the 16,384 it had (18 MiB).
+pub fn hop_counts_capacity(cpus: usize) -> u32 {
+    const BUDGET: usize = 16 << 20;
+    const ENTRY: usize = 32 + 64;
+    const COUNT: usize = size_of::<tracer_common::HopCount>();
+    let entries = BUDGET / (ENTRY + COUNT * cpus.max(1));
+    u32::try_from(entries.clamp(16_384, 131_072)).unwrap_or(16_384)
+}
+
 /// Creates the maps and parses the programs; programs are loaded into the kernel
 /// one by one when attached, so a kernel that refuses one type still runs the rest.
 pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
@@ -92,6 +106,8 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
         // Nothing is counted: no memory for it.
         loader.map_max_entries(tracer_common::maps::HOP_COUNTS, 1);
         loader.map_max_entries(tracer_common::maps::HOP_SLOTS, 1);
+    } else if let Ok(cpus) = aya::util::nr_cpus() {
+        loader.map_max_entries(tracer_common::maps::HOP_COUNTS, hop_counts_capacity(cpus));
     }
     // aya-log's level is "everything" unless set: always set it.
     let log_level = crate::follow::kernel_log::level(options.kernel_log);
@@ -120,4 +136,22 @@ pub fn attach_btf_tracepoint(
         .map_err(LoadError::program(name))?;
     program.attach().map_err(LoadError::program(name))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hop_counts_capacity;
+
+    #[test]
+    fn the_table_of_hops_takes_what_its_memory_budget_holds_within_bounds() {
+        assert_eq!(hop_counts_capacity(1), 131_072);
+        assert_eq!(hop_counts_capacity(2), 131_072);
+        assert_eq!(hop_counts_capacity(8), 74_898);
+        assert_eq!(hop_counts_capacity(64), 16_384);
+        assert_eq!(hop_counts_capacity(1024), 16_384);
+        // More CPUs never get more entries.
+        for cpus in 1..128 {
+            assert!(hop_counts_capacity(cpus) >= hop_counts_capacity(cpus + 1));
+        }
+    }
 }
