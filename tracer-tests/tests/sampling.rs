@@ -137,6 +137,14 @@ fn send(lab: &Lab, count: u64, stray: Option<u64>) {
     .expect("enter nettest's namespace");
 }
 
+/// Follows nettest's UDP to the nginx Pod, one datagram in 1024 traced.
+fn follow_sampled_udp(lab: &Lab) -> Follow {
+    Follow::start(
+        lab,
+        &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
+    )
+}
+
 /// The `flow_path` lines of `--output json --flows`.
 fn flow_paths(journeys: &[Value]) -> Vec<&Value> {
     journeys.iter().filter_map(|v| v.get("flow_path")).collect()
@@ -224,10 +232,7 @@ fn the_one_drop_in_a_sampled_stream_is_its_own_journey() {
     }
     let lab = Lab::up("healthy");
     let receiver = Receiver::warmed_up(&lab);
-    let follow = Follow::start(
-        &lab,
-        &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
-    );
+    let follow = follow_sampled_udp(&lab);
     const FLOOD: u64 = 100_000;
     let stray = FLOOD / 2;
     send(&lab, FLOOD, Some(stray));
@@ -342,10 +347,7 @@ fn counts_a_thrashed_table_of_hops_evicted_unread_are_said() {
     }
     let lab = Lab::up("healthy");
     let receiver = Receiver::warmed_up(&lab);
-    let follow = Follow::start(
-        &lab,
-        &["nettest", NGINX, "--sample", "1024", "--proto", "udp"],
-    );
+    let follow = follow_sampled_udp(&lab);
     // Connections of about 6 hops each, 1.4 times as many places as the table and the
     // slots hold together (on 2 CPUs: 31,061 connections, about 180,000 places, against
     // 131,072 entries and 2 × 1,024 slots), so each entry is evicted before its next packet.
