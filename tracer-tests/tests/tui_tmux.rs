@@ -11,7 +11,9 @@ use std::{
 
 use tracer_tests::{follow::Follow, lab::Lab, require_root};
 
-/// A detached tmux session of its own, killed on drop.
+/// A detached tmux session on a server of its own (`-L`), the server killed on drop. On the
+/// shared default server, killing one test's last session shuts the server down, and the
+/// next test's `new-session` could reach it while it exited ("server exited unexpectedly").
 struct Tmux {
     name: String,
 }
@@ -21,18 +23,12 @@ impl Tmux {
         let session = Self {
             name: format!("{name}-{}", std::process::id()),
         };
-        let mut args = vec![
-            "new-session",
-            "-d",
-            "-s",
-            &session.name,
-            "-x",
-            "120",
-            "-y",
-            "40",
-        ];
-        args.push(command);
-        let out = Command::new("tmux").args(&args).output().expect("tmux");
+        let out = session
+            .tmux()
+            .args(["new-session", "-d", "-s", &session.name])
+            .args(["-x", "120", "-y", "40", command])
+            .output()
+            .expect("tmux");
         assert!(
             out.status.success(),
             "tmux: {}",
@@ -41,9 +37,17 @@ impl Tmux {
         session
     }
 
+    /// A tmux command addressed to this session's own server.
+    fn tmux(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.name]);
+        command
+    }
+
     fn keys(&self, keys: &[&str]) {
         for key in keys {
-            let status = Command::new("tmux")
+            let status = self
+                .tmux()
                 .args(["send-keys", "-t", &self.name, key])
                 .status()
                 .unwrap();
@@ -53,7 +57,8 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux")
+        let out = self
+            .tmux()
             .args(["capture-pane", "-p", "-t", &self.name])
             .output()
             .unwrap();
@@ -77,8 +82,9 @@ impl Tmux {
     }
 
     fn alive(&self) -> bool {
-        Command::new("tmux")
+        self.tmux()
             .args(["has-session", "-t", &self.name])
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     }
@@ -86,8 +92,10 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
+        let _ = self
+            .tmux()
+            .arg("kill-server")
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
