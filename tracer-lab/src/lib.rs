@@ -378,15 +378,57 @@ fn teardown_namespaces(state: &State) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The processes whose parent is `pid`, from `/proc/*/stat`.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&child| proc_stat(child).is_some_and(|(_, parent)| parent == pid))
+        .collect()
+}
+
+/// Whether `pid` exists and has not ended (a zombie has).
+fn running(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// A process's state and parent, from `/proc/PID/stat` (after the parenthesised name,
+/// which may itself hold spaces and parentheses).
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
 /// Removes every namespace, process and file the lab created.
 pub fn down() -> anyhow::Result<()> {
     preflight()?;
     let state = State::open(&State::default_dir());
     if let Some(pid) = state.daemon_pid() {
+        // The agents the daemon runs for Pods made through its API are its children, and
+        // outlive a killed daemon: asked to end first (each ends on SIGTERM at once,
+        // detaching its programs), killed if they have not when the daemon is gone.
+        let agents = children_of(pid);
+        for &agent in &agents {
+            // SAFETY: signalling a child of our daemon, found just now.
+            unsafe { libc::kill(agent, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while agents.iter().any(|&agent| running(agent)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         // SAFETY: signalling a process verified to be our daemon.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+        for agent in agents.into_iter().filter(|&agent| running(agent)) {
+            // SAFETY: as above; it did not end in time.
+            unsafe { libc::kill(agent, libc::SIGKILL) };
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        while running(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -628,6 +670,28 @@ fn wait_for_daemon(state: &State, running: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_children_are_found_and_their_end_is_seen() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        // SAFETY: getppid has no preconditions.
+        assert_eq!(
+            proc_stat(me).map(|(_, parent)| parent),
+            Some(unsafe { libc::getppid() })
+        );
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(children_of(me).contains(&pid));
+        assert!(running(pid));
+        child.kill().unwrap();
+        // Killed but not reaped: a zombie, which has ended.
+        while proc_stat(pid).is_some_and(|(state, _)| state != 'Z') {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!running(pid));
+        child.wait().unwrap();
+        assert!(!children_of(me).contains(&pid));
+    }
 
     #[test]
     fn exec_targets_resolve_by_name_prefix_or_node() {

@@ -674,6 +674,27 @@ fn follow_agents_uses_the_standing_node_agents_of_tracer_deploy() {
     }
     // They stay for the next reader.
     assert_eq!(standing().lines().filter(|l| *l == "True").count(), 3);
+    // And end with the lab, though `lab down` kills its daemon, their parent: an idle agent
+    // writes nothing, so nothing tells it its log's reader went.
+    let prefix = lab.prefix.clone();
+    assert_eq!(node_agents_of(&prefix).len(), 3);
+    drop(lab);
+    assert_eq!(node_agents_of(&prefix), Vec::<String>::new());
+}
+
+/// The command lines of the running node agents of the lab whose prefix is `prefix`.
+fn node_agents_of(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            let state = stat.get(stat.rfind(')')? + 2..)?.chars().next()?;
+            let argv = std::fs::read_to_string(path.join("cmdline")).ok()?;
+            let argv = argv.split('\0').collect::<Vec<_>>().join(" ");
+            (state != 'Z' && argv.contains("node-agent") && argv.contains(prefix)).then_some(argv)
+        })
+        .collect()
 }
 
 #[test]
