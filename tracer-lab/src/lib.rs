@@ -427,8 +427,9 @@ pub fn down() -> anyhow::Result<()> {
             // SAFETY: as above; it did not end in time.
             unsafe { libc::kill(agent, libc::SIGKILL) };
         }
+        // Gone, not only ended: until its new parent reaps it, its pid is taken.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while running(pid) && Instant::now() < deadline {
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
