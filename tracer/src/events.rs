@@ -239,7 +239,8 @@ pub fn hop_counts(ebpf: &Ebpf) -> Result<HopRows, LoadError> {
         _ => false,
     };
     if !batched {
-        // A kernel without batch reads (before 5.6): one call per index and per entry.
+        // The kernel refused a batch read (before 5.6 it has none): one call per index and
+        // per entry.
         slots.clear();
         rows.evictable.clear();
         let array = PerCpuArray::<_, HopSlot>::try_from(slots_map)

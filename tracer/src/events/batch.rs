@@ -1,6 +1,7 @@
 //! Whole per-CPU maps read in a few system calls. aya's iterators make one call per array
-//! index and two per hash entry; a sampling session reads its 1,024 slots and up to 16,384
-//! counted hops every second, which cost about 6% of a core with the table full.
+//! index and two per hash entry; a sampling session reads its 1,024 slots and every counted
+//! hop in `HOP_COUNTS` (up to 131,072, `ebpf::hop_counts_capacity`) every second, which with
+//! 16,384 of them cost about 6% of a core.
 //! `BPF_MAP_LOOKUP_BATCH` (Linux 5.6; hash, LRU hash and array maps, per-CPU or not) copies
 //! a chunk of entries per call. Where the kernel refuses it, the caller iterates instead.
 
