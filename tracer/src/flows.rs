@@ -422,6 +422,14 @@ impl FlowTable {
         };
     }
 
+    /// Forgets what a sampling session counted, still counting (a replay's seek shows the
+    /// counts again from the start).
+    pub fn clear_counts(&mut self) {
+        if let Some(counting) = &mut self.counting {
+            counting.totals = CountedTotals::default();
+        }
+    }
+
     /// The newest counts of a sampling session.
     pub fn hop_counts(&mut self, counts: &HopCounts) {
         self.counting

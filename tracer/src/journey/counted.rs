@@ -91,6 +91,32 @@ pub struct HopCounts {
     pub hops: Vec<(HopPlace, Crossed)>,
 }
 
+impl HopCounts {
+    /// Takes in newer reads, in the order they were made: a place they name gets their
+    /// total, in the place it already has; a new place is added. What results replaces the
+    /// same totals as all of them applied in turn.
+    pub fn absorb<'a>(&mut self, newer: impl IntoIterator<Item = &'a HopCounts>) {
+        let mut at: HashMap<HopPlace, usize> = self
+            .hops
+            .iter()
+            .enumerate()
+            .map(|(i, (place, _))| (*place, i))
+            .collect();
+        for counts in newer {
+            self.sample_shift = counts.sample_shift;
+            for (place, crossed) in &counts.hops {
+                match at.get(place) {
+                    Some(&i) => self.hops[i].1 = *crossed,
+                    None => {
+                        at.insert(*place, self.hops.len());
+                        self.hops.push((*place, *crossed));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A sampling run's totals per place, from the kernel's two tallies: slots that keep their
 /// place for the whole session (`HOP_SLOTS`), and a map whose entries start again from 0
 /// when it evicts them (`HOP_COUNTS` is least-recently-used): a total there that went down
@@ -273,5 +299,37 @@ mod tests {
         assert_eq!(totals.evicted_unread(14 + 4 + 6), 4 + 7);
         // Read before the map, the kernel's total can trail it: never below 0.
         assert_eq!(totals.evicted_unread(0), 0);
+    }
+
+    /// Reads taken in together replace what each would have, in turn.
+    #[test]
+    fn absorbed_reads_replace_totals_as_applying_them_in_turn_would() {
+        let reads = [
+            HopCounts {
+                sample_shift: 6,
+                hops: vec![(place(1), crossed(1)), (place(2), crossed(4))],
+            },
+            HopCounts {
+                sample_shift: 6,
+                hops: vec![(place(2), crossed(9)), (place(3), crossed(2))],
+            },
+            HopCounts {
+                sample_shift: 6,
+                hops: vec![(place(1), crossed(3))],
+            },
+        ];
+        let mut one = HopCounts::default();
+        one.absorb(&reads);
+        assert_eq!(one.sample_shift, 6);
+        let mut in_turn = CountedTotals::default();
+        reads.iter().for_each(|r| in_turn.update(r));
+        let mut at_once = CountedTotals::default();
+        at_once.update(&one);
+        assert_eq!(one.hops.len(), 3);
+        for port in 1..=3 {
+            assert_eq!(at_once.get(&place(port)), in_turn.get(&place(port)));
+        }
+        assert_eq!(at_once.get(&place(1)), Some(crossed(3)));
+        assert_eq!(at_once.get(&place(2)), Some(crossed(9)));
     }
 }

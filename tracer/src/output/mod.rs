@@ -51,8 +51,10 @@ pub trait Sink {
         }
     }
 
-    /// A sampling session's counts of packets per place that changed (`journey::counted`).
-    fn hop_counts(&mut self, counts: &HopCounts) {
+    /// A sampling session's counts of packets per place that changed (`journey::counted`),
+    /// read at `at_ns` (the source's CLOCK_MONOTONIC, the timebase of journeys' starts; a
+    /// sink that shows totals only at the end needs no time).
+    fn hop_counts(&mut self, _at_ns: u64, counts: &HopCounts) {
         if let Some(flows) = self.flow_table() {
             flows.hop_counts(counts);
         }

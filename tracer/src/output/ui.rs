@@ -19,6 +19,10 @@ pub struct UiSink {
     wait_for_ui: bool,
     /// Journeys a live session could not hand to a UI that fell behind.
     pub dropped: u64,
+    /// Live: counts the UI could not take yet, with the newest read's time. Each read
+    /// names only the places that changed, so none may be dropped: they are taken in
+    /// together and handed on with the next read the UI takes.
+    unsent: Option<(u64, HopCounts)>,
 }
 
 impl UiSink {
@@ -27,6 +31,7 @@ impl UiSink {
             tx,
             wait_for_ui: false,
             dropped: 0,
+            unsent: None,
         }
     }
 
@@ -35,6 +40,7 @@ impl UiSink {
             tx,
             wait_for_ui: true,
             dropped: 0,
+            unsent: None,
         }
     }
 
@@ -61,6 +67,10 @@ impl Sink for UiSink {
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {
         // The UI may already be gone (the user quit): nothing left to tell.
+        if let Some((at_ns, counts)) = self.unsent.take() {
+            let counts = Arc::new(counts);
+            let _ = self.tx.send(UiEvent::HopCounts { at_ns, counts });
+        }
         let _ = self.tx.send(UiEvent::Counters(summary.counters));
         let _ = self.tx.send(UiEvent::Notice(summary.text()));
         let _ = self.tx.send(UiEvent::SourceEnded);
@@ -82,14 +92,91 @@ impl Sink for UiSink {
         let _ = self.tx.send(UiEvent::Sampling(shift));
     }
 
-    fn hop_counts(&mut self, counts: &HopCounts) {
-        // Running totals: a newer one replaces one the UI could not take.
-        let _ = self
-            .tx
-            .try_send(UiEvent::HopCounts(Arc::new(counts.clone())));
+    fn hop_counts(&mut self, at_ns: u64, counts: &HopCounts) {
+        if self.wait_for_ui {
+            // A replay shows them on its clock, in order with the journeys.
+            let counts = Arc::new(counts.clone());
+            let _ = self.tx.send(UiEvent::HopCounts { at_ns, counts });
+            return;
+        }
+        let counts = match self.unsent.take() {
+            None => counts.clone(),
+            Some((_, mut unsent)) => {
+                unsent.absorb([counts]);
+                unsent
+            }
+        };
+        let event = UiEvent::HopCounts {
+            at_ns,
+            counts: Arc::new(counts),
+        };
+        if let Err(TrySendError::Full(UiEvent::HopCounts { counts, .. })) = self.tx.try_send(event)
+        {
+            self.unsent = Some((at_ns, Arc::unwrap_or_clone(counts)));
+        }
     }
 
     fn notice(&mut self, text: &str) {
         let _ = self.tx.try_send(UiEvent::Notice(text.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv4Addr, sync::mpsc};
+
+    use super::*;
+    use crate::journey::{
+        counted::{Crossed, HopPlace},
+        observation::{Hook, IpProto, Tuple},
+    };
+
+    fn read(port: u16, packets: u64) -> HopCounts {
+        let place = HopPlace {
+            netns_cookie: 1,
+            ifindex: 2,
+            hook: Hook::Ingress,
+            tuple: Tuple {
+                proto: IpProto::Tcp,
+                src: Ipv4Addr::new(10, 0, 0, 1),
+                dst: Ipv4Addr::new(10, 0, 0, 2),
+                sport: port,
+                dport: 80,
+            },
+        };
+        let crossed = Crossed {
+            packets,
+            bytes: packets * 1500,
+        };
+        HopCounts {
+            sample_shift: 6,
+            hops: vec![(place, crossed)],
+        }
+    }
+
+    /// A live UI that falls behind gets every place's newest total once it catches up:
+    /// each read names only what changed, so none is dropped.
+    #[test]
+    fn counts_a_busy_live_ui_could_not_take_come_with_the_next_read() {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let mut sink = UiSink::live(tx);
+        sink.notice("fills the channel");
+        sink.hop_counts(1, &read(1, 5));
+        sink.hop_counts(2, &read(2, 3));
+        sink.hop_counts(3, &read(1, 8));
+        assert!(matches!(rx.recv(), Ok(UiEvent::Notice(_))));
+        sink.hop_counts(4, &read(3, 1));
+        let Ok(UiEvent::HopCounts { at_ns, counts }) = rx.recv() else {
+            panic!("counts expected");
+        };
+        assert_eq!(at_ns, 4);
+        let mut totals: Vec<_> = counts
+            .hops
+            .iter()
+            .map(|(p, c)| (p.tuple.sport, c.packets))
+            .collect();
+        totals.sort_unstable();
+        assert_eq!(totals, vec![(1, 8), (2, 3), (3, 1)]);
+        assert!(rx.try_recv().is_err(), "nothing left unsent");
     }
 }

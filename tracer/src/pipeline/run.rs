@@ -74,16 +74,16 @@ impl<'s> Pipeline<'s> {
     pub fn feed(&mut self, input: Input) -> io::Result<Flow> {
         match &input {
             Input::Notice { text, .. } => self.sink.notice(text),
-            Input::HopCounts { counts, .. } => {
+            Input::HopCounts { at_ns, counts } => {
                 let filter = self.correlator.session().filter;
                 if filter.is_empty() {
-                    self.sink.hop_counts(counts);
+                    self.sink.hop_counts(*at_ns, counts);
                 } else {
                     let mut shown = HopCounts::clone(counts);
                     shown
                         .hops
                         .retain(|(place, _)| filter.wants_tuple(&place.tuple));
-                    self.sink.hop_counts(&shown);
+                    self.sink.hop_counts(*at_ns, &shown);
                 }
             }
             Input::Session(session) if session.sample_shift > 0 => {

@@ -88,8 +88,12 @@ pub enum UiEvent {
     /// The session traces one packet in `2^shift` and counts the others: the flow view
     /// gives each path its count.
     Sampling(u8),
-    /// A sampling session's newest counts (running totals per place).
-    HopCounts(std::sync::Arc<crate::journey::counted::HopCounts>),
+    /// A sampling session's newest counts (running totals per place that changed), read at
+    /// `at_ns`: a replay shows them once its clock has passed that time.
+    HopCounts {
+        at_ns: u64,
+        counts: std::sync::Arc<crate::journey::counted::HopCounts>,
+    },
     /// Replay: the whole file has been read. Live: the kernel side stopped. A closed channel
     /// means the same.
     SourceEnded,

@@ -21,8 +21,10 @@
 //!   (`crate::flows`), with a cursor on one path; Enter lists only that path's journeys (a
 //!   path filter beside the text filter; Esc clears it). Live, they count every journey
 //!   shown since the start; a replay's seek recounts them from the journeys still kept.
+//!   A sampling replay's counts are shown on the playback clock too ([`counted`]).
 
 pub mod action;
+mod counted;
 pub mod filter;
 pub mod playback;
 pub mod rate;
@@ -33,6 +35,7 @@ mod tests;
 use std::{cmp::Reverse, collections::BinaryHeap, collections::VecDeque, time::Duration};
 
 pub use action::{Action, Outcome};
+use counted::CountsOnClock;
 pub use filter::Filter;
 pub use playback::{Playback, SEEK_NS};
 pub use rate::RateMeter;
@@ -169,6 +172,8 @@ pub struct State {
     generation: u64,
     view: View,
     flows: FlowTable,
+    /// Replay: the recorded counts, shown in `flows` as the clock passes them.
+    counted: CountsOnClock,
     /// The flow view's cursor: which path, counted across flows.
     flow_cursor: usize,
     path_filter: Option<PathFilter>,
@@ -209,6 +214,7 @@ impl State {
             generation: 0,
             view: View::Journeys,
             flows: FlowTable::default(),
+            counted: CountsOnClock::default(),
             flow_cursor: 0,
             path_filter: None,
         }
@@ -229,7 +235,14 @@ impl State {
             UiEvent::Journey(journey) => self.ingest(journey),
             UiEvent::Counters(counters) => self.counters = counters,
             UiEvent::Sampling(shift) => self.flows.sampling(shift),
-            UiEvent::HopCounts(counts) => self.flows.hop_counts(&counts),
+            UiEvent::HopCounts { at_ns, counts } => {
+                if self.playback.is_none() {
+                    self.flows.hop_counts(&counts);
+                } else {
+                    self.counted.push(at_ns, counts);
+                    self.show_due_counts();
+                }
+            }
             UiEvent::Notice(text) => {
                 if let Some(clocks) = text.strip_prefix(crate::replay::merge::CLOCKS_NOTICE) {
                     // Not a warning: how the machines' times were put on one timeline.
@@ -354,7 +367,28 @@ impl State {
             && let Some(p) = &mut self.playback
         {
             p.settle_at_end();
+            self.show_due_counts();
         }
+    }
+
+    /// Replay: whether the clock has passed a read of counts made at `at_ns`; once the
+    /// replay is over, every read (the last comes after the last journey).
+    fn counts_due(&self) -> impl Fn(u64) -> bool + use<> {
+        let over = self.source_ended && self.pending.is_empty();
+        let playback = self.playback.clone();
+        move |at_ns| over || playback.as_ref().is_some_and(|p| p.is_due(at_ns))
+    }
+
+    /// Replay: shows the reads of counts that became due; whether any did.
+    fn show_due_counts(&mut self) -> bool {
+        let due = self.counted.take_due(self.counts_due());
+        for counts in &due {
+            self.flows.hop_counts(counts);
+        }
+        if !due.is_empty() {
+            self.generation += 1;
+        }
+        !due.is_empty()
     }
 
     /// Advances the UI's time to `now` (since the UI started): runs the playback clock and
@@ -371,6 +405,7 @@ impl State {
         if self.reveal_due() {
             self.after_list_change();
         }
+        self.show_due_counts();
         self.settle();
     }
 
@@ -414,6 +449,10 @@ impl State {
         self.flows.clear_paths();
         for entry in self.store.iter().filter(|e| e.revealed) {
             self.flows.add(&entry.journey);
+        }
+        self.flows.clear_counts();
+        for counts in self.counted.rewind(self.counts_due()) {
+            self.flows.hop_counts(&counts);
         }
         self.rebuild();
     }
@@ -923,7 +962,12 @@ impl State {
         match &self.playback {
             None => true,
             Some(_) if self.paused.is_some() => false,
-            Some(p) => p.at_end() || self.pending.len() < READ_AHEAD,
+            // Reads of counts wait for the clock too, once it runs.
+            Some(p) => {
+                p.at_end()
+                    || (self.pending.len() < READ_AHEAD
+                        && (p.current().is_none() || self.counted.unshown() < READ_AHEAD))
+            }
         }
     }
 }

@@ -371,6 +371,64 @@ fn replay_ends_when_the_clock_passes_the_last_journey() {
     assert_eq!(ids(&s).len(), 12);
 }
 
+/// Counts read at `at_ns` of a place no journey crossed: what the flow view says of it.
+fn counted_at(s: &mut State, at_ns: u64, packets: u64) {
+    let place = crate::journey::counted::HopPlace {
+        netns_cookie: 424_242,
+        ifindex: 9,
+        hook: crate::journey::observation::Hook::Egress,
+        tuple: crate::journey::observation::Tuple {
+            proto: crate::journey::observation::IpProto::Udp,
+            src: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            dst: std::net::Ipv4Addr::new(10, 0, 0, 2),
+            sport: 4242,
+            dport: 53,
+        },
+    };
+    let crossed = crate::journey::counted::Crossed {
+        packets,
+        bytes: packets * 64,
+    };
+    let counts = std::sync::Arc::new(crate::journey::counted::HopCounts {
+        sample_shift: 6,
+        hops: vec![(place, crossed)],
+    });
+    s.apply(UiEvent::HopCounts { at_ns, counts });
+}
+
+fn crossings_shown(s: &State) -> u64 {
+    s.flows().places_unattributed().1
+}
+
+/// A sampling replay's counts wait for the clock as journeys do, go back with a seek, and
+/// are all shown once the replay is over (the last read follows the last journey).
+#[test]
+fn a_replays_counts_are_shown_on_its_clock() {
+    let mut s = replay();
+    s.apply(UiEvent::Sampling(6));
+    let t0 = s.playback.as_ref().and_then(Playback::earliest).unwrap();
+    counted_at(&mut s, t0 + 5_000_000_000, 10);
+    counted_at(&mut s, t0 + 100_000_000_000, 25);
+    assert_eq!(crossings_shown(&s), 0, "read 5 s into the recording");
+    s.tick(SEC * 6);
+    assert_eq!(crossings_shown(&s), 10);
+    s.handle(Action::SeekBack);
+    assert_eq!(crossings_shown(&s), 0, "back before the read");
+    s.apply(UiEvent::SourceEnded);
+    s.tick(SEC * 60);
+    assert_eq!(s.phase(), Phase::End);
+    assert_eq!(crossings_shown(&s), 25);
+}
+
+/// Live, counts are shown as they come.
+#[test]
+fn live_counts_are_shown_at_once() {
+    let mut s = live();
+    s.apply(UiEvent::Sampling(6));
+    counted_at(&mut s, u64::MAX, 10);
+    assert_eq!(crossings_shown(&s), 10);
+}
+
 #[test]
 fn pausing_a_replay_stops_its_clock() {
     let mut s = replay();
