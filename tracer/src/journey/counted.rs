@@ -225,13 +225,15 @@ impl CountedTotals {
     }
 }
 
+/// Places and counts for tests across the crate.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fake {
     use std::net::Ipv4Addr;
 
     use super::*;
 
-    fn place(port: u16) -> HopPlace {
+    /// A UDP place, told apart by its source port.
+    pub fn place(port: u16) -> HopPlace {
         HopPlace {
             netns_cookie: 7,
             ifindex: 2,
@@ -246,12 +248,28 @@ mod tests {
         }
     }
 
-    fn crossed(packets: u64) -> Crossed {
+    pub fn crossed(packets: u64) -> Crossed {
         Crossed {
             packets,
             bytes: packets * 100,
         }
     }
+
+    /// A read of one place's total.
+    pub fn read(port: u16, packets: u64) -> HopCounts {
+        HopCounts {
+            sample_shift: 6,
+            hops: vec![(place(port), crossed(packets))],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        fake::{crossed, place},
+        *,
+    };
 
     /// Only what changed is handed on; an entry the map evicted and made again starts from
     /// 0 in the kernel, and its total goes on from where it was; slots add to it.
@@ -304,19 +322,14 @@ mod tests {
     /// Reads taken in together replace what each would have, in turn.
     #[test]
     fn absorbed_reads_replace_totals_as_applying_them_in_turn_would() {
+        let two = |a: HopCounts, b: HopCounts| HopCounts {
+            sample_shift: 6,
+            hops: [a.hops, b.hops].concat(),
+        };
         let reads = [
-            HopCounts {
-                sample_shift: 6,
-                hops: vec![(place(1), crossed(1)), (place(2), crossed(4))],
-            },
-            HopCounts {
-                sample_shift: 6,
-                hops: vec![(place(2), crossed(9)), (place(3), crossed(2))],
-            },
-            HopCounts {
-                sample_shift: 6,
-                hops: vec![(place(1), crossed(3))],
-            },
+            two(fake::read(1, 1), fake::read(2, 4)),
+            two(fake::read(2, 9), fake::read(3, 2)),
+            fake::read(1, 3),
         ];
         let mut one = HopCounts::default();
         one.absorb(&reads);

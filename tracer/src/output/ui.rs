@@ -123,36 +123,10 @@ impl Sink for UiSink {
 
 #[cfg(test)]
 mod tests {
-    use std::{net::Ipv4Addr, sync::mpsc};
+    use std::sync::mpsc;
 
     use super::*;
-    use crate::journey::{
-        counted::{Crossed, HopPlace},
-        observation::{Hook, IpProto, Tuple},
-    };
-
-    fn read(port: u16, packets: u64) -> HopCounts {
-        let place = HopPlace {
-            netns_cookie: 1,
-            ifindex: 2,
-            hook: Hook::Ingress,
-            tuple: Tuple {
-                proto: IpProto::Tcp,
-                src: Ipv4Addr::new(10, 0, 0, 1),
-                dst: Ipv4Addr::new(10, 0, 0, 2),
-                sport: port,
-                dport: 80,
-            },
-        };
-        let crossed = Crossed {
-            packets,
-            bytes: packets * 1500,
-        };
-        HopCounts {
-            sample_shift: 6,
-            hops: vec![(place, crossed)],
-        }
-    }
+    use crate::journey::counted::fake::read;
 
     /// A live UI that falls behind gets every place's newest total once it catches up:
     /// each read names only what changed, so none is dropped.

@@ -84,40 +84,14 @@ impl CountsOnClock {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
-    use crate::journey::{
-        counted::{CountedTotals, Crossed, HopPlace},
-        observation::{Hook, IpProto, Tuple},
+    use crate::journey::counted::{
+        CountedTotals, Crossed,
+        fake::{self, place},
     };
 
-    fn place(port: u16) -> HopPlace {
-        HopPlace {
-            netns_cookie: 1,
-            ifindex: 2,
-            hook: Hook::Ingress,
-            tuple: Tuple {
-                proto: IpProto::Udp,
-                src: Ipv4Addr::new(10, 0, 0, 1),
-                dst: Ipv4Addr::new(10, 0, 0, 2),
-                sport: port,
-                dport: 53,
-            },
-        }
-    }
-
     fn read(port: u16, packets: u64) -> Arc<HopCounts> {
-        Arc::new(HopCounts {
-            sample_shift: 6,
-            hops: vec![(
-                place(port),
-                Crossed {
-                    packets,
-                    bytes: packets * 60,
-                },
-            )],
-        })
+        Arc::new(fake::read(port, packets))
     }
 
     fn totals(reads: &[Arc<HopCounts>]) -> CountedTotals {

@@ -373,26 +373,7 @@ fn replay_ends_when_the_clock_passes_the_last_journey() {
 
 /// Counts read at `at_ns` of a place no journey crossed: what the flow view says of it.
 fn counted_at(s: &mut State, at_ns: u64, packets: u64) {
-    let place = crate::journey::counted::HopPlace {
-        netns_cookie: 424_242,
-        ifindex: 9,
-        hook: crate::journey::observation::Hook::Egress,
-        tuple: crate::journey::observation::Tuple {
-            proto: crate::journey::observation::IpProto::Udp,
-            src: std::net::Ipv4Addr::new(10, 0, 0, 1),
-            dst: std::net::Ipv4Addr::new(10, 0, 0, 2),
-            sport: 4242,
-            dport: 53,
-        },
-    };
-    let crossed = crate::journey::counted::Crossed {
-        packets,
-        bytes: packets * 64,
-    };
-    let counts = std::sync::Arc::new(crate::journey::counted::HopCounts {
-        sample_shift: 6,
-        hops: vec![(place, crossed)],
-    });
+    let counts = std::sync::Arc::new(crate::journey::counted::fake::read(4242, packets));
     s.apply(UiEvent::HopCounts { at_ns, counts });
 }
 
