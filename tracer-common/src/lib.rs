@@ -310,6 +310,11 @@ pub mod maps {
     /// hash map lookup hashes, walks a bucket and updates LRU state (a hop costs about
     /// half as much). A hop whose slot another hop holds goes to `HOP_COUNTS`.
     pub const HOP_SLOTS: &str = "HOP_SLOTS";
+    /// Per-CPU array of [`super::HOP_SLOTS_LEN`] `u64`s, written by userspace only: for a
+    /// slot of `HOP_SLOTS` it found unchanged over its last reads, that slot's
+    /// [`super::HopSlot::idle_mark`] (0: none). Another hop hashing there may take the
+    /// slot while it still reads the same: everything its hop counted was read.
+    pub const SLOT_IDLE: &str = "SLOT_IDLE";
 }
 
 /// Where an address's bit lives in the `FOLLOW_BITS` map. Both sides must agree, so the
@@ -491,8 +496,8 @@ const _: () = assert!(size_of::<HopCount>() == 16);
 
 /// One slot of the `HOP_SLOTS` per-CPU array: a hop and what crossed it on this CPU. Empty
 /// while `count.packets` is 0. A CPU's slot holds the first hop that hashed to it
-/// ([`HopKey::slot`]) for the whole session; another hop hashing there is counted in
-/// `HOP_COUNTS` instead.
+/// ([`HopKey::slot`]) until userspace marks it idle (`SLOT_IDLE`) and another hop hashing
+/// there takes it; meanwhile another hop is counted in `HOP_COUNTS` instead.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HopSlot {
@@ -506,15 +511,33 @@ const _: () = assert!(size_of::<HopSlot>() == 48);
 pub const HOP_SLOTS_LEN: u32 = 1024;
 
 impl HopKey {
-    /// The key's slot in `HOP_SLOTS`: its words mixed into one, below [`HOP_SLOTS_LEN`].
+    /// The key's slot in `HOP_SLOTS`: the low bits of its [`Self::fingerprint`].
     #[inline(always)]
     pub const fn slot(&self) -> u32 {
+        self.fingerprint() & (HOP_SLOTS_LEN - 1)
+    }
+
+    /// The key's words mixed into one.
+    #[inline(always)]
+    pub const fn fingerprint(&self) -> u32 {
         let cookie = self.netns_cookie as u32 ^ (self.netns_cookie >> 32) as u32;
         let ports = (self.sport as u32) << 16 | self.dport as u32;
         let place = self.ifindex ^ (self.hook as u32) << 24 ^ (self.ip_proto as u32) << 16;
         // Cookies and interface indexes are both small numbers: spread one before they meet.
         let x = sample::mix32(cookie.wrapping_mul(0x9e37_79b1) ^ place) ^ self.saddr;
-        sample::mix32(x ^ self.daddr.rotate_left(8) ^ ports) & (HOP_SLOTS_LEN - 1)
+        sample::mix32(x ^ self.daddr.rotate_left(8) ^ ports)
+    }
+}
+
+impl HopSlot {
+    /// The slot as userspace read it, in one word for `SLOT_IDLE`: the hop's fingerprint
+    /// and the low half of its packet count. While the slot still reads the same, nothing
+    /// was counted there since that read; once another hop took it, its count would have
+    /// to reach the old one's with a fingerprint equal in all bits above the slot's.
+    /// 0 never marks a slot.
+    #[inline(always)]
+    pub const fn idle_mark(&self) -> u64 {
+        (self.key.fingerprint() as u64) << 32 | self.count.packets as u32 as u64
     }
 }
 

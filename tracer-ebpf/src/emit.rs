@@ -73,6 +73,10 @@ static HOP_COUNTS: LruPerCpuHashMap<HopKey, HopCount> =
 #[map(name = "HOP_SLOTS")]
 static HOP_SLOTS: PerCpuArray<HopSlot> = PerCpuArray::with_max_entries(HOP_SLOTS_LEN, 0);
 
+/// Slots userspace found idle (`tracer_common::maps::SLOT_IDLE`); sized as `HOP_SLOTS`.
+#[map(name = "SLOT_IDLE")]
+static SLOT_IDLE: PerCpuArray<u64> = PerCpuArray::with_max_entries(HOP_SLOTS_LEN, 0);
+
 #[unsafe(no_mangle)]
 static TRACE_ALL: u8 = 0;
 
@@ -129,13 +133,15 @@ pub fn hop_key(packet: &PacketEvent, hook: u16, netns_cookie: u64) -> HopKey {
 /// the very key was confirmed when it was taken).
 ///
 /// First this CPU's slot for the key in `HOP_SLOTS`: an inlined array lookup and a
-/// compare. If another hop holds the slot, `HOP_COUNTS`, where an unseen hop is inserted
+/// compare. The hop takes the slot if it is empty, or if its hop was marked idle and has
+/// counted nothing since (`SLOT_IDLE`: userspace read all of it). Else `HOP_COUNTS`, where an unseen hop is inserted
 /// by the first CPU to see it (`BPF_NOEXIST`: a concurrent insert of the same key by
 /// another CPU loses nothing, as each CPU's value is its own and the retry below finds
 /// the entry).
 #[inline(always)]
 pub fn count_hop(key: &HopKey, bytes: u64, followed: bool) {
-    if let Some(slot) = HOP_SLOTS.get_ptr_mut(key.slot()) {
+    let index = key.slot();
+    if let Some(slot) = HOP_SLOTS.get_ptr_mut(index) {
         // SAFETY: this CPU's slot: no other program writes it concurrently.
         let slot = unsafe { &mut *slot };
         if slot.count.packets != 0 && slot.key == *key {
@@ -146,7 +152,7 @@ pub fn count_hop(key: &HopKey, bytes: u64, followed: bool) {
         if !followed && !wanted(key.saddr, key.daddr) {
             return;
         }
-        if slot.count.packets == 0 {
+        if slot.count.packets == 0 || idle(index, slot) {
             slot.key = *key;
             slot.count = HopCount { packets: 1, bytes };
             return;
@@ -181,6 +187,14 @@ pub fn count_hop(key: &HopKey, bytes: u64, followed: bool) {
         }
     }
     count_loss(|c| c.counted_evictable += 1);
+}
+
+/// Whether userspace marked this CPU's slot idle as it still reads.
+#[inline(always)]
+fn idle(index: u32, slot: &HopSlot) -> bool {
+    SLOT_IDLE
+        .get(index)
+        .is_some_and(|&mark| mark != 0 && mark == slot.idle_mark())
 }
 
 /// Whether a packet between these addresses is one we follow.

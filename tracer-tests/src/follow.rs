@@ -18,6 +18,8 @@ pub struct Follow {
     stdout: Option<thread::JoinHandle<String>>,
     /// Everything the tracer printed on stderr so far.
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Appends to `stderr` until the tracer's stderr closes.
+    stderr_drain: Option<thread::JoinHandle<()>>,
 }
 
 impl Follow {
@@ -89,7 +91,7 @@ impl Follow {
         // Keep draining stderr so the child never blocks on it.
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(seen));
         let sink = std::sync::Arc::clone(&stderr);
-        thread::spawn(move || {
+        let stderr_drain = thread::spawn(move || {
             while let Ok(line) = rx.recv() {
                 sink.lock().unwrap().push_str(&line);
             }
@@ -105,6 +107,7 @@ impl Follow {
             child,
             stdout,
             stderr,
+            stderr_drain: Some(stderr_drain),
         }
     }
 
@@ -150,7 +153,10 @@ impl Follow {
             .expect("stdout")
             .join()
             .expect("read journeys");
-        thread::sleep(scaled(Duration::from_millis(100)));
+        // All of stderr, the summary last: the drain ends when the tracer's stderr closes.
+        if let Some(drain) = self.stderr_drain.take() {
+            drain.join().expect("read stderr");
+        }
         let stderr = self.stderr.lock().unwrap().clone();
         assert!(status.success(), "tracer exited with {status}: {stderr}");
         (text, stderr)

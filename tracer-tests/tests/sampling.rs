@@ -392,3 +392,92 @@ fn counts_a_thrashed_table_of_hops_evicted_unread_are_said() {
         sent * 10
     );
 }
+
+/// A long session of short connections: once their hops are idle, the slots they took in
+/// the kernel's per-CPU table go to newer hops, and a connection that comes back after its
+/// slots went to others is still counted exactly — what it counted there before is carried
+/// on.
+#[test]
+fn idle_hop_slots_go_to_new_hops_and_every_packet_is_still_counted() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::up("healthy");
+    let receiver = Receiver::warmed_up(&lab);
+    let follow = Follow::start(
+        &lab,
+        &[
+            "nettest",
+            NGINX,
+            "--sample",
+            "64",
+            "--proto",
+            "udp",
+            "--port",
+            "7007",
+            "--flows",
+            "--kernel-stats",
+        ],
+    );
+    // The long connection, from a port of its own; the short ones from ports below the
+    // ephemeral range, one datagram each, over 5 s: hops idle for 2 s are marked (a read a
+    // second), so the later ones find the earlier ones' slots, and the long one's, given up.
+    // The long one comes back slowly, over about 4 s: once the short hops in its slots are
+    // idle in turn, it takes them back, its count there starting again from 1.
+    const LONG_PORT: u16 = 7100;
+    const BEFORE: u64 = 3_000;
+    const AFTER: u64 = 3_000;
+    const SHORT: u16 = 2_000;
+    const FIRST_SHORT: u16 = 20_000;
+    let target = format!("{NGINX_IP}:{PORT}");
+    netns::run_in(&netns_path(&lab, "nettest"), move || {
+        let long = UdpSocket::bind(("0.0.0.0", LONG_PORT)).unwrap();
+        let send_long = |from: u64, count: u64, pause: Duration| {
+            for i in from..from + count {
+                long.send_to(&i.to_be_bytes(), &target).unwrap();
+                if i % 16 == 15 {
+                    thread::sleep(pause);
+                }
+            }
+        };
+        send_long(0, BEFORE, Duration::from_micros(500));
+        for port in FIRST_SHORT..FIRST_SHORT + SHORT {
+            let socket = UdpSocket::bind(("0.0.0.0", port)).unwrap();
+            socket
+                .send_to(&u64::from(port).to_be_bytes(), &target)
+                .unwrap();
+            thread::sleep(Duration::from_micros(2_500));
+        }
+        send_long(BEFORE, AFTER, Duration::from_millis(20));
+    })
+    .expect("enter nettest's namespace");
+    let sent = BEFORE + AFTER + u64::from(SHORT);
+    assert_eq!(receiver.finish(1 + sent) - 1, sent, "the lab delivered all");
+    let (lines, stderr) = follow.stop_with_stderr();
+
+    let said = "kernel counting: ";
+    let taken: u64 = stderr
+        .split(said)
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the summary says how many slots were taken: {stderr}"));
+    assert!(taken > 0, "idle slots went to new hops: {stderr}");
+
+    let long_traced = lines
+        .iter()
+        .filter(|v| v.get("flow_path").is_none())
+        .filter(|v| v["original"]["sport"] == LONG_PORT)
+        .count() as u64;
+    let paths = flow_paths(&lines);
+    assert_eq!(paths.len(), 1, "one path: {paths:#?}");
+    // Each short connection is one datagram: traced, it has no more; untraced, it crossed
+    // no place a traced packet crossed. So what the path counted besides is the long one's.
+    let more = paths[0]["more_counted"].as_u64().expect("counted besides");
+    assert_eq!(
+        long_traced + more,
+        BEFORE + AFTER,
+        "every datagram of the long connection traced or counted, once ({taken} slots taken): {:#}",
+        paths[0]
+    );
+}

@@ -106,6 +106,7 @@ pub fn load(options: &LoadOptions) -> Result<Ebpf, LoadError> {
         // Nothing is counted: no memory for it.
         loader.map_max_entries(tracer_common::maps::HOP_COUNTS, 1);
         loader.map_max_entries(tracer_common::maps::HOP_SLOTS, 1);
+        loader.map_max_entries(tracer_common::maps::SLOT_IDLE, 1);
     } else if let Ok(cpus) = aya::util::nr_cpus() {
         loader.map_max_entries(tracer_common::maps::HOP_COUNTS, hop_counts_capacity(cpus));
     }

@@ -10,6 +10,9 @@
 //! to it.
 
 mod batch;
+mod slots;
+
+pub use slots::SlotKeeper;
 
 use std::{
     collections::HashMap,
@@ -20,7 +23,7 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
 use thiserror::Error;
 use tracer_common::{
@@ -208,13 +211,14 @@ pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
 /// totals since the programs were loaded.
 #[derive(Debug, Default)]
 pub struct HopRows {
-    /// From `HOP_SLOTS`, whose slots keep their hop for the whole session.
+    /// From `HOP_SLOTS`, with what hops counted in slots other hops have since taken
+    /// (`SlotKeeper`): running totals that never go down.
     pub slots: Vec<(HopKey, HopCount)>,
     /// From `HOP_COUNTS`, whose entries start again from 0 when evicted.
     pub evictable: Vec<(HopKey, HopCount)>,
 }
 
-pub fn hop_counts(ebpf: &Ebpf) -> Result<HopRows, LoadError> {
+pub fn hop_counts(ebpf: &Ebpf, keeper: &mut SlotKeeper) -> Result<HopRows, LoadError> {
     let slots_map = ebpf
         .map(maps::HOP_SLOTS)
         .ok_or(LoadError::NoMap(maps::HOP_SLOTS))?;
@@ -226,8 +230,8 @@ pub fn hop_counts(ebpf: &Ebpf) -> Result<HopRows, LoadError> {
     let mut slots = HashMap::new();
     let batched = match (aya::util::nr_cpus(), map_fd(slots_map), map_fd(counts_map)) {
         (Ok(cpus), Some(slots_fd), Some(counts_fd)) => {
-            batch::for_each_per_cpu(slots_fd, cpus, |_: u32, per_cpu| {
-                add_slots(&mut slots, per_cpu)
+            batch::for_each_per_cpu(slots_fd, cpus, |index: u32, per_cpu| {
+                keeper.observe(index, per_cpu, &mut slots)
             })
             .and_then(|()| {
                 batch::for_each_per_cpu(counts_fd, cpus, |key, per_cpu| {
@@ -247,7 +251,7 @@ pub fn hop_counts(ebpf: &Ebpf) -> Result<HopRows, LoadError> {
             .map_err(LoadError::map(maps::HOP_SLOTS))?;
         for index in 0..array.len() {
             if let Ok(per_cpu) = array.get(&index, 0) {
-                add_slots(&mut slots, &per_cpu);
+                keeper.observe(index, &per_cpu, &mut slots);
             }
         }
         let table = PerCpuHashMap::<_, HopKey, HopCount>::try_from(counts_map)
@@ -257,8 +261,31 @@ pub fn hop_counts(ebpf: &Ebpf) -> Result<HopRows, LoadError> {
             rows.evictable.push((key, sum(&per_cpu)));
         }
     }
+    keeper.add_retired(&mut slots);
     rows.slots = slots.into_iter().collect();
     Ok(rows)
+}
+
+/// Writes the marks of the slots the last read found idle, or no longer idle
+/// (`SlotKeeper`).
+pub fn mark_idle_slots(ebpf: &mut Ebpf, keeper: &mut SlotKeeper) -> Result<(), LoadError> {
+    let rows = keeper.take_marks();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let map = ebpf
+        .map_mut(maps::SLOT_IDLE)
+        .ok_or(LoadError::NoMap(maps::SLOT_IDLE))?;
+    let mut marks =
+        PerCpuArray::<_, u64>::try_from(map).map_err(LoadError::map(maps::SLOT_IDLE))?;
+    for (index, per_cpu) in rows {
+        let values = PerCpuValues::try_from(per_cpu)
+            .map_err(|e| LoadError::map(maps::SLOT_IDLE)(e.into()))?;
+        marks
+            .set(index, values, 0)
+            .map_err(LoadError::map(maps::SLOT_IDLE))?;
+    }
+    Ok(())
 }
 
 /// The descriptor of a loaded per-CPU map, for the calls aya does not make.
@@ -268,12 +295,6 @@ fn map_fd(map: &Map) -> Option<BorrowedFd<'_>> {
             Some(data.fd().as_fd())
         }
         _ => None,
-    }
-}
-
-fn add_slots(slots: &mut HashMap<HopKey, HopCount>, per_cpu: &[HopSlot]) {
-    for slot in per_cpu.iter().filter(|s| s.count.packets != 0) {
-        add(slots.entry(slot.key).or_default(), &slot.count);
     }
 }
 

@@ -310,6 +310,11 @@ fn run(args: FollowArgs, role: Role<'_>) -> anyhow::Result<i32> {
                     "kernel cost: {program}: {ns} ns per run over {runs} runs"
                 ));
             }
+            if let Some(taken) = kernel.hop_slots_taken() {
+                summary.notes.push(format!(
+                    "kernel counting: {taken} idle hop slots taken by other hops"
+                ));
+            }
         }
         if let Some(reason) = cluster.stale_reason() {
             summary.notes.push(format!(

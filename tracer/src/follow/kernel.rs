@@ -38,6 +38,8 @@ pub struct Kernel {
     /// One followed packet in `2^sample_shift` is traced, the rest counted (0: all traced).
     pub sample_shift: u8,
     hop_totals: KernelTotals,
+    /// The slots of `HOP_SLOTS` as last read, to give idle ones back.
+    slots: events::SlotKeeper,
     /// As of the last [`Self::hop_counts`]: see [`KernelTotals::evicted_unread`].
     pub evicted_unread: u64,
 }
@@ -194,6 +196,7 @@ impl Kernel {
             log,
             sample_shift,
             hop_totals: KernelTotals::default(),
+            slots: events::SlotKeeper::default(),
             evicted_unread: 0,
         })
     }
@@ -228,7 +231,9 @@ impl Kernel {
         }
         // The map's running total first: what the map counts after it hides, never adds.
         let counted = self.loss().counted_evictable;
-        let rows = events::hop_counts(&self.ebpf).unwrap_or_default();
+        let rows = events::hop_counts(&self.ebpf, &mut self.slots).unwrap_or_default();
+        // Losing a write only keeps a slot from being given back.
+        let _ = events::mark_idle_slots(&mut self.ebpf, &mut self.slots);
         let places = |rows: &Vec<(HopKey, HopCount)>| {
             rows.iter()
                 .filter_map(|(key, count)| {
@@ -248,6 +253,12 @@ impl Kernel {
             sample_shift: self.sample_shift,
             hops,
         })
+    }
+
+    /// A sampling run: how many slots of `HOP_SLOTS` idle hops gave to others
+    /// (`events::SlotKeeper`).
+    pub fn hop_slots_taken(&self) -> Option<u64> {
+        (self.sample_shift != 0).then(|| self.slots.taken())
     }
 
     /// Average run time per invocation of each loaded program, from the kernel's BPF
