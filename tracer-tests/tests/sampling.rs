@@ -59,6 +59,20 @@ impl Receiver {
         })
         .expect("enter the nginx Pod's namespace")
         .expect("bind in the nginx Pod");
+        // Room for every datagram a test sends even while this thread is not scheduled: the
+        // tests count them exactly.
+        let room: libc::c_int = 64 << 20;
+        // SAFETY: a valid socket and an int option of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const room).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_tests::{follow::Follow, lab::Lab, require_root};
+use tracer_tests::{follow::Follow, lab::Lab, require_root, scaled};
 
 /// A detached tmux session on a server of its own (`-L`), the server killed on drop. On the
 /// shared default server, killing one test's last session shuts the server down, and the
@@ -67,16 +67,24 @@ impl Tmux {
 
     /// Waits until the screen shows every needle.
     fn wait_for(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait_until(&format!("{needles:?} shown"), |screen| {
+            needles.iter().all(|n| screen.contains(n))
+        })
+    }
+
+    /// Waits until the screen no longer shows `needle` (the UI has ended).
+    fn wait_gone(&self, needle: &str) -> String {
+        self.wait_until(&format!("{needle:?} gone"), |screen| !screen.contains(needle))
+    }
+
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + scaled(Duration::from_secs(20));
         loop {
             let screen = self.screen();
-            if needles.iter().all(|n| screen.contains(n)) {
+            if done(&screen) {
                 return screen;
             }
-            assert!(
-                Instant::now() < deadline,
-                "screen never showed {needles:?}:\n{screen}"
-            );
+            assert!(Instant::now() < deadline, "never {what}:\n{screen}");
             thread::sleep(Duration::from_millis(200));
         }
     }
@@ -161,11 +169,8 @@ fn replay_in_a_real_terminal_draws_a_known_journeys_path() {
         "SYN",
     ]);
     tmux.keys(&["q"]);
-    thread::sleep(Duration::from_millis(500));
-    assert!(
-        !tmux.screen().contains("Journeys"),
-        "q quits and the terminal is restored"
-    );
+    // q quits and the terminal is restored.
+    tmux.wait_gone("Journeys");
     let _ = std::fs::remove_file(&recording);
 }
 
@@ -196,8 +201,8 @@ fn live_follow_in_a_real_terminal_shows_journeys_as_they_happen() {
         "✓ delivered",
     ]);
     tmux.keys(&["q"]);
-    thread::sleep(Duration::from_secs(1));
-    assert!(!tmux.screen().contains("LIVE"), "q ends the live session");
+    // q ends the live session.
+    tmux.wait_gone("LIVE");
     assert!(tmux.alive(), "tracer exited and the shell went on (sleep)");
 }
 
