@@ -74,7 +74,9 @@ impl Tmux {
 
     /// Waits until the screen no longer shows `needle` (the UI has ended).
     fn wait_gone(&self, needle: &str) -> String {
-        self.wait_until(&format!("{needle:?} gone"), |screen| !screen.contains(needle))
+        self.wait_until(&format!("{needle:?} gone"), |screen| {
+            !screen.contains(needle)
+        })
     }
 
     fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {

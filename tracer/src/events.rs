@@ -23,7 +23,7 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
 };
 use thiserror::Error;
 use tracer_common::{
@@ -211,9 +211,10 @@ pub fn loss(ebpf: &Ebpf) -> Result<LossCounters, LoadError> {
 /// totals since the programs were loaded.
 #[derive(Debug, Default)]
 pub struct HopRows {
-    /// From `HOP_SLOTS`, with what hops counted in slots other hops have since taken
-    /// (`SlotKeeper`): running totals that never go down.
+    /// From `HOP_SLOTS`: every hop a slot holds (on any CPU).
     pub slots: Vec<(HopKey, HopCount)>,
+    /// What hops counted in slots other hops took since the last read (`SlotKeeper`).
+    pub retired: Vec<(HopKey, HopCount)>,
     /// From `HOP_COUNTS`, whose entries start again from 0 when evicted.
     pub evictable: Vec<(HopKey, HopCount)>,
 }
@@ -226,12 +227,13 @@ pub fn hop_counts(ebpf: &Ebpf, keeper: &mut SlotKeeper) -> Result<HopRows, LoadE
         .map(maps::HOP_COUNTS)
         .ok_or(LoadError::NoMap(maps::HOP_COUNTS))?;
     let mut rows = HopRows::default();
-    // Each CPU's slot may hold a different hop (the first to hash there on that CPU).
-    let mut slots = HashMap::new();
+    // Each CPU's slot may hold a different hop. The keeper sees a read only once it is
+    // whole, so a batch refused halfway does not count as a read of its own.
+    let mut slot_rows: Vec<(u32, Vec<HopSlot>)> = Vec::new();
     let batched = match (aya::util::nr_cpus(), map_fd(slots_map), map_fd(counts_map)) {
         (Ok(cpus), Some(slots_fd), Some(counts_fd)) => {
-            batch::for_each_per_cpu(slots_fd, cpus, |index: u32, per_cpu| {
-                keeper.observe(index, per_cpu, &mut slots)
+            batch::for_each_per_cpu(slots_fd, cpus, |index: u32, per_cpu: &[HopSlot]| {
+                slot_rows.push((index, per_cpu.to_vec()))
             })
             .and_then(|()| {
                 batch::for_each_per_cpu(counts_fd, cpus, |key, per_cpu| {
@@ -242,17 +244,27 @@ pub fn hop_counts(ebpf: &Ebpf, keeper: &mut SlotKeeper) -> Result<HopRows, LoadE
         }
         _ => false,
     };
-    if !batched {
+    let mut slots = HashMap::new();
+    if batched {
+        for (index, per_cpu) in &slot_rows {
+            keeper.observe(*index, per_cpu, &mut slots);
+        }
+    } else {
         // The kernel refused a batch read (before 5.6 it has none): one call per index and
-        // per entry.
-        slots.clear();
+        // per entry. A slot index that cannot be read fails the whole read: its hops would
+        // read as having left their slots.
         rows.evictable.clear();
         let array = PerCpuArray::<_, HopSlot>::try_from(slots_map)
             .map_err(LoadError::map(maps::HOP_SLOTS))?;
+        let mut per_index = Vec::with_capacity(array.len() as usize);
         for index in 0..array.len() {
-            if let Ok(per_cpu) = array.get(&index, 0) {
-                keeper.observe(index, &per_cpu, &mut slots);
-            }
+            let per_cpu = array
+                .get(&index, 0)
+                .map_err(LoadError::map(maps::HOP_SLOTS))?;
+            per_index.push(per_cpu);
+        }
+        for (index, per_cpu) in (0..).zip(&per_index) {
+            keeper.observe(index, per_cpu, &mut slots);
         }
         let table = PerCpuHashMap::<_, HopKey, HopCount>::try_from(counts_map)
             .map_err(LoadError::map(maps::HOP_COUNTS))?;
@@ -261,8 +273,8 @@ pub fn hop_counts(ebpf: &Ebpf, keeper: &mut SlotKeeper) -> Result<HopRows, LoadE
             rows.evictable.push((key, sum(&per_cpu)));
         }
     }
-    keeper.add_retired(&mut slots);
     rows.slots = slots.into_iter().collect();
+    rows.retired = keeper.take_retired();
     Ok(rows)
 }
 
@@ -273,19 +285,31 @@ pub fn mark_idle_slots(ebpf: &mut Ebpf, keeper: &mut SlotKeeper) -> Result<(), L
     if rows.is_empty() {
         return Ok(());
     }
-    let map = ebpf
-        .map_mut(maps::SLOT_IDLE)
-        .ok_or(LoadError::NoMap(maps::SLOT_IDLE))?;
-    let mut marks =
-        PerCpuArray::<_, u64>::try_from(map).map_err(LoadError::map(maps::SLOT_IDLE))?;
+    let Some(map) = ebpf.map_mut(maps::SLOT_IDLE) else {
+        rows.iter().for_each(|(index, _)| keeper.unwritten(*index));
+        return Err(LoadError::NoMap(maps::SLOT_IDLE));
+    };
+    let mut marks = match PerCpuArray::<_, u64>::try_from(map) {
+        Ok(marks) => marks,
+        Err(error) => {
+            rows.iter().for_each(|(index, _)| keeper.unwritten(*index));
+            return Err(LoadError::map(maps::SLOT_IDLE)(error));
+        }
+    };
+    let mut failed = None;
     for (index, per_cpu) in rows {
-        let values = PerCpuValues::try_from(per_cpu)
-            .map_err(|e| LoadError::map(maps::SLOT_IDLE)(e.into()))?;
-        marks
-            .set(index, values, 0)
-            .map_err(LoadError::map(maps::SLOT_IDLE))?;
+        let written = PerCpuValues::try_from(per_cpu)
+            .map_err(MapError::from)
+            .and_then(|values| marks.set(index, values, 0));
+        match written {
+            Ok(()) => keeper.written(index),
+            Err(error) => {
+                keeper.unwritten(index);
+                failed.get_or_insert(error);
+            }
+        }
     }
-    Ok(())
+    failed.map_or(Ok(()), |error| Err(LoadError::map(maps::SLOT_IDLE)(error)))
 }
 
 /// The descriptor of a loaded per-CPU map, for the calls aya does not make.

@@ -231,8 +231,9 @@ impl Kernel {
         }
         // The map's running total first: what the map counts after it hides, never adds.
         let counted = self.loss().counted_evictable;
-        let rows = events::hop_counts(&self.ebpf, &mut self.slots).unwrap_or_default();
-        // Losing a write only keeps a slot from being given back.
+        // A read that failed says nothing (its slots would read as empty): the next one will.
+        let rows = events::hop_counts(&self.ebpf, &mut self.slots).ok()?;
+        // A mark not written keeps its slot from another hop until it is written.
         let _ = events::mark_idle_slots(&mut self.ebpf, &mut self.slots);
         let places = |rows: &Vec<(HopKey, HopCount)>| {
             rows.iter()
@@ -245,9 +246,11 @@ impl Kernel {
                 })
                 .collect::<Vec<_>>()
         };
-        let hops = self
-            .hop_totals
-            .update(places(&rows.slots), places(&rows.evictable));
+        let hops = self.hop_totals.update(
+            places(&rows.slots),
+            places(&rows.retired),
+            places(&rows.evictable),
+        );
         self.evicted_unread = self.hop_totals.evicted_unread(counted);
         (!hops.is_empty()).then_some(HopCounts {
             sample_shift: self.sample_shift,

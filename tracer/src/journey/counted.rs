@@ -118,10 +118,12 @@ impl HopCounts {
 }
 
 /// A sampling run's totals per place, from the kernel's two tallies: slots that keep their
-/// place for the whole session (`HOP_SLOTS`), and a map whose entries start again from 0
-/// when it evicts them (`HOP_COUNTS` is least-recently-used): a total there that went down
-/// was reset, and what it had reached is carried on. Increments between the last read and
-/// an eviction are lost; only idle hops are evicted, so that is little.
+/// place until it is idle and another takes it (`HOP_SLOTS`; what a place counted in a slot
+/// taken since is handed in as retired, exact, by `events::SlotKeeper`), and a map whose
+/// entries start again from 0 when it evicts them (`HOP_COUNTS` is least-recently-used): a
+/// total there that went down was reset, and what it had reached is carried on. Increments
+/// between the last read and an eviction are lost; only idle hops are evicted, so that is
+/// little.
 #[derive(Debug, Default)]
 pub struct KernelTotals {
     seen: HashMap<HopPlace, Seen>,
@@ -135,20 +137,34 @@ struct Seen {
     last: Crossed,
     /// The slots' value at the last read.
     slots: Crossed,
+    /// What the place counted in slots other places have taken since.
+    retired: Crossed,
     /// The total handed on last.
     reported: Crossed,
 }
 
 impl KernelTotals {
-    /// Folds one read of both tallies in; returns the places whose totals changed since
-    /// the last call, with their totals, in a stable order.
+    /// Folds one read of both tallies in: every slot held (a place in none has 0 there),
+    /// what left the slots since the last read (`retired`), and the map; returns the places
+    /// whose totals changed since the last call, with their totals, in a stable order.
     pub fn update(
         &mut self,
         slots: impl IntoIterator<Item = (HopPlace, Crossed)>,
+        retired: impl IntoIterator<Item = (HopPlace, Crossed)>,
         evictable: impl IntoIterator<Item = (HopPlace, Crossed)>,
     ) -> Vec<(HopPlace, Crossed)> {
+        for seen in self.seen.values_mut() {
+            seen.slots = Crossed::default();
+        }
         for (place, now) in slots {
-            self.seen.entry(place).or_default().slots = now;
+            let seen = self.seen.entry(place).or_default();
+            seen.slots.packets += now.packets;
+            seen.slots.bytes += now.bytes;
+        }
+        for (place, left) in retired {
+            let seen = self.seen.entry(place).or_default();
+            seen.retired.packets += left.packets;
+            seen.retired.bytes += left.bytes;
         }
         for (place, now) in evictable {
             let seen = self.seen.entry(place).or_default();
@@ -161,8 +177,11 @@ impl KernelTotals {
         let mut changed = Vec::new();
         for (place, seen) in &mut self.seen {
             let total = Crossed {
-                packets: seen.base.packets + seen.last.packets + seen.slots.packets,
-                bytes: seen.base.bytes + seen.last.bytes + seen.slots.bytes,
+                packets: seen.base.packets
+                    + seen.last.packets
+                    + seen.slots.packets
+                    + seen.retired.packets,
+                bytes: seen.base.bytes + seen.last.bytes + seen.slots.bytes + seen.retired.bytes,
             };
             if total != seen.reported {
                 seen.reported = total;
@@ -272,29 +291,42 @@ mod tests {
     };
 
     /// Only what changed is handed on; an entry the map evicted and made again starts from
-    /// 0 in the kernel, and its total goes on from where it was; slots add to it.
+    /// 0 in the kernel, and its total goes on from where it was; slots add to it, and what
+    /// a place counted in a slot another took stays in it.
     #[test]
     fn totals_go_on_across_evictions_and_only_changes_are_handed_on() {
         let mut totals = KernelTotals::default();
-        let mut update = |slots: &[(HopPlace, Crossed)], evictable: &[(HopPlace, Crossed)]| {
-            let mut changed = totals.update(slots.iter().copied(), evictable.iter().copied());
+        let mut update = |slots: &[(HopPlace, Crossed)],
+                          retired: &[(HopPlace, Crossed)],
+                          evictable: &[(HopPlace, Crossed)]| {
+            let mut changed = totals.update(
+                slots.iter().copied(),
+                retired.iter().copied(),
+                evictable.iter().copied(),
+            );
             changed.sort_by_key(|(place, _)| place.tuple.sport);
             changed
         };
-        let first = update(&[], &[(place(1), crossed(5)), (place(2), crossed(3))]);
+        let first = update(&[], &[], &[(place(1), crossed(5)), (place(2), crossed(3))]);
         assert_eq!(first, [(place(1), crossed(5)), (place(2), crossed(3))]);
-        let unchanged = update(&[], &[(place(1), crossed(5)), (place(2), crossed(4))]);
+        let unchanged = update(&[], &[], &[(place(1), crossed(5)), (place(2), crossed(4))]);
         assert_eq!(unchanged, [(place(2), crossed(4))]);
         // place(1) evicted, then seen again: the kernel counts from 0.
-        let again = update(&[], &[(place(1), crossed(2))]);
+        let again = update(&[], &[], &[(place(1), crossed(2))]);
         assert_eq!(again, [(place(1), crossed(7))]);
-        let more = update(&[], &[(place(1), crossed(4))]);
+        let more = update(&[], &[], &[(place(1), crossed(4))]);
         assert_eq!(more, [(place(1), crossed(9))]);
         // Another CPU counted place(1) in its slot, place(3) only in slots.
-        let slotted = update(&[(place(1), crossed(10)), (place(3), crossed(1))], &[]);
+        let slotted = update(&[(place(1), crossed(10)), (place(3), crossed(1))], &[], &[]);
         assert_eq!(slotted, [(place(1), crossed(19)), (place(3), crossed(1))]);
-        let quiet = update(&[(place(1), crossed(10)), (place(3), crossed(1))], &[]);
+        let quiet = update(&[(place(1), crossed(10)), (place(3), crossed(1))], &[], &[]);
         assert!(quiet.is_empty(), "{quiet:?}");
+        // place(3)'s slot went to another place: what it counted there is retired.
+        let taken = update(&[(place(1), crossed(10))], &[(place(3), crossed(1))], &[]);
+        assert!(taken.is_empty(), "{taken:?}");
+        // Back in a slot, it counts from 1 again.
+        let back = update(&[(place(1), crossed(10)), (place(3), crossed(2))], &[], &[]);
+        assert_eq!(back, [(place(3), crossed(3))]);
     }
 
     /// What an entry counted after its last read and before its eviction is said, not
@@ -305,15 +337,16 @@ mod tests {
         // The kernel's map took 8 and the read found all 8.
         totals.update(
             [(place(9), crossed(50))],
+            [],
             [(place(1), crossed(5)), (place(2), crossed(3))],
         );
         assert_eq!(totals.evicted_unread(8), 0);
         // place(1) reached 9 and was evicted; made again, it reads 2: 4 went with it.
-        totals.update([], [(place(1), crossed(2)), (place(2), crossed(3))]);
+        totals.update([], [], [(place(1), crossed(2)), (place(2), crossed(3))]);
         assert_eq!(totals.evicted_unread(5 + 4 + 2 + 3), 4);
         // place(2) reached 7 and was evicted, then made again and grown to 6 by the next
         // read: that reads as growth from 3 to 6, and the 7 it had are not in its total.
-        totals.update([], [(place(1), crossed(2)), (place(2), crossed(6))]);
+        totals.update([], [], [(place(1), crossed(2)), (place(2), crossed(6))]);
         assert_eq!(totals.evicted_unread(14 + 4 + 6), 4 + 7);
         // Read before the map, the kernel's total can trail it: never below 0.
         assert_eq!(totals.evicted_unread(0), 0);

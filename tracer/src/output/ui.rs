@@ -44,6 +44,18 @@ impl UiSink {
         }
     }
 
+    /// Live: hands counts on if the UI has room, else keeps them for the next try.
+    fn try_send_counts(&mut self, at_ns: u64, counts: HopCounts) {
+        let event = UiEvent::HopCounts {
+            at_ns,
+            counts: Arc::new(counts),
+        };
+        if let Err(TrySendError::Full(UiEvent::HopCounts { counts, .. })) = self.tx.try_send(event)
+        {
+            self.unsent = Some((at_ns, Arc::unwrap_or_clone(counts)));
+        }
+    }
+
     fn send(&mut self, event: UiEvent) -> io::Result<()> {
         let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "the UI has closed");
         if self.wait_for_ui {
@@ -78,6 +90,11 @@ impl Sink for UiSink {
     }
 
     fn counters(&mut self, counters: &Counters) {
+        // Counters come every second, counts only when some changed: counts held back
+        // go with them (first: a newer counters replaces one the UI could not take).
+        if let Some((at_ns, unsent)) = self.unsent.take() {
+            self.try_send_counts(at_ns, unsent);
+        }
         let mut counters = *counters;
         counters.pipeline.ui_dropped = self.dropped;
         let _ = self.tx.try_send(UiEvent::Counters(counters));
@@ -106,14 +123,7 @@ impl Sink for UiSink {
                 unsent
             }
         };
-        let event = UiEvent::HopCounts {
-            at_ns,
-            counts: Arc::new(counts),
-        };
-        if let Err(TrySendError::Full(UiEvent::HopCounts { counts, .. })) = self.tx.try_send(event)
-        {
-            self.unsent = Some((at_ns, Arc::unwrap_or_clone(counts)));
-        }
+        self.try_send_counts(at_ns, counts);
     }
 
     fn notice(&mut self, text: &str) {
@@ -152,5 +162,15 @@ mod tests {
         totals.sort_unstable();
         assert_eq!(totals, vec![(1, 8), (2, 3), (3, 1)]);
         assert!(rx.try_recv().is_err(), "nothing left unsent");
+
+        // Held back with no newer read to carry them: they go with the next counters.
+        sink.notice("fills the channel");
+        sink.hop_counts(5, &read(4, 2));
+        assert!(matches!(rx.recv(), Ok(UiEvent::Notice(_))));
+        sink.counters(&Counters::default());
+        let Ok(UiEvent::HopCounts { at_ns: 5, counts }) = rx.recv() else {
+            panic!("the held counts expected");
+        };
+        assert_eq!(counts.hops.len(), 1);
     }
 }

@@ -9,44 +9,53 @@
 //! not due holds back those after it.
 //!
 //! A seek back starts the totals again from the reads due then, so the reads are kept.
-//! To bound their memory over a long recording, reads already shown are folded into one
-//! when more than [`KEPT_PLACES`] places are kept; a seek to before the newest folded read
-//! then shows its totals.
+//! To bound their memory over a long recording, the oldest reads already shown are folded
+//! into one when more than [`KEPT_PLACES`] places are kept; a seek to before the newest
+//! folded read then shows its totals. The reader stops while as many places wait for the
+//! clock (`State::wants_more`); before the first journey, when there is no clock yet, so
+//! many are shown at once instead.
 
-use std::{collections::VecDeque, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
-use crate::journey::counted::HopCounts;
+use crate::journey::counted::{Crossed, HopCounts, HopPlace};
 
-/// Place totals kept across the reads, at most (about 50 bytes each).
-const KEPT_PLACES: usize = 1_000_000;
+/// Place totals kept across the reads, at most (about 50 bytes each); and, read ahead of
+/// the clock, at most as many again.
+pub const KEPT_PLACES: usize = 1_000_000;
 
 #[derive(Debug, Default)]
 pub struct CountsOnClock {
-    /// The oldest reads taken in together (always shown).
-    folded: Option<HopCounts>,
+    /// The oldest reads taken in together (always shown), newest total per place.
+    folded: HashMap<HopPlace, Crossed>,
+    folded_shift: u8,
     /// Each read since, with its time, in recorded order.
     reads: VecDeque<(u64, Arc<HopCounts>)>,
     /// `reads[..shown]` are in the flow view.
     shown: usize,
-    /// Place totals in `folded` and `reads`.
-    places: usize,
+    /// Place totals in `reads[..shown]`, and in `reads[shown..]`.
+    shown_places: usize,
+    unshown_places: usize,
 }
 
 impl CountsOnClock {
     pub fn push(&mut self, at_ns: u64, counts: Arc<HopCounts>) {
-        self.places += counts.hops.len();
+        self.unshown_places += counts.hops.len();
         self.reads.push_back((at_ns, counts));
     }
 
     /// The reads that became due, to show now.
     pub fn take_due(&mut self, is_due: impl Fn(u64) -> bool) -> Vec<Arc<HopCounts>> {
         let start = self.shown;
-        while self
-            .reads
-            .get(self.shown)
-            .is_some_and(|(at_ns, _)| is_due(*at_ns))
-        {
+        while let Some((at_ns, counts)) = self.reads.get(self.shown) {
+            if !is_due(*at_ns) {
+                break;
+            }
             self.shown += 1;
+            self.shown_places += counts.hops.len();
+            self.unshown_places -= counts.hops.len();
         }
         let due = self.reads.range(start..self.shown).map(|(_, c)| c.clone());
         let due = due.collect();
@@ -56,29 +65,36 @@ impl CountsOnClock {
 
     /// After a seek: everything to show from an empty view, the folded reads first.
     pub fn rewind(&mut self, is_due: impl Fn(u64) -> bool) -> Vec<Arc<HopCounts>> {
+        self.unshown_places += self.shown_places;
+        self.shown_places = 0;
         self.shown = 0;
-        let folded = self.folded.clone().map(Arc::new);
+        let folded = (!self.folded.is_empty()).then(|| {
+            Arc::new(HopCounts {
+                sample_shift: self.folded_shift,
+                hops: self.folded.iter().map(|(p, c)| (*p, *c)).collect(),
+            })
+        });
         let mut shown = folded.into_iter().collect::<Vec<_>>();
         shown.extend(self.take_due(is_due));
         shown
     }
 
-    /// Reads not shown yet.
-    pub fn unshown(&self) -> usize {
-        self.reads.len() - self.shown
+    /// Place totals in the reads not shown yet.
+    pub fn unshown_places(&self) -> usize {
+        self.unshown_places
     }
 
+    /// Keeps the shown reads within [`KEPT_PLACES`]: the oldest go into `folded`.
     fn fold_shown(&mut self) {
-        if self.places <= KEPT_PLACES || self.shown == 0 {
-            return;
+        while self.shown > 0 && self.folded.len() + self.shown_places > KEPT_PLACES {
+            let Some((_, counts)) = self.reads.pop_front() else {
+                break;
+            };
+            self.shown -= 1;
+            self.shown_places -= counts.hops.len();
+            self.folded_shift = counts.sample_shift;
+            self.folded.extend(counts.hops.iter().copied());
         }
-        let mut folded = self.folded.take().unwrap_or_default();
-        let reads = self.reads.drain(..self.shown).collect::<Vec<_>>();
-        self.shown = 0;
-        folded.absorb(reads.iter().map(|(_, c)| c.as_ref()));
-        let unshown: usize = self.reads.iter().map(|(_, c)| c.hops.len()).sum();
-        self.places = folded.hops.len() + unshown;
-        self.folded = Some(folded);
     }
 }
 
@@ -114,15 +130,15 @@ mod tests {
             1,
             "the read at 300 holds back 200"
         );
-        assert_eq!(clock.unshown(), 2);
+        assert_eq!(clock.unshown_places(), 2);
         assert_eq!(clock.take_due(due_at(300)).len(), 2);
-        assert_eq!(clock.unshown(), 0);
+        assert_eq!(clock.unshown_places(), 0);
 
         // Back before the second read: only the first one's totals.
         let shown = totals(&clock.rewind(due_at(150)));
         assert_eq!(shown.get(&place(1)).map(|c| c.packets), Some(5));
         assert_eq!(shown.get(&place(2)), None);
-        assert_eq!(clock.unshown(), 2);
+        assert_eq!(clock.unshown_places(), 2);
     }
 
     #[test]
@@ -143,7 +159,7 @@ mod tests {
         clock.push(30, read(1, 7));
         assert_eq!(clock.take_due(|at| at <= 20).len(), 2);
         assert_eq!(clock.reads.len(), 1, "the shown reads are folded");
-        assert!(clock.folded.is_some());
+        assert!(!clock.folded.is_empty());
 
         let shown = totals(&clock.rewind(|at| at <= 20));
         assert_eq!(shown.get(&place(1)).map(|c| c.packets), Some(3));

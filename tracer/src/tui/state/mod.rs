@@ -35,7 +35,7 @@ mod tests;
 use std::{cmp::Reverse, collections::BinaryHeap, collections::VecDeque, time::Duration};
 
 pub use action::{Action, Outcome};
-use counted::CountsOnClock;
+use counted::{CountsOnClock, KEPT_PLACES};
 pub use filter::Filter;
 pub use playback::{Playback, SEEK_NS};
 pub use rate::RateMeter;
@@ -240,6 +240,16 @@ impl State {
                     self.flows.hop_counts(&counts);
                 } else {
                     self.counted.push(at_ns, counts);
+                    let unclocked = self
+                        .playback
+                        .as_ref()
+                        .is_some_and(|p| p.current().is_none());
+                    if unclocked && self.counted.unshown_places() > KEPT_PLACES {
+                        // No journey yet to put a clock on: shown, rather than held.
+                        for counts in self.counted.take_due(|_| true) {
+                            self.flows.hop_counts(&counts);
+                        }
+                    }
                     self.show_due_counts();
                 }
             }
@@ -962,11 +972,11 @@ impl State {
         match &self.playback {
             None => true,
             Some(_) if self.paused.is_some() => false,
-            // Reads of counts wait for the clock too, once it runs.
+            // Counts wait for the clock too, once it runs.
             Some(p) => {
                 p.at_end()
                     || (self.pending.len() < READ_AHEAD
-                        && (p.current().is_none() || self.counted.unshown() < READ_AHEAD))
+                        && (p.current().is_none() || self.counted.unshown_places() < KEPT_PLACES))
             }
         }
     }
